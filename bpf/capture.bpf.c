@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * ringcap's XDP program: matches packets against up to RINGCAP_MAX_SLOTS job slots,
+ * samples them, reserves each slot's packet and byte budget atomically and copies
+ * min(pkt_len, snaplen) bytes (multi-buffer packets included) into a ring buffer.
+ * It always returns XDP_PASS: capturing never changes what happens to a packet.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <xdp/xdp_helpers.h>
+
+#include "capture_abi.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Wake the consumer when this many bytes are waiting (set before load). */
+const volatile __u32 wakeup_bytes = 256 * 1024;
+
+/* Job slots and the armed mask, written by userspace (see struct ringcap_config). */
+struct ringcap_config ringcap_config = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RINGCAP_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ringcap_slot_budget);
+} budgets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ringcap_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024); /* resized by userspace before load */
+} ring SEC(".maps");
+
+/* libxdp: run first among the interface's programs, continue the chain on XDP_PASS. */
+struct {
+	__uint(priority, 1);
+	__uint(XDP_PASS, 1);
+} XDP_RUN_CONFIG(ringcap_xdp);
+
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define IP_MF_ 0x2000
+#define IP_OFFSET_ 0x1FFF
+
+enum parse_state {
+	PARSE_OK = 0,     /* IP header parsed; ports valid if has_ports */
+	PARSE_NON_IP = 1, /* not IPv4/IPv6: matches only empty filters */
+	PARSE_BAD = 2,    /* truncated or invalid: matches only empty filters */
+};
+
+struct pkt_meta {
+	__u8 state;
+	__u8 family;
+	__u8 protocol;
+	__u8 has_ports;
+	__be16 src_port;
+	__be16 dst_port;
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
+};
+
+struct vlan_hdr_ {
+	__be16 tci;
+	__be16 encapsulated_proto;
+};
+
+struct ipv6_opt_hdr_ {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+struct frag_hdr_ {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 identification;
+};
+
+static __always_inline int proto_has_ports(__u8 proto)
+{
+	/* TCP, UDP, DCCP, SCTP, UDP-Lite: ports are the first 4 bytes. */
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_DCCP ||
+	       proto == IPPROTO_SCTP || proto == IPPROTO_UDPLITE;
+}
+
+static __always_inline void parse_ports(struct pkt_meta *m, void *l4, void *data_end,
+					struct ringcap_counters *c)
+{
+	if (!proto_has_ports(m->protocol))
+		return;
+	__be16 *ports = l4;
+	if ((void *)(ports + 2) > data_end) {
+		c->no_ports++;
+		return;
+	}
+	m->src_port = ports[0];
+	m->dst_port = ports[1];
+	m->has_ports = 1;
+}
+
+static __always_inline void parse_packet(struct xdp_md *ctx, struct pkt_meta *m,
+					 struct ringcap_counters *c)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	void *cur;
+	__be16 proto;
+
+	m->state = PARSE_BAD;
+	if ((void *)(eth + 1) > data_end)
+		return;
+	proto = eth->h_proto;
+	cur = eth + 1;
+
+	/* Up to two tags: 802.1Q, 802.1ad (QinQ) in either combination. */
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q_) && proto != bpf_htons(ETH_P_8021AD_))
+			break;
+		struct vlan_hdr_ *vh = cur;
+		if ((void *)(vh + 1) > data_end)
+			return;
+		proto = vh->encapsulated_proto;
+		cur = vh + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = cur;
+		if ((void *)(iph + 1) > data_end)
+			return;
+		__u32 ihl = iph->ihl * 4;
+		if (iph->version != 4 || ihl < sizeof(*iph))
+			return;
+		if (cur + ihl > data_end)
+			return;
+		m->family = RINGCAP_FAMILY_IPV4;
+		m->protocol = iph->protocol;
+		__builtin_memcpy(m->src_addr, &iph->saddr, 4);
+		__builtin_memcpy(m->dst_addr, &iph->daddr, 4);
+		m->state = PARSE_OK;
+		/* Non-first fragments carry no transport header. */
+		if (iph->frag_off & bpf_htons(IP_OFFSET_)) {
+			c->no_ports++;
+			return;
+		}
+		parse_ports(m, cur + ihl, data_end, c);
+		return;
+	}
+
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = cur;
+		if ((void *)(ip6 + 1) > data_end)
+			return;
+		if (ip6->version != 6)
+			return;
+		__u8 nexthdr = ip6->nexthdr;
+		cur = ip6 + 1;
+#pragma unroll
+		for (int i = 0; i < RINGCAP_MAX_IPV6_EXT; i++) {
+			if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
+			    nexthdr == IPPROTO_DSTOPTS || nexthdr == 135 /* mobility */) {
+				struct ipv6_opt_hdr_ *oh = cur;
+				if ((void *)(oh + 1) > data_end)
+					return;
+				nexthdr = oh->nexthdr;
+				cur += (oh->hdrlen + 1) * 8;
+			} else if (nexthdr == IPPROTO_AH) {
+				struct ipv6_opt_hdr_ *oh = cur;
+				if ((void *)(oh + 1) > data_end)
+					return;
+				nexthdr = oh->nexthdr;
+				cur += (oh->hdrlen + 2) * 4;
+			} else if (nexthdr == IPPROTO_FRAGMENT) {
+				struct frag_hdr_ *fh = cur;
+				if ((void *)(fh + 1) > data_end)
+					return;
+				nexthdr = fh->nexthdr;
+				cur = fh + 1;
+				if (fh->frag_off & bpf_htons(0xFFF8)) {
+					/* Non-first fragment: no transport header here. */
+					m->family = RINGCAP_FAMILY_IPV6;
+					m->protocol = nexthdr;
+					__builtin_memcpy(m->src_addr, &ip6->saddr, 16);
+					__builtin_memcpy(m->dst_addr, &ip6->daddr, 16);
+					m->state = PARSE_OK;
+					c->no_ports++;
+					return;
+				}
+			} else {
+				break;
+			}
+		}
+		/* Still an extension header after the walk: the chain is too long. */
+		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
+		    nexthdr == IPPROTO_DSTOPTS || nexthdr == 135 || nexthdr == IPPROTO_AH ||
+		    nexthdr == IPPROTO_FRAGMENT)
+			return;
+		if (cur > data_end)
+			return;
+		m->family = RINGCAP_FAMILY_IPV6;
+		m->protocol = nexthdr;
+		__builtin_memcpy(m->src_addr, &ip6->saddr, 16);
+		__builtin_memcpy(m->dst_addr, &ip6->daddr, 16);
+		m->state = PARSE_OK;
+		parse_ports(m, cur, data_end, c);
+		return;
+	}
+
+	m->state = PARSE_NON_IP;
+}
+
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b, __u8 family)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	if (family == RINGCAP_FAMILY_IPV4)
+		return x[0] == y[0];
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+static __always_inline int filter_match(const struct ringcap_filter *f, const struct pkt_meta *m)
+{
+	__u32 fields = f->fields;
+	if (!fields)
+		return 1;
+	if (m->state != PARSE_OK)
+		return 0;
+	if ((fields & (RINGCAP_F_SRC_ADDR | RINGCAP_F_DST_ADDR)) && f->family != m->family)
+		return 0;
+	if ((fields & RINGCAP_F_SRC_ADDR) && !addr_eq(f->src_addr, m->src_addr, m->family))
+		return 0;
+	if ((fields & RINGCAP_F_DST_ADDR) && !addr_eq(f->dst_addr, m->dst_addr, m->family))
+		return 0;
+	if ((fields & RINGCAP_F_PROTOCOL) && f->protocol != m->protocol)
+		return 0;
+	if (fields & (RINGCAP_F_SRC_PORT | RINGCAP_F_DST_PORT)) {
+		if (!m->has_ports)
+			return 0;
+		if ((fields & RINGCAP_F_SRC_PORT) && f->src_port != m->src_port)
+			return 0;
+		if ((fields & RINGCAP_F_DST_PORT) && f->dst_port != m->dst_port)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline int iface_match(const struct ringcap_slot_config *cfg, __u32 ifindex)
+{
+	if (!cfg->ifindex[0])
+		return 1;
+#pragma unroll
+	for (int i = 0; i < RINGCAP_MAX_SLOT_IFACES; i++) {
+		if (!cfg->ifindex[i])
+			return 0;
+		if (cfg->ifindex[i] == ifindex)
+			return 1;
+	}
+	return 0;
+}
+
+/* Give back a reservation that could not be used. */
+static __always_inline void budget_return(struct ringcap_slot_budget *b, __s64 bytes)
+{
+	__sync_fetch_and_add(&b->packets_left, 1);
+	__sync_fetch_and_add(&b->bytes_left, bytes);
+}
+
+/*
+ * Reserve a ring record of a size class that fits cap_len (bpf_ringbuf_reserve
+ * needs a constant size), copy the packet, submit. Returns 0 when the ring is full.
+ */
+#define TRY_CLASS(SZ)                                                                      \
+	if (cap_len <= (SZ)) {                                                             \
+		rec = bpf_ringbuf_reserve(&ring, RINGCAP_RECORD_HDR_LEN + (SZ), 0);        \
+		if (!rec)                                                                  \
+			return 0;                                                          \
+		if (cap_len > 0 &&                                                         \
+		    bpf_xdp_load_bytes(ctx, 0, (__u8 *)rec + RINGCAP_RECORD_HDR_LEN,       \
+				       cap_len) < 0) {                                     \
+			bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);                        \
+			return -1;                                                         \
+		}                                                                          \
+		rec_size = RINGCAP_RECORD_HDR_LEN + (SZ);                                  \
+		goto fill;                                                                 \
+	}
+
+/* Not inlined: one copy serves every slot, keeping the program small. */
+static __noinline int emit_record(struct xdp_md *ctx, __u32 slot, __u32 cookie, __u32 pkt_len,
+				  __u32 cap_len)
+{
+	struct ringcap_record *rec;
+	__u64 rec_size;
+
+	if (cap_len > RINGCAP_MAX_SNAPLEN)
+		return -1;
+	TRY_CLASS(64)
+	TRY_CLASS(96)
+	TRY_CLASS(128)
+	TRY_CLASS(192)
+	TRY_CLASS(256)
+	TRY_CLASS(384)
+	TRY_CLASS(512)
+	TRY_CLASS(768)
+	TRY_CLASS(1024)
+	TRY_CLASS(1280)
+	TRY_CLASS(1536)
+	TRY_CLASS(2048)
+	TRY_CLASS(4096)
+	TRY_CLASS(9216)
+	TRY_CLASS(16384)
+	TRY_CLASS(32768)
+	TRY_CLASS(RINGCAP_MAX_SNAPLEN)
+	return -1;
+
+fill:
+	rec->tstamp_boot_ns = bpf_ktime_get_boot_ns();
+	rec->cookie = cookie;
+	rec->ifindex = ctx->ingress_ifindex;
+	rec->rx_queue = ctx->rx_queue_index;
+	rec->pkt_len = pkt_len;
+	rec->cap_len = cap_len;
+	rec->slot = slot;
+	rec->flags = 0;
+	/*
+	 * Batched wake-ups: wake the consumer only when the pending data crosses
+	 * wakeup_bytes. Userspace also drains on a short timer, so a trickle of
+	 * packets is delivered promptly without a wake-up per record.
+	 */
+	__u64 avail = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (avail >= wakeup_bytes && avail < (__u64)wakeup_bytes + rec_size + 8)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(rec, flags);
+	return 1;
+}
+
+static __always_inline void process_slot(struct xdp_md *ctx, __u32 slot, const struct pkt_meta *m,
+					 struct ringcap_counters *c)
+{
+	struct ringcap_slot_counters *sc = &c->slot[slot & (RINGCAP_MAX_SLOTS - 1)];
+	const struct ringcap_slot_config *cfg = &ringcap_config.slot[slot & (RINGCAP_MAX_SLOTS - 1)];
+	if (!iface_match(cfg, ctx->ingress_ifindex))
+		return;
+	sc->seen++;
+	if (!filter_match(&cfg->filter, m))
+		return;
+	sc->matched++;
+	__u32 rate = cfg->sample_rate;
+	if (rate > 1 && bpf_get_prandom_u32() % rate != 0) {
+		sc->sampled_out++;
+		return;
+	}
+	__u32 key = slot;
+	struct ringcap_slot_budget *b = bpf_map_lookup_elem(&budgets, &key);
+	if (!b)
+		return;
+	__u32 pkt_len = bpf_xdp_get_buff_len(ctx);
+	__u32 cap_len = pkt_len < cfg->snaplen ? pkt_len : cfg->snaplen;
+	if (cap_len > RINGCAP_MAX_SNAPLEN)
+		cap_len = RINGCAP_MAX_SNAPLEN;
+
+	/* Cheap check first, so an exhausted slot costs no atomic operation. */
+	if (b->packets_left <= 0 || b->bytes_left < (__s64)cap_len) {
+		sc->limit_reached++;
+		return;
+	}
+	if (__sync_fetch_and_add(&b->packets_left, -1) <= 0) {
+		__sync_fetch_and_add(&b->packets_left, 1);
+		sc->limit_reached++;
+		return;
+	}
+	if (__sync_fetch_and_add(&b->bytes_left, -(__s64)cap_len) < (__s64)cap_len) {
+		budget_return(b, cap_len);
+		sc->limit_reached++;
+		return;
+	}
+	int ret = emit_record(ctx, slot, cfg->cookie, pkt_len, cap_len);
+	if (ret <= 0) {
+		/* Ring full (or copy failed): the packet is lost, the budget stays. */
+		budget_return(b, cap_len);
+		sc->ring_lost++;
+		return;
+	}
+	sc->captured++;
+	sc->bytes_captured += cap_len;
+}
+
+SEC("xdp.frags")
+int ringcap_xdp(struct xdp_md *ctx)
+{
+	__u32 mask = *(volatile __u32 *)&ringcap_config.active_mask;
+	if (!mask)
+		return XDP_PASS;
+
+	__u32 zero = 0;
+	struct ringcap_counters *c = bpf_map_lookup_elem(&counters, &zero);
+	if (!c)
+		return XDP_PASS;
+	c->packets++;
+
+	struct pkt_meta m = {};
+	parse_packet(ctx, &m, c);
+	if (m.state == PARSE_NON_IP)
+		c->non_ip++;
+	else if (m.state == PARSE_BAD)
+		c->malformed++;
+
+#pragma unroll
+	for (__u32 i = 0; i < RINGCAP_MAX_SLOTS; i++) {
+		if (mask & (1u << i))
+			process_slot(ctx, i, &m, c);
+	}
+	return XDP_PASS;
+}

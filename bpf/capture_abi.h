@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one header shared by the XDP program (bpf/capture.bpf.c) and userspace:
+ * job slots, budgets, counters and the ring record. Change it in one place only.
+ */
+#ifndef RINGCAP_CAPTURE_ABI_H
+#define RINGCAP_CAPTURE_ABI_H
+
+#include <linux/types.h>
+
+/* Number of job slots the program evaluates for every packet. */
+#define RINGCAP_MAX_SLOTS 8
+/* Interfaces a slot can be restricted to (ifindex[0] == 0: any interface). */
+#define RINGCAP_MAX_SLOT_IFACES 8
+/* Largest number of bytes captured from one packet (whole multi-buffer packets). */
+#define RINGCAP_MAX_SNAPLEN 65536
+/* Largest sample rate (1 in N). */
+#define RINGCAP_MAX_SAMPLE_RATE 1000000
+/* IPv6 extension headers walked before giving up on finding the transport header. */
+#define RINGCAP_MAX_IPV6_EXT 8
+/* Unlimited budget value. */
+#define RINGCAP_BUDGET_UNLIMITED 0x7fffffffffffffffLL
+
+/* ringcap_filter.fields: which filter_v1 fields are set. */
+enum ringcap_filter_field {
+	RINGCAP_F_SRC_ADDR = 1u << 0,
+	RINGCAP_F_DST_ADDR = 1u << 1,
+	RINGCAP_F_SRC_PORT = 1u << 2,
+	RINGCAP_F_DST_PORT = 1u << 3,
+	RINGCAP_F_PROTOCOL = 1u << 4,
+};
+
+/* Address family of a filter's addresses (and of a parsed packet). */
+enum ringcap_family {
+	RINGCAP_FAMILY_NONE = 0,
+	RINGCAP_FAMILY_IPV4 = 4,
+	RINGCAP_FAMILY_IPV6 = 6,
+};
+
+/*
+ * filter_v1 in kernel form. Addresses are in network byte order; an IPv4 address
+ * occupies the first 4 bytes. Ports are in network byte order.
+ */
+struct ringcap_filter {
+	__u32 fields;    /* enum ringcap_filter_field bits */
+	__u8 family;     /* enum ringcap_family; set when an address is given */
+	__u8 protocol;   /* IP protocol number (IPv6: the upper-layer header) */
+	__be16 src_port;
+	__be16 dst_port;
+	__u16 pad;
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
+};
+
+/* Configuration of one job slot. */
+struct ringcap_slot_config {
+	__u32 cookie;      /* job identity, copied into every record of this slot */
+	__u32 sample_rate; /* keep 1 in sample_rate matching packets (1 = all) */
+	__u32 snaplen;     /* bytes kept of each packet, 1..RINGCAP_MAX_SNAPLEN */
+	__u32 pad;
+	__u32 ifindex[RINGCAP_MAX_SLOT_IFACES]; /* 0-terminated; ifindex[0] == 0: any */
+	struct ringcap_filter filter;
+};
+
+/*
+ * Remaining budget of one slot (array map "budgets"), reserved by the program
+ * with atomic operations so that a capture never exceeds its limits.
+ */
+struct ringcap_slot_budget {
+	__s64 packets_left;
+	__s64 bytes_left; /* captured bytes (cap_len) */
+};
+
+/*
+ * Everything userspace configures at run time, in the program's .bss (global variable
+ * "ringcap_config"): read with plain loads, no map lookup on the per-packet path. Userspace
+ * writes the whole value with bpf_map_update_elem(); a slot's config is written while its
+ * bit in active_mask is clear, and the bit is set by a second write.
+ */
+struct ringcap_config {
+	__u32 active_mask; /* bit i: slot i is armed */
+	__u32 pad;
+	struct ringcap_slot_config slot[RINGCAP_MAX_SLOTS];
+};
+
+/* Per-slot counters; the "counters" per-CPU map holds one ringcap_counters per CPU. */
+struct ringcap_slot_counters {
+	__u64 seen;           /* packets on the slot's interfaces while it was armed */
+	__u64 matched;        /* ... that matched its filter */
+	__u64 sampled_out;    /* ... skipped by 1-in-N sampling */
+	__u64 captured;       /* records written to the ring */
+	__u64 bytes_captured; /* sum of cap_len of those records */
+	__u64 ring_lost;      /* ring reservation failed (ring full): packet lost */
+	__u64 limit_reached;  /* packet or byte budget exhausted: packet not taken */
+	__u64 pad;
+};
+
+struct ringcap_counters {
+	struct ringcap_slot_counters slot[RINGCAP_MAX_SLOTS];
+	__u64 packets;     /* packets inspected with at least one slot armed */
+	__u64 non_ip;      /* not IPv4/IPv6 (after VLAN tags): match only empty filters */
+	__u64 malformed;   /* truncated or invalid headers: match only empty filters */
+	__u64 no_ports;    /* IP fragments and truncated transport headers: no ports known */
+	__u64 pad[4];
+};
+
+/* The header of every ring record; cap_len bytes of packet data follow it. */
+struct ringcap_record {
+	__u64 tstamp_boot_ns; /* bpf_ktime_get_boot_ns() when the packet was seen */
+	__u32 cookie;         /* the slot's cookie at capture time */
+	__u32 ifindex;        /* ingress interface */
+	__u32 rx_queue;       /* rx queue index */
+	__u32 pkt_len;        /* original length of the whole packet (all buffers) */
+	__u32 cap_len;        /* bytes that follow: min(pkt_len, snaplen) */
+	__u16 slot;           /* slot index */
+	__u16 flags;          /* reserved, 0 */
+};
+
+#define RINGCAP_RECORD_HDR_LEN 32
+
+#ifndef __bpf__
+#ifdef __cplusplus
+static_assert(sizeof(struct ringcap_filter) == 44, "ringcap_filter layout");
+static_assert(sizeof(struct ringcap_slot_config) == 92, "ringcap_slot_config layout");
+static_assert(sizeof(struct ringcap_slot_budget) == 16, "ringcap_slot_budget layout");
+static_assert(sizeof(struct ringcap_config) == 8 + 92 * RINGCAP_MAX_SLOTS, "ringcap_config layout");
+static_assert(sizeof(struct ringcap_slot_counters) == 64, "ringcap_slot_counters layout");
+static_assert(sizeof(struct ringcap_counters) == 64 * RINGCAP_MAX_SLOTS + 64,
+	      "ringcap_counters layout");
+static_assert(sizeof(struct ringcap_record) == RINGCAP_RECORD_HDR_LEN, "ringcap_record layout");
+#endif
+#endif
+
+#endif /* RINGCAP_CAPTURE_ABI_H */

@@ -1,0 +1,153 @@
+# Shared helpers for ringcap's integration tests (bash). Source it, then call lab_up.
+#
+# A lab is two network namespaces joined by a veth pair:
+#   $NS_CAP  (capture side) : $IF_CAP  10.$NET.0.1/24  fd00:$NET::1/64   <- ringcap attaches here
+#   $NS_GEN  (generator)    : $IF_GEN  10.$NET.0.2/24  fd00:$NET::2/64
+# Nothing is created in the root namespace; lab_down (run on EXIT) deletes both namespaces.
+
+set -euo pipefail
+
+BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+RINGCAP_DUMP=${RINGCAP_DUMP:-$BUILD_DIR/tools/ringcap-dump}
+TRAFFIC="python3 $(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/traffic.py"
+SKIP=77
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# Skips (exit 77) when the machine cannot run the test; under CI a skip is a failure.
+skip() {
+  if [ "${CI:-}" = "true" ]; then
+    echo "FAIL (would skip, but CI=true): $*" >&2
+    exit 1
+  fi
+  echo "SKIP: $*" >&2
+  exit $SKIP
+}
+
+require_lab() {
+  [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces and XDP)"
+  command -v ip >/dev/null || skip "needs iproute2"
+  command -v tshark >/dev/null || skip "needs tshark"
+  [ -x "$RINGCAP_DUMP" ] || fail "ringcap-dump not built at $RINGCAP_DUMP"
+}
+
+lab_down() {
+  local rc=$?
+  if [ -n "${LAB_PIDS:-}" ]; then
+    for pid in $LAB_PIDS; do kill "$pid" 2>/dev/null || true; done
+  fi
+  [ -n "${NS_CAP:-}" ] && ip netns del "$NS_CAP" 2>/dev/null || true
+  [ -n "${NS_GEN:-}" ] && ip netns del "$NS_GEN" 2>/dev/null || true
+  [ -n "${LAB_TMP:-}" ] && rm -rf "$LAB_TMP"
+  return $rc
+}
+
+# lab_up NET: NET (1..254) picks the addresses; tests that run at the same time use
+# different NETs.
+lab_up() {
+  NET=$1
+  local tag="t$$"
+  NS_CAP="ringcap-${tag}-cap"
+  NS_GEN="ringcap-${tag}-gen"
+  IF_CAP="rc${tag}c"
+  IF_GEN="rc${tag}g"
+  ADDR_CAP=10.$NET.0.1
+  ADDR_GEN=10.$NET.0.2
+  ADDR6_CAP=fd00:$NET::1
+  ADDR6_GEN=fd00:$NET::2
+  LAB_TMP=$(mktemp -d /tmp/ringcap-test.XXXXXX)
+  LAB_PIDS=""
+  trap lab_down EXIT
+  ip netns add "$NS_CAP" || skip "cannot create network namespaces"
+  ip netns add "$NS_GEN"
+  ip link add "$IF_CAP" netns "$NS_CAP" type veth peer name "$IF_GEN" netns "$NS_GEN"
+  local ns if a a6
+  for side in cap gen; do
+    if [ $side = cap ]; then ns=$NS_CAP if=$IF_CAP a=$ADDR_CAP a6=$ADDR6_CAP
+    else ns=$NS_GEN if=$IF_GEN a=$ADDR_GEN a6=$ADDR6_GEN; fi
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$a/24" dev "$if"
+    ip -n "$ns" addr add "$a6/64" dev "$if" nodad
+    ip -n "$ns" link set "$if" up
+    # Native XDP on veth needs GRO on the receiving end for multi-buffer frames; it is harmless here.
+    ip netns exec "$ns" ethtool -K "$if" gro on >/dev/null 2>&1 || true
+  done
+  # Static neighbours: no ARP/ND packets in the middle of a test's traffic.
+  local mac_cap mac_gen
+  mac_cap=$(ip -n "$NS_CAP" -j link show "$IF_CAP" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+  mac_gen=$(ip -n "$NS_GEN" -j link show "$IF_GEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+  ip -n "$NS_GEN" neigh replace "$ADDR_CAP" lladdr "$mac_cap" dev "$IF_GEN" nud permanent
+  ip -n "$NS_GEN" neigh replace "$ADDR6_CAP" lladdr "$mac_cap" dev "$IF_GEN" nud permanent
+  ip -n "$NS_CAP" neigh replace "$ADDR_GEN" lladdr "$mac_gen" dev "$IF_CAP" nud permanent
+  ip -n "$NS_CAP" neigh replace "$ADDR6_GEN" lladdr "$mac_gen" dev "$IF_CAP" nud permanent
+}
+
+in_cap() { ip netns exec "$NS_CAP" "$@"; }
+# Like in_cap, with a BPF file system mounted in the command's own mount namespace (ip netns
+# exec gives each command a fresh /sys, and libxdp keeps its dispatcher state in bpffs).
+in_cap_bpffs() {
+  ip netns exec "$NS_CAP" sh -c 'mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true; exec "$@"' sh "$@"
+}
+in_gen() { ip netns exec "$NS_GEN" "$@"; }
+
+# Starts ringcap-dump in the capture namespace in the background; sets DUMP_PID. It is
+# ready once it logged that it is capturing (waits for that line, with a deadline).
+start_dump() {
+  local log=$LAB_TMP/dump.log
+  : >"$log"
+  # A simple command (not a function) so that $! is ringcap-dump itself: ip and sh exec it.
+  ip netns exec "$NS_CAP" sh -c 'mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true; exec "$@"' sh \
+    "$RINGCAP_DUMP" -v "$@" >"$LAB_TMP/dump.out" 2>"$log" &
+  DUMP_PID=$!
+  LAB_PIDS="$LAB_PIDS $DUMP_PID"
+  local deadline=$((SECONDS + 20))
+  until grep -q "capturing on" "$log"; do
+    kill -0 "$DUMP_PID" 2>/dev/null || { cat "$log" >&2; fail "ringcap-dump exited early"; }
+    [ $SECONDS -lt $deadline ] || { cat "$log" >&2; fail "ringcap-dump did not start in 20 s"; }
+    sleep 0.05
+  done
+}
+
+# Waits for ringcap-dump to exit (it stops at a limit), with a deadline; sets DUMP_RC.
+wait_dump() {
+  local timeout=${1:-30}
+  local deadline=$((SECONDS + timeout))
+  while kill -0 "$DUMP_PID" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { cat "$LAB_TMP/dump.log" >&2; fail "ringcap-dump still running after ${timeout} s"; }
+    sleep 0.05
+  done
+  DUMP_RC=0
+  wait "$DUMP_PID" || DUMP_RC=$?
+}
+
+# Stops ringcap-dump with SIGINT and waits for it.
+stop_dump() {
+  kill -INT "$DUMP_PID"
+  wait_dump "${1:-30}"
+}
+
+# Prints one tshark field line per packet of a capture file.
+tshark_fields() {
+  local file=$1
+  shift
+  local args=()
+  for f in "$@"; do args+=(-e "$f"); done
+  tshark -r "$file" -T fields -E separator=' ' "${args[@]}" 2>/dev/null
+}
+
+expect_eq() {
+  [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+  echo "ok: $3 = $2"
+}
+
+# No XDP program may stay attached after a capture ends.
+expect_detached() {
+  if in_cap ip -d link show "$IF_CAP" | grep -q 'prog/xdp'; then
+    in_cap ip -d link show "$IF_CAP" >&2
+    fail "an XDP program is still attached to $IF_CAP"
+  fi
+  echo "ok: nothing attached to $IF_CAP"
+}

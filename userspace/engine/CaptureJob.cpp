@@ -1,0 +1,186 @@
+#include "engine/CaptureJob.h"
+
+#include <ctime>
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+
+namespace ringcap {
+namespace {
+
+uint64_t wallClockNs() {
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME, &t);
+  return uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_nsec);
+}
+
+uint32_t newCookie() {
+  static uint32_t next = [] {
+    uint32_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+      seed = static_cast<uint32_t>(time(nullptr));
+    return seed;
+  }();
+  if (++next == 0)
+    ++next;
+  return next;
+}
+
+} // namespace
+
+std::string_view toString(StopReason reason) {
+  switch (reason) {
+  case StopReason::None:
+    return "none";
+  case StopReason::PacketLimit:
+    return "packet_limit";
+  case StopReason::ByteLimit:
+    return "byte_limit";
+  case StopReason::TimeLimit:
+    return "time_limit";
+  case StopReason::Stopped:
+    return "stopped";
+  case StopReason::WriteError:
+    return "write_error";
+  case StopReason::Fault:
+    return "fault";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<CaptureJob>> CaptureJob::start(CaptureProgram &program, RingDrainer &drainer,
+                                                      const CaptureRequest &request,
+                                                      SlotOptions options, const std::string &path,
+                                                      const std::vector<Attachment> &ifaces,
+                                                      const std::string &userAppl) {
+  if (ifaces.empty())
+    return Error{EINVAL, "a capture needs at least one interface"};
+  auto slot = program.freeSlot();
+  if (!slot)
+    return Error{EBUSY, "all " + std::to_string(RINGCAP_MAX_SLOTS) + " capture slots are in use"};
+  if (!options.cookie)
+    options.cookie = newCookie();
+  if (options.ifindexes.empty())
+    for (const auto &a : ifaces)
+      options.ifindexes.push_back(static_cast<uint32_t>(a.ifindex));
+  SlotSettings settings = slotSettingsFor(request, options);
+
+  std::vector<PcapInterface> blocks;
+  std::vector<std::pair<uint32_t, PcapInterface>> pairs;
+  for (const auto &a : ifaces) {
+    PcapInterface pi{a.ifname, "", settings.snaplen};
+    blocks.push_back(pi);
+    pairs.emplace_back(static_cast<uint32_t>(a.ifindex), pi);
+  }
+  auto writer = PcapngWriter::create(path, blocks, userAppl);
+  if (!writer)
+    return writer.error();
+
+  std::unique_ptr<CaptureJob> job(new CaptureJob(program, drainer));
+  job->request_ = request;
+  job->slot_ = *slot;
+  job->path_ = path;
+  job->sink_ = std::make_unique<PcapFileSink>(std::move(*writer), std::move(pairs));
+  drainer.route(*slot, options.cookie, job->sink_.get());
+  if (auto r = program.armSlot(*slot, settings); !r) {
+    drainer.unroute(*slot);
+    return r.error();
+  }
+  job->armed_ = true;
+  if (request.time_limit)
+    job->deadline_ = Clock::now() + std::chrono::seconds(*request.time_limit);
+  spdlog::debug("capture armed in slot {} (cookie {:#x}), writing {}", *slot, options.cookie, path);
+  return job;
+}
+
+CaptureJob::~CaptureJob() {
+  if (armed_) {
+    (void)program_.disarmSlot(slot_);
+    drainer_.unroute(slot_);
+  }
+}
+
+StopReason CaptureJob::check(Clock::time_point now) {
+  if (sink_->error())
+    return StopReason::WriteError;
+  if (request_.packet_limit || request_.byte_limit) {
+    auto c = program_.slotCounters(slot_);
+    auto b = program_.slotBudget(slot_);
+    if (c && b) {
+      if (request_.packet_limit && b->packetsLeft == 0)
+        return StopReason::PacketLimit;
+      // A packet was refused although packets were left: the byte budget ran out.
+      if (c->limitReached > 0)
+        return StopReason::ByteLimit;
+    }
+  }
+  if (now >= deadline_)
+    return StopReason::TimeLimit;
+  return StopReason::None;
+}
+
+Result<void> CaptureJob::flush() { return sink_->flush(); }
+
+CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault) {
+  CaptureSummary s;
+  s.reason = reason;
+  if (armed_) {
+    if (auto r = program_.disarmSlot(slot_); !r)
+      spdlog::warn("disarming slot {}: {}", slot_, r.error().message);
+    armed_ = false;
+  }
+  // Records of this job that are still in the ring: the kernel counted `captured` of them.
+  // Drain until the sink has them all; a record reserved on another CPU just before the
+  // slot was disarmed is committed within microseconds, so the wait is bounded and short.
+  auto counters = program_.slotCounters(slot_);
+  auto until = Clock::now() + std::chrono::seconds(2);
+  while (counters && sink_->packetsReceived() < counters->captured && Clock::now() < until) {
+    auto n = drainer_.poll(10);
+    if (!n) {
+      spdlog::warn("draining the ring: {}", n.error().message);
+      break;
+    }
+  }
+  drainer_.unroute(slot_);
+  if (counters)
+    s.counters = *counters;
+  if (counters && sink_->packetsReceived() < counters->captured)
+    spdlog::warn("{} records of slot {} never arrived from the ring",
+                 counters->captured - sink_->packetsReceived(), slot_);
+
+  std::vector<PcapInterfaceStats> stats(sink_->ifindexes().size());
+  uint64_t now = wallClockNs();
+  for (size_t i = 0; i < stats.size(); i++) {
+    stats[i].timestampNs = now;
+    if (i == 0) {
+      stats[i].received = s.counters.seen;
+      stats[i].dropped = s.counters.ringLost;
+      stats[i].accepted = s.counters.matched;
+      stats[i].comment = "ringcap: " + std::string(toString(reason)) +
+                         "; counters of all interfaces of this capture: seen " +
+                         std::to_string(s.counters.seen) + ", matched " +
+                         std::to_string(s.counters.matched) + ", sampled out " +
+                         std::to_string(s.counters.sampledOut) + ", captured " +
+                         std::to_string(s.counters.captured) + ", lost (ring full) " +
+                         std::to_string(s.counters.ringLost) + ", over the limits " +
+                         std::to_string(s.counters.limitReached);
+    } else {
+      stats[i].comment = "ringcap: counted under the first interface";
+    }
+  }
+  if (!sink_->error()) {
+    if (auto r = sink_->writer().finish(stats); !r)
+      s.error = r.error();
+  } else {
+    s.error = *sink_->error();
+  }
+  if (s.error && reason != StopReason::Fault)
+    s.reason = StopReason::WriteError;
+  if (fault)
+    s.error = fault;
+  s.packetsWritten = sink_->writer().packetsWritten();
+  s.fileBytes = sink_->writer().bytesWritten();
+  s.packetsUnwritten = sink_->packetsDropped();
+  return s;
+}
+
+} // namespace ringcap

@@ -1,0 +1,269 @@
+#include "engine/CaptureProgram.h"
+
+#include "capture.skel.h"
+
+#include <algorithm>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <xdp/libxdp.h>
+
+namespace ringcap {
+namespace {
+
+bool isPowerOfTwo(uint32_t v) { return v && !(v & (v - 1)); }
+
+SlotCounters minus(const SlotCounters &a, const SlotCounters &b) {
+  return {a.seen - b.seen,
+          a.matched - b.matched,
+          a.sampledOut - b.sampledOut,
+          a.captured - b.captured,
+          a.bytesCaptured - b.bytesCaptured,
+          a.ringLost - b.ringLost,
+          a.limitReached - b.limitReached};
+}
+
+} // namespace
+
+Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgramOptions &options) {
+  long page = sysconf(_SC_PAGESIZE);
+  if (!isPowerOfTwo(options.ringBytes) || options.ringBytes < static_cast<uint32_t>(page))
+    return Error{EINVAL, "ring size must be a power of two of at least " + std::to_string(page) +
+                             " bytes (got " + std::to_string(options.ringBytes) + ")"};
+  if (options.ringBytes < 4u * (RINGCAP_RECORD_HDR_LEN + RINGCAP_MAX_SNAPLEN + 8))
+    spdlog::debug("ring of {} bytes holds fewer than four maximum-size records", options.ringBytes);
+
+  std::unique_ptr<CaptureProgram> p(new CaptureProgram());
+  p->skel_ = capture__open();
+  if (!p->skel_)
+    return Error::fromErrno(errno, "opening the capture program");
+  uint32_t wakeup = options.wakeupBytes;
+  if (!wakeup)
+    wakeup = std::clamp<uint32_t>(options.ringBytes / 16, 64u << 10, 1u << 20);
+  wakeup = std::min(wakeup, options.ringBytes / 2);
+  p->skel_->rodata->wakeup_bytes = wakeup;
+  if (int err = bpf_map__set_max_entries(p->skel_->maps.ring, options.ringBytes))
+    return Error::fromErrno(err, "sizing the ring buffer");
+  p->ringBytes_ = options.ringBytes;
+  return p;
+}
+
+Result<void> CaptureProgram::loadUnattached() {
+  if (loaded_)
+    return {};
+  if (int err = capture__load(skel_))
+    return Error::fromErrno(err, "loading the capture program");
+  loaded_ = true;
+  standalone_ = true;
+  return {};
+}
+
+CaptureProgram::~CaptureProgram() {
+  detachAll();
+  if (prog_)
+    xdp_program__close(prog_);
+  capture__destroy(skel_);
+}
+
+Result<void> CaptureProgram::attach(const std::vector<std::string> &ifnames) {
+  if (standalone_)
+    return Error{EINVAL, "the capture program was loaded for test runs and cannot be attached"};
+  if (!prog_) {
+    DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = skel_->obj, .prog_name = "ringcap_xdp");
+    prog_ = xdp_program__create(&opts);
+    if (long err = libxdp_get_error(prog_)) {
+      prog_ = nullptr;
+      return Error::fromErrno(static_cast<int>(err), "preparing the capture program for libxdp");
+    }
+  }
+  std::vector<int> added;
+  for (const auto &name : ifnames) {
+    unsigned ifindex = if_nametoindex(name.c_str());
+    if (!ifindex) {
+      int err = errno;
+      for (int i : added)
+        (void)detach(i);
+      return Error::fromErrno(err, "interface \"" + name + "\"");
+    }
+    bool already = false;
+    for (const auto &a : attachments_)
+      already |= a.ifindex == static_cast<int>(ifindex);
+    if (already)
+      continue;
+    int err = xdp_program__attach(prog_, static_cast<int>(ifindex), XDP_MODE_UNSPEC, 0);
+    if (err) {
+      char buf[256];
+      libxdp_strerror(err, buf, sizeof buf);
+      for (int i : added)
+        (void)detach(i);
+      return Error{err < 0 ? -err : err,
+                   "attaching the XDP program to \"" + name + "\": " + std::string(buf)};
+    }
+    loaded_ = true;
+    attachments_.push_back({static_cast<int>(ifindex), name});
+    added.push_back(static_cast<int>(ifindex));
+    spdlog::info("attached to {} (ifindex {})", name, ifindex);
+  }
+  return {};
+}
+
+Result<void> CaptureProgram::detach(int ifindex) {
+  auto it = std::find_if(attachments_.begin(), attachments_.end(),
+                         [&](const Attachment &a) { return a.ifindex == ifindex; });
+  if (it == attachments_.end())
+    return Error{ENOENT, "not attached to ifindex " + std::to_string(ifindex)};
+  Attachment a = *it;
+  attachments_.erase(it);
+  int err = xdp_program__detach(prog_, ifindex, XDP_MODE_UNSPEC, 0);
+  if (err && err != -ENODEV && err != -ENOENT) {
+    char buf[256];
+    libxdp_strerror(err, buf, sizeof buf);
+    spdlog::warn("detaching from {}: {}", a.ifname, buf);
+    return Error{-err, "detaching from \"" + a.ifname + "\": " + buf};
+  }
+  spdlog::info("detached from {}", a.ifname);
+  return {};
+}
+
+void CaptureProgram::detachAll() {
+  while (!attachments_.empty())
+    (void)detach(attachments_.back().ifindex);
+}
+
+int CaptureProgram::programFd() const { return bpf_program__fd(skel_->progs.ringcap_xdp); }
+int CaptureProgram::ringFd() const { return bpf_map__fd(skel_->maps.ring); }
+
+std::optional<unsigned> CaptureProgram::freeSlot() const {
+  for (unsigned i = 0; i < RINGCAP_MAX_SLOTS; i++)
+    if (!slotArmed(i))
+      return i;
+  return std::nullopt;
+}
+
+Result<void> CaptureProgram::writeConfig(const ringcap_config &config) {
+  if (!loaded_)
+    return Error{EINVAL, "the capture program is not loaded (attach it first)"};
+  if (bpf_map__value_size(skel_->maps.bss) != sizeof config)
+    return Error{EPROTO, "the capture program's configuration has an unexpected size"};
+  uint32_t key = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.bss), &key, &config, BPF_ANY))
+    return Error::fromErrno(errno, "writing the slot configuration");
+  config_ = config;
+  return {};
+}
+
+Result<void> CaptureProgram::armSlot(unsigned slot, const SlotSettings &s) {
+  if (slot >= RINGCAP_MAX_SLOTS)
+    return Error{EINVAL, "slot " + std::to_string(slot) + " out of range"};
+  if (!loaded_)
+    return Error{EINVAL, "the capture program is not loaded (attach it first)"};
+  if (slotArmed(slot))
+    return Error{EBUSY, "slot " + std::to_string(slot) + " is in use"};
+  if (s.snaplen == 0 || s.snaplen > RINGCAP_MAX_SNAPLEN)
+    return Error{EINVAL, "snaplen must be from 1 to " + std::to_string(RINGCAP_MAX_SNAPLEN)};
+  if (s.sampleRate == 0 || s.sampleRate > RINGCAP_MAX_SAMPLE_RATE)
+    return Error{EINVAL,
+                 "sample rate must be from 1 to " + std::to_string(RINGCAP_MAX_SAMPLE_RATE)};
+  if (s.ifindexes.size() > RINGCAP_MAX_SLOT_IFACES)
+    return Error{EINVAL, "a capture can use at most " + std::to_string(RINGCAP_MAX_SLOT_IFACES) +
+                             " interfaces"};
+
+  ringcap_config next = config_;
+  ringcap_slot_config &cfg = next.slot[slot];
+  cfg = {};
+  cfg.cookie = s.cookie;
+  cfg.sample_rate = s.sampleRate;
+  cfg.snaplen = s.snaplen;
+  for (size_t i = 0; i < s.ifindexes.size(); i++)
+    cfg.ifindex[i] = s.ifindexes[i];
+  cfg.filter = s.filter;
+  auto clampBudget = [](std::optional<uint64_t> v) -> int64_t {
+    if (!v || *v >= static_cast<uint64_t>(RINGCAP_BUDGET_UNLIMITED))
+      return RINGCAP_BUDGET_UNLIMITED;
+    return static_cast<int64_t>(*v);
+  };
+  ringcap_slot_budget budget{clampBudget(s.packetLimit), clampBudget(s.byteLimit)};
+
+  // The slot's bit is still clear: write its config first, then arm it with a second write.
+  if (auto r = writeConfig(next); !r)
+    return r;
+  uint32_t key = slot;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.budgets), &key, &budget, BPF_ANY))
+    return Error::fromErrno(errno, "writing the budget of slot " + std::to_string(slot));
+  // Counters are cumulative per CPU; a job's counters start from this baseline.
+  auto base = sumSlot(slot);
+  if (!base)
+    return base.error();
+  baseline_[slot] = *base;
+  next.active_mask |= 1u << slot;
+  return writeConfig(next);
+}
+
+Result<void> CaptureProgram::disarmSlot(unsigned slot) {
+  if (slot >= RINGCAP_MAX_SLOTS)
+    return Error{EINVAL, "slot " + std::to_string(slot) + " out of range"};
+  ringcap_config next = config_;
+  next.active_mask &= ~(1u << slot);
+  return writeConfig(next);
+}
+
+Result<std::vector<ringcap_counters>> CaptureProgram::readCounters() const {
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0)
+    return Error::fromErrno(ncpus, "counting possible CPUs");
+  std::vector<ringcap_counters> values(static_cast<size_t>(ncpus));
+  uint32_t key = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.counters), &key, values.data()))
+    return Error::fromErrno(errno, "reading counters");
+  return values;
+}
+
+Result<SlotCounters> CaptureProgram::slotCounters(unsigned slot) const {
+  if (slot >= RINGCAP_MAX_SLOTS)
+    return Error{EINVAL, "slot " + std::to_string(slot) + " out of range"};
+  auto sum = sumSlot(slot);
+  if (!sum)
+    return sum.error();
+  return minus(*sum, baseline_[slot]);
+}
+
+Result<SlotCounters> CaptureProgram::sumSlot(unsigned slot) const {
+  auto all = readCounters();
+  if (!all)
+    return all.error();
+  SlotCounters sum;
+  for (const auto &c : *all) {
+    const ringcap_slot_counters &one = c.slot[slot];
+    sum.seen += one.seen, sum.matched += one.matched, sum.sampledOut += one.sampled_out;
+    sum.captured += one.captured, sum.bytesCaptured += one.bytes_captured;
+    sum.ringLost += one.ring_lost, sum.limitReached += one.limit_reached;
+  }
+  return sum;
+}
+
+Result<SlotBudget> CaptureProgram::slotBudget(unsigned slot) const {
+  if (slot >= RINGCAP_MAX_SLOTS)
+    return Error{EINVAL, "slot " + std::to_string(slot) + " out of range"};
+  uint32_t key = slot;
+  ringcap_slot_budget b{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.budgets), &key, &b))
+    return Error::fromErrno(errno, "reading the budget of slot " + std::to_string(slot));
+  return SlotBudget{std::max<int64_t>(b.packets_left, 0), std::max<int64_t>(b.bytes_left, 0)};
+}
+
+Result<GlobalCounters> CaptureProgram::globalCounters() const {
+  auto all = readCounters();
+  if (!all)
+    return all.error();
+  GlobalCounters g;
+  for (const auto &c : *all) {
+    g.packets += c.packets, g.nonIp += c.non_ip, g.malformed += c.malformed;
+    g.noPorts += c.no_ports;
+  }
+  return g;
+}
+
+} // namespace ringcap

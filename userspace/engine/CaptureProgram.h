@@ -1,0 +1,106 @@
+// The loaded XDP capture program: its skeleton, its attachments (through libxdp, so it
+// shares interfaces with the host's own XDP programs) and its job slots.
+#pragma once
+
+#include "capture_abi.h"
+#include "util/Result.h"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct capture;
+struct xdp_program;
+
+namespace ringcap {
+
+struct CaptureProgramOptions {
+  // Ring buffer size in bytes: a power of two, at least one page.
+  uint32_t ringBytes = 32u << 20;
+  // Pending bytes that wake the consumer; 0 picks ringBytes / 16 within [64 KiB, 1 MiB].
+  uint32_t wakeupBytes = 0;
+};
+
+// What one job asks of a slot.
+struct SlotSettings {
+  uint32_t cookie = 0;
+  uint32_t sampleRate = 1;
+  uint32_t snaplen = RINGCAP_MAX_SNAPLEN;
+  std::vector<uint32_t> ifindexes; // empty: every interface the program is attached to
+  ringcap_filter filter{};
+  std::optional<uint64_t> packetLimit;
+  std::optional<uint64_t> byteLimit;
+};
+
+struct SlotCounters {
+  uint64_t seen = 0, matched = 0, sampledOut = 0, captured = 0, bytesCaptured = 0, ringLost = 0,
+           limitReached = 0;
+};
+
+struct GlobalCounters {
+  uint64_t packets = 0, nonIp = 0, malformed = 0, noPorts = 0;
+};
+
+struct SlotBudget {
+  int64_t packetsLeft = 0;
+  int64_t bytesLeft = 0;
+};
+
+struct Attachment {
+  int ifindex = 0;
+  std::string ifname;
+};
+
+class CaptureProgram {
+public:
+  // Opens the program; it is loaded by the first attach().
+  static Result<std::unique_ptr<CaptureProgram>> open(const CaptureProgramOptions &options = {});
+  // Loads the program without attaching it, for BPF_PROG_TEST_RUN (tests, benchmarks).
+  Result<void> loadUnattached();
+  ~CaptureProgram();
+  CaptureProgram(const CaptureProgram &) = delete;
+  CaptureProgram &operator=(const CaptureProgram &) = delete;
+
+  // Attaches to every named interface, or to none: on a failure, the interfaces attached
+  // by this call are detached again.
+  Result<void> attach(const std::vector<std::string> &ifnames);
+  // Detaches from one interface (also when it no longer exists).
+  Result<void> detach(int ifindex);
+  // Detaches from every interface; called by the destructor.
+  void detachAll();
+  const std::vector<Attachment> &attachments() const { return attachments_; }
+
+  std::optional<unsigned> freeSlot() const;
+  Result<void> armSlot(unsigned slot, const SlotSettings &settings);
+  Result<void> disarmSlot(unsigned slot);
+  bool slotArmed(unsigned slot) const { return config_.active_mask & (1u << slot); }
+
+  // Counters since the slot was last armed.
+  Result<SlotCounters> slotCounters(unsigned slot) const;
+  Result<SlotBudget> slotBudget(unsigned slot) const;
+  Result<GlobalCounters> globalCounters() const;
+
+  int programFd() const;
+  int ringFd() const;
+  uint32_t ringBytes() const { return ringBytes_; }
+
+private:
+  CaptureProgram() = default;
+  Result<std::vector<ringcap_counters>> readCounters() const;
+  Result<SlotCounters> sumSlot(unsigned slot) const;
+  Result<void> writeConfig(const ringcap_config &config);
+
+  capture *skel_ = nullptr;
+  xdp_program *prog_ = nullptr;
+  std::vector<Attachment> attachments_;
+  ringcap_config config_{}; // what the program's .bss holds
+  uint32_t ringBytes_ = 0;
+  bool loaded_ = false;
+  bool standalone_ = false;
+  std::array<SlotCounters, RINGCAP_MAX_SLOTS> baseline_{};
+};
+
+} // namespace ringcap

@@ -1,0 +1,103 @@
+#include "engine/RingDrainer.h"
+
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <ctime>
+
+namespace ringcap {
+
+std::optional<RingRecord> parseRingRecord(std::span<const uint8_t> raw) {
+  if (raw.size() < RINGCAP_RECORD_HDR_LEN)
+    return std::nullopt;
+  RingRecord r;
+  std::memcpy(&r.header, raw.data(), sizeof r.header);
+  const auto &h = r.header;
+  if (h.slot >= RINGCAP_MAX_SLOTS || h.cap_len > RINGCAP_MAX_SNAPLEN || h.cap_len > h.pkt_len ||
+      h.cap_len > raw.size() - RINGCAP_RECORD_HDR_LEN)
+    return std::nullopt;
+  r.data = raw.subspan(RINGCAP_RECORD_HDR_LEN, h.cap_len);
+  return r;
+}
+
+int64_t realtimeMinusBoottimeNs() {
+  auto ns = [](const timespec &t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; };
+  int64_t best = 0, bestSpan = INT64_MAX;
+  for (int i = 0; i < 8; i++) {
+    timespec b1, r, b2;
+    clock_gettime(CLOCK_BOOTTIME, &b1);
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_BOOTTIME, &b2);
+    int64_t span = ns(b2) - ns(b1);
+    if (span < bestSpan) {
+      bestSpan = span;
+      best = ns(r) - (ns(b1) + span / 2);
+    }
+  }
+  return best;
+}
+
+Result<std::unique_ptr<RingDrainer>> RingDrainer::create(int ringFd) {
+  std::unique_ptr<RingDrainer> d(new RingDrainer());
+  d->rb_ = ring_buffer__new(ringFd, &RingDrainer::onRecord, d.get(), nullptr);
+  if (!d->rb_)
+    return Error::fromErrno(errno, "opening the capture ring");
+  d->offsetNs_ = realtimeMinusBoottimeNs();
+  return d;
+}
+
+RingDrainer::~RingDrainer() { ring_buffer__free(rb_); }
+
+void RingDrainer::route(unsigned slot, uint32_t cookie, PacketSink *sink) {
+  if (slot < RINGCAP_MAX_SLOTS)
+    routes_[slot] = {sink, cookie};
+}
+
+void RingDrainer::unroute(unsigned slot) {
+  if (slot < RINGCAP_MAX_SLOTS)
+    routes_[slot] = {};
+}
+
+int RingDrainer::epollFd() const { return ring_buffer__epoll_fd(rb_); }
+
+int RingDrainer::onRecord(void *ctx, void *data, size_t size) {
+  auto *self = static_cast<RingDrainer *>(ctx);
+  auto rec = parseRingRecord({static_cast<const uint8_t *>(data), size});
+  if (!rec) {
+    self->stats_.malformed++;
+    return 0;
+  }
+  const Route &route = self->routes_[rec->header.slot];
+  if (!route.sink || route.cookie != rec->header.cookie) {
+    self->stats_.stale++;
+    return 0;
+  }
+  CapturedPacket p;
+  p.tsNs = uint64_t(int64_t(rec->header.tstamp_boot_ns) + self->offsetNs_);
+  p.ifindex = rec->header.ifindex;
+  p.rxQueue = rec->header.rx_queue;
+  p.pktLen = rec->header.pkt_len;
+  p.data = rec->data;
+  self->stats_.records++;
+  route.sink->onPacket(p);
+  return 0;
+}
+
+Result<uint64_t> RingDrainer::consume() {
+  int n = ring_buffer__consume(rb_);
+  if (n < 0)
+    return Error::fromErrno(n, "draining the capture ring");
+  return uint64_t(n);
+}
+
+Result<uint64_t> RingDrainer::poll(int timeoutMs) {
+  int n = ring_buffer__poll(rb_, timeoutMs);
+  if (n == -EINTR)
+    return uint64_t(0);
+  if (n < 0)
+    return Error::fromErrno(n, "waiting on the capture ring");
+  return uint64_t(n);
+}
+
+} // namespace ringcap

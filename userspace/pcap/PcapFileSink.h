@@ -1,0 +1,41 @@
+// PcapFileSink: one job's PacketSink that writes its packets to a pcapng file, one
+// interface block per capturing interface.
+#pragma once
+
+#include "engine/RingDrainer.h"
+#include "pcap/PcapngWriter.h"
+
+#include <optional>
+#include <unordered_map>
+
+namespace ringcap {
+
+class PcapFileSink : public PacketSink {
+public:
+  // `interfaces` pairs each capturing ifindex with the interface block written for it.
+  PcapFileSink(std::unique_ptr<PcapngWriter> writer,
+               std::vector<std::pair<uint32_t, PcapInterface>> interfaces);
+
+  void onPacket(const CapturedPacket &packet) override;
+
+  // The first write error; once set, later packets are counted in packetsDropped().
+  const std::optional<Error> &error() const { return error_; }
+  uint64_t packetsDropped() const { return dropped_; }
+  // Packets handed to this sink: written plus dropped.
+  uint64_t packetsReceived() const { return received_; }
+  PcapngWriter &writer() { return *writer_; }
+  // Interface ids in file order, for the statistics written at the end.
+  const std::vector<uint32_t> &ifindexes() const { return ifindexes_; }
+
+  Result<void> flush();
+
+private:
+  std::unique_ptr<PcapngWriter> writer_;
+  std::unordered_map<uint32_t, uint32_t> ifaceId_; // ifindex -> interface id
+  std::vector<uint32_t> ifindexes_;
+  std::optional<Error> error_;
+  uint64_t dropped_ = 0;
+  uint64_t received_ = 0;
+};
+
+} // namespace ringcap

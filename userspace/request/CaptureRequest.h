@@ -1,0 +1,53 @@
+// CaptureRequest: a validated capture request in Cloudflare's PCAPs API model.
+#pragma once
+
+#include "request/FilterV1.h"
+#include "util/Result.h"
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ringcap {
+
+enum class CaptureType { Simple, Full };
+
+// "simple" / "full".
+std::string_view toString(CaptureType type);
+
+struct CaptureRequest {
+  std::string system = "magic-transit";
+  CaptureType type = CaptureType::Full;
+  std::optional<uint32_t> time_limit;   // seconds
+  std::optional<uint32_t> packet_limit; // packets
+  std::optional<uint64_t> byte_limit;   // bytes
+  FilterV1 filter_v1;
+  std::optional<std::string> colo_name;
+  std::optional<std::string> destination_conf;
+  std::optional<std::string> offset_time; // RFC 3339, as given
+
+  // Cloudflare-shaped request fields; absent ones (and an empty filter_v1) are omitted.
+  nlohmann::json toJson() const;
+
+  bool operator==(const CaptureRequest &) const = default;
+};
+
+enum class RequestMode {
+  // The daemon's API: the request model of DESIGN.md exactly.
+  Api,
+  // The foreground ringcap-dump tool: every field optional (system "magic-transit", type
+  // "full" and no limits by default), the same ranges for the limits that are given,
+  // packet_limit and byte_limit allowed for both types, and no colo_name, destination_conf
+  // or offset_time (those belong to the daemon's API).
+  Tool,
+};
+
+// Validates a request body. Unknown keys, wrong types, out-of-range values and fields that
+// the capture type does not allow are rejected; null stands for an absent field. The error
+// (EINVAL) is the first problem found, in a fixed order, and names the field path and the
+// rule, such as "time_limit: must be an integer from 1 to 300 (got 0)".
+Result<CaptureRequest> validateCaptureRequest(const nlohmann::json &body, RequestMode mode);
+
+} // namespace ringcap
