@@ -6,9 +6,15 @@
   traffic.py recv --bind ADDR --port P --count N [--max-seconds S]
       Receives until N datagrams arrived or S seconds passed; prints how many arrived.
       Prints "ready" on stderr once the socket is bound.
+  traffic.py raw --iface IF --dst-mac MAC --src ADDR --dst ADDR --dport P [--vlan ID ...]
+                 [--count N] [--size BYTES]
+      Sends N Ethernet frames carrying IPv4/UDP through an AF_PACKET socket, with one
+      802.1Q tag per --vlan (the first given is the outer one, sent as 802.1ad when there
+      are two); prints how many were sent.
 """
 import argparse
 import socket
+import struct
 import sys
 import time
 
@@ -53,6 +59,37 @@ def recv(a):
     print(got)
 
 
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+def raw(a):
+    payload = bytes(i % 251 for i in range(a.size))
+    udp = struct.pack("!HHHH", 4000, a.dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                     socket.inet_aton(a.src), socket.inet_aton(a.dst))
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    src_mac = open("/sys/class/net/%s/address" % a.iface).read().strip()
+    mac = lambda m: bytes(int(x, 16) for x in m.split(":"))
+    frame = mac(a.dst_mac) + mac(src_mac)
+    for i, vid in enumerate(a.vlan):
+        tpid = 0x88A8 if (i == 0 and len(a.vlan) == 2) else 0x8100
+        frame += struct.pack("!HH", tpid, vid)
+    frame += struct.pack("!H", 0x0800) + ip + udp
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((a.iface, 0))
+    sent = 0
+    for _ in range(a.count):
+        s.send(frame)
+        sent += 1
+    print(sent)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -68,8 +105,17 @@ def main():
     pr.add_argument("--port", type=int, required=True)
     pr.add_argument("--count", type=int, required=True)
     pr.add_argument("--max-seconds", type=float, default=30)
+    pw = sub.add_parser("raw")
+    pw.add_argument("--iface", required=True)
+    pw.add_argument("--dst-mac", required=True)
+    pw.add_argument("--src", required=True)
+    pw.add_argument("--dst", required=True)
+    pw.add_argument("--dport", type=int, required=True)
+    pw.add_argument("--vlan", type=int, action="append", default=[])
+    pw.add_argument("--count", type=int, default=1)
+    pw.add_argument("--size", type=int, default=64)
     a = p.parse_args()
-    send(a) if a.cmd == "send" else recv(a)
+    {"send": send, "recv": recv, "raw": raw}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A flood of matching packets, far more than packet_limit: the file holds exactly the limit,
+# and ringcap-dump stops by itself because the limit was reached. A second run checks that a
+# byte_limit is never exceeded.
+source "$(dirname "$0")/lib.sh"
+require_lab
+lab_up 72
+
+OUT=$LAB_TMP/flood.pcapng
+start_dump -i "$IF_CAP" -w "$OUT" --destination-port 7000 --packet-limit 1000 --time-limit 60 --json
+# Two senders at once, 20000 datagrams each.
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7000 --count 20000 --size 64 --max-seconds 30 >"$LAB_TMP/s1" &
+S1=$!
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7000 --count 20000 --size 64 --max-seconds 30 >"$LAB_TMP/s2" &
+S2=$!
+LAB_PIDS="$LAB_PIDS $S1 $S2"
+wait "$S1" "$S2"
+wait_dump 30
+expect_eq "$DUMP_RC" 0 "ringcap-dump exit code"
+json=$LAB_TMP/dump.out
+field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$json" "$1"; }
+expect_eq "$(field stop_reason)" packet_limit "stop reason"
+expect_eq "$(field packets_captured)" 1000 "packets captured in the kernel"
+expect_eq "$(field packets_written)" 1000 "packets written"
+expect_eq "$(capinfos -c -M "$OUT" | awk '/Number of packets/ {print $NF}')" 1000 "capinfos packet count"
+over=$(field packets_over_limit)
+[ "$over" -gt 0 ] || fail "the flood should have met the limit (packets_over_limit = $over)"
+echo "ok: $over packets refused by the exhausted budget"
+expect_detached
+
+# byte_limit: 100 datagrams of 500 bytes (542-byte frames) against a limit of 10000 bytes:
+# 18 frames fit (9756 bytes), the 19th would not.
+OUT2=$LAB_TMP/bytes.pcapng
+start_dump -i "$IF_CAP" -w "$OUT2" --destination-port 7001 --byte-limit 10000 --time-limit 60 --json
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7001 --count 100 --size 500 >/dev/null
+wait_dump 30
+expect_eq "$(field stop_reason)" byte_limit "stop reason"
+expect_eq "$(field packets_written)" 18 "packets written under the byte limit"
+expect_eq "$(field bytes_captured)" 9756 "bytes captured"
+total=$(tshark_fields "$OUT2" frame.cap_len | awk '{s+=$1} END {print s}')
+expect_eq "$total" 9756 "sum of captured lengths in the file (<= 10000)"
+echo "PASS"

@@ -1,0 +1,96 @@
+// PcapngWriter: writes a pcapng capture file (one section, Ethernet interfaces, nanosecond
+// timestamps). Blocks are buffered and only whole blocks reach the file, so the file stays
+// readable while the capture runs and after a failed write.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "util/Result.h"
+
+namespace ringcap {
+
+// libpcap (tcpdump) reads a multi-interface file only if all interfaces share link type and
+// snaplen; Wireshark has no such limit.
+struct PcapInterface {
+  std::string name;        // if_name, e.g. "veth0"
+  std::string description; // if_description, skipped when empty
+  uint32_t snaplen = 0;    // IDB SnapLen; 0 means no limit
+};
+
+// Written as one Interface Statistics Block per interface by finish().
+struct PcapInterfaceStats {
+  uint64_t timestampNs = 0; // when the counters were read (ns since the Unix epoch)
+  uint64_t received = 0;    // isb_ifrecv: packets seen on the interface by the capture
+  uint64_t dropped = 0;     // isb_ifdrop: packets lost because the ring was full
+  uint64_t accepted = 0;    // isb_filteraccept: packets that matched the filter
+  std::string comment;      // opt_comment, skipped when empty
+};
+
+class PcapngWriter {
+public:
+  static constexpr size_t kDefaultBufferSize = 256 * 1024;
+
+  // Creates the file (O_CREAT|O_TRUNC|O_NOFOLLOW) and writes the Section Header Block and one
+  // Interface Description Block per interface. The file is removed if that fails.
+  static Result<std::unique_ptr<PcapngWriter>> create(const std::string &path,
+                                                      const std::vector<PcapInterface> &ifaces,
+                                                      const std::string &userAppl,
+                                                      mode_t mode = 0640);
+  // Same on an open, writable fd, which the writer owns from now on (closed on error too).
+  // `path` only names the file in messages. A failed write truncates the file back to the
+  // offset the fd had here plus the whole blocks written.
+  static Result<std::unique_ptr<PcapngWriter>> fromFd(int fd, const std::string &path,
+                                                      const std::vector<PcapInterface> &ifaces,
+                                                      const std::string &userAppl,
+                                                      size_t bufferSize = kDefaultBufferSize);
+
+  PcapngWriter(const PcapngWriter &) = delete;
+  PcapngWriter &operator=(const PcapngWriter &) = delete;
+  // Flushes whole blocks (errors ignored) and closes the fd.
+  ~PcapngWriter();
+
+  // Appends one Enhanced Packet Block. interfaceId indexes the interfaces given at creation.
+  Result<void> writePacket(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
+                           std::span<const uint8_t> data);
+  // Writes every buffered block to the file.
+  Result<void> flush();
+  // Writes one Interface Statistics Block per interface (stats[i] for interface i), flushes,
+  // fsyncs and closes the file. Later writes are errors.
+  Result<void> finish(const std::vector<PcapInterfaceStats> &stats);
+
+  // Packets in the file or buffered for it; after a failure, packets in the file.
+  uint64_t packetsWritten() const { return packets_; }
+  // Bytes in the file (flushed), always the end of a whole block.
+  uint64_t bytesWritten() const { return bytes_; }
+  const std::string &path() const { return path_; }
+  bool failed() const { return failure_.has_value(); }
+
+private:
+  PcapngWriter(int fd, std::string path, std::vector<PcapInterface> ifaces, size_t bufferSize);
+
+  Result<void> usable() const;
+  template <typename Build> Result<void> appendBlock(size_t totalLength, Build &&build);
+  Result<void> writeOut(std::span<const uint8_t> blocks);
+  Error fail(std::span<const uint8_t> blocks, size_t written, int err);
+
+  int fd_;
+  std::string path_;
+  std::vector<PcapInterface> ifaces_;
+  size_t bufferSize_;
+  std::vector<uint8_t> buf_;
+  off_t base_ = 0; // file offset of the section header
+  uint64_t packets_ = 0;
+  uint64_t bytes_ = 0;
+  std::optional<Error> failure_;
+  bool finished_ = false;
+};
+
+} // namespace ringcap
