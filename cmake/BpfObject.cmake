@@ -34,7 +34,7 @@ function(bpf_object name source)
     DEPENDS ${obj}
     COMMENT "BPF ${name}: bpftool gen skeleton"
     VERBATIM)
-  add_custom_target(${name}_skel_gen DEPENDS ${skel})
+  add_custom_target(${name}_skel_gen ALL DEPENDS ${skel})
   add_library(${name}_skel INTERFACE)
   add_dependencies(${name}_skel ${name}_skel_gen)
   target_include_directories(${name}_skel INTERFACE ${CMAKE_CURRENT_BINARY_DIR})

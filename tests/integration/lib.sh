@@ -41,6 +41,7 @@ lab_down() {
   fi
   [ -n "${NS_CAP:-}" ] && ip netns del "$NS_CAP" 2>/dev/null || true
   [ -n "${NS_GEN:-}" ] && ip netns del "$NS_GEN" 2>/dev/null || true
+  [ -n "${LAB_BPFFS:-}" ] && umount "$LAB_BPFFS" 2>/dev/null || true
   [ -n "${LAB_TMP:-}" ] && rm -rf "$LAB_TMP"
   return $rc
 }
@@ -61,6 +62,11 @@ lab_up() {
   LAB_TMP=$(mktemp -d /tmp/ringcap-test.XXXXXX)
   LAB_PIDS=""
   trap lab_down EXIT
+  # ip netns exec gives every command a fresh /sys, so libxdp's state (its dispatcher pins)
+  # lives in a BPF file system of the lab's own, named by LIBXDP_BPFFS.
+  LAB_BPFFS=$LAB_TMP/bpffs
+  mkdir "$LAB_BPFFS"
+  mount -t bpf bpf "$LAB_BPFFS"
   ip netns add "$NS_CAP" || skip "cannot create network namespaces"
   ip netns add "$NS_GEN"
   ip link add "$IF_CAP" netns "$NS_CAP" type veth peer name "$IF_GEN" netns "$NS_GEN"
@@ -88,9 +94,7 @@ lab_up() {
 in_cap() { ip netns exec "$NS_CAP" "$@"; }
 # Like in_cap, with a BPF file system mounted in the command's own mount namespace (ip netns
 # exec gives each command a fresh /sys, and libxdp keeps its dispatcher state in bpffs).
-in_cap_bpffs() {
-  ip netns exec "$NS_CAP" sh -c 'mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true; exec "$@"' sh "$@"
-}
+in_cap_bpffs() { LIBXDP_BPFFS=$LAB_BPFFS ip netns exec "$NS_CAP" "$@"; }
 in_gen() { ip netns exec "$NS_GEN" "$@"; }
 
 # Starts ringcap-dump in the capture namespace in the background; sets DUMP_PID. It is
@@ -98,9 +102,8 @@ in_gen() { ip netns exec "$NS_GEN" "$@"; }
 start_dump() {
   local log=$LAB_TMP/dump.log
   : >"$log"
-  # A simple command (not a function) so that $! is ringcap-dump itself: ip and sh exec it.
-  ip netns exec "$NS_CAP" sh -c 'mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true; exec "$@"' sh \
-    "$RINGCAP_DUMP" -v "$@" >"$LAB_TMP/dump.out" 2>"$log" &
+  # A simple command (not a function) so that $! is ringcap-dump itself: ip execs it.
+  LIBXDP_BPFFS=$LAB_BPFFS ip netns exec "$NS_CAP" "$RINGCAP_DUMP" -v "$@" >"$LAB_TMP/dump.out" 2>"$log" &
   DUMP_PID=$!
   LAB_PIDS="$LAB_PIDS $DUMP_PID"
   local deadline=$((SECONDS + 20))

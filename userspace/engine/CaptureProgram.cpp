@@ -68,6 +68,34 @@ CaptureProgram::~CaptureProgram() {
   capture__destroy(skel_);
 }
 
+namespace {
+
+// Why an attachment failed, in the terms an operator can act on.
+Error attachError(int ifindex, const std::string &name, int err) {
+  char buf[256];
+  libxdp_strerror(err, buf, sizeof buf);
+  std::string prefix = "attaching the XDP program to \"" + name + "\": ";
+  xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+  if ((err == -EBUSY || err == -EEXIST) && !libxdp_get_error(mp) && mp &&
+      xdp_multiprog__is_legacy(mp)) {
+    xdp_program *other = xdp_multiprog__main_prog(mp);
+    std::string what = other ? std::string(xdp_program__name(other)) + " (id " +
+                                   std::to_string(xdp_program__id(other)) + ")"
+                             : std::string("another program");
+    xdp_multiprog__close(mp);
+    return Error{EBUSY, prefix + "the interface already runs the XDP program " + what +
+                            " directly, not through libxdp's multi-program dispatcher, so no "
+                            "second program can join it; ringcap never replaces another XDP "
+                            "program (detach it, or load it through libxdp on a kernel where "
+                            "the dispatcher works)"};
+  }
+  if (!libxdp_get_error(mp))
+    xdp_multiprog__close(mp);
+  return Error{err < 0 ? -err : err, prefix + buf};
+}
+
+} // namespace
+
 Result<void> CaptureProgram::attach(const std::vector<std::string> &ifnames) {
   if (standalone_)
     return Error{EINVAL, "the capture program was loaded for test runs and cannot be attached"};
@@ -95,12 +123,10 @@ Result<void> CaptureProgram::attach(const std::vector<std::string> &ifnames) {
       continue;
     int err = xdp_program__attach(prog_, static_cast<int>(ifindex), XDP_MODE_UNSPEC, 0);
     if (err) {
-      char buf[256];
-      libxdp_strerror(err, buf, sizeof buf);
+      Error e = attachError(static_cast<int>(ifindex), name, err);
       for (int i : added)
         (void)detach(i);
-      return Error{err < 0 ? -err : err,
-                   "attaching the XDP program to \"" + name + "\": " + std::string(buf)};
+      return e;
     }
     loaded_ = true;
     attachments_.push_back({static_cast<int>(ifindex), name});

@@ -1,0 +1,1069 @@
+// The XDP capture program under BPF_PROG_TEST_RUN: parsing, filters, slots, sampling, budgets,
+// the ring and the records it writes. Every run must return XDP_PASS.
+#include "PacketBuilder.h"
+#include "engine/CaptureProgram.h"
+#include "engine/RingDrainer.h"
+#include "request/FilterV1.h"
+#include "request/IpAddress.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <gtest/gtest.h>
+#include <latch>
+#include <linux/bpf.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace ringcap;
+using ringcap::test::PacketBuilder;
+namespace rt = ringcap::test;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+constexpr const char *A4 = "10.0.0.1", *B4 = "10.0.0.2";
+constexpr const char *A6 = "2001:db8::1", *B6 = "2001:db8::2";
+constexpr uint16_t SP = 1234, DP = 53;
+constexpr uint8_t TCP = 6, UDP = 17, SCTP = 132, ICMP = 1, ICMP6 = 58, DCCP = 33, UDPLITE = 136;
+
+PacketBuilder P() { return PacketBuilder(); }
+
+// A filter_v1 by field; absent fields are unset.
+struct Flt {
+  const char *src = nullptr, *dst = nullptr;
+  int sport = -1, dport = -1, proto = -1;
+};
+
+ringcap_filter kernelFilter(const Flt &f) {
+  FilterV1 v;
+  if (f.src)
+    v.source_address = IpAddress::parse(f.src).value();
+  if (f.dst)
+    v.destination_address = IpAddress::parse(f.dst).value();
+  if (f.sport >= 0)
+    v.source_port = uint16_t(f.sport);
+  if (f.dport >= 0)
+    v.destination_port = uint16_t(f.dport);
+  if (f.proto >= 0)
+    v.protocol = uint8_t(f.proto);
+  return v.toKernel();
+}
+
+SlotSettings slotWith(uint32_t cookie, const Flt &f = {}) {
+  SlotSettings s;
+  s.cookie = cookie;
+  s.filter = kernelFilter(f);
+  return s;
+}
+
+std::string describe(const SlotCounters &c) {
+  std::ostringstream o;
+  o << "seen=" << c.seen << " matched=" << c.matched << " sampled_out=" << c.sampledOut
+    << " captured=" << c.captured << " bytes=" << c.bytesCaptured << " ring_lost=" << c.ringLost
+    << " limit_reached=" << c.limitReached;
+  return o.str();
+}
+
+std::string describe(const GlobalCounters &c) {
+  std::ostringstream o;
+  o << "packets=" << c.packets << " non_ip=" << c.nonIp << " malformed=" << c.malformed
+    << " no_ports=" << c.noPorts;
+  return o.str();
+}
+
+GlobalCounters operator-(const GlobalCounters &a, const GlobalCounters &b) {
+  return {a.packets - b.packets, a.nonIp - b.nonIp, a.malformed - b.malformed,
+          a.noPorts - b.noPorts};
+}
+
+SlotCounters operator-(const SlotCounters &a, const SlotCounters &b) {
+  return {a.seen - b.seen,         a.matched - b.matched,
+          a.sampledOut - b.sampledOut, a.captured - b.captured,
+          a.bytesCaptured - b.bytesCaptured, a.ringLost - b.ringLost,
+          a.limitReached - b.limitReached};
+}
+
+bool inCi() {
+  const char *ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+// One BPF_PROG_TEST_RUN; ctx (optional) is passed as ctx_in.
+int testRun(int progFd, const Bytes &pkt, int repeat, uint32_t &retval,
+            const xdp_md *ctx = nullptr) {
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(),
+              .data_size_in = static_cast<uint32_t>(pkt.size()), .repeat = repeat);
+  if (ctx) {
+    o.ctx_in = ctx;
+    o.ctx_size_in = sizeof *ctx;
+  }
+  int err = bpf_prog_test_run_opts(progFd, &o);
+  retval = o.retval;
+  return err;
+}
+
+// Runs the program `repeat` times on pkt and checks the verdict.
+::testing::AssertionResult passes(int progFd, const Bytes &pkt, int repeat = 1,
+                                  const xdp_md *ctx = nullptr) {
+  uint32_t retval = 0;
+  if (int err = testRun(progFd, pkt, repeat, retval, ctx))
+    return ::testing::AssertionFailure()
+           << "BPF_PROG_TEST_RUN on " << pkt.size() << " bytes: " << std::strerror(-err);
+  if (retval != XDP_PASS)
+    return ::testing::AssertionFailure() << "verdict " << retval << ", expected XDP_PASS";
+  return ::testing::AssertionSuccess();
+}
+
+struct Rec {
+  ringcap_record h;
+  Bytes data;
+};
+
+// Reads raw ring records (checked by parseRingRecord) with every header field.
+class RingReader {
+public:
+  explicit RingReader(int ringFd) {
+    rb_ = ring_buffer__new(ringFd, &RingReader::onRecord, this, nullptr);
+  }
+  ~RingReader() { ring_buffer__free(rb_); }
+  RingReader(const RingReader &) = delete;
+  RingReader &operator=(const RingReader &) = delete;
+  bool ok() const { return rb_ != nullptr; }
+
+  // Every record waiting now; invalid records and consume errors are test failures.
+  std::vector<Rec> take() {
+    recs_.clear();
+    invalid_ = 0;
+    int n = ring_buffer__consume(rb_);
+    EXPECT_GE(n, 0) << "ring_buffer__consume: " << std::strerror(-n);
+    EXPECT_EQ(invalid_, 0u) << "records rejected by parseRingRecord";
+    return std::move(recs_);
+  }
+
+private:
+  static int onRecord(void *ctx, void *data, size_t size) {
+    auto *self = static_cast<RingReader *>(ctx);
+    auto r = parseRingRecord({static_cast<const uint8_t *>(data), size});
+    if (!r)
+      self->invalid_++;
+    else
+      self->recs_.push_back({r->header, Bytes(r->data.begin(), r->data.end())});
+    return 0;
+  }
+  ring_buffer *rb_ = nullptr;
+  std::vector<Rec> recs_;
+  size_t invalid_ = 0;
+};
+
+// Why the BPF tests cannot run here (empty: they can), and load errors that are failures.
+struct Availability {
+  std::string skip, error;
+};
+
+Result<std::unique_ptr<CaptureProgram>> loadProgram(uint32_t ringBytes, Availability &av) {
+  if (geteuid() != 0) {
+    av.skip = "not running as root: BPF_PROG_TEST_RUN needs root";
+    return Error{EPERM, av.skip};
+  }
+  CaptureProgramOptions o;
+  o.ringBytes = ringBytes;
+  auto p = CaptureProgram::open(o);
+  if (p) {
+    if (auto r = (*p)->loadUnattached(); r)
+      return std::move(p).value();
+    else
+      p = r.error();
+  }
+  if (p.error().code == EPERM)
+    av.skip = "BPF is unavailable (EPERM): " + p.error().message;
+  else
+    av.error = "loading the capture program: " + p.error().message;
+  return p.error();
+}
+
+// Skips the test (fails it when CI=true) if BPF is unavailable; fails it on a load error.
+#define REQUIRE_BPF(av)                                                                        \
+  do {                                                                                         \
+    if (!(av).skip.empty()) {                                                                  \
+      if (inCi())                                                                              \
+        FAIL() << "CI=true and the BPF tests cannot run: " << (av).skip;                       \
+      GTEST_SKIP() << "\n*** SKIPPING THE BPF TESTS: " << (av).skip << " ***";                 \
+    }                                                                                          \
+    ASSERT_TRUE((av).error.empty()) << (av).error;                                             \
+  } while (0)
+
+unsigned loopbackIfindex() { return if_nametoindex("lo"); }
+
+class CaptureProgramTest : public ::testing::Test {
+protected:
+  static constexpr uint32_t kRingBytes = 4u << 20;
+
+  static void SetUpTestSuite() {
+    auto p = loadProgram(kRingBytes, av_);
+    if (!p)
+      return;
+    program_ = std::move(p).value();
+    reader_ = std::make_unique<RingReader>(program_->ringFd());
+    if (!reader_->ok())
+      av_.error = std::string("ring_buffer__new: ") + std::strerror(errno);
+  }
+  static void TearDownTestSuite() {
+    reader_.reset();
+    program_.reset();
+  }
+  void SetUp() override {
+    REQUIRE_BPF(av_);
+    ASSERT_TRUE(take().empty()) << "records left over from an earlier test";
+  }
+  void TearDown() override {
+    if (!program_)
+      return;
+    for (unsigned s = 0; s < RINGCAP_MAX_SLOTS; s++)
+      if (program_->slotArmed(s))
+        EXPECT_TRUE(program_->disarmSlot(s));
+    take();
+  }
+
+  int fd() const { return program_->programFd(); }
+  std::vector<Rec> take() { return reader_->take(); }
+  void arm(unsigned slot, const SlotSettings &s) {
+    auto r = program_->armSlot(slot, s);
+    ASSERT_TRUE(r) << r.error().message;
+  }
+  void disarm(unsigned slot) { ASSERT_TRUE(program_->disarmSlot(slot)); }
+  SlotCounters counters(unsigned slot) const { return program_->slotCounters(slot).value(); }
+  GlobalCounters global() const { return program_->globalCounters().value(); }
+  SlotBudget budget(unsigned slot) const { return program_->slotBudget(slot).value(); }
+
+  static inline Availability av_;
+  static inline std::unique_ptr<CaptureProgram> program_;
+  static inline std::unique_ptr<RingReader> reader_;
+};
+
+// Checks one record against the packet it must hold.
+void expectRecord(const Rec &r, unsigned slot, uint32_t cookie, const Bytes &pkt,
+                  uint32_t capLen) {
+  EXPECT_EQ(r.h.slot, slot);
+  EXPECT_EQ(r.h.cookie, cookie);
+  EXPECT_EQ(r.h.ifindex, loopbackIfindex()); // test runs arrive on the loopback device
+  EXPECT_EQ(r.h.rx_queue, 0u);
+  EXPECT_EQ(r.h.pkt_len, pkt.size());
+  EXPECT_EQ(r.h.cap_len, capLen);
+  EXPECT_EQ(r.h.flags, 0u);
+  ASSERT_EQ(r.data.size(), capLen);
+  EXPECT_TRUE(std::equal(r.data.begin(), r.data.end(), pkt.begin())) << "captured bytes differ";
+}
+
+// What the parser makes of a packet, and the global counter it bumps.
+enum class Parsed {
+  Ports,        // IP with transport ports
+  NoPortProto,  // IP, a protocol without ports (ICMP, GRE): nothing counted
+  PortsUnknown, // IP fragment or truncated transport header: no_ports
+  NonIp,        // not IPv4/IPv6 after the tags: non_ip
+  Malformed,    // truncated or invalid headers: malformed
+};
+
+GlobalCounters expectedGlobal(Parsed p) {
+  return {1, p == Parsed::NonIp ? 1u : 0u, p == Parsed::Malformed ? 1u : 0u,
+          p == Parsed::PortsUnknown ? 1u : 0u};
+}
+
+struct FilterCase {
+  const char *name;
+  Bytes packet;
+  Flt filter;
+  bool hit;
+  Parsed parsed;
+};
+
+constexpr bool Hit = true, Miss = false;
+using enum Parsed;
+
+std::vector<FilterCase> filterCases() {
+  // Ethernet / IPv4 10.0.0.1 -> 10.0.0.2 / UDP 1234 -> 53 / 32 bytes (74 bytes)
+  Bytes v4udp = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  // Ethernet / IPv6 2001:db8::1 -> 2001:db8::2 / UDP 1234 -> 53 / 32 bytes (94 bytes)
+  Bytes v6udp = P().eth().ipv6(A6, B6).udp(SP, DP).payload(32).build();
+  // Ethernet / IPv6 a00:1:: -> a00:2:: / UDP: first 4 address bytes equal 10.0.0.1 / 10.0.0.2
+  Bytes v6like4 = P().eth().ipv6("a00:1::", "a00:2::").udp(SP, DP).payload(8).build();
+  // Ethernet / ARP request 10.0.0.1 -> 10.0.0.2 (42 bytes)
+  Bytes arp = P().eth().arp().build();
+  // Ethernet / three tags 802.1ad 10, 802.1Q 20, 802.1Q 30 / IPv4 / UDP 1234 -> 53
+  Bytes tags3 = P().eth()
+                    .vlan(rt::kTpid8021AD, 10)
+                    .vlan(rt::kTpid8021Q, 20)
+                    .vlan(rt::kTpid8021Q, 30)
+                    .ipv4(A4, B4)
+                    .udp(SP, DP)
+                    .payload(8)
+                    .build();
+  // Ethernet / IPv4 non-first fragment (offset 185 * 8, MF) / 64 bytes of data, protocol UDP
+  Bytes v4frag = P().eth().ipv4(A4, B4, {.fragOffset = 185, .moreFragments = true}).next(UDP)
+                     .payload(64).build();
+  // Ethernet / IPv6 / fragment header (offset 185 * 8, last) / bytes that look like UDP 1234->53
+  Bytes v6frag = P().eth().ipv6(A6, B6).ipv6Frag(185, false).udp(SP, DP).payload(16).build();
+  // Ethernet / IPv6 / 9 extension headers (HBH, 4 x (DstOpts, Routing)) / UDP 1234 -> 53
+  PacketBuilder nine = P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8);
+  for (int i = 0; i < 4; i++)
+    nine.ipv6Ext(rt::kIpProtoDstOpts, 8).ipv6Ext(rt::kIpProtoRouting, 16);
+  Bytes ext9 = nine.udp(SP, DP).payload(8).build();
+  // Ethernet / IPv6 / 8 extension headers (HBH, DstOpts, Routing, Frag(0, M), AH(12),
+  // Mobility, DstOpts, Routing) / UDP 1234 -> 53
+  Bytes ext8 = P().eth()
+                   .ipv6(A6, B6)
+                   .ipv6Ext(rt::kIpProtoHopOpts, 8)
+                   .ipv6Ext(rt::kIpProtoDstOpts, 16)
+                   .ipv6Ext(rt::kIpProtoRouting, 24)
+                   .ipv6Frag(0, true)
+                   .ipv6Ext(rt::kIpProtoAh, 12)
+                   .ipv6Ext(rt::kIpProtoMobility, 8)
+                   .ipv6Ext(rt::kIpProtoDstOpts, 8)
+                   .ipv6Ext(rt::kIpProtoRouting, 8)
+                   .udp(SP, DP)
+                   .payload(8)
+                   .build();
+  const Flt v4five{A4, B4, SP, DP, UDP}, v6five{A6, B6, SP, DP, UDP};
+
+  return {
+      // IPv4 / UDP: every field hitting and missing.
+      {"v4 udp, empty filter", v4udp, {}, Hit, Ports},
+      {"v4 udp, src addr", v4udp, {.src = A4}, Hit, Ports},
+      {"v4 udp, src addr other", v4udp, {.src = "10.0.0.3"}, Miss, Ports},
+      {"v4 udp, src addr = packet dst", v4udp, {.src = B4}, Miss, Ports},
+      {"v4 udp, dst addr", v4udp, {.dst = B4}, Hit, Ports},
+      {"v4 udp, dst addr other", v4udp, {.dst = "10.0.1.2"}, Miss, Ports},
+      {"v4 udp, src port", v4udp, {.sport = SP}, Hit, Ports},
+      {"v4 udp, src port = packet dst port", v4udp, {.sport = DP}, Miss, Ports},
+      {"v4 udp, src port 0", v4udp, {.sport = 0}, Miss, Ports},
+      {"v4 udp, dst port", v4udp, {.dport = DP}, Hit, Ports},
+      {"v4 udp, dst port other", v4udp, {.dport = DP + 256}, Miss, Ports},
+      {"v4 udp, protocol", v4udp, {.proto = UDP}, Hit, Ports},
+      {"v4 udp, protocol tcp", v4udp, {.proto = TCP}, Miss, Ports},
+      {"v4 udp, 5-tuple", v4udp, v4five, Hit, Ports},
+      {"v4 udp, 5-tuple, dst port off", v4udp, {A4, B4, SP, DP + 1, UDP}, Miss, Ports},
+      {"v4 udp, IPv6 src addr filter", v4udp, {.src = A6}, Miss, Ports},
+      {"v4 udp, IPv4-mapped IPv6 filter", v4udp, {.src = "::ffff:10.0.0.1"}, Miss, Ports},
+      // IPv6 / UDP: every field, each 32-bit word of the address.
+      {"v6 udp, empty filter", v6udp, {}, Hit, Ports},
+      {"v6 udp, src addr", v6udp, {.src = A6}, Hit, Ports},
+      {"v6 udp, src addr word 0 off", v6udp, {.src = "2001:db9::1"}, Miss, Ports},
+      {"v6 udp, src addr word 1 off", v6udp, {.src = "2001:db8:0:1::1"}, Miss, Ports},
+      {"v6 udp, src addr word 2 off", v6udp, {.src = "2001:db8::1:0:0:1"}, Miss, Ports},
+      {"v6 udp, src addr word 3 off", v6udp, {.src = "2001:db8::3"}, Miss, Ports},
+      {"v6 udp, dst addr", v6udp, {.dst = B6}, Hit, Ports},
+      {"v6 udp, dst addr = packet src", v6udp, {.dst = A6}, Miss, Ports},
+      {"v6 udp, src port", v6udp, {.sport = SP}, Hit, Ports},
+      {"v6 udp, src port other", v6udp, {.sport = SP + 1}, Miss, Ports},
+      {"v6 udp, dst port", v6udp, {.dport = DP}, Hit, Ports},
+      {"v6 udp, dst port other", v6udp, {.dport = SP}, Miss, Ports},
+      {"v6 udp, protocol", v6udp, {.proto = UDP}, Hit, Ports},
+      {"v6 udp, protocol icmpv6", v6udp, {.proto = ICMP6}, Miss, Ports},
+      {"v6 udp, 5-tuple", v6udp, v6five, Hit, Ports},
+      {"v6 udp, IPv4 src addr filter", v6udp, {.src = A4}, Miss, Ports},
+      {"v6 a00:1::, IPv4 filter 10.0.0.1", v6like4, {.src = A4}, Miss, Ports},
+      {"v6 a00:1::, IPv4 filter dst 10.0.0.2", v6like4, {.dst = B4}, Miss, Ports},
+      {"v6 a00:1::, IPv6 filter a00:1::", v6like4, {.src = "a00:1::"}, Hit, Ports},
+      // Other transports.
+      // Ethernet / IPv4 / TCP 1234 -> 53 / 10 bytes
+      {"v4 tcp, 5-tuple", P().eth().ipv4(A4, B4).tcp(SP, DP).payload(10).build(),
+       {A4, B4, SP, DP, TCP}, Hit, Ports},
+      // Ethernet / IPv6 / TCP 1234 -> 53
+      {"v6 tcp, 5-tuple", P().eth().ipv6(A6, B6).tcp(SP, DP).build(), {A6, B6, SP, DP, TCP},
+       Hit, Ports},
+      // Ethernet / IPv4 / SCTP 1234 -> 53 / 20 bytes
+      {"v4 sctp, 5-tuple", P().eth().ipv4(A4, B4).sctp(SP, DP).payload(20).build(),
+       {A4, B4, SP, DP, SCTP}, Hit, Ports},
+      // Ethernet / IPv6 / SCTP 1234 -> 53
+      {"v6 sctp, 5-tuple", P().eth().ipv6(A6, B6).sctp(SP, DP).build(), {A6, B6, SP, DP, SCTP},
+       Hit, Ports},
+      // Ethernet / IPv4 / DCCP 1234 -> 53 (8 bytes)
+      {"v4 dccp, ports", P().eth().ipv4(A4, B4).ports(DCCP, SP, DP).build(),
+       {.sport = SP, .dport = DP, .proto = DCCP}, Hit, Ports},
+      // Ethernet / IPv6 / UDP-Lite 1234 -> 53 (8 bytes)
+      {"v6 udplite, ports", P().eth().ipv6(A6, B6).ports(UDPLITE, SP, DP).build(),
+       {.sport = SP, .dport = DP, .proto = UDPLITE}, Hit, Ports},
+      // Ethernet / IPv4 / ICMP echo request / 16 bytes
+      {"v4 icmp, protocol", P().eth().ipv4(A4, B4).icmp(8, 0).payload(16).build(),
+       {A4, B4, -1, -1, ICMP}, Hit, NoPortProto},
+      {"v4 icmp, src port", P().eth().ipv4(A4, B4).icmp(8, 0).payload(16).build(),
+       {.sport = 2048}, Miss, NoPortProto},
+      // Ethernet / IPv6 / ICMPv6 echo request / 16 bytes
+      {"v6 icmpv6, protocol", P().eth().ipv6(A6, B6).icmpv6(128, 0).payload(16).build(),
+       {.proto = ICMP6}, Hit, NoPortProto},
+      {"v6 icmpv6, dst port", P().eth().ipv6(A6, B6).icmpv6(128, 0).payload(16).build(),
+       {.dport = 0}, Miss, NoPortProto},
+      // Ethernet / IPv4 / protocol 47 (GRE) / 4 bytes 1234 -> 53 look-alike
+      {"v4 gre, protocol", P().eth().ipv4(A4, B4).ports(47, SP, DP).build(), {.proto = 47}, Hit,
+       NoPortProto},
+      {"v4 gre, ports look-alike", P().eth().ipv4(A4, B4).ports(47, SP, DP).build(),
+       {.sport = SP}, Miss, NoPortProto},
+      // VLAN and QinQ.
+      // Ethernet / 802.1Q 100 / IPv4 / UDP 1234 -> 53 / 8 bytes
+      {"802.1Q v4 udp, 5-tuple",
+       P().eth().vlan(rt::kTpid8021Q, 100).ipv4(A4, B4).udp(SP, DP).payload(8).build(), v4five,
+       Hit, Ports},
+      {"802.1Q v4 udp, protocol tcp",
+       P().eth().vlan(rt::kTpid8021Q, 100).ipv4(A4, B4).udp(SP, DP).payload(8).build(),
+       {.proto = TCP}, Miss, Ports},
+      // Ethernet / 802.1ad 200 / IPv4 / UDP
+      {"802.1ad v4 udp, 5-tuple",
+       P().eth().vlan(rt::kTpid8021AD, 200).ipv4(A4, B4).udp(SP, DP).build(), v4five, Hit,
+       Ports},
+      // Ethernet / 802.1ad 200 / 802.1Q 100 / IPv4 / UDP
+      {"QinQ v4 udp, 5-tuple",
+       P().eth().vlan(rt::kTpid8021AD, 200).vlan(rt::kTpid8021Q, 100).ipv4(A4, B4).udp(SP, DP)
+           .build(),
+       v4five, Hit, Ports},
+      // Ethernet / 802.1ad 200 / 802.1Q 100 / IPv6 / TCP
+      {"QinQ v6 tcp, 5-tuple",
+       P().eth().vlan(rt::kTpid8021AD, 200).vlan(rt::kTpid8021Q, 100).ipv6(A6, B6).tcp(SP, DP)
+           .build(),
+       {A6, B6, SP, DP, TCP}, Hit, Ports},
+      // Ethernet / 802.1Q 1 / 802.1Q 2 / IPv6 / UDP
+      {"double 802.1Q v6 udp, 5-tuple",
+       P().eth().vlan(rt::kTpid8021Q, 1).vlan(rt::kTpid8021Q, 2).ipv6(A6, B6).udp(SP, DP).build(),
+       v6five, Hit, Ports},
+      // Ethernet / 802.1Q 1 / 802.1ad 2 / IPv4 / UDP (reversed order)
+      {"802.1Q then 802.1ad v4 udp, 5-tuple",
+       P().eth().vlan(rt::kTpid8021Q, 1).vlan(rt::kTpid8021AD, 2).ipv4(A4, B4).udp(SP, DP)
+           .build(),
+       v4five, Hit, Ports},
+      {"three tags, empty filter", tags3, {}, Hit, NonIp},
+      {"three tags, 5-tuple", tags3, v4five, Miss, NonIp},
+      // Ethernet / 802.1Q 5 / ARP
+      {"802.1Q arp, empty filter", P().eth().vlan(rt::kTpid8021Q, 5).arp().build(), {}, Hit,
+       NonIp},
+      {"802.1Q arp, src addr", P().eth().vlan(rt::kTpid8021Q, 5).arp().build(), {.src = A4},
+       Miss, NonIp},
+      // IPv4 options and invalid IPv4 headers.
+      // Ethernet / IPv4 + 4 bytes of options (NOP NOP NOP EOL, ihl 6) / UDP
+      {"v4 options ihl 6, 5-tuple",
+       P().eth().ipv4(A4, B4, {.options = {1, 1, 1, 0}}).udp(SP, DP).payload(4).build(), v4five,
+       Hit, Ports},
+      // Ethernet / IPv4 + 40 bytes of options (record route, ihl 15) / TCP
+      {"v4 options ihl 15, 5-tuple",
+       P().eth().ipv4(A4, B4, {.options = {7, 39, 4}}).tcp(SP, DP).build(),
+       {A4, B4, SP, DP, TCP}, Hit, Ports},
+      // Ethernet / 802.1Q / IPv4 + 8 bytes of options / SCTP
+      {"802.1Q v4 options ihl 7, 5-tuple",
+       P().eth().vlan(rt::kTpid8021Q, 7).ipv4(A4, B4, {.options = {1, 1, 1, 1, 1, 1, 1, 0}})
+           .sctp(SP, DP).build(),
+       {A4, B4, SP, DP, SCTP}, Hit, Ports},
+      // Ethernet / IPv4 with ihl 4 (below the minimum) / UDP
+      {"v4 ihl 4, empty filter", P().eth().ipv4(A4, B4, {.ihl = 4}).udp(SP, DP).build(), {}, Hit,
+       Malformed},
+      {"v4 ihl 4, protocol", P().eth().ipv4(A4, B4, {.ihl = 4}).udp(SP, DP).build(),
+       {.proto = UDP}, Miss, Malformed},
+      // Ethernet / IPv4 header claiming ihl 6, frame ends after 20 bytes (34 bytes)
+      {"v4 ihl 6, options cut, protocol", P().eth().ipv4(A4, B4, {.ihl = 6}).next(UDP).build(),
+       {.proto = UDP}, Miss, Malformed},
+      // Ethernet / IPv4 header with version 6 / UDP
+      {"v4 version 6, empty filter", P().eth().ipv4(A4, B4, {.version = 6}).udp(SP, DP).build(),
+       {}, Hit, Malformed},
+      {"v4 version 6, src addr", P().eth().ipv4(A4, B4, {.version = 6}).udp(SP, DP).build(),
+       {.src = A4}, Miss, Malformed},
+      // Ethernet (EtherType IPv6) / an IPv4 header (version 4) / UDP / 32 bytes
+      {"v6 EtherType, version 4, protocol",
+       P().eth().next(0x86dd).ipv4(A4, B4).udp(SP, DP).payload(32).build(), {.proto = UDP}, Miss,
+       Malformed},
+      // IPv6 extension headers.
+      // Ethernet / IPv6 / hop-by-hop (8) / UDP
+      {"v6 hbh udp, 5-tuple",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8).udp(SP, DP).build(), v6five, Hit,
+       Ports},
+      // Ethernet / IPv6 / routing (24) / TCP
+      {"v6 routing tcp, 5-tuple",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoRouting, 24).tcp(SP, DP).build(),
+       {A6, B6, SP, DP, TCP}, Hit, Ports},
+      // Ethernet / IPv6 / destination options (16) / SCTP
+      {"v6 dstopts sctp, 5-tuple",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoDstOpts, 16).sctp(SP, DP).build(),
+       {A6, B6, SP, DP, SCTP}, Hit, Ports},
+      // Ethernet / IPv6 / mobility (8) / UDP
+      {"v6 mobility udp, 5-tuple",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoMobility, 8).udp(SP, DP).build(), v6five, Hit,
+       Ports},
+      // Ethernet / IPv6 / AH (24 bytes, payload length 4) / UDP
+      {"v6 ah24 udp, 5-tuple",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoAh, 24).udp(SP, DP).build(), v6five, Hit,
+       Ports},
+      // Ethernet / IPv6 / AH (12 bytes, payload length 1) / TCP
+      {"v6 ah12 tcp, 5-tuple",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoAh, 12).tcp(SP, DP).build(),
+       {A6, B6, SP, DP, TCP}, Hit, Ports},
+      {"v6 8 ext headers, 5-tuple", ext8, v6five, Hit, Ports},
+      {"v6 8 ext headers, protocol hbh", ext8, {.proto = rt::kIpProtoHopOpts}, Miss, Ports},
+      {"v6 9 ext headers, empty filter", ext9, {}, Hit, Malformed},
+      {"v6 9 ext headers, src addr", ext9, {.src = A6}, Miss, Malformed},
+      // Ethernet / IPv6 / hop-by-hop / ICMPv6
+      {"v6 hbh icmpv6, protocol",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8).icmpv6(143, 0).payload(20).build(),
+       {.proto = ICMP6}, Hit, NoPortProto},
+      // Ethernet / IPv6 / hop-by-hop, next header 59 (none) / 8 bytes
+      {"v6 hbh no-next, protocol 59",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8).payload(8).build(),
+       {.proto = rt::kIpProtoNoNext}, Hit, NoPortProto},
+      // Ethernet / IPv6 / hop-by-hop declaring 16 bytes, frame cut after 8 of them
+      {"v6 hbh cut, empty filter",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 16).udp(SP, DP).truncated(14 + 48),
+       {}, Hit, Malformed},
+      // Fragments.
+      // Ethernet / IPv4 first fragment (offset 0, MF) / UDP 1234 -> 53 / 64 bytes
+      {"v4 first fragment, 5-tuple",
+       P().eth().ipv4(A4, B4, {.moreFragments = true}).udp(SP, DP).payload(64).build(), v4five,
+       Hit, Ports},
+      {"v4 non-first fragment, empty filter", v4frag, {}, Hit, PortsUnknown},
+      {"v4 non-first fragment, addresses + protocol", v4frag, {A4, B4, -1, -1, UDP}, Hit,
+       PortsUnknown},
+      {"v4 non-first fragment, protocol tcp", v4frag, {.proto = TCP}, Miss, PortsUnknown},
+      {"v4 non-first fragment, dst port", v4frag, {.dport = DP}, Miss, PortsUnknown},
+      // Ethernet / IPv4 last fragment (offset 8, no MF) / bytes that look like UDP 1234 -> 53
+      {"v4 last fragment, UDP look-alike, src port",
+       P().eth().ipv4(A4, B4, {.fragOffset = 8}).udp(SP, DP).payload(8).build(), {.sport = SP},
+       Miss, PortsUnknown},
+      {"v4 last fragment, UDP look-alike, protocol",
+       P().eth().ipv4(A4, B4, {.fragOffset = 8}).udp(SP, DP).payload(8).build(), {.proto = UDP},
+       Hit, PortsUnknown},
+      // Ethernet / IPv6 / fragment (offset 0, M) / UDP 1234 -> 53 / 32 bytes
+      {"v6 first fragment, 5-tuple",
+       P().eth().ipv6(A6, B6).ipv6Frag(0, true).udp(SP, DP).payload(32).build(), v6five, Hit,
+       Ports},
+      // Ethernet / IPv6 / fragment (offset 0, last: atomic fragment) / UDP
+      {"v6 atomic fragment, 5-tuple", P().eth().ipv6(A6, B6).ipv6Frag(0, false).udp(SP, DP).build(),
+       v6five, Hit, Ports},
+      {"v6 non-first fragment, addresses + protocol", v6frag, {A6, B6, -1, -1, UDP}, Hit,
+       PortsUnknown},
+      {"v6 non-first fragment, protocol tcp", v6frag, {.proto = TCP}, Miss, PortsUnknown},
+      {"v6 non-first fragment, src port", v6frag, {.sport = SP}, Miss, PortsUnknown},
+      {"v6 non-first fragment, 5-tuple", v6frag, v6five, Miss, PortsUnknown},
+      // Ethernet / IPv6 / hop-by-hop / fragment (offset 100, M) / TCP look-alike
+      {"v6 hbh + non-first fragment, protocol",
+       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8).ipv6Frag(100, true).tcp(SP, DP)
+           .build(),
+       {.dst = B6, .proto = TCP}, Hit, PortsUnknown},
+      // Truncated transport headers.
+      // Ethernet / IPv4 / UDP cut after 3 bytes (37 bytes)
+      {"v4 udp cut in ports, protocol", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(37),
+       {.src = A4, .proto = UDP}, Hit, PortsUnknown},
+      {"v4 udp cut in ports, src port", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(37),
+       {.sport = SP}, Miss, PortsUnknown},
+      // Ethernet / IPv4 / UDP cut after 4 bytes (38 bytes): the ports are there
+      {"v4 udp cut after ports, 5-tuple", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(38),
+       v4five, Hit, Ports},
+      // Ethernet / IPv4 cut after 19 bytes of its header (33 bytes)
+      {"v4 header cut, empty filter", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(33), {}, Hit,
+       Malformed},
+      {"v4 header cut, protocol", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(33),
+       {.proto = UDP}, Miss, Malformed},
+      // Ethernet / IPv6 / TCP, nothing of the TCP header (54 bytes)
+      {"v6 tcp cut at transport, dst addr", P().eth().ipv6(A6, B6).tcp(SP, DP).truncated(54),
+       {.dst = B6}, Hit, PortsUnknown},
+      // Non-IP and minimum frames.
+      {"arp, empty filter", arp, {}, Hit, NonIp},
+      {"arp, src addr", arp, {.src = A4}, Miss, NonIp},
+      {"arp, protocol", arp, {.proto = 0}, Miss, NonIp},
+      // Ethernet with an 802.3 length (46) instead of an EtherType / 46 bytes of LLC data
+      {"802.3 llc, empty filter", P().eth().next(46).payload(46).build(), {}, Hit, NonIp},
+      {"802.3 llc, dst port", P().eth().next(46).payload(46).build(), {.dport = DP}, Miss, NonIp},
+      // Ethernet header alone (14 bytes), EtherType IPv4 / IPv6 / 802.1Q / ARP
+      {"14 bytes IPv4, empty filter", P().eth().next(0x0800).build(), {}, Hit, Malformed},
+      {"14 bytes IPv4, protocol", P().eth().next(0x0800).build(), {.proto = 0}, Miss, Malformed},
+      {"14 bytes IPv6, empty filter", P().eth().next(0x86dd).build(), {}, Hit, Malformed},
+      {"14 bytes 802.1Q, empty filter", P().eth().next(0x8100).build(), {}, Hit, Malformed},
+      {"14 bytes 802.1Q, src addr", P().eth().next(0x8100).build(), {.src = A4}, Miss,
+       Malformed},
+      {"14 bytes ARP, empty filter", P().eth().next(0x0806).build(), {}, Hit, NonIp},
+  };
+}
+
+TEST_F(CaptureProgramTest, FilterTable) {
+  auto cases = filterCases();
+  for (size_t i = 0; i < cases.size(); i++) {
+    const FilterCase &c = cases[i];
+    SCOPED_TRACE(c.name);
+    unsigned slot = i % RINGCAP_MAX_SLOTS;
+    uint32_t cookie = 0x1000 + uint32_t(i);
+    arm(slot, slotWith(cookie, c.filter));
+    GlobalCounters before = global();
+    ASSERT_TRUE(passes(fd(), c.packet));
+    uint64_t n = c.hit ? 1 : 0;
+    SlotCounters want{1, n, 0, n, n * c.packet.size(), 0, 0};
+    EXPECT_EQ(describe(counters(slot)), describe(want));
+    EXPECT_EQ(describe(global() - before), describe(expectedGlobal(c.parsed)));
+    auto recs = take();
+    ASSERT_EQ(recs.size(), n);
+    if (n)
+      expectRecord(recs[0], slot, cookie, c.packet, uint32_t(c.packet.size()));
+    disarm(slot);
+  }
+}
+
+// A packet truncated at every length from 14 bytes to its whole size, seen by three slots:
+// 0: empty filter (always captured), 1: addresses + protocol (captured once the IP headers
+// are complete), 2: 5-tuple (captured once the ports are there; never for non-first
+// fragments).
+struct SweepCase {
+  const char *name;
+  PacketBuilder packet;
+  size_t l4; // offset where the IP headers end (the transport header starts)
+  bool fragment;
+  Flt addrProto, fiveTuple;
+};
+
+TEST_F(CaptureProgramTest, TruncatedAtEveryOffset) {
+  // Ethernet / 802.1ad / 802.1Q / IPv4 + 8 bytes of options / TCP 1234 -> 53 / 6 bytes
+  PacketBuilder qinqV4 = P().eth()
+                             .vlan(rt::kTpid8021AD, 1)
+                             .vlan(rt::kTpid8021Q, 2)
+                             .ipv4(A4, B4, {.options = {1, 1, 1, 1, 1, 1, 1, 0}})
+                             .tcp(SP, DP)
+                             .payload(6);
+  // Ethernet / 802.1Q / IPv6 / HBH (8) / routing (24) / AH (12) / DstOpts (16) / UDP / 6 bytes
+  PacketBuilder vlanV6 = P().eth()
+                             .vlan(rt::kTpid8021Q, 3)
+                             .ipv6(A6, B6)
+                             .ipv6Ext(rt::kIpProtoHopOpts, 8)
+                             .ipv6Ext(rt::kIpProtoRouting, 24)
+                             .ipv6Ext(rt::kIpProtoAh, 12)
+                             .ipv6Ext(rt::kIpProtoDstOpts, 16)
+                             .udp(SP, DP)
+                             .payload(6);
+  // Ethernet / IPv6 / fragment (offset 0, M) / SCTP 1234 -> 53 / 4 bytes
+  PacketBuilder v6first = P().eth().ipv6(A6, B6).ipv6Frag(0, true).sctp(SP, DP).payload(4);
+  // Ethernet / IPv4 + 4 bytes of options, non-first fragment (offset 100) / UDP look-alike
+  PacketBuilder v4frag =
+      P().eth().ipv4(A4, B4, {.options = {1, 1, 1, 0}, .fragOffset = 100}).udp(SP, DP).payload(4);
+  // Ethernet / IPv6 / HBH (8) / fragment (offset 100, last) / UDP look-alike / 4 bytes
+  PacketBuilder v6frag = P().eth()
+                             .ipv6(A6, B6)
+                             .ipv6Ext(rt::kIpProtoHopOpts, 8)
+                             .ipv6Frag(100, false)
+                             .udp(SP, DP)
+                             .payload(4);
+  SweepCase cases[] = {
+      {"QinQ IPv4 options TCP", qinqV4, qinqV4.offsetOf(4), false, {A4, B4, -1, -1, TCP},
+       {A4, B4, SP, DP, TCP}},
+      {"802.1Q IPv6 ext chain UDP", vlanV6, vlanV6.offsetOf(7), false, {A6, B6, -1, -1, UDP},
+       {A6, B6, SP, DP, UDP}},
+      {"IPv6 first fragment SCTP", v6first, v6first.offsetOf(3), false,
+       {A6, B6, -1, -1, SCTP}, {A6, B6, SP, DP, SCTP}},
+      {"IPv4 non-first fragment", v4frag, v4frag.offsetOf(2), true, {A4, B4, -1, -1, UDP},
+       {A4, B4, SP, DP, UDP}},
+      {"IPv6 non-first fragment", v6frag, v6frag.offsetOf(4), true, {A6, B6, -1, -1, UDP},
+       {A6, B6, SP, DP, UDP}},
+  };
+  for (const auto &c : cases) {
+    SCOPED_TRACE(c.name);
+    arm(0, slotWith(10, {}));
+    arm(1, slotWith(11, c.addrProto));
+    arm(2, slotWith(12, c.fiveTuple));
+    for (size_t n = 14; n <= c.packet.size(); n++) {
+      SCOPED_TRACE("truncated to " + std::to_string(n) + " bytes");
+      Bytes pkt = c.packet.truncated(n);
+      SlotCounters before[3] = {counters(0), counters(1), counters(2)};
+      GlobalCounters g0 = global();
+      ASSERT_TRUE(passes(fd(), pkt));
+      Parsed p = n < c.l4                    ? Malformed
+                 : c.fragment || n < c.l4 + 4 ? PortsUnknown
+                                              : Ports;
+      bool hits[3] = {true, p != Malformed, p == Ports};
+      for (unsigned s = 0; s < 3; s++) {
+        uint64_t h = hits[s];
+        SlotCounters want{1, h, 0, h, h * n, 0, 0};
+        EXPECT_EQ(describe(counters(s) - before[s]), describe(want)) << "slot " << s;
+      }
+      EXPECT_EQ(describe(global() - g0), describe(expectedGlobal(p)));
+      auto recs = take();
+      ASSERT_EQ(recs.size(), 1u + hits[1] + hits[2]);
+      for (unsigned s = 0; s < recs.size(); s++)
+        expectRecord(recs[s], s, 10 + s, pkt, uint32_t(n));
+    }
+    disarm(0);
+    disarm(1);
+    disarm(2);
+  }
+}
+
+TEST_F(CaptureProgramTest, NoArmedSlotCountsNothing) {
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  GlobalCounters before = global();
+  ASSERT_TRUE(passes(fd(), pkt, 10));
+  EXPECT_EQ(describe(global() - before), describe(GlobalCounters{}));
+  EXPECT_TRUE(take().empty());
+}
+
+TEST_F(CaptureProgramTest, KernelRefusesFramesShorterThanEthernet) {
+  arm(0, slotWith(1));
+  GlobalCounters before = global();
+  // Zero bytes, and 13 bytes of an Ethernet header cut by one byte.
+  for (Bytes pkt : {Bytes{}, P().eth().next(0x0800).truncated(13)}) {
+    uint32_t retval = 0;
+    EXPECT_EQ(testRun(fd(), pkt, 1, retval), -EINVAL) << pkt.size() << " bytes";
+  }
+  EXPECT_EQ(describe(global() - before), describe(GlobalCounters{}));
+  EXPECT_EQ(describe(counters(0)), describe(SlotCounters{}));
+  EXPECT_TRUE(take().empty());
+}
+
+// Lengths: single and multi-buffer packets, every ring size class boundary, snaplen cuts.
+struct LengthCase {
+  size_t size;
+  uint32_t snaplen;
+};
+
+TEST_F(CaptureProgramTest, LengthTable) {
+  const uint32_t full = RINGCAP_MAX_SNAPLEN;
+  // Test runs keep PAGE_SIZE - 256 (headroom) - 320 (skb_shared_info) bytes linear; larger
+  // frames become multi-buffer packets (the program is xdp.frags).
+  const size_t linear = size_t(sysconf(_SC_PAGESIZE)) - 256 - 320;
+  std::vector<LengthCase> cases = {
+      {60, full}, {60, 1},    {60, 59},   {60, 60},           {1514, full},
+      {linear, full}, {linear + 1, full}, {9000, full}, {9000, 100}, {9000, 4000},
+      {60000, full}, {60000, uint32_t(linear) + 1},  {65536, full}, {70000, full},
+      {70000, 65535},
+  };
+  // Each size class of the ring (and one byte more), cut from a 70000-byte packet.
+  for (uint32_t cls : {64, 96, 128, 192, 256, 384, 512, 768, 1024, 1280, 1536, 2048, 4096, 9216,
+                       16384, 32768}) {
+    cases.push_back({70000, cls});
+    cases.push_back({70000, cls + 1});
+  }
+  for (const auto &c : cases) {
+    SCOPED_TRACE(std::to_string(c.size) + " bytes, snaplen " + std::to_string(c.snaplen));
+    // Ethernet / IPv4 / UDP 1234 -> 53 / pattern up to c.size bytes
+    Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(c.size).build();
+    SlotSettings s = slotWith(77, {A4, B4, SP, DP, UDP});
+    s.snaplen = c.snaplen;
+    arm(4, s);
+    ASSERT_TRUE(passes(fd(), pkt));
+    uint32_t capLen = uint32_t(std::min<size_t>(c.size, c.snaplen));
+    EXPECT_EQ(describe(counters(4)), describe(SlotCounters{1, 1, 0, 1, capLen, 0, 0}));
+    auto recs = take();
+    ASSERT_EQ(recs.size(), 1u);
+    expectRecord(recs[0], 4, 77, pkt, capLen);
+    disarm(4);
+  }
+}
+
+TEST_F(CaptureProgramTest, SeveralSlotsAtOnce) {
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes (74 bytes)
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  SlotSettings a = slotWith(0xa0, {}), b = slotWith(0xb3, {A4, B4, SP, DP, UDP});
+  a.snaplen = 64;
+  arm(0, a);
+  arm(3, b);
+  arm(5, slotWith(0xc5, {.dport = 80}));
+  ASSERT_TRUE(passes(fd(), pkt));
+  EXPECT_EQ(describe(counters(0)), describe(SlotCounters{1, 1, 0, 1, 64, 0, 0}));
+  EXPECT_EQ(describe(counters(3)), describe(SlotCounters{1, 1, 0, 1, 74, 0, 0}));
+  EXPECT_EQ(describe(counters(5)), describe(SlotCounters{1, 0, 0, 0, 0, 0, 0}));
+  auto recs = take();
+  ASSERT_EQ(recs.size(), 2u);
+  expectRecord(recs[0], 0, 0xa0, pkt, 64);
+  expectRecord(recs[1], 3, 0xb3, pkt, 74);
+  disarm(0);
+  disarm(3);
+  disarm(5);
+
+  // All eight slots: eight records, one per slot, each with its cookie.
+  for (unsigned s = 0; s < RINGCAP_MAX_SLOTS; s++)
+    arm(s, slotWith(0x100 + s, {.src = A4}));
+  GlobalCounters before = global();
+  ASSERT_TRUE(passes(fd(), pkt));
+  EXPECT_EQ(describe(global() - before), describe(GlobalCounters{1, 0, 0, 0}));
+  recs = take();
+  ASSERT_EQ(recs.size(), size_t(RINGCAP_MAX_SLOTS));
+  for (unsigned s = 0; s < RINGCAP_MAX_SLOTS; s++)
+    expectRecord(recs[s], s, 0x100 + s, pkt, 74);
+}
+
+TEST_F(CaptureProgramTest, IngressIfindexRestriction) {
+  // Ethernet / IPv6 / UDP 1234 -> 53 / 20 bytes, run with ctx_in ingress_ifindex = lo.
+  Bytes pkt = P().eth().ipv6(A6, B6).udp(SP, DP).payload(20).build();
+  const uint32_t lo = loopbackIfindex();
+  ASSERT_NE(lo, 0u);
+  xdp_md ctx{};
+  ctx.data_end = uint32_t(pkt.size());
+  ctx.ingress_ifindex = lo;
+  ctx.rx_queue_index = 0;
+  struct Row {
+    std::vector<uint32_t> ifindexes;
+    bool seen;
+  } rows[] = {
+      {{lo}, true},
+      {{lo + 1000}, false},
+      {{lo + 1000, lo}, true},
+      {{lo + 1, lo + 2, lo + 3, lo + 4, lo + 5, lo + 6, lo + 7, lo}, true}, // last entry
+      {{lo + 1, lo + 2, lo + 3, lo + 4, lo + 5, lo + 6, lo + 7, lo + 8}, false},
+      {{}, true}, // any interface
+  };
+  for (unsigned s = 0; s < std::size(rows); s++) {
+    SlotSettings st = slotWith(0x50 + s, {.dst = B6});
+    st.ifindexes = rows[s].ifindexes;
+    arm(s, st);
+  }
+  ASSERT_TRUE(passes(fd(), pkt, 1, &ctx)) << "the kernel refused ctx_in.ingress_ifindex = lo";
+  std::vector<unsigned> want;
+  for (unsigned s = 0; s < std::size(rows); s++) {
+    uint64_t n = rows[s].seen;
+    EXPECT_EQ(describe(counters(s)), describe(SlotCounters{n, n, 0, n, n * pkt.size(), 0, 0}))
+        << "slot " << s;
+    if (n)
+      want.push_back(s);
+  }
+  auto recs = take();
+  ASSERT_EQ(recs.size(), want.size());
+  for (size_t i = 0; i < recs.size(); i++)
+    expectRecord(recs[i], want[i], 0x50 + want[i], pkt, uint32_t(pkt.size()));
+}
+
+TEST_F(CaptureProgramTest, SamplingOneInTen) {
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes (74 bytes), 20000 runs
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  SlotSettings s = slotWith(9, {A4, B4, SP, DP, UDP});
+  s.sampleRate = 10;
+  arm(1, s);
+  const int runs = 20000;
+  ASSERT_TRUE(passes(fd(), pkt, runs));
+  SlotCounters c = counters(1);
+  EXPECT_EQ(c.seen, uint64_t(runs));
+  EXPECT_EQ(c.matched, uint64_t(runs));
+  EXPECT_EQ(c.captured + c.sampledOut, c.matched);
+  EXPECT_EQ(c.bytesCaptured, c.captured * pkt.size());
+  EXPECT_EQ(c.ringLost + c.limitReached, 0u);
+  // Binomial(20000, 0.1): mean 2000, sigma 42.4; 5 sigma = 212.
+  double sigma = std::sqrt(runs * 0.1 * 0.9);
+  EXPECT_LE(std::abs(double(c.captured) - runs * 0.1), 5 * sigma) << describe(c);
+  auto recs = take();
+  EXPECT_EQ(recs.size(), c.captured);
+  for (const auto &r : recs)
+    ASSERT_NO_FATAL_FAILURE(expectRecord(r, 1, 9, pkt, uint32_t(pkt.size())));
+}
+
+TEST_F(CaptureProgramTest, PacketBudgetIsExact) {
+  // Ethernet / IPv6 / TCP 1234 -> 53 / 10 bytes (84 bytes), 5000 runs
+  Bytes pkt = P().eth().ipv6(A6, B6).tcp(SP, DP).payload(10).build();
+  SlotSettings s = slotWith(5, {.proto = TCP});
+  s.packetLimit = 1000;
+  arm(2, s);
+  ASSERT_TRUE(passes(fd(), pkt, 5000));
+  EXPECT_EQ(describe(counters(2)), describe(SlotCounters{5000, 5000, 0, 1000, 84000, 0, 4000}));
+  EXPECT_EQ(budget(2).packetsLeft, 0);
+  EXPECT_EQ(take().size(), 1000u);
+}
+
+std::vector<int> allowedCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int i = 0; i < CPU_SETSIZE; i++)
+      if (CPU_ISSET(i, &set))
+        cpus.push_back(i);
+  return cpus;
+}
+
+// Two threads pinned to two CPUs run `repeat` test runs each, started together.
+void runOnTwoCpus(int progFd, const Bytes &pkt, int repeat, const std::vector<int> &cpus) {
+  std::latch start(2);
+  bool ok[2] = {false, false};
+  int ranOn[2] = {-1, -1};
+  auto body = [&](int i) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus[i], &one);
+    if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0)
+      ranOn[i] = sched_getcpu();
+    start.arrive_and_wait();
+    ok[i] = passes(progFd, pkt, repeat);
+  };
+  std::thread a(body, 0), b(body, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(ranOn[0], cpus[0]);
+  EXPECT_EQ(ranOn[1], cpus[1]);
+  EXPECT_TRUE(ok[0] && ok[1]) << "a test run failed or did not return XDP_PASS";
+}
+
+TEST_F(CaptureProgramTest, BudgetsAreExactFromTwoCpus) {
+  auto cpus = allowedCpus();
+  ASSERT_GE(cpus.size(), 2u) << "this test needs two CPUs";
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes (74 bytes)
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  for (int round = 0; round < 20; round++) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    // Packet budget: 1000 of 2 x 2500.
+    SlotSettings s = slotWith(round, {.dport = DP});
+    s.packetLimit = 1000;
+    arm(0, s);
+    // Byte budget: 1000 packets and 73 bytes, 1000 of 2 x 2500.
+    SlotSettings t = slotWith(100 + round, {.src = A4});
+    t.byteLimit = 1000 * pkt.size() + 73;
+    arm(1, t);
+    runOnTwoCpus(fd(), pkt, 2500, cpus);
+    EXPECT_EQ(describe(counters(0)), describe(SlotCounters{5000, 5000, 0, 1000, 74000, 0, 4000}));
+    EXPECT_EQ(describe(counters(1)), describe(SlotCounters{5000, 5000, 0, 1000, 74000, 0, 4000}));
+    EXPECT_EQ(budget(0).packetsLeft, 0);
+    EXPECT_EQ(budget(1).bytesLeft, 73);
+    EXPECT_EQ(take().size(), 2000u);
+    disarm(0);
+    disarm(1);
+    if (HasFailure())
+      break;
+  }
+}
+
+TEST_F(CaptureProgramTest, ByteBudgetIsExact) {
+  // Ethernet / IPv4 / UDP 1234 -> 53 / padded to 100 bytes
+  Bytes p100 = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(100).build();
+  // Ethernet / IPv4 / UDP 1234 -> 53 / padded to 64 and to 50 bytes
+  Bytes p64 = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(64).build();
+  Bytes p50 = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(50).build();
+  // Ethernet header alone (14 bytes)
+  Bytes p14 = P().eth().next(0x0800).build();
+  SlotSettings s = slotWith(3);
+  s.byteLimit = 1050;
+  arm(6, s);
+  for (int i = 0; i < 10; i++)
+    ASSERT_TRUE(passes(fd(), p100));
+  EXPECT_EQ(describe(counters(6)), describe(SlotCounters{10, 10, 0, 10, 1000, 0, 0}));
+  // The first packet that does not fit is refused and counted.
+  ASSERT_TRUE(passes(fd(), p100));
+  EXPECT_EQ(describe(counters(6)), describe(SlotCounters{11, 11, 0, 10, 1000, 0, 1}));
+  EXPECT_EQ(budget(6).bytesLeft, 50);
+  ASSERT_TRUE(passes(fd(), p64)); // 64 > 50: refused
+  ASSERT_TRUE(passes(fd(), p50)); // fits exactly
+  ASSERT_TRUE(passes(fd(), p14)); // nothing left
+  EXPECT_EQ(describe(counters(6)), describe(SlotCounters{14, 14, 0, 11, 1050, 0, 3}));
+  EXPECT_EQ(budget(6).bytesLeft, 0);
+  auto recs = take();
+  ASSERT_EQ(recs.size(), 11u);
+  uint64_t sum = 0;
+  for (const auto &r : recs)
+    sum += r.h.cap_len;
+  EXPECT_EQ(sum, 1050u);
+  expectRecord(recs.back(), 6, 3, p50, 50);
+  disarm(6);
+
+  // The byte budget counts cap_len: snaplen 64 over 100-byte packets, 1000 bytes: 15 fit.
+  s.snaplen = 64;
+  s.byteLimit = 1000;
+  arm(6, s);
+  ASSERT_TRUE(passes(fd(), p100, 100));
+  EXPECT_EQ(describe(counters(6)), describe(SlotCounters{100, 100, 0, 15, 960, 0, 85}));
+  EXPECT_EQ(budget(6).bytesLeft, 40);
+  recs = take();
+  ASSERT_EQ(recs.size(), 15u);
+  for (const auto &r : recs)
+    ASSERT_NO_FATAL_FAILURE(expectRecord(r, 6, 3, p100, 64));
+  disarm(6);
+
+  // Packet and byte limits together: whichever runs out first.
+  s.snaplen = RINGCAP_MAX_SNAPLEN;
+  s.packetLimit = 5;
+  s.byteLimit = 10000;
+  arm(6, s);
+  ASSERT_TRUE(passes(fd(), p100, 20));
+  EXPECT_EQ(describe(counters(6)), describe(SlotCounters{20, 20, 0, 5, 500, 0, 15}));
+  disarm(6);
+  s.byteLimit = 250;
+  arm(6, s);
+  ASSERT_TRUE(passes(fd(), p100, 20));
+  EXPECT_EQ(describe(counters(6)), describe(SlotCounters{20, 20, 0, 2, 200, 0, 18}));
+  EXPECT_EQ(take().size(), 7u);
+}
+
+TEST_F(CaptureProgramTest, TimestampsAreMonotonicWallClock) {
+  auto drainer = RingDrainer::create(program_->ringFd());
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  struct Collect : PacketSink {
+    void onPacket(const CapturedPacket &p) override {
+      packets.push_back(p);
+      data.emplace_back(p.data.begin(), p.data.end());
+    }
+    std::vector<CapturedPacket> packets;
+    std::vector<Bytes> data;
+  } sink;
+  (*drainer)->route(7, 0x77, &sink);
+  arm(7, slotWith(0x77, {.proto = UDP}));
+  // Ethernet / IPv6 / UDP 1234 -> 53 / 16 bytes
+  Bytes pkt = P().eth().ipv6(A6, B6).udp(SP, DP).payload(16).build();
+  auto now = [] {
+    timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_nsec);
+  };
+  const int n = 5;
+  uint64_t before[n], after[n];
+  for (int i = 0; i < n; i++) {
+    before[i] = now();
+    ASSERT_TRUE(passes(fd(), pkt));
+    after[i] = now();
+  }
+  auto consumed = (*drainer)->consume();
+  ASSERT_TRUE(consumed) << consumed.error().message;
+  EXPECT_EQ(*consumed, uint64_t(n));
+  EXPECT_EQ((*drainer)->stats().records, uint64_t(n));
+  EXPECT_EQ((*drainer)->stats().stale + (*drainer)->stats().malformed, 0u);
+  ASSERT_EQ(sink.packets.size(), size_t(n));
+  // The clock offset is exact to microseconds; allow 10 ms for it.
+  const uint64_t slack = 10'000'000;
+  for (int i = 0; i < n; i++) {
+    const CapturedPacket &p = sink.packets[i];
+    EXPECT_GE(p.tsNs + slack, before[i]) << "packet " << i;
+    EXPECT_LE(p.tsNs, after[i] + slack) << "packet " << i;
+    if (i)
+      EXPECT_GE(p.tsNs, sink.packets[i - 1].tsNs) << "packet " << i;
+    EXPECT_EQ(p.ifindex, loopbackIfindex());
+    EXPECT_EQ(p.rxQueue, 0u);
+    EXPECT_EQ(p.pktLen, pkt.size());
+    EXPECT_EQ(sink.data[i], pkt);
+  }
+}
+
+TEST(CaptureProgramRing, RingFullIsCountedAndGivesTheBudgetBack) {
+  Availability av;
+  auto program = loadProgram(4096, av);
+  REQUIRE_BPF(av);
+  ASSERT_TRUE(program);
+  CaptureProgram &prog = **program;
+  RingReader reader(prog.ringFd());
+  ASSERT_TRUE(reader.ok());
+  int fd = prog.programFd();
+  // Ethernet / IPv4 / UDP 1234 -> 53 / padded to 60 bytes: a 64-byte size class, so a record
+  // takes 8 (ring header) + 32 + 64 = 104 bytes and 39 fit in the 4096-byte ring.
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(60).build();
+  SlotSettings s = slotWith(42, {A4, B4, SP, DP, UDP});
+  s.packetLimit = 50;
+  ASSERT_TRUE(prog.armSlot(0, s));
+  ASSERT_TRUE(passes(fd, pkt, 100));
+  SlotCounters c = prog.slotCounters(0).value();
+  EXPECT_EQ(describe(c), describe(SlotCounters{100, 100, 0, 39, 39 * 60, 61, 0}));
+  EXPECT_EQ(c.captured + c.ringLost, c.matched);
+  EXPECT_EQ(prog.slotBudget(0).value().packetsLeft, 50 - 39) << "lost packets keep no budget";
+  auto recs = reader.take();
+  ASSERT_EQ(recs.size(), 39u);
+  for (const auto &r : recs)
+    ASSERT_NO_FATAL_FAILURE(expectRecord(r, 0, 42, pkt, 60));
+  // Drained: the 11 packets of budget left are captured, then the limit applies.
+  ASSERT_TRUE(passes(fd, pkt, 100));
+  EXPECT_EQ(describe(prog.slotCounters(0).value()),
+            describe(SlotCounters{200, 200, 0, 50, 50 * 60, 61, 89}));
+  EXPECT_EQ(reader.take().size(), 11u);
+}
+
+} // namespace
