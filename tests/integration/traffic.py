@@ -2,7 +2,8 @@
 """Bounded test traffic for ringcap's integration tests (run inside a lab namespace).
 
   traffic.py send --dst ADDR --dport P [--sport P] [--count N] [--size BYTES] [--max-seconds S]
-      Sends N UDP datagrams of BYTES payload bytes; prints how many were sent.
+                  [--dns-query NAME]
+      Sends N UDP datagrams of BYTES payload bytes (or DNS queries); prints how many were sent.
   traffic.py recv --bind ADDR --port P --count N [--max-seconds S]
       Receives until N datagrams arrived or S seconds passed; prints how many arrived.
       Prints "ready" on stderr once the socket is bound.
@@ -28,6 +29,10 @@ def send(a):
     if a.sport:
         s.bind(("::" if ":" in a.dst else "0.0.0.0", a.sport))
     payload = bytes(i % 251 for i in range(a.size))
+    if a.dns_query:
+        # A DNS query for A records of the name (id 0x1234, recursion desired).
+        qname = b"".join(bytes([len(p)]) + p.encode() for p in a.dns_query.split(".")) + b"\0"
+        payload = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
     deadline = time.monotonic() + a.max_seconds
     sent = 0
     while sent < a.count and time.monotonic() < deadline:
@@ -100,6 +105,7 @@ def main():
     ps.add_argument("--count", type=int, default=1)
     ps.add_argument("--size", type=int, default=64)
     ps.add_argument("--max-seconds", type=float, default=30)
+    ps.add_argument("--dns-query", help="send a DNS query for this name instead of --size bytes")
     pr = sub.add_parser("recv")
     pr.add_argument("--bind", required=True)
     pr.add_argument("--port", type=int, required=True)
