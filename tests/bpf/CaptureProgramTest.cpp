@@ -1,11 +1,12 @@
 // The XDP capture program under BPF_PROG_TEST_RUN: parsing, filters, slots, sampling, budgets,
 // the ring and the records it writes. Every run must return XDP_PASS.
-#include "PacketBuilder.h"
 #include "engine/CaptureProgram.h"
+#include "PacketBuilder.h"
 #include "engine/RingDrainer.h"
 #include "request/FilterV1.h"
 #include "request/IpAddress.h"
 
+#include <algorithm>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
@@ -16,10 +17,10 @@
 #include <gtest/gtest.h>
 #include <latch>
 #include <linux/bpf.h>
+#include <memory>
 #include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -90,9 +91,12 @@ GlobalCounters operator-(const GlobalCounters &a, const GlobalCounters &b) {
 }
 
 SlotCounters operator-(const SlotCounters &a, const SlotCounters &b) {
-  return {a.seen - b.seen,         a.matched - b.matched,
-          a.sampledOut - b.sampledOut, a.captured - b.captured,
-          a.bytesCaptured - b.bytesCaptured, a.ringLost - b.ringLost,
+  return {a.seen - b.seen,
+          a.matched - b.matched,
+          a.sampledOut - b.sampledOut,
+          a.captured - b.captured,
+          a.bytesCaptured - b.bytesCaptured,
+          a.ringLost - b.ringLost,
           a.limitReached - b.limitReached};
 }
 
@@ -195,14 +199,15 @@ Result<std::unique_ptr<CaptureProgram>> loadProgram(uint32_t ringBytes, Availabi
 }
 
 // Skips the test (fails it when CI=true) if BPF is unavailable; fails it on a load error.
-#define REQUIRE_BPF(av)                                                                        \
-  do {                                                                                         \
-    if (!(av).skip.empty()) {                                                                  \
-      if (inCi())                                                                              \
-        FAIL() << "CI=true and the BPF tests cannot run: " << (av).skip;                       \
-      GTEST_SKIP() << "\n*** SKIPPING THE BPF TESTS: " << (av).skip << " ***";                 \
-    }                                                                                          \
-    ASSERT_TRUE((av).error.empty()) << (av).error;                                             \
+#define REQUIRE_BPF(av)                                                                            \
+  do {                                                                                             \
+    if (!(av).skip.empty()) {                                                                      \
+      if (inCi()) {                                                                                \
+        FAIL() << "CI=true and the BPF tests cannot run: " << (av).skip;                           \
+      }                                                                                            \
+      GTEST_SKIP() << "\n*** SKIPPING THE BPF TESTS: " << (av).skip << " ***";                     \
+    }                                                                                              \
+    ASSERT_TRUE((av).error.empty()) << (av).error;                                                 \
   } while (0)
 
 unsigned loopbackIfindex() { return if_nametoindex("lo"); }
@@ -229,11 +234,12 @@ protected:
     ASSERT_TRUE(take().empty()) << "records left over from an earlier test";
   }
   void TearDown() override {
-    if (!program_)
+    if (!program_ || !reader_->ok())
       return;
     for (unsigned s = 0; s < RINGCAP_MAX_SLOTS; s++)
-      if (program_->slotArmed(s))
+      if (program_->slotArmed(s)) {
         EXPECT_TRUE(program_->disarmSlot(s));
+      }
     take();
   }
 
@@ -254,8 +260,7 @@ protected:
 };
 
 // Checks one record against the packet it must hold.
-void expectRecord(const Rec &r, unsigned slot, uint32_t cookie, const Bytes &pkt,
-                  uint32_t capLen) {
+void expectRecord(const Rec &r, unsigned slot, uint32_t cookie, const Bytes &pkt, uint32_t capLen) {
   EXPECT_EQ(r.h.slot, slot);
   EXPECT_EQ(r.h.cookie, cookie);
   EXPECT_EQ(r.h.ifindex, loopbackIfindex()); // test runs arrive on the loopback device
@@ -293,50 +298,150 @@ constexpr bool Hit = true, Miss = false;
 using enum Parsed;
 
 std::vector<FilterCase> filterCases() {
+  using rt::kIpProtoAh, rt::kIpProtoDstOpts, rt::kIpProtoHopOpts, rt::kIpProtoMobility,
+      rt::kIpProtoRouting, rt::kTpid8021AD, rt::kTpid8021Q;
   // Ethernet / IPv4 10.0.0.1 -> 10.0.0.2 / UDP 1234 -> 53 / 32 bytes (74 bytes)
   Bytes v4udp = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
   // Ethernet / IPv6 2001:db8::1 -> 2001:db8::2 / UDP 1234 -> 53 / 32 bytes (94 bytes)
   Bytes v6udp = P().eth().ipv6(A6, B6).udp(SP, DP).payload(32).build();
   // Ethernet / IPv6 a00:1:: -> a00:2:: / UDP: first 4 address bytes equal 10.0.0.1 / 10.0.0.2
   Bytes v6like4 = P().eth().ipv6("a00:1::", "a00:2::").udp(SP, DP).payload(8).build();
-  // Ethernet / ARP request 10.0.0.1 -> 10.0.0.2 (42 bytes)
-  Bytes arp = P().eth().arp().build();
+  // Ethernet / IPv4 / TCP 1234 -> 53 / 10 bytes
+  Bytes v4tcp = P().eth().ipv4(A4, B4).tcp(SP, DP).payload(10).build();
+  // Ethernet / IPv6 / TCP 1234 -> 53
+  Bytes v6tcp = P().eth().ipv6(A6, B6).tcp(SP, DP).build();
+  // Ethernet / IPv4 / SCTP 1234 -> 53 / 20 bytes
+  Bytes v4sctp = P().eth().ipv4(A4, B4).sctp(SP, DP).payload(20).build();
+  // Ethernet / IPv6 / SCTP 1234 -> 53
+  Bytes v6sctp = P().eth().ipv6(A6, B6).sctp(SP, DP).build();
+  // Ethernet / IPv4 / DCCP 1234 -> 53 (an 8-byte header)
+  Bytes v4dccp = P().eth().ipv4(A4, B4).ports(DCCP, SP, DP).build();
+  // Ethernet / IPv6 / UDP-Lite 1234 -> 53 (an 8-byte header)
+  Bytes v6udplite = P().eth().ipv6(A6, B6).ports(UDPLITE, SP, DP).build();
+  // Ethernet / IPv4 / ICMP echo request / 16 bytes
+  Bytes v4icmp = P().eth().ipv4(A4, B4).icmp(8, 0).payload(16).build();
+  // Ethernet / IPv6 / ICMPv6 echo request / 16 bytes
+  Bytes v6icmp = P().eth().ipv6(A6, B6).icmpv6(128, 0).payload(16).build();
+  // Ethernet / IPv4 / protocol 47 (GRE) whose first 4 bytes look like ports 1234 -> 53
+  Bytes v4gre = P().eth().ipv4(A4, B4).ports(47, SP, DP).build();
+  // Ethernet / 802.1Q 100 / IPv4 / UDP 1234 -> 53 / 8 bytes
+  Bytes q4 = P().eth().vlan(kTpid8021Q, 100).ipv4(A4, B4).udp(SP, DP).payload(8).build();
+  // Ethernet / 802.1ad 200 / IPv4 / UDP
+  Bytes ad4 = P().eth().vlan(kTpid8021AD, 200).ipv4(A4, B4).udp(SP, DP).build();
+  // Ethernet / 802.1ad 200 / 802.1Q 100 / IPv4 / UDP
+  Bytes qinq4 =
+      P().eth().vlan(kTpid8021AD, 200).vlan(kTpid8021Q, 100).ipv4(A4, B4).udp(SP, DP).build();
+  // Ethernet / 802.1ad 200 / 802.1Q 100 / IPv6 / TCP
+  Bytes qinq6 =
+      P().eth().vlan(kTpid8021AD, 200).vlan(kTpid8021Q, 100).ipv6(A6, B6).tcp(SP, DP).build();
+  // Ethernet / 802.1Q 1 / 802.1Q 2 / IPv6 / UDP
+  Bytes qq6 = P().eth().vlan(kTpid8021Q, 1).vlan(kTpid8021Q, 2).ipv6(A6, B6).udp(SP, DP).build();
+  // Ethernet / 802.1Q 1 / 802.1ad 2 / IPv4 / UDP (the tags in the unusual order)
+  Bytes qad4 = P().eth().vlan(kTpid8021Q, 1).vlan(kTpid8021AD, 2).ipv4(A4, B4).udp(SP, DP).build();
   // Ethernet / three tags 802.1ad 10, 802.1Q 20, 802.1Q 30 / IPv4 / UDP 1234 -> 53
   Bytes tags3 = P().eth()
-                    .vlan(rt::kTpid8021AD, 10)
-                    .vlan(rt::kTpid8021Q, 20)
-                    .vlan(rt::kTpid8021Q, 30)
+                    .vlan(kTpid8021AD, 10)
+                    .vlan(kTpid8021Q, 20)
+                    .vlan(kTpid8021Q, 30)
                     .ipv4(A4, B4)
                     .udp(SP, DP)
                     .payload(8)
                     .build();
-  // Ethernet / IPv4 non-first fragment (offset 185 * 8, MF) / 64 bytes of data, protocol UDP
-  Bytes v4frag = P().eth().ipv4(A4, B4, {.fragOffset = 185, .moreFragments = true}).next(UDP)
-                     .payload(64).build();
-  // Ethernet / IPv6 / fragment header (offset 185 * 8, last) / bytes that look like UDP 1234->53
-  Bytes v6frag = P().eth().ipv6(A6, B6).ipv6Frag(185, false).udp(SP, DP).payload(16).build();
-  // Ethernet / IPv6 / 9 extension headers (HBH, 4 x (DstOpts, Routing)) / UDP 1234 -> 53
-  PacketBuilder nine = P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8);
-  for (int i = 0; i < 4; i++)
-    nine.ipv6Ext(rt::kIpProtoDstOpts, 8).ipv6Ext(rt::kIpProtoRouting, 16);
-  Bytes ext9 = nine.udp(SP, DP).payload(8).build();
+  // Ethernet / 802.1Q 5 / ARP
+  Bytes qarp = P().eth().vlan(kTpid8021Q, 5).arp().build();
+  // Ethernet / IPv4 + 4 bytes of options (NOP NOP NOP EOL: ihl 6) / UDP / 4 bytes
+  Bytes opt6 = P().eth().ipv4(A4, B4, {.options = {1, 1, 1, 0}}).udp(SP, DP).payload(4).build();
+  // Ethernet / IPv4 + 40 bytes of options (record route: ihl 15) / TCP
+  Bytes opt15 = P().eth().ipv4(A4, B4, {.options = {7, 39, 4}}).tcp(SP, DP).build();
+  // Ethernet / 802.1Q / IPv4 + 8 bytes of options (ihl 7) / SCTP
+  Bytes qopt7 = P().eth()
+                    .vlan(kTpid8021Q, 7)
+                    .ipv4(A4, B4, {.options = {1, 1, 1, 1, 1, 1, 1, 0}})
+                    .sctp(SP, DP)
+                    .build();
+  // Ethernet / IPv4 with ihl 4 (below the minimum) / UDP
+  Bytes ihl4 = P().eth().ipv4(A4, B4, {.ihl = 4}).udp(SP, DP).build();
+  // Ethernet / IPv4 header claiming ihl 6, protocol UDP, the frame ends after 20 bytes
+  Bytes ihl6cut = P().eth().ipv4(A4, B4, {.ihl = 6}).next(UDP).build();
+  // Ethernet / IPv4 header with version 6 / UDP
+  Bytes ver6 = P().eth().ipv4(A4, B4, {.version = 6}).udp(SP, DP).build();
+  // Ethernet with EtherType IPv6 / an IPv4 header (version 4) / UDP / 32 bytes
+  Bytes ver4in6 = P().eth().next(0x86dd).ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  // Ethernet / IPv6 / hop-by-hop (8 bytes) / UDP
+  Bytes hbh = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoHopOpts, 8).udp(SP, DP).build();
+  // Ethernet / IPv6 / routing (24 bytes) / TCP
+  Bytes rth = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoRouting, 24).tcp(SP, DP).build();
+  // Ethernet / IPv6 / destination options (16 bytes) / SCTP
+  Bytes dst = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoDstOpts, 16).sctp(SP, DP).build();
+  // Ethernet / IPv6 / mobility (8 bytes) / UDP
+  Bytes mob = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoMobility, 8).udp(SP, DP).build();
+  // Ethernet / IPv6 / AH (24 bytes, payload length 4) / UDP
+  Bytes ah24 = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoAh, 24).udp(SP, DP).build();
+  // Ethernet / IPv6 / AH (12 bytes, payload length 1) / TCP
+  Bytes ah12 = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoAh, 12).tcp(SP, DP).build();
   // Ethernet / IPv6 / 8 extension headers (HBH, DstOpts, Routing, Frag(0, M), AH(12),
-  // Mobility, DstOpts, Routing) / UDP 1234 -> 53
+  // Mobility, DstOpts, Routing) / UDP 1234 -> 53 / 8 bytes
   Bytes ext8 = P().eth()
                    .ipv6(A6, B6)
-                   .ipv6Ext(rt::kIpProtoHopOpts, 8)
-                   .ipv6Ext(rt::kIpProtoDstOpts, 16)
-                   .ipv6Ext(rt::kIpProtoRouting, 24)
+                   .ipv6Ext(kIpProtoHopOpts, 8)
+                   .ipv6Ext(kIpProtoDstOpts, 16)
+                   .ipv6Ext(kIpProtoRouting, 24)
                    .ipv6Frag(0, true)
-                   .ipv6Ext(rt::kIpProtoAh, 12)
-                   .ipv6Ext(rt::kIpProtoMobility, 8)
-                   .ipv6Ext(rt::kIpProtoDstOpts, 8)
-                   .ipv6Ext(rt::kIpProtoRouting, 8)
+                   .ipv6Ext(kIpProtoAh, 12)
+                   .ipv6Ext(kIpProtoMobility, 8)
+                   .ipv6Ext(kIpProtoDstOpts, 8)
+                   .ipv6Ext(kIpProtoRouting, 8)
                    .udp(SP, DP)
                    .payload(8)
                    .build();
-  const Flt v4five{A4, B4, SP, DP, UDP}, v6five{A6, B6, SP, DP, UDP};
+  // Ethernet / IPv6 / 9 extension headers (HBH, then 4 x (DstOpts, Routing)) / UDP / 8 bytes
+  PacketBuilder nine = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoHopOpts, 8);
+  for (int i = 0; i < 4; i++)
+    nine.ipv6Ext(kIpProtoDstOpts, 8).ipv6Ext(kIpProtoRouting, 16);
+  Bytes ext9 = nine.udp(SP, DP).payload(8).build();
+  // Ethernet / IPv6 / hop-by-hop / ICMPv6 (MLDv2 report) / 20 bytes
+  Bytes hbhIcmp =
+      P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoHopOpts, 8).icmpv6(143, 0).payload(20).build();
+  // Ethernet / IPv6 / hop-by-hop with next header 59 (none) / 8 bytes
+  Bytes hbhNone = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoHopOpts, 8).payload(8).build();
+  // Ethernet / IPv6 / hop-by-hop declaring 16 bytes / UDP, cut after 8 bytes of the HBH
+  Bytes hbhCut = P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoHopOpts, 16).udp(SP, DP).truncated(62);
+  // Ethernet / IPv4 first fragment (offset 0, MF) / UDP 1234 -> 53 / 64 bytes
+  Bytes v4first = P().eth().ipv4(A4, B4, {.moreFragments = true}).udp(SP, DP).payload(64).build();
+  // Ethernet / IPv4 non-first fragment (offset 185 * 8, MF), protocol UDP / 64 bytes
+  Bytes v4frag = P().eth()
+                     .ipv4(A4, B4, {.fragOffset = 185, .moreFragments = true})
+                     .next(UDP)
+                     .payload(64)
+                     .build();
+  // Ethernet / IPv4 last fragment (offset 8 * 8) / bytes that look like UDP 1234 -> 53
+  Bytes v4last = P().eth().ipv4(A4, B4, {.fragOffset = 8}).udp(SP, DP).payload(8).build();
+  // Ethernet / IPv6 / fragment (offset 0, M) / UDP 1234 -> 53 / 32 bytes
+  Bytes v6first = P().eth().ipv6(A6, B6).ipv6Frag(0, true).udp(SP, DP).payload(32).build();
+  // Ethernet / IPv6 / fragment (offset 0, last: an atomic fragment) / UDP 1234 -> 53
+  Bytes v6atomic = P().eth().ipv6(A6, B6).ipv6Frag(0, false).udp(SP, DP).build();
+  // Ethernet / IPv6 / fragment (offset 185 * 8, last) / bytes that look like UDP 1234 -> 53
+  Bytes v6frag = P().eth().ipv6(A6, B6).ipv6Frag(185, false).udp(SP, DP).payload(16).build();
+  // Ethernet / IPv6 / hop-by-hop / fragment (offset 100 * 8, M) / TCP look-alike
+  Bytes hbhFrag =
+      P().eth().ipv6(A6, B6).ipv6Ext(kIpProtoHopOpts, 8).ipv6Frag(100, true).tcp(SP, DP).build();
+  // Ethernet / IPv4 / UDP cut after 3 bytes (37 bytes): ports incomplete
+  Bytes udpCut3 = P().eth().ipv4(A4, B4).udp(SP, DP).truncated(37);
+  // Ethernet / IPv4 / UDP cut after 4 bytes (38 bytes): ports complete
+  Bytes udpCut4 = P().eth().ipv4(A4, B4).udp(SP, DP).truncated(38);
+  // Ethernet / IPv4 header cut after 19 bytes (33 bytes)
+  Bytes ipCut = P().eth().ipv4(A4, B4).udp(SP, DP).truncated(33);
+  // Ethernet / IPv6 / TCP with none of the TCP header (54 bytes)
+  Bytes tcpCut0 = P().eth().ipv6(A6, B6).tcp(SP, DP).truncated(54);
+  // Ethernet / ARP request 10.0.0.1 -> 10.0.0.2 (42 bytes)
+  Bytes arp = P().eth().arp().build();
+  // Ethernet with an 802.3 length (46) instead of an EtherType / 46 bytes of LLC data
+  Bytes llc = P().eth().next(46).payload(46).build();
+  // Ethernet header alone (14 bytes) with EtherType IPv4, IPv6, 802.1Q, ARP
+  Bytes min4 = P().eth().next(0x0800).build(), min6 = P().eth().next(0x86dd).build();
+  Bytes minQ = P().eth().next(0x8100).build(), minArp = P().eth().next(0x0806).build();
 
+  const Flt v4five{A4, B4, SP, DP, UDP}, v6five{A6, B6, SP, DP, UDP};
   return {
       // IPv4 / UDP: every field hitting and missing.
       {"v4 udp, empty filter", v4udp, {}, Hit, Ports},
@@ -373,219 +478,99 @@ std::vector<FilterCase> filterCases() {
       {"v6 udp, protocol icmpv6", v6udp, {.proto = ICMP6}, Miss, Ports},
       {"v6 udp, 5-tuple", v6udp, v6five, Hit, Ports},
       {"v6 udp, IPv4 src addr filter", v6udp, {.src = A4}, Miss, Ports},
-      {"v6 a00:1::, IPv4 filter 10.0.0.1", v6like4, {.src = A4}, Miss, Ports},
-      {"v6 a00:1::, IPv4 filter dst 10.0.0.2", v6like4, {.dst = B4}, Miss, Ports},
-      {"v6 a00:1::, IPv6 filter a00:1::", v6like4, {.src = "a00:1::"}, Hit, Ports},
+      {"v6 a00:1::, IPv4 src filter 10.0.0.1", v6like4, {.src = A4}, Miss, Ports},
+      {"v6 a00:1::, IPv4 dst filter 10.0.0.2", v6like4, {.dst = B4}, Miss, Ports},
+      {"v6 a00:1::, IPv6 src filter a00:1::", v6like4, {.src = "a00:1::"}, Hit, Ports},
       // Other transports.
-      // Ethernet / IPv4 / TCP 1234 -> 53 / 10 bytes
-      {"v4 tcp, 5-tuple", P().eth().ipv4(A4, B4).tcp(SP, DP).payload(10).build(),
-       {A4, B4, SP, DP, TCP}, Hit, Ports},
-      // Ethernet / IPv6 / TCP 1234 -> 53
-      {"v6 tcp, 5-tuple", P().eth().ipv6(A6, B6).tcp(SP, DP).build(), {A6, B6, SP, DP, TCP},
-       Hit, Ports},
-      // Ethernet / IPv4 / SCTP 1234 -> 53 / 20 bytes
-      {"v4 sctp, 5-tuple", P().eth().ipv4(A4, B4).sctp(SP, DP).payload(20).build(),
-       {A4, B4, SP, DP, SCTP}, Hit, Ports},
-      // Ethernet / IPv6 / SCTP 1234 -> 53
-      {"v6 sctp, 5-tuple", P().eth().ipv6(A6, B6).sctp(SP, DP).build(), {A6, B6, SP, DP, SCTP},
-       Hit, Ports},
-      // Ethernet / IPv4 / DCCP 1234 -> 53 (8 bytes)
-      {"v4 dccp, ports", P().eth().ipv4(A4, B4).ports(DCCP, SP, DP).build(),
-       {.sport = SP, .dport = DP, .proto = DCCP}, Hit, Ports},
-      // Ethernet / IPv6 / UDP-Lite 1234 -> 53 (8 bytes)
-      {"v6 udplite, ports", P().eth().ipv6(A6, B6).ports(UDPLITE, SP, DP).build(),
-       {.sport = SP, .dport = DP, .proto = UDPLITE}, Hit, Ports},
-      // Ethernet / IPv4 / ICMP echo request / 16 bytes
-      {"v4 icmp, protocol", P().eth().ipv4(A4, B4).icmp(8, 0).payload(16).build(),
-       {A4, B4, -1, -1, ICMP}, Hit, NoPortProto},
-      {"v4 icmp, src port", P().eth().ipv4(A4, B4).icmp(8, 0).payload(16).build(),
-       {.sport = 2048}, Miss, NoPortProto},
-      // Ethernet / IPv6 / ICMPv6 echo request / 16 bytes
-      {"v6 icmpv6, protocol", P().eth().ipv6(A6, B6).icmpv6(128, 0).payload(16).build(),
-       {.proto = ICMP6}, Hit, NoPortProto},
-      {"v6 icmpv6, dst port", P().eth().ipv6(A6, B6).icmpv6(128, 0).payload(16).build(),
-       {.dport = 0}, Miss, NoPortProto},
-      // Ethernet / IPv4 / protocol 47 (GRE) / 4 bytes 1234 -> 53 look-alike
-      {"v4 gre, protocol", P().eth().ipv4(A4, B4).ports(47, SP, DP).build(), {.proto = 47}, Hit,
-       NoPortProto},
-      {"v4 gre, ports look-alike", P().eth().ipv4(A4, B4).ports(47, SP, DP).build(),
-       {.sport = SP}, Miss, NoPortProto},
+      {"v4 tcp, 5-tuple", v4tcp, {A4, B4, SP, DP, TCP}, Hit, Ports},
+      {"v6 tcp, 5-tuple", v6tcp, {A6, B6, SP, DP, TCP}, Hit, Ports},
+      {"v4 sctp, 5-tuple", v4sctp, {A4, B4, SP, DP, SCTP}, Hit, Ports},
+      {"v6 sctp, 5-tuple", v6sctp, {A6, B6, SP, DP, SCTP}, Hit, Ports},
+      {"v4 dccp, ports", v4dccp, {.sport = SP, .dport = DP, .proto = DCCP}, Hit, Ports},
+      {"v6 udplite, ports", v6udplite, {.sport = SP, .dport = DP, .proto = UDPLITE}, Hit, Ports},
+      {"v4 icmp, addresses + protocol", v4icmp, {A4, B4, -1, -1, ICMP}, Hit, NoPortProto},
+      {"v4 icmp, src port", v4icmp, {.sport = 2048}, Miss, NoPortProto},
+      {"v6 icmpv6, protocol", v6icmp, {.proto = ICMP6}, Hit, NoPortProto},
+      {"v6 icmpv6, dst port", v6icmp, {.dport = 0}, Miss, NoPortProto},
+      {"v4 gre, protocol", v4gre, {.proto = 47}, Hit, NoPortProto},
+      {"v4 gre, ports look-alike", v4gre, {.sport = SP}, Miss, NoPortProto},
       // VLAN and QinQ.
-      // Ethernet / 802.1Q 100 / IPv4 / UDP 1234 -> 53 / 8 bytes
-      {"802.1Q v4 udp, 5-tuple",
-       P().eth().vlan(rt::kTpid8021Q, 100).ipv4(A4, B4).udp(SP, DP).payload(8).build(), v4five,
-       Hit, Ports},
-      {"802.1Q v4 udp, protocol tcp",
-       P().eth().vlan(rt::kTpid8021Q, 100).ipv4(A4, B4).udp(SP, DP).payload(8).build(),
-       {.proto = TCP}, Miss, Ports},
-      // Ethernet / 802.1ad 200 / IPv4 / UDP
-      {"802.1ad v4 udp, 5-tuple",
-       P().eth().vlan(rt::kTpid8021AD, 200).ipv4(A4, B4).udp(SP, DP).build(), v4five, Hit,
-       Ports},
-      // Ethernet / 802.1ad 200 / 802.1Q 100 / IPv4 / UDP
-      {"QinQ v4 udp, 5-tuple",
-       P().eth().vlan(rt::kTpid8021AD, 200).vlan(rt::kTpid8021Q, 100).ipv4(A4, B4).udp(SP, DP)
-           .build(),
-       v4five, Hit, Ports},
-      // Ethernet / 802.1ad 200 / 802.1Q 100 / IPv6 / TCP
-      {"QinQ v6 tcp, 5-tuple",
-       P().eth().vlan(rt::kTpid8021AD, 200).vlan(rt::kTpid8021Q, 100).ipv6(A6, B6).tcp(SP, DP)
-           .build(),
-       {A6, B6, SP, DP, TCP}, Hit, Ports},
-      // Ethernet / 802.1Q 1 / 802.1Q 2 / IPv6 / UDP
-      {"double 802.1Q v6 udp, 5-tuple",
-       P().eth().vlan(rt::kTpid8021Q, 1).vlan(rt::kTpid8021Q, 2).ipv6(A6, B6).udp(SP, DP).build(),
-       v6five, Hit, Ports},
-      // Ethernet / 802.1Q 1 / 802.1ad 2 / IPv4 / UDP (reversed order)
-      {"802.1Q then 802.1ad v4 udp, 5-tuple",
-       P().eth().vlan(rt::kTpid8021Q, 1).vlan(rt::kTpid8021AD, 2).ipv4(A4, B4).udp(SP, DP)
-           .build(),
-       v4five, Hit, Ports},
+      {"802.1Q v4 udp, 5-tuple", q4, v4five, Hit, Ports},
+      {"802.1Q v4 udp, protocol tcp", q4, {.proto = TCP}, Miss, Ports},
+      {"802.1ad v4 udp, 5-tuple", ad4, v4five, Hit, Ports},
+      {"QinQ v4 udp, 5-tuple", qinq4, v4five, Hit, Ports},
+      {"QinQ v4 udp, dst addr other", qinq4, {.dst = "10.0.0.3"}, Miss, Ports},
+      {"QinQ v6 tcp, 5-tuple", qinq6, {A6, B6, SP, DP, TCP}, Hit, Ports},
+      {"802.1Q 802.1Q v6 udp, 5-tuple", qq6, v6five, Hit, Ports},
+      {"802.1Q 802.1ad v4 udp, 5-tuple", qad4, v4five, Hit, Ports},
       {"three tags, empty filter", tags3, {}, Hit, NonIp},
       {"three tags, 5-tuple", tags3, v4five, Miss, NonIp},
-      // Ethernet / 802.1Q 5 / ARP
-      {"802.1Q arp, empty filter", P().eth().vlan(rt::kTpid8021Q, 5).arp().build(), {}, Hit,
-       NonIp},
-      {"802.1Q arp, src addr", P().eth().vlan(rt::kTpid8021Q, 5).arp().build(), {.src = A4},
-       Miss, NonIp},
+      {"802.1Q arp, empty filter", qarp, {}, Hit, NonIp},
+      {"802.1Q arp, src addr", qarp, {.src = A4}, Miss, NonIp},
       // IPv4 options and invalid IPv4 headers.
-      // Ethernet / IPv4 + 4 bytes of options (NOP NOP NOP EOL, ihl 6) / UDP
-      {"v4 options ihl 6, 5-tuple",
-       P().eth().ipv4(A4, B4, {.options = {1, 1, 1, 0}}).udp(SP, DP).payload(4).build(), v4five,
-       Hit, Ports},
-      // Ethernet / IPv4 + 40 bytes of options (record route, ihl 15) / TCP
-      {"v4 options ihl 15, 5-tuple",
-       P().eth().ipv4(A4, B4, {.options = {7, 39, 4}}).tcp(SP, DP).build(),
-       {A4, B4, SP, DP, TCP}, Hit, Ports},
-      // Ethernet / 802.1Q / IPv4 + 8 bytes of options / SCTP
-      {"802.1Q v4 options ihl 7, 5-tuple",
-       P().eth().vlan(rt::kTpid8021Q, 7).ipv4(A4, B4, {.options = {1, 1, 1, 1, 1, 1, 1, 0}})
-           .sctp(SP, DP).build(),
-       {A4, B4, SP, DP, SCTP}, Hit, Ports},
-      // Ethernet / IPv4 with ihl 4 (below the minimum) / UDP
-      {"v4 ihl 4, empty filter", P().eth().ipv4(A4, B4, {.ihl = 4}).udp(SP, DP).build(), {}, Hit,
-       Malformed},
-      {"v4 ihl 4, protocol", P().eth().ipv4(A4, B4, {.ihl = 4}).udp(SP, DP).build(),
-       {.proto = UDP}, Miss, Malformed},
-      // Ethernet / IPv4 header claiming ihl 6, frame ends after 20 bytes (34 bytes)
-      {"v4 ihl 6, options cut, protocol", P().eth().ipv4(A4, B4, {.ihl = 6}).next(UDP).build(),
-       {.proto = UDP}, Miss, Malformed},
-      // Ethernet / IPv4 header with version 6 / UDP
-      {"v4 version 6, empty filter", P().eth().ipv4(A4, B4, {.version = 6}).udp(SP, DP).build(),
-       {}, Hit, Malformed},
-      {"v4 version 6, src addr", P().eth().ipv4(A4, B4, {.version = 6}).udp(SP, DP).build(),
-       {.src = A4}, Miss, Malformed},
-      // Ethernet (EtherType IPv6) / an IPv4 header (version 4) / UDP / 32 bytes
-      {"v6 EtherType, version 4, protocol",
-       P().eth().next(0x86dd).ipv4(A4, B4).udp(SP, DP).payload(32).build(), {.proto = UDP}, Miss,
-       Malformed},
+      {"v4 options ihl 6, 5-tuple", opt6, v4five, Hit, Ports},
+      {"v4 options ihl 15, 5-tuple", opt15, {A4, B4, SP, DP, TCP}, Hit, Ports},
+      {"802.1Q v4 options ihl 7, 5-tuple", qopt7, {A4, B4, SP, DP, SCTP}, Hit, Ports},
+      {"v4 ihl 4, empty filter", ihl4, {}, Hit, Malformed},
+      {"v4 ihl 4, protocol", ihl4, {.proto = UDP}, Miss, Malformed},
+      {"v4 ihl 6 options cut, empty filter", ihl6cut, {}, Hit, Malformed},
+      {"v4 ihl 6 options cut, protocol", ihl6cut, {.proto = UDP}, Miss, Malformed},
+      {"v4 version 6, empty filter", ver6, {}, Hit, Malformed},
+      {"v4 version 6, src addr", ver6, {.src = A4}, Miss, Malformed},
+      {"v6 EtherType, version 4, protocol", ver4in6, {.proto = UDP}, Miss, Malformed},
       // IPv6 extension headers.
-      // Ethernet / IPv6 / hop-by-hop (8) / UDP
-      {"v6 hbh udp, 5-tuple",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8).udp(SP, DP).build(), v6five, Hit,
-       Ports},
-      // Ethernet / IPv6 / routing (24) / TCP
-      {"v6 routing tcp, 5-tuple",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoRouting, 24).tcp(SP, DP).build(),
-       {A6, B6, SP, DP, TCP}, Hit, Ports},
-      // Ethernet / IPv6 / destination options (16) / SCTP
-      {"v6 dstopts sctp, 5-tuple",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoDstOpts, 16).sctp(SP, DP).build(),
-       {A6, B6, SP, DP, SCTP}, Hit, Ports},
-      // Ethernet / IPv6 / mobility (8) / UDP
-      {"v6 mobility udp, 5-tuple",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoMobility, 8).udp(SP, DP).build(), v6five, Hit,
-       Ports},
-      // Ethernet / IPv6 / AH (24 bytes, payload length 4) / UDP
-      {"v6 ah24 udp, 5-tuple",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoAh, 24).udp(SP, DP).build(), v6five, Hit,
-       Ports},
-      // Ethernet / IPv6 / AH (12 bytes, payload length 1) / TCP
-      {"v6 ah12 tcp, 5-tuple",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoAh, 12).tcp(SP, DP).build(),
-       {A6, B6, SP, DP, TCP}, Hit, Ports},
+      {"v6 hbh udp, 5-tuple", hbh, v6five, Hit, Ports},
+      {"v6 hbh udp, protocol hbh", hbh, {.proto = kIpProtoHopOpts}, Miss, Ports},
+      {"v6 routing tcp, 5-tuple", rth, {A6, B6, SP, DP, TCP}, Hit, Ports},
+      {"v6 dstopts sctp, 5-tuple", dst, {A6, B6, SP, DP, SCTP}, Hit, Ports},
+      {"v6 mobility udp, 5-tuple", mob, v6five, Hit, Ports},
+      {"v6 ah24 udp, 5-tuple", ah24, v6five, Hit, Ports},
+      {"v6 ah12 tcp, 5-tuple", ah12, {A6, B6, SP, DP, TCP}, Hit, Ports},
+      {"v6 ah12 tcp, protocol ah", ah12, {.proto = kIpProtoAh}, Miss, Ports},
       {"v6 8 ext headers, 5-tuple", ext8, v6five, Hit, Ports},
-      {"v6 8 ext headers, protocol hbh", ext8, {.proto = rt::kIpProtoHopOpts}, Miss, Ports},
       {"v6 9 ext headers, empty filter", ext9, {}, Hit, Malformed},
       {"v6 9 ext headers, src addr", ext9, {.src = A6}, Miss, Malformed},
-      // Ethernet / IPv6 / hop-by-hop / ICMPv6
-      {"v6 hbh icmpv6, protocol",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8).icmpv6(143, 0).payload(20).build(),
-       {.proto = ICMP6}, Hit, NoPortProto},
-      // Ethernet / IPv6 / hop-by-hop, next header 59 (none) / 8 bytes
-      {"v6 hbh no-next, protocol 59",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8).payload(8).build(),
-       {.proto = rt::kIpProtoNoNext}, Hit, NoPortProto},
-      // Ethernet / IPv6 / hop-by-hop declaring 16 bytes, frame cut after 8 of them
-      {"v6 hbh cut, empty filter",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 16).udp(SP, DP).truncated(14 + 48),
-       {}, Hit, Malformed},
-      // Fragments.
-      // Ethernet / IPv4 first fragment (offset 0, MF) / UDP 1234 -> 53 / 64 bytes
-      {"v4 first fragment, 5-tuple",
-       P().eth().ipv4(A4, B4, {.moreFragments = true}).udp(SP, DP).payload(64).build(), v4five,
-       Hit, Ports},
+      {"v6 hbh icmpv6, protocol", hbhIcmp, {.proto = ICMP6}, Hit, NoPortProto},
+      {"v6 hbh no next header, protocol 59", hbhNone, {.proto = 59}, Hit, NoPortProto},
+      {"v6 hbh cut, empty filter", hbhCut, {}, Hit, Malformed},
+      {"v6 hbh cut, dst addr", hbhCut, {.dst = B6}, Miss, Malformed},
+      // Fragments: the first has ports, the others only addresses and protocol.
+      {"v4 first fragment, 5-tuple", v4first, v4five, Hit, Ports},
       {"v4 non-first fragment, empty filter", v4frag, {}, Hit, PortsUnknown},
-      {"v4 non-first fragment, addresses + protocol", v4frag, {A4, B4, -1, -1, UDP}, Hit,
-       PortsUnknown},
+      {"v4 non-first fragment, addrs + protocol", v4frag, {A4, B4, -1, -1, UDP}, Hit, PortsUnknown},
       {"v4 non-first fragment, protocol tcp", v4frag, {.proto = TCP}, Miss, PortsUnknown},
       {"v4 non-first fragment, dst port", v4frag, {.dport = DP}, Miss, PortsUnknown},
-      // Ethernet / IPv4 last fragment (offset 8, no MF) / bytes that look like UDP 1234 -> 53
-      {"v4 last fragment, UDP look-alike, src port",
-       P().eth().ipv4(A4, B4, {.fragOffset = 8}).udp(SP, DP).payload(8).build(), {.sport = SP},
-       Miss, PortsUnknown},
-      {"v4 last fragment, UDP look-alike, protocol",
-       P().eth().ipv4(A4, B4, {.fragOffset = 8}).udp(SP, DP).payload(8).build(), {.proto = UDP},
-       Hit, PortsUnknown},
-      // Ethernet / IPv6 / fragment (offset 0, M) / UDP 1234 -> 53 / 32 bytes
-      {"v6 first fragment, 5-tuple",
-       P().eth().ipv6(A6, B6).ipv6Frag(0, true).udp(SP, DP).payload(32).build(), v6five, Hit,
-       Ports},
-      // Ethernet / IPv6 / fragment (offset 0, last: atomic fragment) / UDP
-      {"v6 atomic fragment, 5-tuple", P().eth().ipv6(A6, B6).ipv6Frag(0, false).udp(SP, DP).build(),
-       v6five, Hit, Ports},
-      {"v6 non-first fragment, addresses + protocol", v6frag, {A6, B6, -1, -1, UDP}, Hit,
-       PortsUnknown},
+      {"v4 last fragment, src port look-alike", v4last, {.sport = SP}, Miss, PortsUnknown},
+      {"v4 last fragment, protocol", v4last, {.proto = UDP}, Hit, PortsUnknown},
+      {"v6 first fragment, 5-tuple", v6first, v6five, Hit, Ports},
+      {"v6 atomic fragment, 5-tuple", v6atomic, v6five, Hit, Ports},
+      {"v6 non-first fragment, addrs + protocol", v6frag, {A6, B6, -1, -1, UDP}, Hit, PortsUnknown},
       {"v6 non-first fragment, protocol tcp", v6frag, {.proto = TCP}, Miss, PortsUnknown},
       {"v6 non-first fragment, src port", v6frag, {.sport = SP}, Miss, PortsUnknown},
       {"v6 non-first fragment, 5-tuple", v6frag, v6five, Miss, PortsUnknown},
-      // Ethernet / IPv6 / hop-by-hop / fragment (offset 100, M) / TCP look-alike
-      {"v6 hbh + non-first fragment, protocol",
-       P().eth().ipv6(A6, B6).ipv6Ext(rt::kIpProtoHopOpts, 8).ipv6Frag(100, true).tcp(SP, DP)
-           .build(),
-       {.dst = B6, .proto = TCP}, Hit, PortsUnknown},
-      // Truncated transport headers.
-      // Ethernet / IPv4 / UDP cut after 3 bytes (37 bytes)
-      {"v4 udp cut in ports, protocol", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(37),
-       {.src = A4, .proto = UDP}, Hit, PortsUnknown},
-      {"v4 udp cut in ports, src port", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(37),
-       {.sport = SP}, Miss, PortsUnknown},
-      // Ethernet / IPv4 / UDP cut after 4 bytes (38 bytes): the ports are there
-      {"v4 udp cut after ports, 5-tuple", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(38),
-       v4five, Hit, Ports},
-      // Ethernet / IPv4 cut after 19 bytes of its header (33 bytes)
-      {"v4 header cut, empty filter", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(33), {}, Hit,
-       Malformed},
-      {"v4 header cut, protocol", P().eth().ipv4(A4, B4).udp(SP, DP).truncated(33),
-       {.proto = UDP}, Miss, Malformed},
-      // Ethernet / IPv6 / TCP, nothing of the TCP header (54 bytes)
-      {"v6 tcp cut at transport, dst addr", P().eth().ipv6(A6, B6).tcp(SP, DP).truncated(54),
-       {.dst = B6}, Hit, PortsUnknown},
+      {"v6 hbh non-first frag, dst + proto", hbhFrag, {.dst = B6, .proto = TCP}, Hit, PortsUnknown},
+      // Truncated headers.
+      {"v4 udp cut in ports, src + proto", udpCut3, {.src = A4, .proto = UDP}, Hit, PortsUnknown},
+      {"v4 udp cut in ports, src port", udpCut3, {.sport = SP}, Miss, PortsUnknown},
+      {"v4 udp cut after ports, 5-tuple", udpCut4, v4five, Hit, Ports},
+      {"v4 header cut, empty filter", ipCut, {}, Hit, Malformed},
+      {"v4 header cut, protocol", ipCut, {.proto = UDP}, Miss, Malformed},
+      {"v6 tcp cut at transport, dst addr", tcpCut0, {.dst = B6}, Hit, PortsUnknown},
+      {"v6 tcp cut at transport, dst port", tcpCut0, {.dport = DP}, Miss, PortsUnknown},
       // Non-IP and minimum frames.
       {"arp, empty filter", arp, {}, Hit, NonIp},
       {"arp, src addr", arp, {.src = A4}, Miss, NonIp},
-      {"arp, protocol", arp, {.proto = 0}, Miss, NonIp},
-      // Ethernet with an 802.3 length (46) instead of an EtherType / 46 bytes of LLC data
-      {"802.3 llc, empty filter", P().eth().next(46).payload(46).build(), {}, Hit, NonIp},
-      {"802.3 llc, dst port", P().eth().next(46).payload(46).build(), {.dport = DP}, Miss, NonIp},
-      // Ethernet header alone (14 bytes), EtherType IPv4 / IPv6 / 802.1Q / ARP
-      {"14 bytes IPv4, empty filter", P().eth().next(0x0800).build(), {}, Hit, Malformed},
-      {"14 bytes IPv4, protocol", P().eth().next(0x0800).build(), {.proto = 0}, Miss, Malformed},
-      {"14 bytes IPv6, empty filter", P().eth().next(0x86dd).build(), {}, Hit, Malformed},
-      {"14 bytes 802.1Q, empty filter", P().eth().next(0x8100).build(), {}, Hit, Malformed},
-      {"14 bytes 802.1Q, src addr", P().eth().next(0x8100).build(), {.src = A4}, Miss,
-       Malformed},
-      {"14 bytes ARP, empty filter", P().eth().next(0x0806).build(), {}, Hit, NonIp},
+      {"arp, protocol 0", arp, {.proto = 0}, Miss, NonIp},
+      {"802.3 llc, empty filter", llc, {}, Hit, NonIp},
+      {"802.3 llc, dst port", llc, {.dport = DP}, Miss, NonIp},
+      {"14 bytes IPv4, empty filter", min4, {}, Hit, Malformed},
+      {"14 bytes IPv4, protocol 0", min4, {.proto = 0}, Miss, Malformed},
+      {"14 bytes IPv6, empty filter", min6, {}, Hit, Malformed},
+      {"14 bytes IPv6, src addr", min6, {.src = A6}, Miss, Malformed},
+      {"14 bytes 802.1Q, empty filter", minQ, {}, Hit, Malformed},
+      {"14 bytes 802.1Q, src addr", minQ, {.src = A4}, Miss, Malformed},
+      {"14 bytes ARP, empty filter", minArp, {}, Hit, NonIp},
+      {"14 bytes ARP, protocol 0", minArp, {.proto = 0}, Miss, NonIp},
   };
 }
 
@@ -618,9 +603,10 @@ TEST_F(CaptureProgramTest, FilterTable) {
 struct SweepCase {
   const char *name;
   PacketBuilder packet;
-  size_t l4; // offset where the IP headers end (the transport header starts)
-  bool fragment;
-  Flt addrProto, fiveTuple;
+  size_t l4Layer; // the layer after the IP headers (the transport header)
+  bool fragment;  // non-first fragment: never any ports
+  bool v6;
+  uint8_t proto;
 };
 
 TEST_F(CaptureProgramTest, TruncatedAtEveryOffset) {
@@ -654,31 +640,26 @@ TEST_F(CaptureProgramTest, TruncatedAtEveryOffset) {
                              .udp(SP, DP)
                              .payload(4);
   SweepCase cases[] = {
-      {"QinQ IPv4 options TCP", qinqV4, qinqV4.offsetOf(4), false, {A4, B4, -1, -1, TCP},
-       {A4, B4, SP, DP, TCP}},
-      {"802.1Q IPv6 ext chain UDP", vlanV6, vlanV6.offsetOf(7), false, {A6, B6, -1, -1, UDP},
-       {A6, B6, SP, DP, UDP}},
-      {"IPv6 first fragment SCTP", v6first, v6first.offsetOf(3), false,
-       {A6, B6, -1, -1, SCTP}, {A6, B6, SP, DP, SCTP}},
-      {"IPv4 non-first fragment", v4frag, v4frag.offsetOf(2), true, {A4, B4, -1, -1, UDP},
-       {A4, B4, SP, DP, UDP}},
-      {"IPv6 non-first fragment", v6frag, v6frag.offsetOf(4), true, {A6, B6, -1, -1, UDP},
-       {A6, B6, SP, DP, UDP}},
+      {"QinQ IPv4 options TCP", qinqV4, 4, false, false, TCP},
+      {"802.1Q IPv6 ext chain UDP", vlanV6, 7, false, true, UDP},
+      {"IPv6 first fragment SCTP", v6first, 3, false, true, SCTP},
+      {"IPv4 non-first fragment", v4frag, 2, true, false, UDP},
+      {"IPv6 non-first fragment", v6frag, 4, true, true, UDP},
   };
   for (const auto &c : cases) {
     SCOPED_TRACE(c.name);
+    const char *src = c.v6 ? A6 : A4, *dst = c.v6 ? B6 : B4;
+    const size_t l4 = c.packet.offsetOf(c.l4Layer);
     arm(0, slotWith(10, {}));
-    arm(1, slotWith(11, c.addrProto));
-    arm(2, slotWith(12, c.fiveTuple));
+    arm(1, slotWith(11, {src, dst, -1, -1, c.proto}));
+    arm(2, slotWith(12, {src, dst, SP, DP, c.proto}));
     for (size_t n = 14; n <= c.packet.size(); n++) {
       SCOPED_TRACE("truncated to " + std::to_string(n) + " bytes");
       Bytes pkt = c.packet.truncated(n);
       SlotCounters before[3] = {counters(0), counters(1), counters(2)};
       GlobalCounters g0 = global();
       ASSERT_TRUE(passes(fd(), pkt));
-      Parsed p = n < c.l4                    ? Malformed
-                 : c.fragment || n < c.l4 + 4 ? PortsUnknown
-                                              : Ports;
+      Parsed p = n < l4 ? Malformed : c.fragment || n < l4 + 4 ? PortsUnknown : Ports;
       bool hits[3] = {true, p != Malformed, p == Ports};
       for (unsigned s = 0; s < 3; s++) {
         uint64_t h = hits[s];
@@ -727,18 +708,18 @@ struct LengthCase {
 
 TEST_F(CaptureProgramTest, LengthTable) {
   const uint32_t full = RINGCAP_MAX_SNAPLEN;
-  // Test runs keep PAGE_SIZE - 256 (headroom) - 320 (skb_shared_info) bytes linear; larger
-  // frames become multi-buffer packets (the program is xdp.frags).
+  // Test runs keep about PAGE_SIZE - 256 (headroom) - 320 (skb_shared_info) bytes linear;
+  // larger frames become multi-buffer packets (the program is xdp.frags).
   const size_t linear = size_t(sysconf(_SC_PAGESIZE)) - 256 - 320;
   std::vector<LengthCase> cases = {
-      {60, full}, {60, 1},    {60, 59},   {60, 60},           {1514, full},
-      {linear, full}, {linear + 1, full}, {9000, full}, {9000, 100}, {9000, 4000},
-      {60000, full}, {60000, uint32_t(linear) + 1},  {65536, full}, {70000, full},
-      {70000, 65535},
+      {60, full},    {60, 1},        {60, 59},           {60, 60},
+      {1514, full},  {linear, full}, {linear + 1, full}, {9000, full},
+      {9000, 100},   {9000, 4000},   {60000, full},      {60000, uint32_t(linear) + 1},
+      {65536, full}, {70000, full},  {70000, 65535},
   };
   // Each size class of the ring (and one byte more), cut from a 70000-byte packet.
-  for (uint32_t cls : {64, 96, 128, 192, 256, 384, 512, 768, 1024, 1280, 1536, 2048, 4096, 9216,
-                       16384, 32768}) {
+  for (uint32_t cls :
+       {64, 96, 128, 192, 256, 384, 512, 768, 1024, 1280, 1536, 2048, 4096, 9216, 16384, 32768}) {
     cases.push_back({70000, cls});
     cases.push_back({70000, cls + 1});
   }
@@ -753,8 +734,9 @@ TEST_F(CaptureProgramTest, LengthTable) {
     uint32_t capLen = uint32_t(std::min<size_t>(c.size, c.snaplen));
     EXPECT_EQ(describe(counters(4)), describe(SlotCounters{1, 1, 0, 1, capLen, 0, 0}));
     auto recs = take();
-    ASSERT_EQ(recs.size(), 1u);
-    expectRecord(recs[0], 4, 77, pkt, capLen);
+    EXPECT_EQ(recs.size(), 1u);
+    if (recs.size() == 1)
+      expectRecord(recs[0], 4, 77, pkt, capLen);
     disarm(4);
   }
 }
@@ -880,7 +862,7 @@ std::vector<int> allowedCpus() {
 // Two threads pinned to two CPUs run `repeat` test runs each, started together.
 void runOnTwoCpus(int progFd, const Bytes &pkt, int repeat, const std::vector<int> &cpus) {
   std::latch start(2);
-  bool ok[2] = {false, false};
+  std::string err[2];
   int ranOn[2] = {-1, -1};
   auto body = [&](int i) {
     cpu_set_t one;
@@ -889,19 +871,26 @@ void runOnTwoCpus(int progFd, const Bytes &pkt, int repeat, const std::vector<in
     if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0)
       ranOn[i] = sched_getcpu();
     start.arrive_and_wait();
-    ok[i] = passes(progFd, pkt, repeat);
+    auto r = passes(progFd, pkt, repeat);
+    err[i] = r ? "" : r.message();
   };
   std::thread a(body, 0), b(body, 1);
   a.join();
   b.join();
   EXPECT_EQ(ranOn[0], cpus[0]);
   EXPECT_EQ(ranOn[1], cpus[1]);
-  EXPECT_TRUE(ok[0] && ok[1]) << "a test run failed or did not return XDP_PASS";
+  EXPECT_EQ(err[0], "");
+  EXPECT_EQ(err[1], "");
 }
 
 TEST_F(CaptureProgramTest, BudgetsAreExactFromTwoCpus) {
   auto cpus = allowedCpus();
-  ASSERT_GE(cpus.size(), 2u) << "this test needs two CPUs";
+  if (cpus.size() < 2) {
+    if (inCi()) {
+      FAIL() << "CI=true and only one CPU is available: the two-CPU budget test cannot run";
+    }
+    GTEST_SKIP() << "\n*** SKIPPING: the two-CPU budget test needs two CPUs ***";
+  }
   // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes (74 bytes)
   Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
   for (int round = 0; round < 20; round++) {
@@ -1026,8 +1015,9 @@ TEST_F(CaptureProgramTest, TimestampsAreMonotonicWallClock) {
     const CapturedPacket &p = sink.packets[i];
     EXPECT_GE(p.tsNs + slack, before[i]) << "packet " << i;
     EXPECT_LE(p.tsNs, after[i] + slack) << "packet " << i;
-    if (i)
+    if (i) {
       EXPECT_GE(p.tsNs, sink.packets[i - 1].tsNs) << "packet " << i;
+    }
     EXPECT_EQ(p.ifindex, loopbackIfindex());
     EXPECT_EQ(p.rxQueue, 0u);
     EXPECT_EQ(p.pktLen, pkt.size());
@@ -1036,34 +1026,39 @@ TEST_F(CaptureProgramTest, TimestampsAreMonotonicWallClock) {
 }
 
 TEST(CaptureProgramRing, RingFullIsCountedAndGivesTheBudgetBack) {
+  // The smallest ring, one page. A 60-byte frame takes the 64-byte size class: a record is
+  // 8 (ring header) + 32 + 64 = 104 bytes, so 39 fit in 4 KiB. Nothing drains the ring.
+  const uint32_t ringBytes = uint32_t(sysconf(_SC_PAGESIZE));
+  const uint64_t fit = ringBytes / 104, limit = fit + 11, runs = fit + 61;
   Availability av;
-  auto program = loadProgram(4096, av);
+  auto program = loadProgram(ringBytes, av);
   REQUIRE_BPF(av);
   ASSERT_TRUE(program);
   CaptureProgram &prog = **program;
   RingReader reader(prog.ringFd());
   ASSERT_TRUE(reader.ok());
   int fd = prog.programFd();
-  // Ethernet / IPv4 / UDP 1234 -> 53 / padded to 60 bytes: a 64-byte size class, so a record
-  // takes 8 (ring header) + 32 + 64 = 104 bytes and 39 fit in the 4096-byte ring.
+  // Ethernet / IPv4 / UDP 1234 -> 53 / padded to 60 bytes
   Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(60).build();
   SlotSettings s = slotWith(42, {A4, B4, SP, DP, UDP});
-  s.packetLimit = 50;
+  s.packetLimit = limit;
   ASSERT_TRUE(prog.armSlot(0, s));
-  ASSERT_TRUE(passes(fd, pkt, 100));
+  ASSERT_TRUE(passes(fd, pkt, int(runs)));
   SlotCounters c = prog.slotCounters(0).value();
-  EXPECT_EQ(describe(c), describe(SlotCounters{100, 100, 0, 39, 39 * 60, 61, 0}));
+  EXPECT_EQ(describe(c), describe(SlotCounters{runs, runs, 0, fit, fit * 60, runs - fit, 0}));
   EXPECT_EQ(c.captured + c.ringLost, c.matched);
-  EXPECT_EQ(prog.slotBudget(0).value().packetsLeft, 50 - 39) << "lost packets keep no budget";
+  EXPECT_EQ(prog.slotBudget(0).value().packetsLeft, 11) << "lost packets must not use budget";
   auto recs = reader.take();
-  ASSERT_EQ(recs.size(), 39u);
+  ASSERT_EQ(recs.size(), fit);
   for (const auto &r : recs)
     ASSERT_NO_FATAL_FAILURE(expectRecord(r, 0, 42, pkt, 60));
   // Drained: the 11 packets of budget left are captured, then the limit applies.
-  ASSERT_TRUE(passes(fd, pkt, 100));
-  EXPECT_EQ(describe(prog.slotCounters(0).value()),
-            describe(SlotCounters{200, 200, 0, 50, 50 * 60, 61, 89}));
+  ASSERT_TRUE(passes(fd, pkt, int(runs)));
+  EXPECT_EQ(
+      describe(prog.slotCounters(0).value()),
+      describe(SlotCounters{2 * runs, 2 * runs, 0, limit, limit * 60, runs - fit, runs - 11}));
   EXPECT_EQ(reader.take().size(), 11u);
+  EXPECT_EQ(prog.slotBudget(0).value().packetsLeft, 0);
 }
 
 } // namespace

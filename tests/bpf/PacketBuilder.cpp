@@ -104,7 +104,7 @@ PacketBuilder &PacketBuilder::tcp(uint16_t sport, uint16_t dport) {
   std::vector<uint8_t> b(20, 0);
   put16(b, 0, sport);
   put16(b, 2, dport);
-  b[7] = 1;    // sequence number
+  b[7] = 1;     // sequence number
   b[12] = 0x50; // data offset 5
   b[13] = 0x10; // ACK
   put16(b, 14, 65535);
@@ -144,7 +144,7 @@ PacketBuilder &PacketBuilder::icmpv6(uint8_t type, uint8_t code) {
 }
 
 PacketBuilder &PacketBuilder::arp() {
-  std::vector<uint8_t> b{0, 1, 8, 0, 6, 4, 0, 1, 2,  0, 0, 0, 0, 1,
+  std::vector<uint8_t> b{0,  1, 8, 0, 6, 4, 0, 1, 2, 0, 0,  0, 0, 1,
                          10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2};
   return add({Kind::Data, std::move(b), 0x0806, 0});
 }

@@ -23,11 +23,11 @@ inline constexpr uint8_t kIpProtoDstOpts = 60;
 inline constexpr uint8_t kIpProtoMobility = 135;
 
 struct Ipv4Fields {
-  std::vector<uint8_t> options; // padded with zeros (EOL) to a multiple of 4 bytes
-  uint16_t fragOffset = 0;      // in 8-byte units
+  std::vector<uint8_t> options{}; // padded with zeros (EOL) to a multiple of 4 bytes
+  uint16_t fragOffset = 0;        // in 8-byte units
   bool moreFragments = false;
   uint8_t version = 4;
-  std::optional<uint8_t> ihl; // header length in 4-byte words; default from the options
+  std::optional<uint8_t> ihl{}; // header length in 4-byte words; default from the options
 };
 
 class PacketBuilder {
@@ -71,9 +71,9 @@ private:
   struct Layer {
     Kind kind;
     std::vector<uint8_t> bytes;
-    uint16_t id = 0;              // EtherType (IP layers, ARP) or IP protocol (ext, L4)
-    size_t nextAt = 0;            // offset of the next-protocol field in bytes
-    std::optional<uint16_t> next; // explicit next protocol
+    uint16_t id = 0;                // EtherType (IP layers, ARP) or IP protocol (ext, L4)
+    size_t nextAt = 0;              // offset of the next-protocol field in bytes
+    std::optional<uint16_t> next{}; // explicit next protocol
   };
   PacketBuilder &add(Layer layer);
   std::vector<Layer> layers_;
