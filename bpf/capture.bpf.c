@@ -279,7 +279,8 @@ static __always_inline void budget_return(struct ringcap_slot_budget *b, __s64 b
 
 /*
  * Reserve a ring record of a size class that fits cap_len (bpf_ringbuf_reserve
- * needs a constant size), copy the packet, submit. Returns 0 when the ring is full.
+ * needs a constant size), copy the packet, submit. Returns 1 when the record was
+ * submitted, 0 when the ring is full, -1 when the copy failed.
  */
 #define TRY_CLASS(SZ)                                                                      \
 	if (cap_len <= (SZ)) {                                                             \
@@ -321,7 +322,7 @@ static __noinline int emit_record(struct xdp_md *ctx, __u32 slot, __u32 cookie, 
 	TRY_CLASS(9216)
 	TRY_CLASS(16384)
 	TRY_CLASS(32768)
-	TRY_CLASS(RINGCAP_MAX_SNAPLEN)
+	TRY_CLASS(RINGCAP_MAX_SNAPLEN + 1) /* 65536: keeps records 8-byte aligned */
 	return -1;
 
 fill:
@@ -388,9 +389,12 @@ static __always_inline void process_slot(struct xdp_md *ctx, __u32 slot, const s
 	}
 	int ret = emit_record(ctx, slot, cfg->cookie, pkt_len, cap_len);
 	if (ret <= 0) {
-		/* Ring full (or copy failed): the packet is lost, the budget stays. */
+		/* The packet is lost; its budget goes back to the job. */
 		budget_return(b, cap_len);
-		sc->ring_lost++;
+		if (ret == 0)
+			sc->ring_lost++;
+		else
+			sc->copy_failed++;
 		return;
 	}
 	sc->captured++;

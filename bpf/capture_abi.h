@@ -12,8 +12,11 @@
 #define RINGCAP_MAX_SLOTS 8
 /* Interfaces a slot can be restricted to (ifindex[0] == 0: any interface). */
 #define RINGCAP_MAX_SLOT_IFACES 8
-/* Largest number of bytes captured from one packet (whole multi-buffer packets). */
-#define RINGCAP_MAX_SNAPLEN 65536
+/*
+ * Largest number of bytes captured from one packet (whole multi-buffer packets): the most
+ * bpf_xdp_load_bytes() copies in one call.
+ */
+#define RINGCAP_MAX_SNAPLEN 65535
 /* Largest sample rate (1 in N). */
 #define RINGCAP_MAX_SAMPLE_RATE 1000000
 /* IPv6 extension headers walked before giving up on finding the transport header. */
@@ -92,7 +95,7 @@ struct ringcap_slot_counters {
 	__u64 bytes_captured; /* sum of cap_len of those records */
 	__u64 ring_lost;      /* ring reservation failed (ring full): packet lost */
 	__u64 limit_reached;  /* packet or byte budget exhausted: packet not taken */
-	__u64 pad;
+	__u64 copy_failed;    /* bpf_xdp_load_bytes failed (never expected): packet lost */
 };
 
 struct ringcap_counters {

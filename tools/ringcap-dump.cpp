@@ -46,7 +46,7 @@ Request fields (the capture request model; ranges are the API's):
   --destination-port P        ... destination port (0..65535)
   --protocol N                IP protocol number (0..255), e.g. 6 TCP, 17 UDP
 Capture options:
-  --snaplen N                 bytes kept of each packet (1..65536; default by type)
+  --snaplen N                 bytes kept of each packet (1..65535; default by type)
   --sample-rate N             keep 1 in N matching packets (1..1000000; default 1)
   --ring-size MIB             ring buffer size in MiB, a power of two (default 32)
   --json                      print the final counters as JSON on stdout
@@ -239,6 +239,7 @@ nlohmann::json summaryJson(const CaptureSummary &s, const Options &o, double sec
   j["bytes_captured"] = s.counters.bytesCaptured;
   j["packets_lost_ring_full"] = s.counters.ringLost;
   j["packets_over_limit"] = s.counters.limitReached;
+  j["packets_copy_failed"] = s.counters.copyFailed;
   j["packets_written"] = s.packetsWritten;
   j["packets_unwritten"] = s.packetsUnwritten;
   j["file_bytes"] = s.fileBytes;

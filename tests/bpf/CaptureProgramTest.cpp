@@ -859,6 +859,35 @@ std::vector<int> allowedCpus() {
   return cpus;
 }
 
+// Per-CPU `captured` of one slot, read from the program's "counters" map.
+std::vector<uint64_t> capturedPerCpu(int progFd, unsigned slot) {
+  bpf_prog_info info{};
+  uint32_t ids[16] = {}, len = sizeof info;
+  info.nr_map_ids = 16;
+  info.map_ids = reinterpret_cast<uintptr_t>(ids);
+  if (bpf_obj_get_info_by_fd(progFd, &info, &len))
+    return {};
+  for (uint32_t i = 0; i < info.nr_map_ids && i < 16; i++) {
+    int mfd = bpf_map_get_fd_by_id(ids[i]);
+    bpf_map_info mi{};
+    uint32_t mlen = sizeof mi;
+    if (mfd < 0)
+      continue;
+    std::vector<ringcap_counters> v(static_cast<size_t>(libbpf_num_possible_cpus()));
+    uint32_t key = 0;
+    bool found = !bpf_obj_get_info_by_fd(mfd, &mi, &mlen) && std::string(mi.name) == "counters" &&
+                 !bpf_map_lookup_elem(mfd, &key, v.data());
+    close(mfd);
+    if (found) {
+      std::vector<uint64_t> out;
+      for (const auto &c : v)
+        out.push_back(c.slot[slot].captured);
+      return out;
+    }
+  }
+  return {};
+}
+
 // Two threads pinned to two CPUs run `repeat` test runs each, started together.
 void runOnTwoCpus(int progFd, const Bytes &pkt, int repeat, const std::vector<int> &cpus) {
   std::latch start(2);
@@ -893,6 +922,7 @@ TEST_F(CaptureProgramTest, BudgetsAreExactFromTwoCpus) {
   }
   // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes (74 bytes)
   Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  int shared = 0; // rounds in which both CPUs took part of the packet budget
   for (int round = 0; round < 20; round++) {
     SCOPED_TRACE("round " + std::to_string(round));
     // Packet budget: 1000 of 2 x 2500.
@@ -903,7 +933,12 @@ TEST_F(CaptureProgramTest, BudgetsAreExactFromTwoCpus) {
     SlotSettings t = slotWith(100 + round, {.src = A4});
     t.byteLimit = 1000 * pkt.size() + 73;
     arm(1, t);
+    auto base = capturedPerCpu(fd(), 0);
     runOnTwoCpus(fd(), pkt, 2500, cpus);
+    auto after = capturedPerCpu(fd(), 0);
+    ASSERT_EQ(after.size(), base.size());
+    ASSERT_GT(after.size(), size_t(std::max(cpus[0], cpus[1])));
+    shared += after[cpus[0]] > base[cpus[0]] && after[cpus[1]] > base[cpus[1]];
     EXPECT_EQ(describe(counters(0)), describe(SlotCounters{5000, 5000, 0, 1000, 74000, 0, 4000}));
     EXPECT_EQ(describe(counters(1)), describe(SlotCounters{5000, 5000, 0, 1000, 74000, 0, 4000}));
     EXPECT_EQ(budget(0).packetsLeft, 0);
@@ -914,6 +949,7 @@ TEST_F(CaptureProgramTest, BudgetsAreExactFromTwoCpus) {
     if (HasFailure())
       break;
   }
+  EXPECT_GT(shared, 0) << "the two CPUs never shared a budget: nothing ran concurrently";
 }
 
 TEST_F(CaptureProgramTest, ByteBudgetIsExact) {

@@ -32,7 +32,7 @@ expect_usage "--protocol: must be an integer from 0 to 255 (got 256)" "${W[@]}" 
 expect_usage "--source-address: not an IPv4 or IPv6 address" "${W[@]}" --source-address 10.0.0.256
 expect_usage "--destination-address: must be the same address family as source_address" "${W[@]}" --source-address 10.0.0.1 --destination-address fd00::1
 expect_usage "--type: must be \"simple\", \"full\" or \"sample\"" "${W[@]}" --type everything
-expect_usage "--snaplen: must be an integer from 1 to 65536 (got 0)" "${W[@]}" --snaplen 0
+expect_usage "--snaplen: must be an integer from 1 to 65535 (got 0)" "${W[@]}" --snaplen 0
 expect_usage "--sample-rate: must be an integer from 1 to 1000000 (got 0)" "${W[@]}" --sample-rate 0
 expect_usage "--ring-size: must be a power of two (got 3)" "${W[@]}" --ring-size 3
 expect_usage "unknown option --colour" "${W[@]}" --colour

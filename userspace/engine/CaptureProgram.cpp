@@ -266,6 +266,7 @@ Result<SlotCounters> CaptureProgram::sumSlot(unsigned slot) const {
     sum.seen += one.seen, sum.matched += one.matched, sum.sampledOut += one.sampled_out;
     sum.captured += one.captured, sum.bytesCaptured += one.bytes_captured;
     sum.ringLost += one.ring_lost, sum.limitReached += one.limit_reached;
+    sum.copyFailed += one.copy_failed;
   }
   return sum;
 }

@@ -37,7 +37,7 @@ struct SlotSettings {
 
 struct SlotCounters {
   uint64_t seen = 0, matched = 0, sampledOut = 0, captured = 0, bytesCaptured = 0, ringLost = 0,
-           limitReached = 0;
+           limitReached = 0, copyFailed = 0;
 };
 
 struct GlobalCounters {
