@@ -159,6 +159,37 @@ void CaptureProgram::detachAll() {
     (void)detach(attachments_.back().ifindex);
 }
 
+uint32_t CaptureProgram::programId() const { return prog_ ? xdp_program__id(prog_) : 0; }
+
+Result<bool> CaptureProgram::detachProgramById(int ifindex, uint32_t programId) {
+  xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+  if (long err = libxdp_get_error(mp))
+    return Error::fromErrno(static_cast<int>(err),
+                            "reading the XDP programs of ifindex " + std::to_string(ifindex));
+  if (!mp)
+    return false;
+  int err = 0;
+  bool found = false;
+  if (xdp_multiprog__is_legacy(mp)) {
+    xdp_program *main = xdp_multiprog__main_prog(mp);
+    if (main && xdp_program__id(main) == programId) {
+      found = true;
+      err = xdp_multiprog__detach(mp);
+    }
+  } else {
+    for (xdp_program *p = xdp_multiprog__next_prog(nullptr, mp); p && !found;
+         p = xdp_multiprog__next_prog(p, mp))
+      if (xdp_program__id(p) == programId) {
+        found = true;
+        err = xdp_program__detach(p, ifindex, xdp_multiprog__attach_mode(mp), 0);
+      }
+  }
+  xdp_multiprog__close(mp);
+  if (err)
+    return Error::fromErrno(err, "detaching program " + std::to_string(programId));
+  return found;
+}
+
 int CaptureProgram::programFd() const { return bpf_program__fd(skel_->progs.ringcap_xdp); }
 int CaptureProgram::ringFd() const { return bpf_map__fd(skel_->maps.ring); }
 

@@ -83,6 +83,12 @@ public:
   Result<SlotBudget> slotBudget(unsigned slot) const;
   Result<GlobalCounters> globalCounters() const;
 
+  // The kernel id of the attached program (0 before the first attach).
+  uint32_t programId() const;
+  // Detaches the program with kernel id `programId` from the interface, if it is attached
+  // there (directly or through libxdp's dispatcher); true if it was.
+  static Result<bool> detachProgramById(int ifindex, uint32_t programId);
+
   int programFd() const;
   int ringFd() const;
   uint32_t ringBytes() const { return ringBytes_; }

@@ -1,0 +1,341 @@
+#include "BusService.h"
+
+#include "dbus/Variant.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <vector>
+
+namespace ringcap {
+namespace {
+
+using namespace service_error;
+
+const char *errorName(int code) {
+  switch (code) {
+  case kInvalidRequest:
+    return "org.ringcap.Ringcap1.Error.InvalidRequest";
+  case kRateLimited:
+    return "org.ringcap.Ringcap1.Error.RateLimited";
+  case kCaptureBusy:
+    return "org.ringcap.Ringcap1.Error.CaptureBusy";
+  case kNotFound:
+    return "org.ringcap.Ringcap1.Error.NotFound";
+  case kNotReady:
+    return "org.ringcap.Ringcap1.Error.NotReady";
+  case kOwnershipRequired:
+    return "org.ringcap.Ringcap1.Error.OwnershipRequired";
+  default:
+    return "org.ringcap.Ringcap1.Error.Failed";
+  }
+}
+
+bool userInGroup(uid_t uid, gid_t gid) {
+  std::vector<char> buf(16384);
+  passwd pw{}, *found = nullptr;
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found)
+    return false;
+  if (pw.pw_gid == gid)
+    return true;
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) {
+    groups.resize(static_cast<size_t>(n));
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0)
+      return false;
+  }
+  groups.resize(static_cast<size_t>(n));
+  return std::find(groups.begin(), groups.end(), gid) != groups.end();
+}
+
+// Reads the capture id argument and checks its form.
+int readId(sd_bus_message *m, std::string &id, sd_bus_error *e) {
+  const char *s;
+  int r = sd_bus_message_read(m, "s", &s);
+  if (r < 0)
+    return r;
+  id = s;
+  if (!isCaptureId(id))
+    return sd_bus_error_setf(e, "org.ringcap.Ringcap1.Error.InvalidRequest",
+                             "id: must be 32 lowercase hexadecimal digits");
+  return 0;
+}
+
+int appendRecord(sd_bus_message *m, const CaptureRecord &r) {
+  return appendVariantDict(m, r.toJson());
+}
+
+} // namespace
+
+const sd_bus_vtable BusService::kManagerVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_NAMES("CreateCapture", "a{sv}", SD_BUS_PARAM(request), "oa{sv}",
+                             SD_BUS_PARAM(capture) SD_BUS_PARAM(record), BusService::onCreate,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("GetCapture", "s", SD_BUS_PARAM(id), "a{sv}", SD_BUS_PARAM(record),
+                             BusService::onGet, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ListCaptures", "", , "aa{sv}", SD_BUS_PARAM(records),
+                             BusService::onList, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("StopCapture", "s", SD_BUS_PARAM(id), "", , BusService::onStop,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("OpenCaptureFile", "s", SD_BUS_PARAM(id), "h", SD_BUS_PARAM(fd),
+                             BusService::onOpenFile, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_SIGNAL_WITH_NAMES("CaptureFinished", "oss",
+                             SD_BUS_PARAM(capture) SD_BUS_PARAM(id) SD_BUS_PARAM(status), 0),
+    SD_BUS_VTABLE_END,
+};
+
+const sd_bus_vtable BusService::kCaptureVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Id", "s", BusService::getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Status", "s", BusService::getProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("ErrorMessage", "s", BusService::getProperty, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Record", "a{sv}", BusService::getProperty, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PacketsCaptured", "t", BusService::getProperty, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("BytesCaptured", "t", BusService::getProperty, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PacketsSeen", "t", BusService::getProperty, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PacketsMatched", "t", BusService::getProperty, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("PacketsLost", "t", BusService::getProperty, 0,
+                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_VTABLE_END,
+};
+
+BusService::BusService(sd_bus *bus, CaptureService &service, std::string groupName, gid_t group)
+    : bus_(sd_bus_ref(bus)), service_(service), groupName_(std::move(groupName)), group_(group) {
+  service_.setChangeListener(
+      [this](const CaptureRecord &r, bool statusChanged) { onChange(r, statusChanged); });
+}
+
+BusService::~BusService() {
+  service_.setChangeListener(nullptr);
+  for (auto *&slot : slots_)
+    slot = sd_bus_slot_unref(slot);
+  sd_bus_unref(bus_);
+}
+
+Result<void> BusService::start() {
+  int r = sd_bus_add_object_vtable(bus_, &slots_[0], kManagerPath, kManagerInterface,
+                                   kManagerVtable, this);
+  if (r < 0)
+    return Error::fromErrno(r, "registering the manager object");
+  r = sd_bus_add_fallback_vtable(bus_, &slots_[1], kCapturePrefix, kCaptureInterface,
+                                 kCaptureVtable, findCapture, this);
+  if (r < 0)
+    return Error::fromErrno(r, "registering the capture objects");
+  r = sd_bus_add_node_enumerator(bus_, &slots_[2], kCapturePrefix, enumerateCaptures, this);
+  if (r < 0)
+    return Error::fromErrno(r, "registering the capture enumerator");
+  r = sd_bus_request_name(bus_, kBusName, 0);
+  if (r == -EEXIST || r == -EALREADY)
+    return Error{EEXIST, std::string("the bus name ") + kBusName +
+                             " is already taken (is another ringcapd running?)"};
+  if (r < 0)
+    return Error::fromErrno(r, std::string("taking the bus name ") + kBusName);
+  return {};
+}
+
+int BusService::checkCaller(sd_bus_message *m, sd_bus_error *e) const {
+  sd_bus_creds *creds = nullptr;
+  int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID, &creds);
+  uid_t uid = uid_t(-1);
+  if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) < 0 && sd_bus_creds_get_uid(creds, &uid) < 0)
+    uid = uid_t(-1);
+  sd_bus_creds_unref(creds);
+  if (uid == 0 || (uid != uid_t(-1) && group_ != gid_t(-1) && userInGroup(uid, group_)))
+    return 0;
+  spdlog::warn("refused a call of {} from uid {}", sd_bus_message_get_member(m),
+               uid == uid_t(-1) ? -1 : int64_t(uid));
+  return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED,
+                           "only root and members of the group \"%s\" may use ringcapd",
+                           groupName_.c_str());
+}
+
+int BusService::fail(const Error &error, sd_bus_error *e) const {
+  return sd_bus_error_set(e, errorName(error.code), error.message.c_str());
+}
+
+int BusService::onCreate(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  auto request = readVariantDict(m);
+  if (!request)
+    return self->fail(Error{kInvalidRequest, request.error().message}, e);
+  auto created = self->service_.create(*request);
+  if (!created)
+    return self->fail(created.error(), e);
+  sd_bus_message *reply = nullptr;
+  int r = sd_bus_message_new_method_return(m, &reply);
+  if (r >= 0)
+    r = sd_bus_message_append(reply, "o", capturePath((*created)->id).c_str());
+  if (r >= 0)
+    r = appendRecord(reply, **created);
+  if (r >= 0)
+    r = sd_bus_send(nullptr, reply, nullptr);
+  sd_bus_message_unref(reply);
+  return r;
+}
+
+int BusService::onGet(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  std::string id;
+  if (int r = readId(m, id, e); r < 0)
+    return r;
+  auto record = self->service_.get(id);
+  if (!record)
+    return self->fail(record.error(), e);
+  sd_bus_message *reply = nullptr;
+  int r = sd_bus_message_new_method_return(m, &reply);
+  if (r >= 0)
+    r = appendRecord(reply, **record);
+  if (r >= 0)
+    r = sd_bus_send(nullptr, reply, nullptr);
+  sd_bus_message_unref(reply);
+  return r;
+}
+
+int BusService::onList(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  sd_bus_message *reply = nullptr;
+  int r = sd_bus_message_new_method_return(m, &reply);
+  if (r >= 0)
+    r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+  for (const CaptureRecord *rec : self->service_.list(50)) {
+    if (r < 0)
+      break;
+    auto fresh = self->service_.get(rec->id); // running ones get current counters
+    r = appendRecord(reply, fresh ? **fresh : *rec);
+  }
+  if (r >= 0)
+    r = sd_bus_message_close_container(reply);
+  if (r >= 0)
+    r = sd_bus_send(nullptr, reply, nullptr);
+  sd_bus_message_unref(reply);
+  return r;
+}
+
+int BusService::onStop(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  std::string id;
+  if (int r = readId(m, id, e); r < 0)
+    return r;
+  if (auto r = self->service_.stop(id); !r)
+    return self->fail(r.error(), e);
+  return sd_bus_reply_method_return(m, "");
+}
+
+int BusService::onOpenFile(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  std::string id;
+  if (int r = readId(m, id, e); r < 0)
+    return r;
+  auto fd = self->service_.openFile(id);
+  if (!fd)
+    return self->fail(fd.error(), e);
+  int r = sd_bus_reply_method_return(m, "h", *fd); // sd-bus duplicates the fd
+  close(*fd);
+  return r;
+}
+
+int BusService::findCapture(sd_bus *, const char *path, const char *, void *userdata, void **found,
+                            sd_bus_error *) {
+  auto *self = static_cast<BusService *>(userdata);
+  std::string p(path);
+  std::string prefix = std::string(kCapturePrefix) + "/";
+  if (p.rfind(prefix, 0) != 0)
+    return 0;
+  std::string id = p.substr(prefix.size());
+  if (!isCaptureId(id) || !self->service_.get(id))
+    return 0;
+  *found = self;
+  return 1;
+}
+
+int BusService::enumerateCaptures(sd_bus *, const char *, void *userdata, char ***nodes,
+                                  sd_bus_error *) {
+  auto *self = static_cast<BusService *>(userdata);
+  auto records = self->service_.list(50);
+  char **list = static_cast<char **>(calloc(records.size() + 1, sizeof(char *)));
+  if (!list)
+    return -ENOMEM;
+  size_t i = 0;
+  for (const CaptureRecord *r : records)
+    list[i++] = strdup(capturePath(r->id).c_str());
+  *nodes = list;
+  return 0;
+}
+
+int BusService::getProperty(sd_bus *, const char *path, const char *, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  // Without a current message the daemon is reading its own properties for PropertiesChanged.
+  sd_bus_message *current = sd_bus_get_current_message(self->bus_);
+  if (current && sd_bus_message_is_method_call(current, nullptr, nullptr))
+    if (int r = self->checkCaller(current, e); r < 0)
+      return r;
+  std::string p(path);
+  auto record = self->service_.get(p.substr(p.rfind('/') + 1));
+  if (!record)
+    return self->fail(record.error(), e);
+  const CaptureRecord &r = **record;
+  std::string_view name(property);
+  if (name == "Id")
+    return sd_bus_message_append(reply, "s", r.id.c_str());
+  if (name == "Status")
+    return sd_bus_message_append(reply, "s", std::string(toString(r.status)).c_str());
+  if (name == "ErrorMessage")
+    return sd_bus_message_append(reply, "s", r.errorMessage.c_str());
+  if (name == "Record")
+    return appendRecord(reply, r);
+  if (name == "PacketsCaptured")
+    return sd_bus_message_append(reply, "t", r.counters.captured);
+  if (name == "BytesCaptured")
+    return sd_bus_message_append(reply, "t", r.counters.bytesCaptured);
+  if (name == "PacketsSeen")
+    return sd_bus_message_append(reply, "t", r.counters.seen);
+  if (name == "PacketsMatched")
+    return sd_bus_message_append(reply, "t", r.counters.matched);
+  if (name == "PacketsLost")
+    return sd_bus_message_append(reply, "t", r.counters.ringLost + r.counters.copyFailed);
+  return -ENOENT;
+}
+
+void BusService::onChange(const CaptureRecord &record, bool statusChanged) {
+  std::string path = capturePath(record.id);
+  int r;
+  if (statusChanged)
+    r = sd_bus_emit_properties_changed(bus_, path.c_str(), kCaptureInterface, "Status",
+                                       "ErrorMessage", "Record", "PacketsCaptured", "BytesCaptured",
+                                       "PacketsSeen", "PacketsMatched", "PacketsLost", nullptr);
+  else
+    r = sd_bus_emit_properties_changed(bus_, path.c_str(), kCaptureInterface, "Record",
+                                       "PacketsCaptured", "BytesCaptured", "PacketsSeen",
+                                       "PacketsMatched", "PacketsLost", nullptr);
+  if (r < 0)
+    spdlog::warn("PropertiesChanged for {}: {}", record.id, std::strerror(-r));
+  if (statusChanged && record.finished()) {
+    r = sd_bus_emit_signal(bus_, kManagerPath, kManagerInterface, "CaptureFinished", "oss",
+                           path.c_str(), record.id.c_str(),
+                           std::string(toString(record.status)).c_str());
+    if (r < 0)
+      spdlog::warn("CaptureFinished for {}: {}", record.id, std::strerror(-r));
+  }
+}
+
+} // namespace ringcap

@@ -1,0 +1,60 @@
+// BusService: ringcapd on D-Bus (docs/dbus-api.md): the Manager object, one object per
+// capture, PropertiesChanged, and the caller check that backs up the bus policy.
+#pragma once
+
+#include "CaptureService.h"
+
+#include <string>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+namespace ringcap {
+
+inline constexpr const char *kBusName = "org.ringcap.Ringcap1";
+inline constexpr const char *kManagerPath = "/org/ringcap/Ringcap1";
+inline constexpr const char *kManagerInterface = "org.ringcap.Ringcap1.Manager";
+inline constexpr const char *kCapturePrefix = "/org/ringcap/Ringcap1/capture";
+inline constexpr const char *kCaptureInterface = "org.ringcap.Ringcap1.Capture";
+
+class BusService {
+public:
+  // `group` is the group whose members may call (besides root); gid -1: root only.
+  BusService(sd_bus *bus, CaptureService &service, std::string groupName, gid_t group);
+  ~BusService();
+
+  // Registers the objects and takes the bus name.
+  Result<void> start();
+
+  static std::string capturePath(const std::string &id) {
+    return std::string(kCapturePrefix) + "/" + id;
+  }
+
+private:
+  static const sd_bus_vtable kManagerVtable[];
+  static const sd_bus_vtable kCaptureVtable[];
+
+  static int onCreate(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onGet(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onList(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onStop(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onOpenFile(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int findCapture(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                         void **found, sd_bus_error *e);
+  static int enumerateCaptures(sd_bus *bus, const char *prefix, void *userdata, char ***nodes,
+                               sd_bus_error *e);
+  static int getProperty(sd_bus *bus, const char *path, const char *interface, const char *property,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *e);
+
+  // 0 when the caller is root or in the group; else sets AccessDenied and returns < 0.
+  int checkCaller(sd_bus_message *m, sd_bus_error *e) const;
+  int fail(const Error &error, sd_bus_error *e) const;
+  void onChange(const CaptureRecord &record, bool statusChanged);
+
+  sd_bus *bus_;
+  CaptureService &service_;
+  std::string groupName_;
+  gid_t group_;
+  sd_bus_slot *slots_[3] = {nullptr, nullptr, nullptr};
+};
+
+} // namespace ringcap

@@ -1,0 +1,57 @@
+// CaptureRecord: what ringcapd knows of one capture, in Cloudflare's record shape.
+#pragma once
+
+#include "engine/CaptureProgram.h"
+#include "request/CaptureRequest.h"
+#include "util/Result.h"
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace ringcap {
+
+enum class CaptureStatus {
+  Pending,
+  Running,
+  ConversionPending,
+  ConversionRunning,
+  Success,
+  Failed
+};
+
+std::string_view toString(CaptureStatus status);
+std::optional<CaptureStatus> parseCaptureStatus(std::string_view text);
+
+// RFC 3339 in UTC with microseconds, e.g. "2026-11-26T10:44:03.123456Z".
+std::string formatRfc3339(int64_t unixNs);
+int64_t wallClockNowNs();
+
+struct CaptureRecord {
+  std::string id; // 32 lowercase hex digits
+  CaptureRequest request;
+  CaptureStatus status = CaptureStatus::Pending;
+  int64_t submittedNs = 0;
+  int64_t startedNs = 0;  // 0: not started
+  int64_t finishedNs = 0; // 0: not finished
+  std::string errorMessage;
+  std::string stopReason;
+  SlotCounters counters;
+  std::string fileName; // below the state directory's captures/, empty: no file
+  uint64_t fileSize = 0;
+
+  bool finished() const {
+    return status == CaptureStatus::Success || status == CaptureStatus::Failed;
+  }
+  // The record users get (docs/dbus-api.md).
+  nlohmann::json toJson() const;
+  // What the job store keeps: the record plus what the daemon needs after a restart.
+  nlohmann::json toStateJson() const;
+  static Result<CaptureRecord> fromStateJson(const nlohmann::json &j);
+};
+
+// 32 lowercase hex digits from the kernel's random source.
+std::string newCaptureId();
+bool isCaptureId(std::string_view text);
+
+} // namespace ringcap

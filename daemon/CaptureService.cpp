@@ -1,0 +1,236 @@
+#include "CaptureService.h"
+
+#include <cstring>
+#include <fcntl.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+namespace ringcap {
+namespace {
+
+using namespace service_error;
+
+std::string seconds(std::chrono::steady_clock::duration d) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  return std::to_string(s < 1 ? 1 : s) + " s";
+}
+
+} // namespace
+
+CaptureService::CaptureService(const DaemonConfig &config, JobStore &store, CaptureProgram &program,
+                               RingDrainer &drainer)
+    : config_(config), store_(store), program_(program), drainer_(drainer) {}
+
+CaptureService::~CaptureService() = default;
+
+Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body) {
+  auto request = validateCaptureRequest(body, RequestMode::Api);
+  if (!request)
+    return Error{kInvalidRequest, request.error().message};
+  auto sys = systems_.find(request->system);
+  if (sys == systems_.end() || sys->second.empty())
+    return Error{kInvalidRequest, "system: \"" + request->system +
+                                      "\" has no interfaces on this host (see [systems] in the "
+                                      "configuration)"};
+  if (request->type == CaptureType::Full)
+    return Error{kInvalidRequest,
+                 "type: full captures are not available on this host yet (they need bucket "
+                 "delivery); use a simple capture"};
+
+  auto now = Clock::now();
+  auto interval = std::chrono::seconds(config_.simple_interval_seconds);
+  if (request->type == CaptureType::Simple && lastSimple_ && now - *lastSimple_ < interval)
+    return Error{kRateLimited, "simple captures are limited to one per " +
+                                   std::to_string(config_.simple_interval_seconds) +
+                                   " s; the next is allowed in " +
+                                   seconds(*lastSimple_ + interval - now)};
+  if (!program_.freeSlot())
+    return Error{kCaptureBusy, "all " + std::to_string(RINGCAP_MAX_SLOTS) +
+                                   " capture slots are in use; try again when one ends"};
+
+  CaptureRecord record;
+  record.id = newCaptureId();
+  record.request = *request;
+  record.status = CaptureStatus::Pending;
+  record.submittedNs = wallClockNowNs();
+  record.fileName = record.id + ".pcapng";
+  if (auto r = store_.add(record); !r)
+    return Error{r.error().code == kInvalidRequest ? EIO : r.error().code, r.error().message};
+  CaptureRecord *stored = store_.find(record.id);
+  if (request->type == CaptureType::Simple)
+    lastSimple_ = now;
+
+  SlotOptions options;
+  options.sampleRate = request->type == CaptureType::Simple ? config_.simple_sample_rate : 1;
+  auto job = CaptureJob::start(program_, drainer_, *request, options, store_.filePath(*stored),
+                               sys->second, "ringcapd " RINGCAP_VERSION);
+  if (!job) {
+    stored->status = CaptureStatus::Failed;
+    stored->errorMessage = "the capture could not start: " + job.error().message;
+    stored->finishedNs = wallClockNowNs();
+    stored->stopReason = "fault";
+    store_.refreshFileSize(*stored);
+    (void)store_.save(*stored);
+    spdlog::error("capture {}: {}", stored->id, stored->errorMessage);
+    notify(*stored, true);
+    return stored;
+  }
+  if (store_.group() != gid_t(-1) &&
+      chown(store_.filePath(*stored).c_str(), uid_t(-1), store_.group()) != 0)
+    spdlog::warn("capture {}: giving the file to its group: {}", stored->id, std::strerror(errno));
+  stored->status = CaptureStatus::Running;
+  stored->startedNs = wallClockNowNs();
+  if (auto r = store_.save(*stored); !r)
+    spdlog::error("capture {}: {}", stored->id, r.error().message);
+  jobs_[stored->id] = Running{std::move(*job), sys->second, now};
+  spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
+               request->system);
+  notify(*stored, true);
+  retain();
+  return stored;
+}
+
+Result<const CaptureRecord *> CaptureService::get(const std::string &id) {
+  CaptureRecord *r = store_.find(id);
+  if (!r)
+    return Error{kNotFound, "no capture with id \"" + id + "\""};
+  if (auto it = jobs_.find(id); it != jobs_.end())
+    refreshCounters(*r, it->second);
+  return r;
+}
+
+Result<void> CaptureService::stop(const std::string &id) {
+  if (!store_.find(id))
+    return Error{kNotFound, "no capture with id \"" + id + "\""};
+  if (jobs_.count(id))
+    finish(id, StopReason::Stopped);
+  return {};
+}
+
+Result<int> CaptureService::openFile(const std::string &id) {
+  CaptureRecord *r = store_.find(id);
+  if (!r)
+    return Error{kNotFound, "no capture with id \"" + id + "\""};
+  if (!r->finished())
+    return Error{kNotReady, "capture " + id + " is " + std::string(toString(r->status)) +
+                                "; its file can be downloaded once it has finished"};
+  if (r->fileName.empty())
+    return Error{kNotFound, "capture " + id + " has no file"};
+  int fd = ::open(store_.filePath(*r).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return Error::fromErrno(errno, "opening the file of capture " + id);
+  return fd;
+}
+
+void CaptureService::refreshCounters(CaptureRecord &record, Running &run) {
+  if (auto c = run.job->counters())
+    record.counters = *c;
+}
+
+void CaptureService::notify(const CaptureRecord &record, bool statusChanged) {
+  if (listener_)
+    listener_(record, statusChanged);
+}
+
+std::optional<Error> CaptureService::checkInterfaces(const Running &run) const {
+  for (const auto &a : run.ifaces) {
+    char name[IF_NAMESIZE];
+    if (!if_indextoname(static_cast<unsigned>(a.ifindex), name) || a.ifname != name)
+      return Error{ENODEV, "interface " + a.ifname + " disappeared during the capture"};
+  }
+  return std::nullopt;
+}
+
+void CaptureService::tick(Clock::time_point now) {
+  std::vector<std::pair<std::string, StopReason>> done;
+  std::vector<std::pair<std::string, Error>> faults;
+  bool checkIfaces = now - lastInterfaceCheck_ >= std::chrono::seconds(1);
+  if (checkIfaces)
+    lastInterfaceCheck_ = now;
+  for (auto &[id, run] : jobs_) {
+    if (checkIfaces)
+      if (auto e = checkInterfaces(run)) {
+        faults.emplace_back(id, *e);
+        continue;
+      }
+    StopReason reason = run.job->check(now);
+    if (reason != StopReason::None)
+      done.emplace_back(id, reason);
+  }
+  for (auto &[id, e] : faults)
+    finish(id, StopReason::Fault, e);
+  for (auto &[id, reason] : done)
+    finish(id, reason);
+
+  if (now - lastCounters_ < kCounterInterval)
+    return;
+  lastCounters_ = now;
+  for (auto &[id, run] : jobs_) {
+    CaptureRecord *r = store_.find(id);
+    if (!r)
+      continue;
+    SlotCounters before = r->counters;
+    refreshCounters(*r, run);
+    bool changed = before.seen != r->counters.seen || before.captured != r->counters.captured ||
+                   before.ringLost != r->counters.ringLost || before.matched != r->counters.matched;
+    if (now - run.lastSave >= kSaveInterval) {
+      run.lastSave = now;
+      store_.refreshFileSize(*r);
+      (void)store_.save(*r);
+    }
+    if (changed)
+      notify(*r, false);
+  }
+}
+
+void CaptureService::flush() {
+  for (auto &[id, run] : jobs_)
+    (void)run.job->flush();
+}
+
+void CaptureService::finish(const std::string &id, StopReason reason, std::optional<Error> fault) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end())
+    return;
+  CaptureSummary s = it->second.job->finish(reason, fault);
+  jobs_.erase(it);
+  CaptureRecord *r = store_.find(id);
+  if (!r)
+    return;
+  r->counters = s.counters;
+  r->stopReason = std::string(toString(s.reason));
+  r->finishedNs = wallClockNowNs();
+  store_.refreshFileSize(*r);
+  if (s.error) {
+    r->status = CaptureStatus::Failed;
+    r->errorMessage = s.error->message;
+    if (s.packetsWritten)
+      r->errorMessage += "; the file holds the " + std::to_string(s.packetsWritten) +
+                         " packets written before the failure";
+    spdlog::error("capture {} failed: {}", id, r->errorMessage);
+  } else {
+    r->status = CaptureStatus::Success;
+    spdlog::info("capture {} finished ({}): {} packets, {} bytes", id, r->stopReason,
+                 s.packetsWritten, r->fileSize);
+  }
+  if (auto saved = store_.save(*r); !saved)
+    spdlog::error("capture {}: {}", id, saved.error().message);
+  notify(*r, true);
+  retain();
+}
+
+void CaptureService::failAll(const std::string &message) {
+  std::vector<std::string> ids;
+  for (auto &[id, run] : jobs_)
+    ids.push_back(id);
+  for (const auto &id : ids)
+    finish(id, StopReason::Fault, Error{ECANCELED, message});
+}
+
+void CaptureService::retain() {
+  for (const auto &id : store_.enforceRetention(config_.max_captures, config_.max_bytes))
+    spdlog::info("retention: removed capture {}", id);
+}
+
+} // namespace ringcap

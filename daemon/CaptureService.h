@@ -1,0 +1,90 @@
+// CaptureService: the capture jobs of ringcapd, independent of D-Bus: request checks, rate
+// limits, the job lifecycle, limits, faults and the records in the JobStore.
+#pragma once
+
+#include "CaptureRecord.h"
+#include "Config.h"
+#include "JobStore.h"
+#include "engine/CaptureJob.h"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+
+namespace ringcap {
+
+// Error codes the service returns; the bus layer maps them to D-Bus error names.
+namespace service_error {
+inline constexpr int kInvalidRequest = EINVAL;
+inline constexpr int kRateLimited = EAGAIN;
+inline constexpr int kCaptureBusy = EBUSY;
+inline constexpr int kNotFound = ENOENT;
+inline constexpr int kNotReady = EINPROGRESS;
+inline constexpr int kOwnershipRequired = EACCES;
+} // namespace service_error
+
+class CaptureService {
+public:
+  using Clock = std::chrono::steady_clock;
+  // Called after a record changed: statusChanged is false for counter updates.
+  using ChangeListener = std::function<void(const CaptureRecord &, bool statusChanged)>;
+
+  CaptureService(const DaemonConfig &config, JobStore &store, CaptureProgram &program,
+                 RingDrainer &drainer);
+  ~CaptureService();
+
+  void setChangeListener(ChangeListener listener) { listener_ = std::move(listener); }
+
+  // Validates the request, applies the rate limits and starts the capture.
+  Result<const CaptureRecord *> create(const nlohmann::json &request);
+  Result<const CaptureRecord *> get(const std::string &id);
+  std::vector<const CaptureRecord *> list(size_t n = 50) const { return store_.newest(n); }
+  // Stops a running capture (it ends `success` with what it holds); finished ones are left.
+  Result<void> stop(const std::string &id);
+  // A read-only fd of a finished capture's file (the caller owns it).
+  Result<int> openFile(const std::string &id);
+
+  // Checks limits, interfaces and files; finishes captures that are done. Call often
+  // (every few ms); counters are refreshed every counterInterval.
+  void tick(Clock::time_point now = Clock::now());
+  // Makes every running capture's file readable up to the last drained packet.
+  void flush();
+  // Ends every running capture as failed with `message` (daemon stopping).
+  void failAll(const std::string &message);
+
+  size_t running() const { return jobs_.size(); }
+  // Interfaces the program is attached to, by system.
+  void setSystems(std::map<std::string, std::vector<Attachment>> systems) {
+    systems_ = std::move(systems);
+  }
+
+  static constexpr auto kCounterInterval = std::chrono::milliseconds(250);
+  static constexpr auto kSaveInterval = std::chrono::seconds(5);
+
+private:
+  struct Running {
+    std::unique_ptr<CaptureJob> job;
+    std::vector<Attachment> ifaces;
+    Clock::time_point lastSave;
+  };
+  void finish(const std::string &id, StopReason reason, std::optional<Error> fault = {});
+  void refreshCounters(CaptureRecord &record, Running &run);
+  void notify(const CaptureRecord &record, bool statusChanged);
+  void retain();
+  std::optional<Error> checkInterfaces(const Running &run) const;
+
+  const DaemonConfig &config_;
+  JobStore &store_;
+  CaptureProgram &program_;
+  RingDrainer &drainer_;
+  std::map<std::string, std::vector<Attachment>> systems_;
+  std::map<std::string, Running> jobs_;
+  std::optional<Clock::time_point> lastSimple_;
+  Clock::time_point lastCounters_{};
+  Clock::time_point lastInterfaceCheck_{};
+  ChangeListener listener_;
+};
+
+} // namespace ringcap

@@ -1,0 +1,261 @@
+#include "Config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace ringcap {
+namespace {
+
+bool isSiteName(const std::string &s) {
+  if (s.empty() || s.size() > 64)
+    return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+std::string describe(const toml::node &n) {
+  std::ostringstream o;
+  if (n.is_string())
+    o << '"' << n.as_string()->get() << '"';
+  else if (n.is_table())
+    o << "a table";
+  else if (n.is_array())
+    o << "an array";
+  else
+    n.visit([&](auto &&v) { o << v; });
+  return o.str();
+}
+
+class Reader {
+public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  Error error(const std::string &key, const std::string &rule) const {
+    return Error{EINVAL, key + ": " + rule};
+  }
+
+  // Rejects keys of `table` not in `known` (the prefix names the table in messages).
+  std::optional<Error> onlyKeys(const toml::table &table, const std::string &prefix,
+                                std::set<std::string> known) const {
+    for (const auto &[k, v] : table) {
+      std::string key(k.str());
+      if (!known.count(key))
+        return error(prefix + key, "unknown key");
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Error> integer(const toml::table &t, const std::string &prefix,
+                               const std::string &key, int64_t lo, int64_t hi, auto &out) const {
+    const toml::node *n = t.get(key);
+    if (!n)
+      return std::nullopt;
+    auto v = n->value_exact<int64_t>();
+    if (!v || *v < lo || *v > hi)
+      return error(prefix + key, "must be an integer from " + std::to_string(lo) + " to " +
+                                     std::to_string(hi) + " (got " + describe(*n) + ")");
+    out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+    return std::nullopt;
+  }
+
+  std::optional<Error> string(const toml::table &t, const std::string &prefix,
+                              const std::string &key, std::string &out) const {
+    const toml::node *n = t.get(key);
+    if (!n)
+      return std::nullopt;
+    if (!n->is_string())
+      return error(prefix + key, "must be a string (got " + describe(*n) + ")");
+    out = n->as_string()->get();
+    return std::nullopt;
+  }
+
+  std::optional<Error> strings(const toml::table &t, const std::string &prefix,
+                               const std::string &key, std::vector<std::string> &out) const {
+    const toml::node *n = t.get(key);
+    if (!n)
+      return std::nullopt;
+    const toml::array *a = n->as_array();
+    if (!a)
+      return error(prefix + key, "must be an array of strings (got " + describe(*n) + ")");
+    out.clear();
+    for (const auto &item : *a) {
+      if (!item.is_string())
+        return error(prefix + key,
+                     "must be an array of strings (got an element " + describe(item) + ")");
+      out.push_back(item.as_string()->get());
+    }
+    return std::nullopt;
+  }
+
+  const toml::table *table(const toml::table &t, const std::string &key,
+                           std::optional<Error> &err) const {
+    const toml::node *n = t.get(key);
+    if (!n)
+      return nullptr;
+    if (!n->is_table()) {
+      err = error(key, "must be a table (got " + describe(*n) + ")");
+      return nullptr;
+    }
+    return n->as_table();
+  }
+
+private:
+  std::string source_;
+};
+
+#define RINGCAP_TRY(expr)                                                                          \
+  do {                                                                                             \
+    if (auto e_ = (expr))                                                                          \
+      return *e_;                                                                                  \
+  } while (0)
+
+} // namespace
+
+std::vector<std::string> DaemonConfig::allInterfaces() const {
+  std::vector<std::string> out;
+  for (const auto &[name, ifaces] : systems)
+    for (const auto &i : ifaces)
+      if (std::find(out.begin(), out.end(), i) == out.end())
+        out.push_back(i);
+  return out;
+}
+
+Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::string &source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error &e) {
+    return Error{EINVAL, "line " + std::to_string(e.source().begin.line) + ": " +
+                             std::string(e.description())};
+  }
+  Reader r(source);
+  DaemonConfig c;
+  RINGCAP_TRY(r.onlyKeys(root, "",
+                         {"colo_name", "colo_groups", "state_directory", "systems", "capture",
+                          "rate_limits", "retention", "access", "destinations", "s3"}));
+
+  if (!root.get("colo_name"))
+    return r.error("colo_name", "required (the site this host belongs to)");
+  RINGCAP_TRY(r.string(root, "", "colo_name", c.colo_name));
+  if (!isSiteName(c.colo_name))
+    return r.error("colo_name",
+                   "must be 1 to 64 letters, digits, '_' or '-' (got \"" + c.colo_name + "\")");
+  RINGCAP_TRY(r.strings(root, "", "colo_groups", c.colo_groups));
+  for (const auto &g : c.colo_groups)
+    if (!isSiteName(g))
+      return r.error("colo_groups",
+                     "each must be 1 to 64 letters, digits, '_' or '-' (got \"" + g + "\")");
+  RINGCAP_TRY(r.string(root, "", "state_directory", c.state_directory));
+  if (c.state_directory.empty() || c.state_directory[0] != '/')
+    return r.error("state_directory",
+                   "must be an absolute path (got \"" + c.state_directory + "\")");
+
+  std::optional<Error> err;
+  const toml::table *systems = r.table(root, "systems", err);
+  if (err)
+    return *err;
+  if (!systems || systems->empty())
+    return r.error("systems", "required: at least one system, such as magic-transit = [\"eth0\"]");
+  for (const auto &[k, v] : *systems) {
+    std::string name(k.str());
+    std::vector<std::string> ifaces;
+    RINGCAP_TRY(r.strings(*systems, "systems.", name, ifaces));
+    if (ifaces.empty() || ifaces.size() > 8)
+      return r.error("systems." + name,
+                     "must list 1 to 8 interfaces (got " + std::to_string(ifaces.size()) + ")");
+    for (const auto &i : ifaces)
+      if (i.empty() || i.size() > 15 || i.find('/') != std::string::npos ||
+          i.find_first_of(" \t\n") != std::string::npos)
+        return r.error("systems." + name, "\"" + i + "\" is not an interface name");
+    c.systems[name] = ifaces;
+  }
+  if (c.allInterfaces().size() > 64)
+    return r.error("systems", "at most 64 interfaces in all");
+
+  if (const toml::table *t = r.table(root, "capture", err)) {
+    RINGCAP_TRY(
+        r.onlyKeys(*t, "capture.", {"simple_sample_rate", "ring_size_mib", "missing_interfaces"}));
+    RINGCAP_TRY(r.integer(*t, "capture.", "simple_sample_rate", 1, 1000000, c.simple_sample_rate));
+    RINGCAP_TRY(r.integer(*t, "capture.", "ring_size_mib", 1, 2048, c.ring_size_mib));
+    if (c.ring_size_mib & (c.ring_size_mib - 1))
+      return r.error("capture.ring_size_mib",
+                     "must be a power of two (got " + std::to_string(c.ring_size_mib) + ")");
+    std::string missing = "fail";
+    RINGCAP_TRY(r.string(*t, "capture.", "missing_interfaces", missing));
+    if (missing != "fail" && missing != "skip")
+      return r.error("capture.missing_interfaces",
+                     "must be \"fail\" or \"skip\" (got \"" + missing + "\")");
+    c.skip_missing_interfaces = missing == "skip";
+  }
+  if (err)
+    return *err;
+  if (const toml::table *t = r.table(root, "rate_limits", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "rate_limits.", {"simple_interval_seconds", "full_concurrent"}));
+    RINGCAP_TRY(r.integer(*t, "rate_limits.", "simple_interval_seconds", 0, 86400,
+                          c.simple_interval_seconds));
+    RINGCAP_TRY(r.integer(*t, "rate_limits.", "full_concurrent", 1, 8, c.full_concurrent));
+  }
+  if (err)
+    return *err;
+  if (const toml::table *t = r.table(root, "retention", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "retention.", {"max_captures", "max_bytes"}));
+    RINGCAP_TRY(r.integer(*t, "retention.", "max_captures", 1, 1000000, c.max_captures));
+    RINGCAP_TRY(r.integer(*t, "retention.", "max_bytes", 1, int64_t(1) << 62, c.max_bytes));
+  }
+  if (err)
+    return *err;
+  if (const toml::table *t = r.table(root, "access", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "access.", {"group"}));
+    RINGCAP_TRY(r.string(*t, "access.", "group", c.access_group));
+    if (c.access_group.empty())
+      return r.error("access.group", "must not be empty");
+  }
+  if (err)
+    return *err;
+  if (const toml::table *t = r.table(root, "destinations", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "destinations.", {"file_roots"}));
+    RINGCAP_TRY(r.strings(*t, "destinations.", "file_roots", c.file_roots));
+    for (const auto &p : c.file_roots)
+      if (p.empty() || p[0] != '/')
+        return r.error("destinations.file_roots",
+                       "each must be an absolute path (got \"" + p + "\")");
+  }
+  if (err)
+    return *err;
+  if (const toml::table *t = r.table(root, "s3", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "s3.", {"endpoint", "credentials_file"}));
+    std::string endpoint, creds;
+    RINGCAP_TRY(r.string(*t, "s3.", "endpoint", endpoint));
+    RINGCAP_TRY(r.string(*t, "s3.", "credentials_file", creds));
+    if (t->get("endpoint")) {
+      if (endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0)
+        return r.error("s3.endpoint",
+                       "must be an http:// or https:// URL (got \"" + endpoint + "\")");
+      c.s3_endpoint = endpoint;
+    }
+    if (t->get("credentials_file")) {
+      if (creds.empty() || creds[0] != '/')
+        return r.error("s3.credentials_file", "must be an absolute path (got \"" + creds + "\")");
+      c.s3_credentials_file = creds;
+    }
+  }
+  if (err)
+    return *err;
+  return c;
+}
+
+Result<DaemonConfig> loadDaemonConfig(const std::string &path) {
+  std::ifstream in(path);
+  if (!in)
+    return Error::fromErrno(errno, "cannot read the configuration");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return parseDaemonConfig(buf.str(), path);
+}
+
+} // namespace ringcap

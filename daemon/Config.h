@@ -1,0 +1,45 @@
+// ringcapd's configuration file (TOML); docs/configuration.md documents every key.
+#pragma once
+
+#include "util/Result.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ringcap {
+
+struct DaemonConfig {
+  std::string colo_name;
+  std::vector<std::string> colo_groups;
+  std::string state_directory = "/var/lib/ringcap";
+  std::map<std::string, std::vector<std::string>> systems; // system name -> interfaces
+
+  uint32_t simple_sample_rate = 1;
+  uint32_t ring_size_mib = 32;
+  bool skip_missing_interfaces = false;
+
+  uint32_t simple_interval_seconds = 60;
+  uint32_t full_concurrent = 1;
+
+  uint64_t max_captures = 1000;
+  uint64_t max_bytes = 10ull << 30;
+
+  std::string access_group = "ringcap";
+
+  std::vector<std::string> file_roots;
+  std::optional<std::string> s3_endpoint;
+  std::optional<std::string> s3_credentials_file;
+
+  // Every interface of every system, each once, in configuration order.
+  std::vector<std::string> allInterfaces() const;
+};
+
+// Parses and checks a configuration. Errors name the key and the rule:
+// "rate_limits.full_concurrent: must be an integer from 1 to 8 (got 0)".
+Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::string &source);
+Result<DaemonConfig> loadDaemonConfig(const std::string &path);
+
+} // namespace ringcap

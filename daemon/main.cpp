@@ -1,0 +1,294 @@
+// ringcapd: the capture service. One sd-event loop runs the bus, the ring buffer, the
+// timers, the signals and the watchdog.
+#include "BusService.h"
+#include "CaptureService.h"
+#include "Config.h"
+#include "JobStore.h"
+#include "engine/BpfLog.h"
+#include "engine/KernelSupport.h"
+
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <getopt.h>
+#include <grp.h>
+#include <net/if.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+using namespace ringcap;
+
+namespace {
+
+constexpr uint64_t kTickUsec = 10'000; // drain, limits, faults: every 10 ms
+
+struct Daemon {
+  DaemonConfig config;
+  std::unique_ptr<JobStore> store;
+  std::unique_ptr<CaptureProgram> program;
+  std::unique_ptr<RingDrainer> drainer;
+  std::unique_ptr<CaptureService> service;
+  std::unique_ptr<BusService> busService;
+  sd_event *event = nullptr;
+  sd_bus *bus = nullptr;
+  std::string attachmentsFile;
+  std::string lastStatus;
+  unsigned ticks = 0;
+};
+
+void usage(FILE *out) {
+  std::fprintf(out, "Usage: ringcapd [--config FILE] [--verbose]\n\n"
+                    "The ringcap capture service (D-Bus name org.ringcap.Ringcap1).\n"
+                    "  --config FILE   configuration (default /etc/ringcap/ringcapd.toml)\n"
+                    "  -v, --verbose   debug logging\n"
+                    "  --version       print the version\n");
+}
+
+void notifyStatus(Daemon &d) {
+  std::string ifaces;
+  for (const auto &a : d.program->attachments())
+    ifaces += (ifaces.empty() ? "" : ", ") + a.ifname;
+  std::string status = "Capturing on " + ifaces + "; " + std::to_string(d.service->running()) +
+                       " capture(s) running, " + std::to_string(d.store->size()) + " kept";
+  if (status != d.lastStatus) {
+    sd_notifyf(0, "STATUS=%s", status.c_str());
+    d.lastStatus = status;
+  }
+}
+
+// Removes what a previous ringcapd (killed before it could clean up) left attached, using
+// the program ids it recorded; then records this daemon's own attachments.
+void detachPrevious(Daemon &d) {
+  std::ifstream in(d.attachmentsFile);
+  if (!in)
+    return;
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_array())
+    for (const auto &a : j) {
+      if (!a.is_object() || !a.contains("ifname") || !a.contains("program_id"))
+        continue;
+      std::string name = a["ifname"].template get<std::string>();
+      unsigned ifindex = if_nametoindex(name.c_str());
+      if (!ifindex)
+        continue;
+      auto r =
+          CaptureProgram::detachProgramById(int(ifindex), a["program_id"].template get<uint32_t>());
+      if (!r)
+        spdlog::warn("removing the previous daemon's program from {}: {}", name, r.error().message);
+      else if (*r)
+        spdlog::info("removed the XDP program a previous ringcapd left on {}", name);
+    }
+  unlink(d.attachmentsFile.c_str());
+}
+
+void saveAttachments(Daemon &d) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto &a : d.program->attachments())
+    j.push_back({{"ifname", a.ifname}, {"program_id", d.program->programId()}});
+  std::string tmp = d.attachmentsFile + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0)
+    return;
+  std::string data = j.dump() + "\n";
+  bool ok = write(fd, data.data(), data.size()) == ssize_t(data.size()) && fsync(fd) == 0;
+  close(fd);
+  if (ok)
+    rename(tmp.c_str(), d.attachmentsFile.c_str());
+}
+
+int onTick(sd_event_source *s, uint64_t usec, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (auto r = d.drainer->consume(); !r)
+    spdlog::error("{}", r.error().message);
+  d.service->tick();
+  if (++d.ticks % 10 == 0) {
+    d.service->flush();
+    notifyStatus(d);
+  }
+  sd_event_source_set_time(s, usec + kTickUsec);
+  return 0;
+}
+
+int onRing(sd_event_source *, int, uint32_t, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (auto r = d.drainer->consume(); !r)
+    spdlog::error("{}", r.error().message);
+  return 0;
+}
+
+int onSignal(sd_event_source *, const signalfd_siginfo *si, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  spdlog::info("signal {}: stopping", si->ssi_signo);
+  sd_event_exit(d.event, 0);
+  return 0;
+}
+
+int fatal(const std::string &message) {
+  spdlog::critical("{}", message);
+  sd_notifyf(0, "STATUS=Failed: %s", message.c_str());
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string configPath = "/etc/ringcap/ringcapd.toml";
+  bool verbose = false;
+  static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
+                                    {"verbose", no_argument, nullptr, 'v'},
+                                    {"version", no_argument, nullptr, 'V'},
+                                    {"help", no_argument, nullptr, 'h'},
+                                    {nullptr, 0, nullptr, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "c:vh", longopts, nullptr)) != -1) {
+    switch (c) {
+    case 'c':
+      configPath = optarg;
+      break;
+    case 'v':
+      verbose = true;
+      break;
+    case 'V':
+      std::printf("ringcapd %s\n", RINGCAP_VERSION);
+      return 0;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    usage(stderr);
+    return 2;
+  }
+
+  auto logger = spdlog::stderr_logger_st("ringcapd");
+  spdlog::set_default_logger(logger);
+  // Under systemd the journal adds the time and the unit.
+  spdlog::set_pattern(getenv("JOURNAL_STREAM") ? "%^<%l>%$ %v" : "%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  umask(0027);
+
+  Daemon d;
+  auto config = loadDaemonConfig(configPath);
+  if (!config)
+    return fatal(configPath + ": " + config.error().message);
+  d.config = std::move(*config);
+  if (auto k = checkKernelSupport(); !k)
+    return fatal(k.error().message);
+  routeBpfLogsToSpdlog();
+
+  gid_t group = gid_t(-1);
+  if (const struct group *g = getgrnam(d.config.access_group.c_str()))
+    group = g->gr_gid;
+  else
+    spdlog::warn("group \"{}\" does not exist: only root may use ringcapd", d.config.access_group);
+
+  auto store = JobStore::open(d.config.state_directory, group);
+  if (!store)
+    return fatal(store.error().message);
+  d.store = std::move(*store);
+  for (const auto &id : d.store->failInterrupted(
+           "ringcapd restarted during the capture; the file holds the packets captured until then"))
+    spdlog::warn("capture {} was interrupted by a restart: marked failed", id);
+
+  d.attachmentsFile = d.config.state_directory + "/attachments.json";
+  detachPrevious(d);
+  CaptureProgramOptions po;
+  po.ringBytes = d.config.ring_size_mib << 20;
+  auto program = CaptureProgram::open(po);
+  if (!program)
+    return fatal(program.error().message);
+  d.program = std::move(*program);
+
+  std::vector<std::string> ifaces;
+  for (const auto &name : d.config.allInterfaces()) {
+    if (!if_nametoindex(name.c_str())) {
+      if (!d.config.skip_missing_interfaces)
+        return fatal("interface \"" + name + "\" (configured in [systems]) does not exist");
+      spdlog::warn("interface \"{}\" does not exist: skipped", name);
+      continue;
+    }
+    ifaces.push_back(name);
+  }
+  if (ifaces.empty())
+    return fatal("none of the configured interfaces exists");
+  if (auto r = d.program->attach(ifaces); !r)
+    return fatal(r.error().message);
+  saveAttachments(d);
+
+  std::map<std::string, std::vector<Attachment>> systems;
+  for (const auto &[name, members] : d.config.systems)
+    for (const auto &a : d.program->attachments())
+      if (std::find(members.begin(), members.end(), a.ifname) != members.end())
+        systems[name].push_back(a);
+
+  auto drainer = RingDrainer::create(d.program->ringFd());
+  if (!drainer)
+    return fatal(drainer.error().message);
+  d.drainer = std::move(*drainer);
+  d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer);
+  d.service->setSystems(std::move(systems));
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  int r = sd_event_default(&d.event);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "sd_event_default").message);
+  sd_event_add_signal(d.event, nullptr, SIGTERM, onSignal, &d);
+  sd_event_add_signal(d.event, nullptr, SIGINT, onSignal, &d);
+  sd_event_set_watchdog(d.event, true);
+  sd_event_source *ring = nullptr;
+  r = sd_event_add_io(d.event, &ring, d.drainer->epollFd(), EPOLLIN, onRing, &d);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "watching the ring").message);
+  uint64_t now = 0;
+  sd_event_now(d.event, CLOCK_MONOTONIC, &now);
+  sd_event_source *tick = nullptr;
+  r = sd_event_add_time(d.event, &tick, CLOCK_MONOTONIC, now + kTickUsec, 1000, onTick, &d);
+  if (r >= 0)
+    r = sd_event_source_set_enabled(tick, SD_EVENT_ON);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "the tick timer").message);
+
+  r = sd_bus_open_system(&d.bus);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "connecting to the system bus").message);
+  r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "attaching the bus to the event loop").message);
+  d.busService = std::make_unique<BusService>(d.bus, *d.service, d.config.access_group, group);
+  if (auto s = d.busService->start(); !s)
+    return fatal(s.error().message);
+
+  notifyStatus(d);
+  sd_notify(0, "READY=1");
+  spdlog::info("ready: {} on the bus, {} interface(s)", kBusName, d.program->attachments().size());
+  r = sd_event_loop(d.event);
+
+  sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+  d.service->failAll(
+      "ringcapd was stopped during the capture; the file holds the packets captured until then");
+  sd_bus_flush(d.bus);
+  d.busService.reset();
+  sd_bus_flush_close_unref(d.bus);
+  d.service.reset();
+  d.drainer.reset();
+  d.program->detachAll();
+  unlink(d.attachmentsFile.c_str());
+  sd_event_source_unref(tick);
+  sd_event_source_unref(ring);
+  sd_event_unref(d.event);
+  spdlog::info("stopped");
+  return r < 0 ? 1 : 0;
+}
