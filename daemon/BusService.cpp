@@ -82,6 +82,17 @@ const sd_bus_vtable BusService::kManagerVtable[] = {
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("OpenCaptureFile", "s", SD_BUS_PARAM(id), "h", SD_BUS_PARAM(fd),
                              BusService::onOpenFile, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("CreateOwnership", "s", SD_BUS_PARAM(destination_conf), "a{sv}",
+                             SD_BUS_PARAM(ownership), BusService::onCreateOwnership,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ValidateOwnership", "ss",
+                             SD_BUS_PARAM(destination_conf) SD_BUS_PARAM(ownership_challenge),
+                             "a{sv}", SD_BUS_PARAM(ownership), BusService::onValidateOwnership,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ListOwnerships", "", , "aa{sv}", SD_BUS_PARAM(ownerships),
+                             BusService::onListOwnerships, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("DeleteOwnership", "s", SD_BUS_PARAM(id), "", ,
+                             BusService::onDeleteOwnership, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("CaptureFinished", "oss",
                              SD_BUS_PARAM(capture) SD_BUS_PARAM(id) SD_BUS_PARAM(status), 0),
     SD_BUS_VTABLE_END,
@@ -108,8 +119,10 @@ const sd_bus_vtable BusService::kCaptureVtable[] = {
     SD_BUS_VTABLE_END,
 };
 
-BusService::BusService(sd_bus *bus, CaptureService &service, std::string groupName, gid_t group)
-    : bus_(sd_bus_ref(bus)), service_(service), groupName_(std::move(groupName)), group_(group) {
+BusService::BusService(sd_bus *bus, CaptureService &service, OwnershipService &ownership,
+                       std::string groupName, gid_t group)
+    : bus_(sd_bus_ref(bus)), service_(service), ownership_(ownership),
+      groupName_(std::move(groupName)), group_(group) {
   service_.setChangeListener(
       [this](const CaptureRecord &r, bool statusChanged) { onChange(r, statusChanged); });
 }
@@ -251,6 +264,88 @@ int BusService::onOpenFile(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   int r = sd_bus_reply_method_return(m, "h", *fd); // sd-bus duplicates the fd
   close(*fd);
   return r;
+}
+
+namespace {
+
+// Sends `m`'s reply: the dictionary of `j`, or an array of them.
+int replyJson(sd_bus_message *call, const nlohmann::json &j) {
+  sd_bus_message *reply = nullptr;
+  int r = sd_bus_message_new_method_return(call, &reply);
+  if (r >= 0 && j.is_array()) {
+    r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+    for (const auto &item : j)
+      if (r >= 0)
+        r = appendVariantDict(reply, item);
+    if (r >= 0)
+      r = sd_bus_message_close_container(reply);
+  } else if (r >= 0) {
+    r = appendVariantDict(reply, j);
+  }
+  if (r >= 0)
+    r = sd_bus_send(nullptr, reply, nullptr);
+  sd_bus_message_unref(reply);
+  return r;
+}
+
+} // namespace
+
+int BusService::onCreateOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  const char *dest;
+  if (int r = sd_bus_message_read(m, "s", &dest); r < 0)
+    return r;
+  // The challenge is written on the worker thread; the reply follows when it is done.
+  sd_bus_message_ref(m);
+  self->ownership_.create(dest, [self, m](Result<OwnershipRecord> r) {
+    if (r) {
+      replyJson(m, r->toJson());
+    } else {
+      sd_bus_error err = SD_BUS_ERROR_NULL;
+      self->fail(r.error(), &err);
+      sd_bus_reply_method_error(m, &err);
+      sd_bus_error_free(&err);
+    }
+    sd_bus_message_unref(m);
+  });
+  return 1;
+}
+
+int BusService::onValidateOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  const char *dest, *challenge;
+  if (int r = sd_bus_message_read(m, "ss", &dest, &challenge); r < 0)
+    return r;
+  auto r = self->ownership_.validate(dest, challenge);
+  if (!r)
+    return self->fail(r.error(), e);
+  return replyJson(m, r->toJson());
+}
+
+int BusService::onListOwnerships(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto *o : self->ownership_.list())
+    all.push_back(o->toJson());
+  return replyJson(m, all);
+}
+
+int BusService::onDeleteOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  if (int r = self->checkCaller(m, e); r < 0)
+    return r;
+  std::string id;
+  if (int r = readId(m, id, e); r < 0)
+    return r;
+  if (auto r = self->ownership_.remove(id); !r)
+    return self->fail(r.error(), e);
+  return sd_bus_reply_method_return(m, "");
 }
 
 int BusService::findCapture(sd_bus *, const char *path, const char *, void *userdata, void **found,

@@ -19,7 +19,8 @@ inline constexpr const char *kCaptureInterface = "org.ringcap.Ringcap1.Capture";
 class BusService {
 public:
   // `group` is the group whose members may call (besides root); gid -1: root only.
-  BusService(sd_bus *bus, CaptureService &service, std::string groupName, gid_t group);
+  BusService(sd_bus *bus, CaptureService &service, OwnershipService &ownership,
+             std::string groupName, gid_t group);
   ~BusService();
 
   // Registers the objects and takes the bus name.
@@ -38,6 +39,10 @@ private:
   static int onList(sd_bus_message *m, void *userdata, sd_bus_error *e);
   static int onStop(sd_bus_message *m, void *userdata, sd_bus_error *e);
   static int onOpenFile(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onCreateOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onValidateOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onListOwnerships(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onDeleteOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e);
   static int findCapture(sd_bus *bus, const char *path, const char *interface, void *userdata,
                          void **found, sd_bus_error *e);
   static int enumerateCaptures(sd_bus *bus, const char *prefix, void *userdata, char ***nodes,
@@ -52,6 +57,7 @@ private:
 
   sd_bus *bus_;
   CaptureService &service_;
+  OwnershipService &ownership_;
   std::string groupName_;
   gid_t group_;
   sd_bus_slot *slots_[3] = {nullptr, nullptr, nullptr};

@@ -96,6 +96,10 @@ nlohmann::json CaptureRecord::toJson() const {
     j["stop_reason"] = stopReason;
   if (!fileName.empty())
     j["file_size"] = fileSize;
+  if (!location.empty())
+    j["location"] = location;
+  if (!checksum.empty())
+    j["checksum"] = checksum;
   return j;
 }
 
@@ -120,6 +124,8 @@ nlohmann::json CaptureRecord::toStateJson() const {
                    {"copy_failed", counters.copyFailed}};
   j["file_name"] = fileName;
   j["file_size"] = fileSize;
+  j["location"] = location;
+  j["checksum"] = checksum;
   return j;
 }
 
@@ -155,6 +161,8 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.counters.copyFailed = c.at("copy_failed").get<uint64_t>();
     r.fileName = j.at("file_name").get<std::string>();
     r.fileSize = j.at("file_size").get<uint64_t>();
+    r.location = j.value("location", "");
+    r.checksum = j.value("checksum", "");
     if (!r.fileName.empty() && r.fileName != r.id + ".pcapng")
       return Error{EINVAL, "bad file name"};
     return r;

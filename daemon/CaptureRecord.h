@@ -39,6 +39,8 @@ struct CaptureRecord {
   SlotCounters counters;
   std::string fileName; // below the state directory's captures/, empty: no file
   uint64_t fileSize = 0;
+  std::string location; // full captures: where the file was delivered
+  std::string checksum; // full captures: the verified checksum of the delivered file
 
   bool finished() const {
     return status == CaptureStatus::Success || status == CaptureStatus::Failed;

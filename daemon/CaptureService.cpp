@@ -1,5 +1,6 @@
 #include "CaptureService.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <net/if.h>
@@ -19,8 +20,44 @@ std::string seconds(std::chrono::steady_clock::duration d) {
 } // namespace
 
 CaptureService::CaptureService(const DaemonConfig &config, JobStore &store, CaptureProgram &program,
-                               RingDrainer &drainer)
-    : config_(config), store_(store), program_(program), drainer_(drainer) {}
+                               RingDrainer &drainer, OwnershipService &ownership, Worker &worker,
+                               DestinationSettings destinations, std::string hostname)
+    : config_(config), store_(store), program_(program), drainer_(drainer), ownership_(ownership),
+      worker_(worker), destinations_(std::move(destinations)), hostname_(std::move(hostname)) {}
+
+Result<void> CaptureService::checkFull(const CaptureRequest &request) const {
+  const std::string &colo = *request.colo_name;
+  if (colo != config_.colo_name && std::find(config_.colo_groups.begin(), config_.colo_groups.end(),
+                                             colo) == config_.colo_groups.end()) {
+    std::string groups;
+    for (const auto &g : config_.colo_groups)
+      groups += (groups.empty() ? "" : ", ") + g;
+    return Error{kInvalidRequest, "colo_name: \"" + colo + "\" is neither this host's site (" +
+                                      config_.colo_name + ")" +
+                                      (groups.empty() ? std::string(" nor a group of it")
+                                                      : " nor one of its groups (" + groups + ")")};
+  }
+  auto uri = parseDestinationUri(*request.destination_conf);
+  if (!uri)
+    return Error{kInvalidRequest, uri.error().message};
+  if (auto c = checkFileConfinement(*uri, destinations_.fileRoots); !c)
+    return Error{kInvalidRequest, c.error().message};
+  if (!ownership_.validated(uri->canonical()))
+    return Error{kOwnershipRequired,
+                 "destination_conf: " + *request.destination_conf +
+                     " has not passed the ownership challenge (CreateOwnership, then "
+                     "ValidateOwnership with the token from the challenge file)"};
+  size_t active = 0;
+  for (const auto *r : store_.newest(store_.size()))
+    if (r->request.type == CaptureType::Full &&
+        (r->status == CaptureStatus::Pending || r->status == CaptureStatus::Running))
+      active++;
+  if (active >= config_.full_concurrent)
+    return Error{kCaptureBusy, std::to_string(active) +
+                                   " full capture(s) pending or running; at most " +
+                                   std::to_string(config_.full_concurrent) + " at a time"};
+  return {};
+}
 
 CaptureService::~CaptureService() = default;
 
@@ -34,9 +71,8 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
                                       "\" has no interfaces on this host (see [systems] in the "
                                       "configuration)"};
   if (request->type == CaptureType::Full)
-    return Error{kInvalidRequest,
-                 "type: full captures are not available on this host yet (they need bucket "
-                 "delivery); use a simple capture"};
+    if (auto c = checkFull(*request); !c)
+      return c.error();
 
   auto now = Clock::now();
   auto interval = std::chrono::seconds(config_.simple_interval_seconds);
@@ -209,6 +245,10 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
       r->errorMessage += "; the file holds the " + std::to_string(s.packetsWritten) +
                          " packets written before the failure";
     spdlog::error("capture {} failed: {}", id, r->errorMessage);
+  } else if (r->request.type == CaptureType::Full) {
+    r->status = CaptureStatus::ConversionPending;
+    spdlog::info("capture {} captured ({}): {} packets, {} bytes; delivering", id, r->stopReason,
+                 s.packetsWritten, r->fileSize);
   } else {
     r->status = CaptureStatus::Success;
     spdlog::info("capture {} finished ({}): {} packets, {} bytes", id, r->stopReason,
@@ -217,7 +257,89 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
   if (auto saved = store_.save(*r); !saved)
     spdlog::error("capture {}: {}", id, saved.error().message);
   notify(*r, true);
+  if (r->status == CaptureStatus::ConversionPending)
+    deliver(id);
   retain();
+}
+
+void CaptureService::deliver(const std::string &id) {
+  CaptureRecord *r = store_.find(id);
+  if (!r)
+    return;
+  auto uri = parseDestinationUri(*r->request.destination_conf);
+  if (!uri) {
+    r->status = CaptureStatus::Failed;
+    r->errorMessage = uri.error().message;
+    (void)store_.save(*r);
+    notify(*r, true);
+    return;
+  }
+  std::string key = hostname_ + "/pcap_" + id + ".pcap";
+  std::string path = store_.filePath(*r);
+  auto result = std::make_shared<Result<std::string>>(Error{EIO, "not delivered"});
+  auto attempts = std::make_shared<int>(0);
+  worker_.post(
+      // On the worker thread: only copies, no service state.
+      [this, settings = destinations_, uri = *uri, key, path, result, attempts] {
+        auto backoff = std::chrono::milliseconds(settings.fastRetries ? 200 : 2000);
+        for (int i = 1; i <= kDeliveryAttempts; i++) {
+          *attempts = i;
+          auto dest = openDestination(uri, settings);
+          *result = dest ? (*dest)->uploadFile(key, path) : Result<std::string>(dest.error());
+          // Refused credentials, a missing bucket or a bad path will not heal by waiting.
+          int code = result->ok() ? 0 : result->error().code;
+          if (result->ok() || code == EACCES || code == ENOENT || code == EINVAL || code == EPERM ||
+              i == kDeliveryAttempts)
+            return;
+          spdlog::warn("delivery of {} (attempt {} of {}): {}", key, i, kDeliveryAttempts,
+                       result->error().message);
+          if (!worker_.pause(backoff))
+            return; // the daemon is stopping; the next one resumes the delivery
+          backoff *= 2;
+        }
+      },
+      [this, id, key, uri = *uri, result, attempts] {
+        CaptureRecord *rec = store_.find(id);
+        if (!rec)
+          return;
+        rec->finishedNs = wallClockNowNs();
+        if (result->ok()) {
+          rec->status = CaptureStatus::Success;
+          rec->location = uri.describe(key);
+          rec->checksum = **result;
+          spdlog::info("capture {} delivered to {} ({})", id, rec->location, rec->checksum);
+        } else {
+          rec->status = CaptureStatus::Failed;
+          rec->errorMessage =
+              "delivery to " + uri.describe(key) + " failed after " + std::to_string(*attempts) +
+              " attempt(s): " + result->error().message + "; the capture is kept in " +
+              store_.filePath(*rec) + " until retention removes it";
+          spdlog::error("capture {}: {}", id, rec->errorMessage);
+        }
+        if (auto saved = store_.save(*rec); !saved)
+          spdlog::error("capture {}: {}", id, saved.error().message);
+        notify(*rec, true);
+      },
+      [this, id] {
+        CaptureRecord *rec = store_.find(id);
+        if (!rec || rec->status != CaptureStatus::ConversionPending)
+          return;
+        rec->status = CaptureStatus::ConversionRunning;
+        (void)store_.save(*rec);
+        notify(*rec, true);
+      });
+}
+
+void CaptureService::resumeDeliveries() {
+  for (const auto *r : store_.newest(store_.size()))
+    if (r->status == CaptureStatus::ConversionPending ||
+        r->status == CaptureStatus::ConversionRunning) {
+      spdlog::info("capture {}: resuming its delivery", r->id);
+      CaptureRecord *rec = store_.find(r->id);
+      rec->status = CaptureStatus::ConversionPending;
+      (void)store_.save(*rec);
+      deliver(r->id);
+    }
 }
 
 void CaptureService::failAll(const std::string &message) {

@@ -5,6 +5,8 @@
 #include "CaptureRecord.h"
 #include "Config.h"
 #include "JobStore.h"
+#include "OwnershipService.h"
+#include "Worker.h"
 #include "engine/CaptureJob.h"
 
 #include <chrono>
@@ -32,7 +34,8 @@ public:
   using ChangeListener = std::function<void(const CaptureRecord &, bool statusChanged)>;
 
   CaptureService(const DaemonConfig &config, JobStore &store, CaptureProgram &program,
-                 RingDrainer &drainer);
+                 RingDrainer &drainer, OwnershipService &ownership, Worker &worker,
+                 DestinationSettings destinations, std::string hostname);
   ~CaptureService();
 
   void setChangeListener(ChangeListener listener) { listener_ = std::move(listener); }
@@ -53,6 +56,11 @@ public:
   void flush();
   // Ends every running capture as failed with `message` (daemon stopping).
   void failAll(const std::string &message);
+  // Delivers the full captures a previous daemon finished but had not delivered.
+  void resumeDeliveries();
+
+  // Deliveries try this often, waiting 2 s, 4 s, 8 s, ... between attempts.
+  static constexpr int kDeliveryAttempts = 5;
 
   size_t running() const { return jobs_.size(); }
   // Interfaces the program is attached to, by system.
@@ -73,12 +81,18 @@ private:
   void refreshCounters(CaptureRecord &record, Running &run);
   void notify(const CaptureRecord &record, bool statusChanged);
   void retain();
+  Result<void> checkFull(const CaptureRequest &request) const;
+  void deliver(const std::string &id);
   std::optional<Error> checkInterfaces(const Running &run) const;
 
   const DaemonConfig &config_;
   JobStore &store_;
   CaptureProgram &program_;
   RingDrainer &drainer_;
+  OwnershipService &ownership_;
+  Worker &worker_;
+  DestinationSettings destinations_;
+  std::string hostname_;
   std::map<std::string, std::vector<Attachment>> systems_;
   std::map<std::string, Running> jobs_;
   std::optional<Clock::time_point> lastSimple_;

@@ -1,5 +1,7 @@
 #include "JobStore.h"
 
+#include "util/AtomicFile.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <dirent.h>
@@ -11,45 +13,13 @@
 #include <unistd.h>
 
 namespace ringcap {
-namespace {
-
-Result<void> makeDirectory(const std::string &path, gid_t group) {
-  if (mkdir(path.c_str(), 0750) != 0 && errno != EEXIST)
-    return Error::fromErrno(errno, "creating " + path);
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0)
-    return Error::fromErrno(errno, path);
-  if (!S_ISDIR(st.st_mode))
-    return Error{ENOTDIR, path + " is not a directory"};
-  if (group != gid_t(-1) && st.st_gid != group && chown(path.c_str(), uid_t(-1), group) != 0)
-    return Error::fromErrno(errno, "giving " + path + " to its group");
-  if ((st.st_mode & 07777) != 0750 && chmod(path.c_str(), 0750) != 0)
-    return Error::fromErrno(errno, "chmod " + path);
-  return {};
-}
-
-Result<void> writeAll(int fd, const std::string &data, const std::string &path) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return Error::fromErrno(errno, "writing " + path);
-    off += size_t(n);
-  }
-  return {};
-}
-
-} // namespace
-
 Result<std::unique_ptr<JobStore>> JobStore::open(const std::string &stateDirectory, gid_t group) {
   std::unique_ptr<JobStore> s(new JobStore());
   s->group_ = group;
-  if (auto r = makeDirectory(stateDirectory, group); !r)
+  if (auto r = makePrivateDirectory(stateDirectory, group); !r)
     return r.error();
   s->dir_ = stateDirectory + "/captures";
-  if (auto r = makeDirectory(s->dir_, group); !r)
+  if (auto r = makePrivateDirectory(s->dir_, group); !r)
     return r.error();
   DIR *d = opendir(s->dir_.c_str());
   if (!d)
@@ -91,7 +61,7 @@ void JobStore::refreshFileSize(CaptureRecord &record) const {
 std::vector<std::string> JobStore::failInterrupted(const std::string &message) {
   std::vector<std::string> ids;
   for (auto &[id, r] : records_) {
-    if (r.finished())
+    if (r.status != CaptureStatus::Pending && r.status != CaptureStatus::Running)
       continue;
     r.status = CaptureStatus::Failed;
     r.errorMessage = message;
@@ -106,32 +76,8 @@ std::vector<std::string> JobStore::failInterrupted(const std::string &message) {
 }
 
 Result<void> JobStore::save(const CaptureRecord &record) {
-  std::string path = dir_ + "/" + record.id + ".json";
-  std::string tmp = dir_ + "/." + record.id + ".json.tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-  if (fd < 0)
-    return Error::fromErrno(errno, "creating " + tmp);
-  if (group_ != gid_t(-1))
-    (void)fchown(fd, uid_t(-1), group_);
-  auto w = writeAll(fd, record.toStateJson().dump(1) + "\n", tmp);
-  if (w && fsync(fd) != 0)
-    w = Error::fromErrno(errno, "fsync " + tmp);
-  close(fd);
-  if (!w) {
-    unlink(tmp.c_str());
-    return w;
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    unlink(tmp.c_str());
-    return Error::fromErrno(err, "renaming " + tmp);
-  }
-  int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  return {};
+  return writeFileAtomically(dir_ + "/" + record.id + ".json", record.toStateJson().dump(1) + "\n",
+                             group_);
 }
 
 Result<void> JobStore::add(CaptureRecord record) {

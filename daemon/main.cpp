@@ -4,6 +4,8 @@
 #include "CaptureService.h"
 #include "Config.h"
 #include "JobStore.h"
+#include "OwnershipService.h"
+#include "Worker.h"
 #include "engine/BpfLog.h"
 #include "engine/KernelSupport.h"
 
@@ -32,6 +34,9 @@ struct Daemon {
   std::unique_ptr<JobStore> store;
   std::unique_ptr<CaptureProgram> program;
   std::unique_ptr<RingDrainer> drainer;
+  std::unique_ptr<OwnershipStore> ownerships;
+  std::unique_ptr<Worker> worker;
+  std::unique_ptr<OwnershipService> ownership;
   std::unique_ptr<CaptureService> service;
   std::unique_ptr<BusService> busService;
   sd_event *event = nullptr;
@@ -169,7 +174,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  auto logger = spdlog::stderr_logger_st("ringcapd");
+  auto logger = spdlog::stderr_logger_mt("ringcapd"); // the worker thread logs too
   spdlog::set_default_logger(logger);
   // Under systemd the journal adds the time and the unit.
   spdlog::set_pattern(getenv("JOURNAL_STREAM") ? "%^<%l>%$ %v" : "%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
@@ -234,8 +239,10 @@ int main(int argc, char **argv) {
   if (!drainer)
     return fatal(drainer.error().message);
   d.drainer = std::move(*drainer);
-  d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer);
-  d.service->setSystems(std::move(systems));
+  auto ownerships = OwnershipStore::open(d.config.state_directory, group);
+  if (!ownerships)
+    return fatal(ownerships.error().message);
+  d.ownerships = std::move(*ownerships);
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -261,16 +268,31 @@ int main(int argc, char **argv) {
   if (r < 0)
     return fatal(Error::fromErrno(r, "the tick timer").message);
 
+  DestinationSettings destinations;
+  destinations.fileRoots = d.config.file_roots;
+  destinations.s3Endpoint = d.config.s3_endpoint;
+  destinations.credentialsFile = d.config.s3_credentials_file;
+  destinations.fastRetries = getenv("RINGCAP_TEST_FAST_RETRIES") != nullptr;
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  d.worker = std::make_unique<Worker>(d.event);
+  d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
+  d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
+                                               *d.ownership, *d.worker, destinations, host);
+  d.service->setSystems(std::move(systems));
+
   r = sd_bus_open_system(&d.bus);
   if (r < 0)
     return fatal(Error::fromErrno(r, "connecting to the system bus").message);
   r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL);
   if (r < 0)
     return fatal(Error::fromErrno(r, "attaching the bus to the event loop").message);
-  d.busService = std::make_unique<BusService>(d.bus, *d.service, d.config.access_group, group);
+  d.busService =
+      std::make_unique<BusService>(d.bus, *d.service, *d.ownership, d.config.access_group, group);
   if (auto s = d.busService->start(); !s)
     return fatal(s.error().message);
 
+  d.service->resumeDeliveries();
   notifyStatus(d);
   sd_notify(0, "READY=1");
   spdlog::info("ready: {} on the bus, {} interface(s)", kBusName, d.program->attachments().size());
@@ -282,6 +304,7 @@ int main(int argc, char **argv) {
   sd_bus_flush(d.bus);
   d.busService.reset();
   sd_bus_flush_close_unref(d.bus);
+  d.worker.reset(); // waits for a delivery in progress; queued ones resume after a restart
   d.service.reset();
   d.drainer.reset();
   d.program->detachAll();

@@ -1,0 +1,66 @@
+#include "OwnershipService.h"
+
+#include "CaptureRecord.h"
+#include "CaptureService.h"
+
+#include <memory>
+#include <spdlog/spdlog.h>
+
+namespace ringcap {
+
+void OwnershipService::create(const std::string &destinationConf,
+                              std::function<void(Result<OwnershipRecord>)> done) {
+  auto uri = parseDestinationUri(destinationConf);
+  if (!uri)
+    return done(Error{service_error::kInvalidRequest, uri.error().message});
+  if (auto c = checkFileConfinement(*uri, settings_.fileRoots); !c)
+    return done(Error{service_error::kInvalidRequest, c.error().message});
+  auto record =
+      std::make_shared<OwnershipRecord>(OwnershipStore::make(destinationConf, uri->canonical()));
+  auto result = std::make_shared<Result<void>>();
+  worker_.post(
+      [settings = settings_, uri = *uri, record, result] {
+        auto dest = openDestination(uri, settings);
+        *result = dest ? (*dest)->putObject(record->filename, record->token + "\n")
+                       : Result<void>(dest.error());
+      },
+      [this, record, result, done = std::move(done)] {
+        if (!*result) {
+          spdlog::warn("ownership challenge for {}: {}", record->destinationConf,
+                       result->error().message);
+          return done(Error{EIO, "writing the ownership challenge: " + result->error().message});
+        }
+        if (auto s = store_.save(*record); !s)
+          return done(s.error());
+        spdlog::info("ownership {} for {}: challenge {} written", record->id,
+                     record->destinationConf, record->filename);
+        done(*record);
+      });
+}
+
+Result<OwnershipRecord> OwnershipService::validate(const std::string &destinationConf,
+                                                   const std::string &challenge) {
+  auto uri = parseDestinationUri(destinationConf);
+  if (!uri)
+    return Error{service_error::kInvalidRequest, uri.error().message};
+  OwnershipRecord *r = store_.findByDestination(uri->canonical());
+  if (!r)
+    return Error{service_error::kNotFound,
+                 "no ownership challenge for " + destinationConf + " (create one first)"};
+  std::string given = challenge;
+  while (!given.empty() && (given.back() == '\n' || given.back() == '\r' || given.back() == ' '))
+    given.pop_back();
+  OwnershipRecord next = *r;
+  if (given == r->token) {
+    next.status = OwnershipStatus::Success;
+    next.validatedNs = wallClockNowNs();
+  } else {
+    next.status = OwnershipStatus::Failed;
+    next.validatedNs = 0;
+  }
+  if (auto s = store_.save(next); !s)
+    return s.error();
+  return next;
+}
+
+} // namespace ringcap

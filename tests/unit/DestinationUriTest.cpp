@@ -1,0 +1,169 @@
+// destination_conf parsing and the confinement of file:// destinations.
+#include "destination/DestinationUri.h"
+#include "destination/Destination.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+using namespace ringcap;
+namespace fs = std::filesystem;
+
+TEST(DestinationUri, ParsesS3) {
+  auto u = parseDestinationUri("s3://my-bucket/pcaps/ord?region=us-east-1");
+  ASSERT_TRUE(u) << u.error().message;
+  EXPECT_EQ(u->kind, DestinationUri::Kind::S3);
+  EXPECT_EQ(u->bucket, "my-bucket");
+  EXPECT_EQ(u->prefix, "pcaps/ord");
+  EXPECT_EQ(u->region, "us-east-1");
+  EXPECT_EQ(u->endpoint, "");
+  EXPECT_EQ(u->keyFor("h/pcap_x.pcap"), "pcaps/ord/h/pcap_x.pcap");
+  EXPECT_EQ(u->canonical(), "s3://my-bucket/pcaps/ord?region=us-east-1");
+
+  auto e = parseDestinationUri("s3://b12/?endpoint=http://127.0.0.1:9000/&region=eu-west-2");
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(e->prefix, "");
+  EXPECT_EQ(e->endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(e->canonical(), "s3://b12?region=eu-west-2&endpoint=http://127.0.0.1:9000");
+  EXPECT_EQ(e->keyFor("x"), "x");
+}
+
+TEST(DestinationUri, ParsesFile) {
+  auto u = parseDestinationUri("file:///srv/pcaps/lab/");
+  ASSERT_TRUE(u) << u.error().message;
+  EXPECT_EQ(u->kind, DestinationUri::Kind::File);
+  EXPECT_EQ(u->directory, "/srv/pcaps/lab");
+  EXPECT_EQ(u->canonical(), "file:///srv/pcaps/lab");
+  EXPECT_EQ(u->describe("h/pcap_1.pcap"), "/srv/pcaps/lab/h/pcap_1.pcap");
+}
+
+TEST(DestinationUri, RejectsMalformed) {
+  struct Case {
+    const char *uri, *message;
+  } cases[] = {
+      {"", "must not be empty"},
+      {"http://bucket/x", "must start with s3:// or file://"},
+      {"s3://Bucket/x?region=us-east-1", "is not a bucket name"},
+      {"s3://ab/x?region=us-east-1", "is not a bucket name"},
+      {"s3://bucket/x", "needs ?region=REGION"},
+      {"s3://bucket/x?region=US EAST", "region must be like us-east-1"},
+      {"s3://bucket/x?region=us-east-1&region=us-west-1", "region given twice"},
+      {"s3://bucket/x?region=us-east-1&acl=public", "unknown parameter \"acl\""},
+      {"s3://bucket/x?region=us-east-1&endpoint=ftp://h", "endpoint must be http://"},
+      {"s3://bucket/a//b?region=us-east-1", "empty segments"},
+      {"s3://bucket/a/../b?region=us-east-1", "\".\" or \"..\" segments"},
+      {"file://relative/dir", "file:///absolute/directory"},
+      {"file:///", "must name a directory below /"},
+      {"file:///srv/../etc", "\".\" or \"..\" segments"},
+      {"file:///srv/./x", "\".\" or \"..\" segments"},
+      {"file:///srv//x", "empty segments"},
+      {"file:///srv/%2e%2e/etc", "must not contain '?', '#', '%'"},
+      {"file:///srv/x?y", "must not contain '?', '#', '%'"},
+      {"file:///srv/a\nb", "control characters"},
+  };
+  for (const auto &c : cases) {
+    auto u = parseDestinationUri(c.uri);
+    ASSERT_FALSE(u) << c.uri;
+    EXPECT_NE(u.error().message.find(c.message), std::string::npos)
+        << c.uri << " -> " << u.error().message;
+    EXPECT_EQ(u.error().message.rfind("destination_conf: ", 0), 0u) << u.error().message;
+  }
+}
+
+class Confinement : public ::testing::Test {
+protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ringcap-confine.XXXXXX";
+    base_ = mkdtemp(tmpl);
+    root_ = base_ + "/root";
+    fs::create_directories(root_ + "/ok/deeper");
+    fs::create_directories(base_ + "/outside");
+    fs::create_symlink(base_ + "/outside", root_ + "/escape");
+    fs::create_symlink("/etc", root_ + "/etc-link");
+    fs::create_symlink(root_ + "/ok", root_ + "/inside-link");
+  }
+  void TearDown() override { fs::remove_all(base_); }
+  Result<void> check(const std::string &dir) {
+    auto u = parseDestinationUri("file://" + dir);
+    if (!u)
+      return u.error();
+    return checkFileConfinement(*u, {root_ + "/"});
+  }
+  std::string base_, root_;
+};
+
+TEST_F(Confinement, AllowsDirectoriesBelowARoot) {
+  EXPECT_TRUE(check(root_));
+  EXPECT_TRUE(check(root_ + "/ok"));
+  EXPECT_TRUE(check(root_ + "/ok/deeper"));
+  EXPECT_TRUE(check(root_ + "/not/yet/created"));
+  EXPECT_TRUE(check(root_ + "/inside-link/x")); // a link that stays inside
+}
+
+TEST_F(Confinement, RefusesHostilePaths) {
+  struct Case {
+    std::string dir;
+    const char *message;
+  } cases[] = {
+      {"/etc", "is not below an allowed directory"},
+      {base_, "is not below an allowed directory"},
+      {root_ + "-sibling", "is not below an allowed directory"},
+      {base_ + "/outside", "is not below an allowed directory"},
+      {root_ + "/escape", "leads out of the allowed directory"},
+      {root_ + "/escape/new/dir", "leads out of the allowed directory"},
+      {root_ + "/etc-link", "leads out of the allowed directory"},
+      {root_ + "/etc-link/systemd", "leads out of the allowed directory"},
+  };
+  for (const auto &c : cases) {
+    auto r = check(c.dir);
+    ASSERT_FALSE(r) << c.dir;
+    EXPECT_NE(r.error().message.find(c.message), std::string::npos)
+        << c.dir << " -> " << r.error().message;
+  }
+  auto u = parseDestinationUri("file://" + root_);
+  auto none = checkFileConfinement(*u, {});
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("not allowed on this host"), std::string::npos);
+}
+
+TEST_F(Confinement, DeliveryNeverFollowsALinkSwappedInLater) {
+  // The check passes while "later" is a directory; then it becomes a link out of the root.
+  fs::create_directories(root_ + "/later");
+  auto u = parseDestinationUri("file://" + root_ + "/later");
+  ASSERT_TRUE(u);
+  DestinationSettings settings;
+  settings.fileRoots = {root_};
+  auto dest = openDestination(*u, settings);
+  ASSERT_TRUE(dest) << dest.error().message;
+  fs::remove(root_ + "/later");
+  fs::create_symlink(base_ + "/outside", root_ + "/later");
+  auto r = (*dest)->putObject("challenge.txt", "token\n");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(fs::exists(base_ + "/outside/challenge.txt"));
+}
+
+TEST_F(Confinement, DeliversAndVerifiesAFile) {
+  std::string src = base_ + "/capture.pcapng";
+  {
+    std::ofstream out(src, std::ios::binary);
+    for (int i = 0; i < 100000; i++)
+      out.put(char(i % 251));
+  }
+  auto u = parseDestinationUri("file://" + root_ + "/ok");
+  DestinationSettings settings;
+  settings.fileRoots = {root_};
+  auto dest = openDestination(*u, settings);
+  ASSERT_TRUE(dest) << dest.error().message;
+  auto sum = (*dest)->uploadFile("host1/pcap_abc.pcap", src);
+  ASSERT_TRUE(sum) << sum.error().message;
+  EXPECT_EQ(*sum, *sha256OfFile(src));
+  EXPECT_EQ(*sha256OfFile(root_ + "/ok/host1/pcap_abc.pcap"), *sum);
+  EXPECT_EQ(fs::status(root_ + "/ok/host1/pcap_abc.pcap").permissions() & fs::perms::others_all,
+            fs::perms::none);
+  // No temporary files stay behind.
+  for (const auto &e : fs::directory_iterator(root_ + "/ok/host1"))
+    EXPECT_EQ(e.path().filename(), "pcap_abc.pcap");
+}

@@ -1,0 +1,56 @@
+// s3:// destinations: a bucket and directory on S3 or an S3-compatible server.
+#include "destination/AwsCredentials.h"
+#include "destination/Destination.h"
+#include "destination/S3Client.h"
+
+namespace ringcap {
+namespace {
+
+class S3Destination : public Destination {
+public:
+  S3Destination(DestinationUri uri, S3Client client)
+      : uri_(std::move(uri)), client_(std::move(client)) {}
+
+  Result<void> putObject(const std::string &key, const std::string &content) override {
+    auto r = client_.putObject(uri_.keyFor(key),
+                               {reinterpret_cast<const uint8_t *>(content.data()), content.size()},
+                               "text/plain");
+    return r ? Result<void>() : Result<void>(r.error());
+  }
+
+  Result<std::string> uploadFile(const std::string &key, const std::string &path) override {
+    auto etag = client_.uploadFile(uri_.keyFor(key), path);
+    if (!etag)
+      return etag.error();
+    return "etag:" + *etag;
+  }
+
+  std::string describe(const std::string &key) const override { return uri_.describe(key); }
+
+private:
+  DestinationUri uri_;
+  S3Client client_;
+};
+
+} // namespace
+
+Result<std::unique_ptr<Destination>> openFileDestination(const DestinationUri &uri,
+                                                         const std::vector<std::string> &roots);
+
+Result<std::unique_ptr<Destination>> openDestination(const DestinationUri &uri,
+                                                     const DestinationSettings &settings) {
+  if (uri.kind == DestinationUri::Kind::File)
+    return openFileDestination(uri, settings.fileRoots);
+  auto creds = loadAwsCredentials(settings.credentialsFile);
+  if (!creds)
+    return creds.error();
+  S3Location where{uri.bucket, uri.region,
+                   !uri.endpoint.empty() ? uri.endpoint : settings.s3Endpoint.value_or("")};
+  S3Options options;
+  if (settings.fastRetries)
+    options.firstBackoff = std::chrono::milliseconds(50);
+  return std::unique_ptr<Destination>(
+      new S3Destination(uri, S3Client(std::move(where), std::move(*creds), options)));
+}
+
+} // namespace ringcap
