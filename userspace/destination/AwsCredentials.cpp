@@ -124,9 +124,9 @@ Result<AwsCredentials> parseAwsCredentialsFile(std::string_view text, const std:
     if (eq == std::string_view::npos && (raw.front() == ' ' || raw.front() == '\t'))
       continue; // continuation of a multi-line value
     if (eq == std::string_view::npos || !inSection)
-      return Error{EINVAL, source + ": line " + std::to_string(lineNo) +
-                               (inSection ? ": expected \"key = value\""
-                                          : ": a key before any [section]")};
+      return Error{EINVAL,
+                   source + ": line " + std::to_string(lineNo) +
+                       (inSection ? ": expected \"key = value\"" : ": a key before any [section]")};
     if (inProfile)
       values[lower(trim(line.substr(0, eq)))] = std::string(trim(line.substr(eq + 1)));
   }

@@ -180,7 +180,8 @@ private:
       bool hex = e[1] == 'x' || e[1] == 'X';
       std::string_view digits = e.substr(hex ? 2 : 1);
       uint32_t cp = 0;
-      auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), cp, hex ? 16 : 10);
+      auto [p, ec] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), cp, hex ? 16 : 10);
       if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size() || cp == 0 ||
           cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
         return fail("bad character reference");
@@ -290,9 +291,9 @@ using s3detail::XmlElement;
 
 constexpr uint64_t kMinPartSize = 5u << 20;
 constexpr uint64_t kMaxParts = 10000;
-constexpr size_t kMaxErrorBody = 1u << 20;    // kept of an error answer
-constexpr size_t kMaxXmlAnswer = 64u << 20;   // largest non-object answer accepted
-constexpr size_t kMaxKeyBytes = 1024;         // S3's limit on key length
+constexpr size_t kMaxErrorBody = 1u << 20;  // kept of an error answer
+constexpr size_t kMaxXmlAnswer = 64u << 20; // largest non-object answer accepted
+constexpr size_t kMaxKeyBytes = 1024;       // S3's limit on key length
 
 std::string hex(const unsigned char *p, size_t n) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -343,9 +344,11 @@ std::string lowerAscii(std::string s) {
 }
 
 std::string trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
     s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
     s.remove_suffix(1);
   return std::string(s);
 }
@@ -503,7 +506,8 @@ Failure explainS3Error(const std::string &op, long status, const std::string &co
   std::string region = where.region.empty() ? "us-east-1" : where.region;
   std::string details = message.empty() ? "" : ": " + printable(message);
   if (code == "SignatureDoesNotMatch")
-    return {EACCES, "the credentials were refused (SignatureDoesNotMatch): check the secret access key"};
+    return {EACCES,
+            "the credentials were refused (SignatureDoesNotMatch): check the secret access key"};
   if (code == "InvalidAccessKeyId")
     return {EACCES, "the credentials were refused (InvalidAccessKeyId): the access key id \"" +
                         printable(creds.accessKeyId, 128) + "\" is unknown"};
@@ -519,8 +523,8 @@ Failure explainS3Error(const std::string &op, long status, const std::string &co
   if (code == "AccessDenied" || code == "AllAccessDisabled" || code == "AccountProblem")
     return {EACCES, "access denied (" + code + "): access key id \"" +
                         printable(creds.accessKeyId, 128) + "\" may not " + op + " in bucket \"" +
-                        printable(where.bucket) + "\"; check the bucket policy and IAM permissions" +
-                        details};
+                        printable(where.bucket) +
+                        "\"; check the bucket policy and IAM permissions" + details};
   if (code == "NoSuchBucket")
     return {ENOENT, "bucket \"" + printable(where.bucket) + "\" does not exist" +
                         (where.endpoint.empty() ? " in region " + region
@@ -530,7 +534,8 @@ Failure explainS3Error(const std::string &op, long status, const std::string &co
     return {ENOENT, "no object \"" + printable(key) + "\" in bucket \"" + printable(where.bucket) +
                         "\" (NoSuchKey)"};
   if (code == "NoSuchUpload")
-    return {ENOENT, "the multipart upload does not exist (NoSuchUpload): it was aborted or completed"};
+    return {ENOENT,
+            "the multipart upload does not exist (NoSuchUpload): it was aborted or completed"};
   std::string otherRegion = resp.header("x-amz-bucket-region");
   if (otherRegion.empty() && xml)
     otherRegion = xml->childText("Region");
@@ -538,8 +543,8 @@ Failure explainS3Error(const std::string &op, long status, const std::string &co
     if (!otherRegion.empty() && otherRegion != region)
       return {EIO, "bucket \"" + printable(where.bucket) + "\" is in region " +
                        printable(otherRegion, 64) + ", not " + region + " (" +
-                       (code.empty() ? "HTTP 301" : code) + "): use region=" +
-                       printable(otherRegion, 64)};
+                       (code.empty() ? "HTTP 301" : code) +
+                       "): use region=" + printable(otherRegion, 64)};
   }
   if (code.empty()) { // no XML: a HEAD answer, or not an S3 server
     if (status == 403)
@@ -551,8 +556,9 @@ Failure explainS3Error(const std::string &op, long status, const std::string &co
     if (status == 404)
       return {ENOENT, "bucket \"" + printable(where.bucket) + "\" does not exist (HTTP 404)"};
     std::string snippet = printable(resp.text(), 200);
-    return {EIO, "HTTP " + std::to_string(status) +
-                     (snippet.empty() ? " without S3 error details" : ": " + snippet),
+    return {EIO,
+            "HTTP " + std::to_string(status) +
+                (snippet.empty() ? " without S3 error details" : ": " + snippet),
             status >= 500 || status == 429 || status == 408};
   }
   bool retry = status >= 500 || status == 429 || status == 408 || code == "RequestTimeout" ||
@@ -592,8 +598,8 @@ std::string S3Client::url(const std::string &key, const std::string &query) cons
     u = "https://" + where_.bucket + ".s3." + where_.region + ".amazonaws.com" +
         (path.empty() ? "/" : path);
   else // dots break the TLS wildcard certificate: path style
-    u = "https://s3." + where_.region + ".amazonaws.com/" + s3detail::uriEncode(where_.bucket, false) +
-        path;
+    u = "https://s3." + where_.region + ".amazonaws.com/" +
+        s3detail::uriEncode(where_.bucket, false) + path;
   if (!query.empty())
     u += "?" + query;
   return u;
@@ -612,6 +618,9 @@ Error S3Client::fail(const Request &request, int code, std::string what) const {
 Result<S3Client::Response> S3Client::perform(const Request &request) {
   if (!curl_ || !curl_->handle)
     return fail(request, ENOMEM, "libcurl could not be initialised");
+  if (creds_.accessKeyId.empty() || creds_.secretAccessKey.empty())
+    return fail(request, EACCES,
+                "no credentials: the access key id or the secret access key is empty");
   std::chrono::milliseconds backoff = options_.firstBackoff;
   for (int attempt = 1;; ++attempt) {
     bool retryable = false;
@@ -647,7 +656,8 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_->errbuf);
   curl_easy_setopt(h, CURLOPT_USERAGENT, userAgent.c_str());
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connectTimeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connectTimeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.requestTimeout.count()));
   curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
   curl_easy_setopt(h, CURLOPT_USERNAME, creds_.accessKeyId.c_str());
@@ -685,7 +695,8 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
     curl_easy_setopt(h, CURLOPT_POSTFIELDS,
-                     request.body.empty() ? kEmpty : reinterpret_cast<const char *>(request.body.data()));
+                     request.body.empty() ? kEmpty
+                                          : reinterpret_cast<const char *>(request.body.data()));
   } else if (request.method != "GET") {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
@@ -696,6 +707,8 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
   curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &osErrno);
   curl_off_t connectTime = 0;
   curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connectTime);
+  long requestBytes = 0; // > 0 once a request went out, also on a reused connection
+  curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &requestBytes);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
   curl_slist_free_all(headers);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
@@ -719,8 +732,8 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
     case CURLE_COULDNT_CONNECT: {
       int e = static_cast<int>(osErrno);
       int code = (e == EHOSTUNREACH || e == ENETUNREACH) ? EHOSTUNREACH
-                 : e == ETIMEDOUT                         ? ETIMEDOUT
-                                                          : ECONNREFUSED;
+                 : e == ETIMEDOUT                        ? ETIMEDOUT
+                                                         : ECONNREFUSED;
       return retryable(code, "cannot connect to " + origin + ": " +
                                  (e ? std::string(std::strerror(e)) : curlText));
     }
@@ -728,7 +741,7 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
     case CURLE_COULDNT_RESOLVE_PROXY:
       return retryable(EHOSTUNREACH, "cannot resolve the host name of " + origin + ": " + curlText);
     case CURLE_OPERATION_TIMEDOUT:
-      if (connectTime == 0)
+      if (connectTime == 0 && requestBytes == 0)
         return retryable(ETIMEDOUT, "cannot connect to " + origin + ": no answer within " +
                                         seconds(options_.connectTimeout) + " (connect timeout)");
       return retryable(ETIMEDOUT, "timed out after " + seconds(options_.requestTimeout) +
@@ -811,9 +824,10 @@ Result<std::string> S3Client::putObject(const std::string &key, std::span<const 
     return resp.error();
   std::string etag = lowerAscii(stripQuotes(resp->header("etag")));
   if (etag != md5)
-    return fail(req, EIO, "the server's ETag \"" + printable(etag, 80) +
-                              "\" is not the MD5 of the content (" + md5 +
-                              "): the object may be damaged (or the bucket encrypts with KMS)");
+    return fail(req, EIO,
+                "the server's ETag \"" + printable(etag, 80) +
+                    "\" is not the MD5 of the content (" + md5 +
+                    "): the object may be damaged (or the bucket encrypts with KMS)");
   return etag;
 }
 
@@ -882,8 +896,9 @@ Result<std::string> S3Client::uploadMultipart(const std::string &key, const std:
   auto xml = s3detail::parseXml(created->text());
   std::string uploadId = xml ? trimmed(xml->childText("UploadId")) : "";
   if (uploadId.empty())
-    return fail(create, EIO, "the answer has no UploadId" +
-                                 (xml ? std::string() : " (" + xml.error().message + ")"));
+    return fail(create, EIO,
+                "the answer has no UploadId" +
+                    (xml ? std::string() : " (" + xml.error().message + ")"));
 
   // Everything after this point aborts the upload on failure.
   auto abandon = [&](Error e) -> Error {
@@ -917,8 +932,9 @@ Result<std::string> S3Client::uploadMultipart(const std::string &key, const std:
         Request r;
         r.operation = "upload of " + printable(path);
         r.target = "to " + target;
-        return abandon(fail(r, err, n < 0 ? std::string("cannot read the file: ") + std::strerror(err)
-                                          : std::string("the file shrank while it was uploaded")));
+        return abandon(fail(r, err,
+                            n < 0 ? std::string("cannot read the file: ") + std::strerror(err)
+                                  : std::string("the file shrank while it was uploaded")));
       }
       have += static_cast<size_t>(n);
     }
@@ -935,8 +951,9 @@ Result<std::string> S3Client::uploadMultipart(const std::string &key, const std:
       return abandon(uploaded.error());
     std::string etag = lowerAscii(stripQuotes(uploaded->header("etag")));
     if (etag != md5)
-      return abandon(fail(up, EIO, "the server's ETag \"" + printable(etag, 80) +
-                                       "\" is not the MD5 of the part (" + md5 + ")"));
+      return abandon(fail(up, EIO,
+                          "the server's ETag \"" + printable(etag, 80) +
+                              "\" is not the MD5 of the part (" + md5 + ")"));
     md5s.push_back(md5);
     EVP_DigestUpdate(whole.get(), buffer.data(), len);
     completeXml += "<Part><PartNumber>" + std::to_string(part) + "</PartNumber><ETag>\"" + md5 +
@@ -975,9 +992,10 @@ Result<std::string> S3Client::uploadMultipart(const std::string &key, const std:
     return abandon(completed.error());
   }
   if (!matches(etag))
-    return fail(complete, EIO, "the server's ETag \"" + printable(etag, 80) +
-                                   "\" is not the one of the parts sent (" + expected +
-                                   "): the object may be damaged");
+    return fail(complete, EIO,
+                "the server's ETag \"" + printable(etag, 80) +
+                    "\" is not the one of the parts sent (" + expected +
+                    "): the object may be damaged");
   return etag;
 }
 
@@ -1046,7 +1064,8 @@ Result<std::vector<S3ObjectInfo>> S3Client::listObjects(const std::string &prefi
     if (!xml)
       return fail(req, EIO, "cannot read the answer: " + xml.error().message);
     if (xml->name != "ListBucketResult")
-      return fail(req, EIO, "the answer is <" + printable(xml->name, 64) + ">, not <ListBucketResult>");
+      return fail(req, EIO,
+                  "the answer is <" + printable(xml->name, 64) + ">, not <ListBucketResult>");
     for (const auto &c : xml->children) {
       if (c.name != "Contents")
         continue;
@@ -1100,8 +1119,9 @@ Result<std::vector<std::string>> S3Client::listMultipartUploads(const std::strin
     if (!xml)
       return fail(req, EIO, "cannot read the answer: " + xml.error().message);
     if (xml->name != "ListMultipartUploadsResult")
-      return fail(req, EIO, "the answer is <" + printable(xml->name, 64) +
-                                ">, not <ListMultipartUploadsResult>");
+      return fail(req, EIO,
+                  "the answer is <" + printable(xml->name, 64) +
+                      ">, not <ListMultipartUploadsResult>");
     for (const auto &c : xml->children)
       if (c.name == "Upload") {
         std::string id = trimmed(c.childText("UploadId"));

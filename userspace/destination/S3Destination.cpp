@@ -3,13 +3,16 @@
 #include "destination/Destination.h"
 #include "destination/S3Client.h"
 
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
 namespace ringcap {
 namespace {
 
 class S3Destination : public Destination {
 public:
-  S3Destination(DestinationUri uri, S3Client client)
-      : uri_(std::move(uri)), client_(std::move(client)) {}
+  S3Destination(DestinationUri uri, S3Client client, S3Options options)
+      : uri_(std::move(uri)), client_(std::move(client)), options_(options) {}
 
   Result<void> putObject(const std::string &key, const std::string &content) override {
     auto r = client_.putObject(uri_.keyFor(key),
@@ -19,6 +22,15 @@ public:
   }
 
   Result<std::string> uploadFile(const std::string &key, const std::string &path) override {
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0) {
+      uint64_t size = uint64_t(st.st_size);
+      if (size > options_.multipartThreshold)
+        spdlog::info("uploading {} ({} bytes) as a multipart upload of {} parts", describe(key),
+                     size, (size + options_.partSize - 1) / options_.partSize);
+      else
+        spdlog::info("uploading {} ({} bytes) in one request", describe(key), size);
+    }
     auto etag = client_.uploadFile(uri_.keyFor(key), path);
     if (!etag)
       return etag.error();
@@ -30,6 +42,7 @@ public:
 private:
   DestinationUri uri_;
   S3Client client_;
+  S3Options options_;
 };
 
 } // namespace
@@ -50,7 +63,7 @@ Result<std::unique_ptr<Destination>> openDestination(const DestinationUri &uri,
   if (settings.fastRetries)
     options.firstBackoff = std::chrono::milliseconds(50);
   return std::unique_ptr<Destination>(
-      new S3Destination(uri, S3Client(std::move(where), std::move(*creds), options)));
+      new S3Destination(uri, S3Client(std::move(where), std::move(*creds), options), options));
 }
 
 } // namespace ringcap
