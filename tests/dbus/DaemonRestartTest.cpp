@@ -1,0 +1,149 @@
+// ringcapd killed during a capture and started again: the record, the partial file and the
+// XDP program the killed daemon left behind.
+#include "DaemonFixture.h"
+#include "pcap/PcapReader.h"
+
+#include <csignal>
+#include <fcntl.h>
+#include <iostream>
+#include <optional>
+#include <regex>
+#include <sys/wait.h>
+
+namespace ringcap::dbustest {
+namespace {
+
+// The ids of the ringcap programs on the capture interface as libxdp's xdp-loader lists them
+// (attached directly or through the dispatcher); nullopt when xdp-loader is not installed.
+std::optional<std::vector<uint32_t>> ringcapPrograms(Lab &lab) {
+  if (run({"sh", "-c", "command -v xdp-loader"}).status != 0)
+    return std::nullopt;
+  RunResult r = run({"ip", "netns", "exec", lab.captureNamespace(), "xdp-loader", "status",
+                     lab.captureInterface()},
+                    60s, {"LIBXDP_BPFFS=" + lab.tmp() + "/bpffs"});
+  std::vector<uint32_t> ids;
+  std::smatch m;
+  // "<if> ringcap_xdp native <id> <tag>" or, below a dispatcher, "=> <prio> ringcap_xdp <id> ..."
+  for (const auto &line : lines(r.out))
+    if (std::regex_search(line, m, std::regex(R"(ringcap_xdp\s+(?:\S*[a-z]\S*\s+)?([0-9]+))")))
+      ids.push_back(uint32_t(std::stoul(m[1])));
+  return ids;
+}
+
+// The program id ringcapd recorded in attachments.json for the capture interface (0: none).
+uint32_t recordedProgram(Lab &lab) {
+  json j = json::parse(readFile(lab.stateDirectory() + "/attachments.json"), nullptr, false);
+  if (j.is_array())
+    for (const auto &a : j)
+      if (a.is_object() && a.value("ifname", "") == lab.captureInterface())
+        return a.value("program_id", 0u);
+  return 0;
+}
+
+// Packets in a pcapng file that may still be growing (a cut-short last block ends the count).
+size_t packetsIn(const std::string &path) {
+  auto reader = PcapReader::open(path);
+  size_t n = 0;
+  while (reader) {
+    auto packet = (*reader)->next();
+    if (!packet || !*packet)
+      break;
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(DaemonTest, RestartMarksTheInterruptedCaptureFailedAndKeepsItsFile) {
+  RINGCAP_LAB_UP();
+  constexpr int kSent = 7;
+  json filter = {{"destination_address", Lab::kCaptureAddress}, {"destination_port", 7004}};
+  DictResult r = root().create(simpleRequest(300, 10000, filter));
+  ASSERT_TRUE(r.call.ok()) << r.call.describe();
+  std::string id = r.dict.value("id", "");
+  root().watchCapture(r.path);
+  const std::vector<json> &changes = root().changes(r.path);
+  ASSERT_TRUE(lab().sendUdp(40004, 7004, kSent, 300));
+  ASSERT_TRUE(root().waitFor(
+      [&] {
+        return std::any_of(changes.begin(), changes.end(),
+                           [&](const json &c) { return c.value("PacketsCaptured", 0) == kSent; });
+      },
+      10s))
+      << "the capture did not count " << kSent << " packets";
+  // ringcapd flushes running captures' files every 100 ms: wait (with a deadline) until the
+  // file on disk holds the packets, so that the kill below interrupts a file with content.
+  std::string live = lab().stateDirectory() + "/captures/" + id + ".pcapng";
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  size_t onDisk = 0;
+  while ((onDisk = packetsIn(live)) < size_t(kSent) && std::chrono::steady_clock::now() < deadline)
+    usleep(50'000);
+  EXPECT_EQ(onDisk, size_t(kSent)) << "the running capture's file was not flushed";
+  EXPECT_EQ(lab().xdpProgramsAttached(), 1) << lab().linkDetails();
+  uint32_t killedProgram = recordedProgram(lab());
+  ASSERT_NE(killedProgram, 0u) << "attachments.json names no program";
+  auto listed = ringcapPrograms(lab());
+  if (!listed) {
+    std::cerr << "NOTE: xdp-loader is not installed; program ids are not checked\n";
+  } else {
+    EXPECT_EQ(*listed, std::vector<uint32_t>{killedProgram});
+  }
+
+  pid_t killed = lab().daemonPid();
+  int ws = 0;
+  ASSERT_TRUE(lab().stopDaemon(SIGKILL, &ws));
+  ASSERT_TRUE(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+  // Nothing detached the killed daemon's program.
+  EXPECT_EQ(lab().xdpProgramsAttached(), 1) << lab().linkDetails();
+  if (listed) {
+    EXPECT_EQ(ringcapPrograms(lab()).value_or(std::vector<uint32_t>{}),
+              std::vector<uint32_t>{killedProgram});
+  }
+
+  ASSERT_TRUE(lab().startDaemon());
+  EXPECT_NE(lab().daemonPid(), killed);
+  DictResult got = root().get(id);
+  ASSERT_TRUE(got.call.ok()) << got.call.describe();
+  const json &rec = got.dict;
+  EXPECT_EQ(rec.value("status", ""), "failed") << rec.dump();
+  EXPECT_EQ(rec.value("stop_reason", ""), "restart") << rec.dump();
+  EXPECT_NE(rec.value("error_message", "").find("restarted"), std::string::npos) << rec.dump();
+  EXPECT_TRUE(rec.contains("finished")) << rec.dump();
+
+  UniqueFd fd;
+  CallResult opened = root().openFile(id, fd);
+  ASSERT_TRUE(opened.ok()) << opened.describe();
+  std::string file = lab().tmp() + "/partial.pcapng";
+  int64_t size = copyToFile(fd.get(), file);
+  EXPECT_GT(size, 0);
+  EXPECT_EQ(size, rec.value("file_size", int64_t(-1))) << rec.dump();
+  RunResult t = tsharkFields(file, {"ip.dst", "udp.dstport", "frame.cap_len"});
+  ASSERT_EQ(t.status, 0) << "tshark could not read the partial file: " << t.err;
+  std::vector<std::string> packets = lines(t.out);
+  EXPECT_EQ(packets.size(), onDisk) << t.out;
+  EXPECT_EQ(packets.size(), packetsIn(file)) << t.out;
+  for (const auto &p : packets)
+    EXPECT_EQ(p, std::string(Lab::kCaptureAddress) + " 7004 160");
+
+  // The new daemon removed the killed one's program and attached its own: one program.
+  EXPECT_EQ(lab().xdpProgramsAttached(), 1) << lab().linkDetails();
+  uint32_t program = recordedProgram(lab());
+  EXPECT_NE(program, 0u);
+  EXPECT_NE(program, killedProgram);
+  if (listed) {
+    EXPECT_EQ(ringcapPrograms(lab()).value_or(std::vector<uint32_t>{}),
+              std::vector<uint32_t>{program});
+  }
+
+  // The new daemon captures.
+  DictResult next = root().create(simpleRequest(300, 10000, filter));
+  ASSERT_TRUE(next.call.ok()) << next.call.describe();
+  ASSERT_TRUE(root().stop(next.dict.value("id", "")).ok());
+
+  // A clean stop leaves nothing attached.
+  ASSERT_TRUE(lab().stopDaemon(SIGTERM, &ws));
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "ringcapd exit status " << ws;
+  EXPECT_EQ(lab().xdpProgramsAttached(), 0) << lab().linkDetails();
+}
+
+} // namespace
+} // namespace ringcap::dbustest
