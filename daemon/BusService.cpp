@@ -157,12 +157,31 @@ Result<void> BusService::start() {
 
 int BusService::checkCaller(sd_bus_message *m, sd_bus_error *e) const {
   sd_bus_creds *creds = nullptr;
-  int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID, &creds);
+  int r = sd_bus_query_sender_creds(m,
+                                    SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EGID |
+                                        SD_BUS_CREDS_GID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS,
+                                    &creds);
   uid_t uid = uid_t(-1);
-  if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) < 0 && sd_bus_creds_get_uid(creds, &uid) < 0)
-    uid = uid_t(-1);
+  bool member = false;
+  if (r >= 0) {
+    if (sd_bus_creds_get_euid(creds, &uid) < 0 && sd_bus_creds_get_uid(creds, &uid) < 0)
+      uid = uid_t(-1);
+    // The caller's groups as the bus saw them (as the bus policy matches them) ...
+    gid_t gid;
+    const gid_t *gids = nullptr;
+    if (group_ != gid_t(-1)) {
+      member = (sd_bus_creds_get_egid(creds, &gid) >= 0 && gid == group_) ||
+               (sd_bus_creds_get_gid(creds, &gid) >= 0 && gid == group_);
+      int n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+      for (int i = 0; i < n && !member; i++)
+        member = gids[i] == group_;
+    }
+  }
   sd_bus_creds_unref(creds);
-  if (uid == 0 || (uid != uid_t(-1) && group_ != gid_t(-1) && userInGroup(uid, group_)))
+  // ... or, where the bus does not tell, the user database.
+  if (!member && uid != uid_t(-1) && group_ != gid_t(-1))
+    member = userInGroup(uid, group_);
+  if (uid == 0 || (uid != uid_t(-1) && member))
     return 0;
   spdlog::warn("refused a call of {} from uid {}", sd_bus_message_get_member(m),
                uid == uid_t(-1) ? -1 : int64_t(uid));

@@ -129,6 +129,11 @@ int onRing(sd_event_source *, int, uint32_t, void *userdata) {
 int onSignal(sd_event_source *, const signalfd_siginfo *si, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
   spdlog::info("signal {}: stopping", si->ssi_signo);
+  sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+  // While the bus is still connected, so that watchers see the captures end: sd-bus closes
+  // the connection when the event loop exits.
+  if (d.service)
+    d.service->failAll("ringcapd was stopped during the capture");
   sd_event_exit(d.event, 0);
   return 0;
 }
@@ -299,8 +304,7 @@ int main(int argc, char **argv) {
   r = sd_event_loop(d.event);
 
   sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
-  d.service->failAll(
-      "ringcapd was stopped during the capture; the file holds the packets captured until then");
+  d.service->failAll("ringcapd was stopped during the capture"); // if the loop ended otherwise
   sd_bus_flush(d.bus);
   d.busService.reset();
   sd_bus_flush_close_unref(d.bus);

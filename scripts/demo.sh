@@ -1,59 +1,90 @@
 #!/usr/bin/env bash
 # The demo: sets up this Debian 12 machine (as root), builds ringcap, makes a veth lab of two
-# network namespaces, captures DNS-like traffic to 10.99.0.1 port 53 with ringcap-dump while
-# other traffic passes by, shows what tshark sees in the file, and removes the lab.
+# network namespaces, starts ringcapd on it (with a private D-Bus system bus that uses the
+# shipped policy), asks it for a simple capture of DNS queries with ringcapctl while other
+# traffic passes by, downloads the file, shows what tshark sees in it, and removes the lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 
 NS_CAP=ringcap-demo-cap NS_GEN=ringcap-demo-gen
-OUT=$(mktemp -d /tmp/ringcap-demo.XXXXXX)
+WORK=$(mktemp -d /tmp/ringcap-demo.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
 cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  umount "$WORK/bpffs" 2>/dev/null || true
   ip netns del "$NS_CAP" 2>/dev/null || true
   ip netns del "$NS_GEN" 2>/dev/null || true
-  rm -rf "$OUT"
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
-cleanup_quiet() { ip netns del "$NS_CAP" 2>/dev/null || true; ip netns del "$NS_GEN" 2>/dev/null || true; }
-cleanup_quiet
+ip netns del "$NS_CAP" 2>/dev/null || true
+ip netns del "$NS_GEN" 2>/dev/null || true
+getent group ringcap >/dev/null || groupadd --system ringcap
 
-echo "== lab: $NS_GEN (10.99.0.2) --veth--> $NS_CAP (10.99.0.1, ringcap attached)"
+# wait_for DESCRIPTION COMMAND...: polls COMMAND for up to 20 s.
+wait_for() {
+  local what=$1 deadline=$((SECONDS + 20))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "demo: $what did not happen in 20 s" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+
+echo "== lab: $NS_GEN (10.99.0.2) --veth--> $NS_CAP (10.99.0.1, ringcapd attached)"
 ip netns add "$NS_CAP"
 ip netns add "$NS_GEN"
 ip link add rcdemo0 netns "$NS_CAP" type veth peer name rcdemo1 netns "$NS_GEN"
 ip -n "$NS_CAP" addr add 10.99.0.1/24 dev rcdemo0
 ip -n "$NS_GEN" addr add 10.99.0.2/24 dev rcdemo1
+for ns in "$NS_CAP" "$NS_GEN"; do ip -n "$ns" link set lo up; done
 ip -n "$NS_CAP" link set rcdemo0 up
 ip -n "$NS_GEN" link set rcdemo1 up
-ip -n "$NS_CAP" link set lo up
-ip -n "$NS_GEN" link set lo up
+mkdir "$WORK/bpffs" && mount -t bpf bpf "$WORK/bpffs"
 
-BPFFS=$OUT/bpffs
-mkdir "$BPFFS" && mount -t bpf bpf "$BPFFS"
-trap 'umount "$BPFFS" 2>/dev/null || true; cleanup' EXIT
+echo "== a private system bus with the shipped policy (systemd/org.ringcap.Ringcap1.conf)"
+sed "s|@RINGCAP_DBUS_POLICY@|$PWD/systemd/org.ringcap.Ringcap1.conf|" \
+  tests/systemd/dbus-system-test.conf.in >"$WORK/bus.conf"
+dbus-daemon --config-file="$WORK/bus.conf" --address="unix:path=$WORK/bus" --nofork &
+PIDS+=($!)
+wait_for "the bus socket" test -S "$WORK/bus"
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$WORK/bus"
 
-echo "== ringcap-dump: up to 100 UDP packets to 10.99.0.1:53, for at most 20 s"
-LIBXDP_BPFFS=$BPFFS ip netns exec "$NS_CAP" build/tools/ringcap-dump -v -i rcdemo0 -w "$OUT/demo.pcapng" \
-  --destination-address 10.99.0.1 --destination-port 53 --protocol 17 \
-  --packet-limit 100 --time-limit 20 2>"$OUT/dump.log" &
-DUMP=$!
-deadline=$((SECONDS + 20))
-until grep -q "capturing on" "$OUT/dump.log"; do
-  kill -0 $DUMP 2>/dev/null || { cat "$OUT/dump.log"; exit 1; }
-  [ $SECONDS -lt $deadline ] || { echo "ringcap-dump did not start"; exit 1; }
-  sleep 0.1
-done
+echo "== ringcapd on rcdemo0"
+cat >"$WORK/ringcapd.toml" <<CONF
+colo_name = "demo01"
+state_directory = "$WORK/state"
+[systems]
+magic-transit = ["rcdemo0"]
+CONF
+LIBXDP_BPFFS="$WORK/bpffs" ip netns exec "$NS_CAP" build/daemon/ringcapd --config "$WORK/ringcapd.toml" \
+  2>"$WORK/ringcapd.log" &
+PIDS+=($!)
+wait_for "ringcapd on the bus" busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" status org.ringcap.Ringcap1
 
-echo "== traffic: 150 DNS queries to port 53, 50 datagrams to port 8080, 5 pings"
+echo "== ringcapctl create: a simple capture of up to 100 DNS queries to 10.99.0.1, for 20 s"
+build/tools/ringcapctl create --type simple --time-limit 20 --packet-limit 100 \
+  --destination-address 10.99.0.1 --destination-port 53 --protocol 17 --json >"$WORK/created.json"
+ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/created.json")
+echo "capture $ID"
+
+echo "== traffic: 50 datagrams to port 8080, 5 pings, 150 DNS queries to port 53"
 ip netns exec "$NS_GEN" python3 tests/integration/traffic.py send --dst 10.99.0.1 --dport 8080 --count 50 --size 200 >/dev/null
 ip netns exec "$NS_GEN" ping -c 5 -i 0.05 -q 10.99.0.1 >/dev/null
 ip netns exec "$NS_GEN" python3 tests/integration/traffic.py send --dst 10.99.0.1 --dport 53 --count 150 --dns-query www.example.org >/dev/null
-wait $DUMP
-grep -v "^info: libbpf\|^info: libxdp" "$OUT/dump.log"
 
-echo "== what tshark sees (first 5 packets of $(capinfos -c -M "$OUT/demo.pcapng" | awk '/Number of packets/ {print $NF}'))"
-tshark -r "$OUT/demo.pcapng" -c 5 2>/dev/null
+echo "== ringcapctl watch (until the capture ends)"
+build/tools/ringcapctl watch "$ID"
+echo "== ringcapctl get"
+build/tools/ringcapctl get "$ID"
+build/tools/ringcapctl download "$ID" -o "$WORK/demo.pcapng"
+
+echo "== what tshark sees (first 5 of $(capinfos -c -M "$WORK/demo.pcapng" | awk '/Number of packets/ {print $NF}') packets)"
+tshark -r "$WORK/demo.pcapng" -c 5 2>/dev/null
 echo "== capinfos"
-capinfos "$OUT/demo.pcapng" | grep -E "File type|Number of packets|Capture duration|Data size"
-echo "== the demo removes its lab now"
+capinfos "$WORK/demo.pcapng" | grep -E "File type|Number of packets|Capture duration|Data size"
+echo "== the demo stops ringcapd and removes its lab now"

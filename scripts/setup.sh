@@ -10,7 +10,8 @@ packages=(
   libsystemd-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev googletest
   libtomlplusplus-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev
   iproute2 iputils-ping ethtool tcpdump tshark wireshark-common
-  dbus systemd python3 jq
+  dbus systemd python3 python3-dbus jq debootstrap systemd-container
+  nodejs awscli
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -21,3 +22,18 @@ fi
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}"
+
+# The S3 tests' server, @20minutes/s3rver, at the version pinned in tests/s3/package-lock.json.
+# npm comes with the machine's Node.js when that is NodeSource's build (whose nodejs package
+# conflicts with Debian's npm); Debian's npm is installed only where there is none.
+s3_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/s3"
+if [ -f "$s3_tests/package.json" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends npm
+  fi
+  if [ -f "$s3_tests/package-lock.json" ]; then
+    npm ci --prefix "$s3_tests" --no-audit --no-fund
+  else
+    npm install --prefix "$s3_tests" --no-audit --no-fund
+  fi
+fi

@@ -14,6 +14,10 @@ SKIP=77
 
 fail() {
   echo "FAIL: $*" >&2
+  if [ -n "${LAB_TMP:-}" ] && [ -s "$LAB_TMP/ringcapd.log" ]; then
+    echo "--- last lines of ringcapd's log:" >&2
+    tail -n 30 "$LAB_TMP/ringcapd.log" >&2
+  fi
   exit 1
 }
 
@@ -154,3 +158,84 @@ expect_detached() {
   fi
   echo "ok: nothing attached to $IF_CAP"
 }
+
+RINGCAPD=${RINGCAPD:-$BUILD_DIR/daemon/ringcapd}
+RINGCAPCTL=${RINGCAPCTL:-$BUILD_DIR/tools/ringcapctl}
+SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# Polls COMMAND... until it succeeds, for up to $1 seconds.
+wait_until() {
+  local timeout=$1 deadline
+  shift
+  deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || fail "not true after ${timeout} s: $*"
+    sleep 0.05
+  done
+}
+
+# Starts a private system-like bus with the shipped policy; sets DBUS_SYSTEM_BUS_ADDRESS.
+start_bus() {
+  getent group ringcap >/dev/null || groupadd --system ringcap
+  chmod 755 "$LAB_TMP"
+  sed "s|@RINGCAP_DBUS_POLICY@|$SOURCE_DIR/systemd/org.ringcap.Ringcap1.conf|" \
+    "$SOURCE_DIR/tests/systemd/dbus-system-test.conf.in" >"$LAB_TMP/bus.conf"
+  dbus-daemon --config-file="$LAB_TMP/bus.conf" --address="unix:path=$LAB_TMP/bus" --nofork \
+    2>"$LAB_TMP/bus.log" &
+  LAB_PIDS="$LAB_PIDS $!"
+  wait_until 20 test -S "$LAB_TMP/bus"
+  export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$LAB_TMP/bus"
+}
+
+# start_ringcapd CONFIG-EXTRA: starts ringcapd on the lab's capture interface with a config
+# whose [systems] names it, plus the TOML in CONFIG-EXTRA; sets RINGCAPD_PID.
+start_ringcapd() {
+  cat >"$LAB_TMP/ringcapd.toml" <<CONF
+colo_name = "lab01"
+colo_groups = ["LAB"]
+state_directory = "$LAB_TMP/state"
+[systems]
+magic-transit = ["$IF_CAP"]
+$1
+CONF
+  LIBXDP_BPFFS=$LAB_BPFFS RINGCAP_TEST_FAST_RETRIES=1 ip netns exec "$NS_CAP" \
+    env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$RINGCAPD" --config "$LAB_TMP/ringcapd.toml" \
+    >>"$LAB_TMP/ringcapd.log" 2>&1 &
+  RINGCAPD_PID=$!
+  LAB_PIDS="$LAB_PIDS $RINGCAPD_PID"
+  local deadline=$((SECONDS + 20))
+  until busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" status org.ringcap.Ringcap1 >/dev/null 2>&1; do
+    kill -0 "$RINGCAPD_PID" 2>/dev/null || { cat "$LAB_TMP/ringcapd.log" >&2; fail "ringcapd exited"; }
+    [ $SECONDS -lt $deadline ] || { cat "$LAB_TMP/ringcapd.log" >&2; fail "ringcapd not on the bus after 20 s"; }
+    sleep 0.05
+  done
+}
+
+stop_ringcapd() {
+  kill "$RINGCAPD_PID"
+  wait "$RINGCAPD_PID" || true
+}
+
+ctl() { "$RINGCAPCTL" "$@"; }
+
+# A JSON field of ringcapctl's --json output in $1.
+json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+# Starts s3rver on a free loopback port of the capture namespace (where ringcapd runs) with
+# the given buckets; sets S3_ENDPOINT, S3_PID and the AWS_* variables for awscli.
+start_s3rver() {
+  local modules=$SOURCE_DIR/tests/s3/node_modules
+  [ -d "$modules" ] || skip "needs tests/s3/node_modules (npm ci --prefix tests/s3)"
+  command -v aws >/dev/null || skip "needs awscli"
+  mkdir -p "$LAB_TMP/s3"
+  local args=()
+  for b in "$@"; do args+=(--bucket "$b"); done
+  ip netns exec "$NS_CAP" node --openssl-legacy-provider "$SOURCE_DIR/tests/s3/s3rver.js" --directory "$LAB_TMP/s3" \
+    "${args[@]}" >"$LAB_TMP/s3rver.out" 2>"$LAB_TMP/s3rver.log" &
+  S3_PID=$!
+  LAB_PIDS="$LAB_PIDS $S3_PID"
+  wait_until 20 grep -q '^ready ' "$LAB_TMP/s3rver.out"
+  S3_ENDPOINT="http://$(awk '/^ready / {print $2}' "$LAB_TMP/s3rver.out")"
+  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1
+}
+aws_s3() { in_cap aws --endpoint-url "$S3_ENDPOINT" "$@"; }

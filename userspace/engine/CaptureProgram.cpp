@@ -144,7 +144,11 @@ Result<void> CaptureProgram::detach(int ifindex) {
   Attachment a = *it;
   attachments_.erase(it);
   int err = xdp_program__detach(prog_, ifindex, XDP_MODE_UNSPEC, 0);
-  if (err && err != -ENODEV && err != -ENOENT) {
+  // The program is gone with its interface; ENOENT for an interface that still exists means
+  // libxdp could not find the program, and it may still be attached.
+  char name[IF_NAMESIZE];
+  bool interfaceGone = err == -ENODEV || (err == -ENOENT && !if_indextoname(ifindex, name));
+  if (err && !interfaceGone) {
     char buf[256];
     libxdp_strerror(err, buf, sizeof buf);
     spdlog::warn("detaching from {}: {}", a.ifname, buf);

@@ -46,13 +46,13 @@ Result<void> checkKernelSupport() {
   __user_cap_data_struct data[2]{};
   if (syscall(SYS_capget, &hdr, data) != 0)
     return Error::fromErrno(errno, "capget");
-  bool admin = hasCap(data, CAP_SYS_ADMIN);
-  bool bpf = hasCap(data, CAP_BPF) && hasCap(data, CAP_PERFMON);
-  bool net = hasCap(data, CAP_NET_ADMIN);
-  if (!(admin || bpf) || !net)
-    return Error{EPERM, "ringcap needs the capabilities CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN "
-                        "(or CAP_SYS_ADMIN with CAP_NET_ADMIN) to load and attach XDP programs; "
-                        "run it as root or grant them"};
+  // Loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), attaching CAP_NET_ADMIN; libxdp
+  // finds attached programs by id to detach them, which the kernel allows only with
+  // CAP_SYS_ADMIN.
+  if (!hasCap(data, CAP_SYS_ADMIN) || !hasCap(data, CAP_NET_ADMIN))
+    return Error{EPERM, "ringcap needs the capabilities CAP_SYS_ADMIN and CAP_NET_ADMIN (and "
+                        "CAP_BPF, CAP_PERFMON where the kernel has them) to load, attach and "
+                        "detach XDP programs; run it as root or grant them"};
   return {};
 }
 

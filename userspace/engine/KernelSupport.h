@@ -12,8 +12,8 @@ inline constexpr int kMinKernelMajor = 5;
 inline constexpr int kMinKernelMinor = 18;
 
 // Returns an error with one sentence naming what is missing: an older kernel, or the
-// capabilities needed to load and attach XDP programs (CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON,
-// or CAP_SYS_ADMIN).
+// capabilities needed to load, attach and detach XDP programs (CAP_SYS_ADMIN and
+// CAP_NET_ADMIN; detaching through libxdp looks programs up by id).
 Result<void> checkKernelSupport();
 
 // Parses "6.1.0-18-amd64" style release strings; false if unparsable.
