@@ -9,7 +9,7 @@ set -euo pipefail
 
 BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
 RINGCAP_DUMP=${RINGCAP_DUMP:-$BUILD_DIR/tools/ringcap-dump}
-TRAFFIC="python3 $(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/traffic.py"
+TRAFFIC="/usr/bin/python3 $(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/traffic.py"
 SKIP=77
 
 fail() {
