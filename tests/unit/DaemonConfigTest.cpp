@@ -1,0 +1,118 @@
+// ringcapd's configuration: every key checked, a bad file refused naming the key.
+#include "Config.h"
+
+#include <gtest/gtest.h>
+
+using namespace ringcap;
+
+namespace {
+
+const char *kMinimal = R"(colo_name = "lab01"
+[systems]
+magic-transit = ["eth0"]
+)";
+
+} // namespace
+
+TEST(DaemonConfig, MinimalFileGetsTheDocumentedDefaults) {
+  auto c = parseDaemonConfig(kMinimal, "test");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->colo_name, "lab01");
+  EXPECT_EQ(c->state_directory, "/var/lib/ringcap");
+  EXPECT_EQ(c->simple_interval_seconds, 60u);
+  EXPECT_EQ(c->full_concurrent, 1u);
+  EXPECT_EQ(c->simple_sample_rate, 1u);
+  EXPECT_EQ(c->ring_size_mib, 32u);
+  EXPECT_EQ(c->max_captures, 1000u);
+  EXPECT_EQ(c->max_bytes, 10ull << 30);
+  EXPECT_EQ(c->access_group, "ringcap");
+  EXPECT_FALSE(c->skip_missing_interfaces);
+  EXPECT_EQ(c->allInterfaces(), std::vector<std::string>{"eth0"});
+}
+
+TEST(DaemonConfig, FullFileParses) {
+  auto c = parseDaemonConfig(R"(colo_name = "ord02"
+colo_groups = ["ORD", "US"]
+state_directory = "/srv/ringcap"
+[systems]
+magic-transit = ["eth0", "eth1"]
+other = ["eth1", "eth2"]
+[capture]
+simple_sample_rate = 10
+ring_size_mib = 64
+missing_interfaces = "skip"
+[rate_limits]
+simple_interval_seconds = 0
+full_concurrent = 2
+[retention]
+max_captures = 5
+max_bytes = 1000
+[access]
+group = "netops"
+[destinations]
+file_roots = ["/srv/pcaps"]
+[s3]
+endpoint = "http://127.0.0.1:9000"
+credentials_file = "/etc/ringcap/aws-credentials"
+)",
+                             "test");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->colo_groups, (std::vector<std::string>{"ORD", "US"}));
+  EXPECT_EQ(c->allInterfaces(), (std::vector<std::string>{"eth0", "eth1", "eth2"}));
+  EXPECT_EQ(c->simple_sample_rate, 10u);
+  EXPECT_TRUE(c->skip_missing_interfaces);
+  EXPECT_EQ(c->full_concurrent, 2u);
+  EXPECT_EQ(c->max_bytes, 1000u);
+  EXPECT_EQ(c->access_group, "netops");
+  EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
+}
+
+TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
+  std::string systems = "[systems]\nmagic-transit = [\"eth0\"]\n";
+  struct Case {
+    std::string text, message;
+  } cases[] = {
+      {"[systems]\nmagic-transit = [\"eth0\"]\n", "colo_name: required"},
+      {"colo_name = \"lab 01\"\n" + systems, "colo_name: must be 1 to 64 letters"},
+      {"colo_name = 5\n" + systems, "colo_name: must be a string (got 5)"},
+      {"colo_name = \"a\"\n", "systems: required"},
+      {"colo_name = \"a\"\n[systems]\n", "systems: required"},
+      {"colo_name = \"a\"\n[systems]\nmt = []\n", "systems.mt: must list 1 to 8 interfaces"},
+      {"colo_name = \"a\"\n[systems]\nmt = [\"a/b\"]\n", "systems.mt: \"a/b\" is not an interface"},
+      {"colo_name = \"a\"\n[systems]\nmt = \"eth0\"\n", "systems.mt: must be an array of strings"},
+      {"colo_name = \"a\"\ncolor = 1\n" + systems, "color: unknown key"},
+      {"colo_name = \"a\"\nstate_directory = \"relative\"\n" + systems,
+       "state_directory: must be an absolute path"},
+      {"colo_name = \"a\"\n" + systems + "[capture]\nring_size_mib = 3\n",
+       "capture.ring_size_mib: must be a power of two"},
+      {"colo_name = \"a\"\n" + systems + "[capture]\nsimple_sample_rate = 0\n",
+       "capture.simple_sample_rate: must be an integer from 1 to 1000000 (got 0)"},
+      {"colo_name = \"a\"\n" + systems + "[capture]\nmissing_interfaces = \"ignore\"\n",
+       "capture.missing_interfaces: must be \"fail\" or \"skip\""},
+      {"colo_name = \"a\"\n" + systems + "[capture]\nsnaplen = 5\n",
+       "capture.snaplen: unknown key"},
+      {"colo_name = \"a\"\n" + systems + "[rate_limits]\nsimple_interval_seconds = -1\n",
+       "rate_limits.simple_interval_seconds: must be an integer from 0 to 86400 (got -1)"},
+      {"colo_name = \"a\"\n" + systems + "[rate_limits]\nfull_concurrent = 9\n",
+       "rate_limits.full_concurrent: must be an integer from 1 to 8 (got 9)"},
+      {"colo_name = \"a\"\n" + systems + "[rate_limits]\nfull_concurrent = 1.5\n",
+       "rate_limits.full_concurrent: must be an integer"},
+      {"colo_name = \"a\"\n" + systems + "[retention]\nmax_captures = 0\n",
+       "retention.max_captures: must be an integer from 1"},
+      {"colo_name = \"a\"\n" + systems + "[access]\ngroup = \"\"\n",
+       "access.group: must not be empty"},
+      {"colo_name = \"a\"\n" + systems + "[destinations]\nfile_roots = [\"srv\"]\n",
+       "destinations.file_roots: each must be an absolute path"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nendpoint = \"ftp://x\"\n",
+       "s3.endpoint: must be an http:// or https:// URL"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nsecret = \"x\"\n", "s3.secret: unknown key"},
+      {"colo_name = \"a\"\ncapture = 5\n" + systems, "capture: must be a table"},
+      {"colo_name = \"a\n", "line 1"},
+  };
+  for (const auto &c : cases) {
+    auto r = parseDaemonConfig(c.text, "test");
+    ASSERT_FALSE(r) << c.text;
+    EXPECT_NE(r.error().message.find(c.message), std::string::npos)
+        << c.text << "\n-> " << r.error().message;
+  }
+}

@@ -1,0 +1,110 @@
+// JobStore: atomic records, reading them back, interrupted captures, retention.
+#include "JobStore.h"
+
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+using namespace ringcap;
+namespace fs = std::filesystem;
+
+class JobStoreTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ringcap-jobstore.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  CaptureRecord record(int64_t submitted, CaptureStatus status, uint64_t fileBytes) {
+    CaptureRecord r;
+    r.id = newCaptureId();
+    r.request = *validateCaptureRequest(
+        {{"system", "magic-transit"}, {"type", "simple"}, {"time_limit", 5}, {"packet_limit", 9}},
+        RequestMode::Api);
+    r.status = status;
+    r.submittedNs = submitted;
+    r.fileName = r.id + ".pcapng";
+    std::ofstream(dir_ + "/captures/" + r.fileName) << std::string(fileBytes, 'x');
+    r.fileSize = fileBytes;
+    return r;
+  }
+  std::string dir_;
+};
+
+TEST_F(JobStoreTest, RecordsSurviveAReopenAndInterruptedOnesFail) {
+  std::string running, done;
+  {
+    auto s = JobStore::open(dir_, gid_t(-1));
+    ASSERT_TRUE(s) << s.error().message;
+    auto a = record(1, CaptureStatus::Running, 10);
+    auto b = record(2, CaptureStatus::Success, 20);
+    running = a.id, done = b.id;
+    ASSERT_TRUE((*s)->add(a));
+    ASSERT_TRUE((*s)->add(b));
+  }
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ + "/captures/" + running + ".json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0007, 0u) << "records must not be world-readable";
+  ASSERT_EQ(stat((dir_ + "/captures").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0750u);
+
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  EXPECT_EQ((*s)->size(), 2u);
+  auto failed = (*s)->failInterrupted("restarted");
+  ASSERT_EQ(failed, std::vector<std::string>{running});
+  EXPECT_EQ((*s)->find(running)->status, CaptureStatus::Failed);
+  EXPECT_EQ((*s)->find(running)->errorMessage, "restarted");
+  EXPECT_EQ((*s)->find(running)->stopReason, "restart");
+  EXPECT_EQ((*s)->find(done)->status, CaptureStatus::Success);
+  // The change was saved.
+  auto again = JobStore::open(dir_, gid_t(-1));
+  EXPECT_EQ((*again)->find(running)->status, CaptureStatus::Failed);
+}
+
+TEST_F(JobStoreTest, NewestFirstAndAnUnreadableRecordIsLeftAlone) {
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; i++) {
+    auto r = record(100 + i, CaptureStatus::Success, 1);
+    ids.push_back(r.id);
+    ASSERT_TRUE((*s)->add(r));
+  }
+  auto newest = (*s)->newest(3);
+  ASSERT_EQ(newest.size(), 3u);
+  EXPECT_EQ(newest[0]->id, ids[4]);
+  EXPECT_EQ(newest[2]->id, ids[2]);
+  std::string junk = dir_ + "/captures/" + std::string(32, 'a') + ".json";
+  std::ofstream(junk) << "{not json";
+  auto reopened = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ((*reopened)->size(), 5u);
+  EXPECT_TRUE(fs::exists(junk)) << "an unreadable record is never deleted";
+}
+
+TEST_F(JobStoreTest, RetentionRemovesTheOldestFinishedCapturesFirst) {
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  auto oldRunning = record(1, CaptureStatus::Running, 1000);
+  auto a = record(2, CaptureStatus::Success, 100);
+  auto b = record(3, CaptureStatus::Failed, 100);
+  auto c = record(4, CaptureStatus::Success, 100);
+  for (auto *r : {&oldRunning, &a, &b, &c})
+    ASSERT_TRUE((*s)->add(*r));
+
+  // Count: 3 finished, at most 2 kept -> the oldest finished one (a) goes; running stays.
+  auto removed = (*s)->enforceRetention(2, 1u << 30);
+  EXPECT_EQ(removed, std::vector<std::string>{a.id});
+  EXPECT_FALSE(fs::exists(dir_ + "/captures/" + a.fileName));
+  EXPECT_FALSE(fs::exists(dir_ + "/captures/" + a.id + ".json"));
+  EXPECT_TRUE((*s)->find(oldRunning.id));
+
+  // Bytes: 200 bytes of finished files, at most 150 -> b goes.
+  removed = (*s)->enforceRetention(100, 150);
+  EXPECT_EQ(removed, std::vector<std::string>{b.id});
+  EXPECT_TRUE((*s)->find(c.id));
+  EXPECT_TRUE(fs::exists(dir_ + "/captures/" + c.fileName));
+}
