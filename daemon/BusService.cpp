@@ -63,8 +63,27 @@ int readId(sd_bus_message *m, std::string &id, sd_bus_error *e) {
   return 0;
 }
 
-int appendRecord(sd_bus_message *m, const CaptureRecord &r) {
-  return appendVariantDict(m, r.toJson());
+// Replies to `call` with an optional object path followed by the dictionary of `j`, or by
+// an array of dictionaries when `j` is an array.
+int replyJson(sd_bus_message *call, const nlohmann::json &j, const std::string &path = "") {
+  sd_bus_message *reply = nullptr;
+  int r = sd_bus_message_new_method_return(call, &reply);
+  if (r >= 0 && !path.empty())
+    r = sd_bus_message_append(reply, "o", path.c_str());
+  if (r >= 0 && j.is_array()) {
+    r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+    for (const auto &item : j)
+      if (r >= 0)
+        r = appendVariantDict(reply, item);
+    if (r >= 0)
+      r = sd_bus_message_close_container(reply);
+  } else if (r >= 0) {
+    r = appendVariantDict(reply, j);
+  }
+  if (r >= 0)
+    r = sd_bus_send(nullptr, reply, nullptr);
+  sd_bus_message_unref(reply);
+  return r;
 }
 
 } // namespace
@@ -204,16 +223,7 @@ int BusService::onCreate(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   auto created = self->service_.create(*request);
   if (!created)
     return self->fail(created.error(), e);
-  sd_bus_message *reply = nullptr;
-  int r = sd_bus_message_new_method_return(m, &reply);
-  if (r >= 0)
-    r = sd_bus_message_append(reply, "o", capturePath((*created)->id).c_str());
-  if (r >= 0)
-    r = appendRecord(reply, **created);
-  if (r >= 0)
-    r = sd_bus_send(nullptr, reply, nullptr);
-  sd_bus_message_unref(reply);
-  return r;
+  return replyJson(m, (*created)->toJson(), capturePath((*created)->id));
 }
 
 int BusService::onGet(sd_bus_message *m, void *userdata, sd_bus_error *e) {
@@ -226,36 +236,19 @@ int BusService::onGet(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   auto record = self->service_.get(id);
   if (!record)
     return self->fail(record.error(), e);
-  sd_bus_message *reply = nullptr;
-  int r = sd_bus_message_new_method_return(m, &reply);
-  if (r >= 0)
-    r = appendRecord(reply, **record);
-  if (r >= 0)
-    r = sd_bus_send(nullptr, reply, nullptr);
-  sd_bus_message_unref(reply);
-  return r;
+  return replyJson(m, (*record)->toJson());
 }
 
 int BusService::onList(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   auto *self = static_cast<BusService *>(userdata);
   if (int r = self->checkCaller(m, e); r < 0)
     return r;
-  sd_bus_message *reply = nullptr;
-  int r = sd_bus_message_new_method_return(m, &reply);
-  if (r >= 0)
-    r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+  nlohmann::json all = nlohmann::json::array();
   for (const CaptureRecord *rec : self->service_.list(50)) {
-    if (r < 0)
-      break;
     auto fresh = self->service_.get(rec->id); // running ones get current counters
-    r = appendRecord(reply, fresh ? **fresh : *rec);
+    all.push_back((fresh ? **fresh : *rec).toJson());
   }
-  if (r >= 0)
-    r = sd_bus_message_close_container(reply);
-  if (r >= 0)
-    r = sd_bus_send(nullptr, reply, nullptr);
-  sd_bus_message_unref(reply);
-  return r;
+  return replyJson(m, all);
 }
 
 int BusService::onStop(sd_bus_message *m, void *userdata, sd_bus_error *e) {
@@ -284,30 +277,6 @@ int BusService::onOpenFile(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   close(*fd);
   return r;
 }
-
-namespace {
-
-// Sends `m`'s reply: the dictionary of `j`, or an array of them.
-int replyJson(sd_bus_message *call, const nlohmann::json &j) {
-  sd_bus_message *reply = nullptr;
-  int r = sd_bus_message_new_method_return(call, &reply);
-  if (r >= 0 && j.is_array()) {
-    r = sd_bus_message_open_container(reply, 'a', "a{sv}");
-    for (const auto &item : j)
-      if (r >= 0)
-        r = appendVariantDict(reply, item);
-    if (r >= 0)
-      r = sd_bus_message_close_container(reply);
-  } else if (r >= 0) {
-    r = appendVariantDict(reply, j);
-  }
-  if (r >= 0)
-    r = sd_bus_send(nullptr, reply, nullptr);
-  sd_bus_message_unref(reply);
-  return r;
-}
-
-} // namespace
 
 int BusService::onCreateOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   auto *self = static_cast<BusService *>(userdata);
@@ -416,7 +385,7 @@ int BusService::getProperty(sd_bus *, const char *path, const char *, const char
   if (name == "ErrorMessage")
     return sd_bus_message_append(reply, "s", r.errorMessage.c_str());
   if (name == "Record")
-    return appendRecord(reply, r);
+    return appendVariantDict(reply, r.toJson());
   if (name == "PacketsCaptured")
     return sd_bus_message_append(reply, "t", r.counters.captured);
   if (name == "BytesCaptured")

@@ -21,28 +21,19 @@ Result<std::unique_ptr<JobStore>> JobStore::open(const std::string &stateDirecto
   s->dir_ = stateDirectory + "/captures";
   if (auto r = makePrivateDirectory(s->dir_, group); !r)
     return r.error();
-  DIR *d = opendir(s->dir_.c_str());
-  if (!d)
-    return Error::fromErrno(errno, "reading " + s->dir_);
-  while (dirent *e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() != 37 || name.substr(32) != ".json")
-      continue;
-    std::string path = s->dir_ + "/" + name;
-    std::ifstream in(path);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    auto j = nlohmann::json::parse(buf.str(), nullptr, false);
-    auto rec = j.is_discarded() ? Result<CaptureRecord>(Error{EINVAL, "not JSON"})
-                                : CaptureRecord::fromStateJson(j);
-    if (!rec || rec->id != name.substr(0, 32)) {
-      spdlog::error("ignoring the unreadable capture record {}: {}", path,
-                    rec ? "id does not match the file name" : rec.error().message);
-      continue;
-    }
-    s->records_.emplace(rec->id, std::move(*rec));
-  }
-  closedir(d);
+  auto read = forEachJsonRecord(
+      s->dir_, [&](const std::string &id, const std::string &path, const nlohmann::json &j) {
+        auto rec = j.is_discarded() ? Result<CaptureRecord>(Error{EINVAL, "not JSON"})
+                                    : CaptureRecord::fromStateJson(j);
+        if (!rec || rec->id != id) {
+          spdlog::error("ignoring the unreadable capture record {}: {}", path,
+                        rec ? "id does not match the file name" : rec.error().message);
+          return;
+        }
+        s->records_.emplace(id, std::move(*rec));
+      });
+  if (!read)
+    return read.error();
   spdlog::info("{} capture records in {}", s->records_.size(), s->dir_);
   return s;
 }

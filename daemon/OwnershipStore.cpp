@@ -84,26 +84,18 @@ Result<std::unique_ptr<OwnershipStore>> OwnershipStore::open(const std::string &
   s->dir_ = stateDirectory + "/ownerships";
   if (auto r = makePrivateDirectory(s->dir_, group); !r)
     return r.error();
-  DIR *d = opendir(s->dir_.c_str());
-  if (!d)
-    return Error::fromErrno(errno, "reading " + s->dir_);
-  while (dirent *e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() != 37 || name.substr(32) != ".json")
-      continue;
-    std::ifstream in(s->dir_ + "/" + name);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    auto j = nlohmann::json::parse(buf.str(), nullptr, false);
-    auto rec =
-        j.is_discarded() ? Result<OwnershipRecord>(Error{EINVAL, "not JSON"}) : fromStateJson(j);
-    if (!rec || rec->id != name.substr(0, 32)) {
-      spdlog::error("ignoring the unreadable ownership record {}/{}", s->dir_, name);
-      continue;
-    }
-    s->records_.emplace(rec->id, std::move(*rec));
-  }
-  closedir(d);
+  auto read = forEachJsonRecord(
+      s->dir_, [&](const std::string &id, const std::string &path, const nlohmann::json &j) {
+        auto rec = j.is_discarded() ? Result<OwnershipRecord>(Error{EINVAL, "not JSON"})
+                                    : fromStateJson(j);
+        if (!rec || rec->id != id) {
+          spdlog::error("ignoring the unreadable ownership record {}", path);
+          return;
+        }
+        s->records_.emplace(id, std::move(*rec));
+      });
+  if (!read)
+    return read.error();
   return s;
 }
 

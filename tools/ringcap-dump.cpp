@@ -3,6 +3,7 @@
 #include "engine/CaptureJob.h"
 #include "engine/KernelSupport.h"
 #include "request/CaptureRequest.h"
+#include "request/OptionNames.h"
 
 #include <charconv>
 #include <csignal>
@@ -89,28 +90,6 @@ uint32_t parseRange(const char *option, const char *text, int64_t lo, int64_t hi
     usageError(std::string(option) + ": must be an integer from " + std::to_string(lo) + " to " +
                std::to_string(hi) + " (got " + text + ")");
   return static_cast<uint32_t>(v);
-}
-
-// The validator names request fields; the tool's user typed options.
-std::string optionMessage(std::string message) {
-  static const std::pair<const char *, const char *> names[] = {
-      {"filter_v1.source_address", "--source-address"},
-      {"filter_v1.destination_address", "--destination-address"},
-      {"filter_v1.source_port", "--source-port"},
-      {"filter_v1.destination_port", "--destination-port"},
-      {"filter_v1.protocol", "--protocol"},
-      {"filter_v1", "filter options"},
-      {"time_limit", "--time-limit"},
-      {"packet_limit", "--packet-limit"},
-      {"byte_limit", "--byte-limit"},
-      {"type", "--type"},
-  };
-  for (const auto &[field, option] : names) {
-    std::string prefix = std::string(field) + ":";
-    if (message.rfind(prefix, 0) == 0)
-      return option + message.substr(std::string(field).size());
-  }
-  return message;
 }
 
 Options parseOptions(int argc, char **argv) {
@@ -274,7 +253,7 @@ void printSummary(const CaptureSummary &s, const Options &o, double seconds) {
 int run(const Options &o) {
   auto request = validateCaptureRequest(o.request, RequestMode::Tool);
   if (!request)
-    usageError(optionMessage(request.error().message));
+    usageError(fieldMessageToOptions(request.error().message));
 
   if (auto k = checkKernelSupport(); !k) {
     std::fprintf(stderr, "ringcap-dump: %s\n", k.error().message.c_str());

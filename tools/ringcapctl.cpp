@@ -1,5 +1,6 @@
 // ringcapctl: the command-line client of ringcapd, over D-Bus.
 #include "dbus/Variant.h"
+#include "request/OptionNames.h"
 #include "ringcapctl/Bus.h"
 #include "ringcapctl/Output.h"
 #include "ringcapctl/Watch.h"
@@ -177,32 +178,6 @@ std::string recordId(const json &record) {
   return it != record.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-// ringcapd names request fields; create's user typed options.
-std::string optionMessage(const std::string &message) {
-  static const std::pair<const char *, const char *> names[] = {
-      {"filter_v1.source_address", "--source-address"},
-      {"filter_v1.destination_address", "--destination-address"},
-      {"filter_v1.source_port", "--source-port"},
-      {"filter_v1.destination_port", "--destination-port"},
-      {"filter_v1.protocol", "--protocol"},
-      {"filter_v1", "filter options"},
-      {"time_limit", "--time-limit"},
-      {"packet_limit", "--packet-limit"},
-      {"byte_limit", "--byte-limit"},
-      {"type", "--type"},
-      {"system", "--system"},
-      {"colo_name", "--colo-name"},
-      {"destination_conf", "--destination-conf"},
-      {"offset_time", "--offset-time"},
-  };
-  for (const auto &[field, option] : names) {
-    std::string prefix = std::string(field) + ":";
-    if (message.rfind(prefix, 0) == 0)
-      return option + message.substr(prefix.size() - 1);
-  }
-  return message;
-}
-
 json parseInteger(const std::string &option, const char *text) {
   std::string_view s(text);
   const char *end = s.data() + s.size();
@@ -306,7 +281,7 @@ int cmdCreate(int argc, char **argv, bool &asJson) {
   } catch (const Failure &f) {
     if (file || f.exitCode != kExitFailure)
       throw;
-    throw Failure(f.exitCode, optionMessage(f.what()));
+    throw Failure(f.exitCode, ringcap::fieldMessageToOptions(f.what()));
   }
   const char *path = nullptr;
   if (int r = sd_bus_message_read(reply.get(), "o", &path); r < 0)

@@ -59,3 +59,31 @@ Result<void> makePrivateDirectory(const std::string &path, gid_t group) {
 }
 
 } // namespace ringcap
+
+#include <dirent.h>
+#include <fstream>
+#include <sstream>
+
+namespace ringcap {
+
+Result<void> forEachJsonRecord(const std::string &dir,
+                               const std::function<void(const std::string &, const std::string &,
+                                                        const nlohmann::json &)> &fn) {
+  DIR *d = opendir(dir.c_str());
+  if (!d)
+    return Error::fromErrno(errno, "reading " + dir);
+  while (dirent *e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() != 37 || name.substr(32) != ".json")
+      continue;
+    std::string path = dir + "/" + name;
+    std::ifstream in(path);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    fn(name.substr(0, 32), path, nlohmann::json::parse(buf.str(), nullptr, false));
+  }
+  closedir(d);
+  return {};
+}
+
+} // namespace ringcap

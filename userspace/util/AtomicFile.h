@@ -18,3 +18,17 @@ Result<void> writeFileAtomically(const std::string &path, const std::string &con
 Result<void> makePrivateDirectory(const std::string &path, gid_t group = gid_t(-1));
 
 } // namespace ringcap
+
+#include <functional>
+#include <nlohmann/json.hpp>
+
+namespace ringcap {
+
+// Calls fn(id, path, json) for every "<32 hex digits>.json" file in `dir`; `json` is
+// discarded (is_discarded()) when the file is not JSON.
+Result<void>
+forEachJsonRecord(const std::string &dir,
+                  const std::function<void(const std::string &id, const std::string &path,
+                                           const nlohmann::json &json)> &fn);
+
+} // namespace ringcap
