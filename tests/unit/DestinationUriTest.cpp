@@ -163,6 +163,13 @@ TEST_F(Confinement, DeliversAndVerifiesAFile) {
   EXPECT_EQ(*sha256OfFile(root_ + "/ok/host1/pcap_abc.pcap"), *sum);
   EXPECT_EQ(fs::status(root_ + "/ok/host1/pcap_abc.pcap").permissions() & fs::perms::others_all,
             fs::perms::none);
+  // The root itself is a destination too.
+  auto rootUri = parseDestinationUri("file://" + root_);
+  auto atRoot = openDestination(*rootUri, settings);
+  ASSERT_TRUE(atRoot) << atRoot.error().message;
+  auto again = (*atRoot)->uploadFile("host2/pcap_def.pcap", src);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*sha256OfFile(root_ + "/host2/pcap_def.pcap"), *sum);
   // No temporary files stay behind.
   for (const auto &e : fs::directory_iterator(root_ + "/ok/host1"))
     EXPECT_EQ(e.path().filename(), "pcap_abc.pcap");

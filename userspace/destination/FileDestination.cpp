@@ -96,7 +96,10 @@ private:
   // and renames it into place; with `verify`, reads it back and compares the checksum.
   template <typename Fill>
   Result<std::string> write(const std::string &key, Fill fill, bool verify = false) {
-    std::string rel = uri_.directory.substr(root_ == "/" ? 1 : root_.size() + 1);
+    // The destination's directory relative to the root ("" when it is the root itself).
+    std::string rel = uri_.directory == root_ ? ""
+                      : root_ == "/"          ? uri_.directory.substr(1)
+                                              : uri_.directory.substr(root_.size() + 1);
     size_t slash = key.rfind('/');
     if (slash != std::string::npos)
       rel += (rel.empty() ? "" : "/") + key.substr(0, slash);

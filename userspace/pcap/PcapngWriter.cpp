@@ -226,15 +226,24 @@ Result<void> PcapngWriter::writePacket(uint32_t interfaceId, uint64_t tsNs, uint
   const size_t length = kEpbOverhead + pad4(data.size());
   if (length > std::numeric_limits<uint32_t>::max())
     return invalid(path_, "packet too large for a pcapng block");
+  // The per-packet path: one resize and three copies into the buffer.
   return appendBlock(length, [&](std::vector<uint8_t> &out) {
-    BlockBuilder b(out, kEpbType);
-    b.u32(interfaceId);
-    b.u32(static_cast<uint32_t>(tsNs >> 32));
-    b.u32(static_cast<uint32_t>(tsNs));
-    b.u32(static_cast<uint32_t>(data.size()));
-    b.u32(origLen);
-    b.bytes(data);
-    b.finish();
+    const uint32_t total = static_cast<uint32_t>(length);
+    const uint32_t head[7] = {kEpbType,
+                              total,
+                              interfaceId,
+                              static_cast<uint32_t>(tsNs >> 32),
+                              static_cast<uint32_t>(tsNs),
+                              static_cast<uint32_t>(data.size()),
+                              origLen};
+    size_t at = out.size();
+    out.resize(at + length);
+    uint8_t *p = out.data() + at;
+    std::memcpy(p, head, sizeof head);
+    if (!data.empty())
+      std::memcpy(p + sizeof head, data.data(), data.size());
+    std::memset(p + sizeof head + data.size(), 0, pad4(data.size()) - data.size());
+    std::memcpy(p + length - 4, &total, 4);
     ++packets_;
   });
 }
