@@ -12,6 +12,7 @@ packages=(
   iproute2 iputils-ping ethtool tcpdump tshark wireshark-common
   dbus systemd python3 python3-dbus jq debootstrap systemd-container
   nodejs awscli
+  netsniff-ng linux-perf python3-matplotlib
 )
 
 if [ "$(id -u)" -ne 0 ]; then
