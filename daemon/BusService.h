@@ -50,6 +50,8 @@ private:
   static int getProperty(sd_bus *bus, const char *path, const char *interface, const char *property,
                          sd_bus_message *reply, void *userdata, sd_bus_error *e);
 
+  // Refuses method calls to ringcap's objects from callers that fail checkCaller.
+  static int filterCalls(sd_bus_message *m, void *userdata, sd_bus_error *e);
   // 0 when the caller is root or in the group; else sets AccessDenied and returns < 0.
   int checkCaller(sd_bus_message *m, sd_bus_error *e) const;
   int fail(const Error &error, sd_bus_error *e) const;
@@ -60,7 +62,7 @@ private:
   OwnershipService &ownership_;
   std::string groupName_;
   gid_t group_;
-  sd_bus_slot *slots_[3] = {nullptr, nullptr, nullptr};
+  sd_bus_slot *slots_[4] = {nullptr, nullptr, nullptr, nullptr};
 };
 
 } // namespace ringcap

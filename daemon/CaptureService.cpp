@@ -107,7 +107,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
     stored->finishedNs = wallClockNowNs();
     stored->stopReason = "fault";
     store_.refreshFileSize(*stored);
-    (void)store_.save(*stored);
+    persist(*stored);
     spdlog::error("capture {}: {}", stored->id, stored->errorMessage);
     notify(*stored, true);
     return stored;
@@ -117,8 +117,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
     spdlog::warn("capture {}: giving the file to its group: {}", stored->id, std::strerror(errno));
   stored->status = CaptureStatus::Running;
   stored->startedNs = wallClockNowNs();
-  if (auto r = store_.save(*stored); !r)
-    spdlog::error("capture {}: {}", stored->id, r.error().message);
+  persist(*stored);
   jobs_[stored->id] = Running{std::move(*job), sys->second, now};
   spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
                request->system);
@@ -202,6 +201,11 @@ void CaptureService::tick(Clock::time_point now) {
   if (now - lastCounters_ < kCounterInterval)
     return;
   lastCounters_ = now;
+  for (const std::string &id : std::set<std::string>(unsaved_))
+    if (CaptureRecord *r = store_.find(id))
+      persist(*r);
+    else
+      unsaved_.erase(id);
   for (auto &[id, run] : jobs_) {
     CaptureRecord *r = store_.find(id);
     if (!r)
@@ -213,7 +217,7 @@ void CaptureService::tick(Clock::time_point now) {
     if (now - run.lastSave >= kSaveInterval) {
       run.lastSave = now;
       store_.refreshFileSize(*r);
-      (void)store_.save(*r);
+      persist(*r);
     }
     if (changed)
       notify(*r, false);
@@ -254,8 +258,7 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
     spdlog::info("capture {} finished ({}): {} packets, {} bytes", id, r->stopReason,
                  s.packetsWritten, r->fileSize);
   }
-  if (auto saved = store_.save(*r); !saved)
-    spdlog::error("capture {}: {}", id, saved.error().message);
+  persist(*r);
   notify(*r, true);
   if (r->status == CaptureStatus::ConversionPending)
     deliver(id);
@@ -270,7 +273,7 @@ void CaptureService::deliver(const std::string &id) {
   if (!uri) {
     r->status = CaptureStatus::Failed;
     r->errorMessage = uri.error().message;
-    (void)store_.save(*r);
+    persist(*r);
     notify(*r, true);
     return;
   }
@@ -316,8 +319,7 @@ void CaptureService::deliver(const std::string &id) {
               store_.filePath(*rec) + " until retention removes it";
           spdlog::error("capture {}: {}", id, rec->errorMessage);
         }
-        if (auto saved = store_.save(*rec); !saved)
-          spdlog::error("capture {}: {}", id, saved.error().message);
+        persist(*rec);
         notify(*rec, true);
       },
       [this, id] {
@@ -325,7 +327,7 @@ void CaptureService::deliver(const std::string &id) {
         if (!rec || rec->status != CaptureStatus::ConversionPending)
           return;
         rec->status = CaptureStatus::ConversionRunning;
-        (void)store_.save(*rec);
+        persist(*rec);
         notify(*rec, true);
       });
 }
@@ -337,7 +339,7 @@ void CaptureService::resumeDeliveries() {
       spdlog::info("capture {}: resuming its delivery", r->id);
       CaptureRecord *rec = store_.find(r->id);
       rec->status = CaptureStatus::ConversionPending;
-      (void)store_.save(*rec);
+      persist(*rec);
       deliver(r->id);
     }
 }
@@ -348,6 +350,16 @@ void CaptureService::failAll(const std::string &message) {
     ids.push_back(id);
   for (const auto &id : ids)
     finish(id, StopReason::Fault, Error{ECANCELED, message});
+}
+
+void CaptureService::persist(CaptureRecord &record) {
+  if (auto r = store_.save(record); !r) {
+    // A full disk, for example: kept in memory and saved again on the next ticks.
+    if (unsaved_.insert(record.id).second)
+      spdlog::error("capture {}: saving its record: {} (will retry)", record.id, r.error().message);
+    return;
+  }
+  unsaved_.erase(record.id);
 }
 
 void CaptureService::retain() {

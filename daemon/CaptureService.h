@@ -81,6 +81,8 @@ private:
   void refreshCounters(CaptureRecord &record, Running &run);
   void notify(const CaptureRecord &record, bool statusChanged);
   void retain();
+  // Saves the record; on failure remembers it and tick() tries again.
+  void persist(CaptureRecord &record);
   Result<void> checkFull(const CaptureRequest &request) const;
   void deliver(const std::string &id);
   std::optional<Error> checkInterfaces(const Running &run) const;
@@ -99,6 +101,7 @@ private:
   Clock::time_point lastCounters_{};
   Clock::time_point lastInterfaceCheck_{};
   ChangeListener listener_;
+  std::set<std::string> unsaved_; // records whose last save failed
 };
 
 } // namespace ringcap

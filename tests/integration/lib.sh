@@ -38,8 +38,9 @@ require_lab() {
   [ -x "$RINGCAP_DUMP" ] || fail "ringcap-dump not built at $RINGCAP_DUMP"
 }
 
+# Runs on EXIT. It returns 0 whatever happened: the script's own exit status stands, and
+# under set -e a failing status here would replace it.
 lab_down() {
-  local rc=$?
   if [ -n "${LAB_PIDS:-}" ]; then
     for pid in $LAB_PIDS; do kill "$pid" 2>/dev/null || true; done
   fi
@@ -47,7 +48,7 @@ lab_down() {
   [ -n "${NS_GEN:-}" ] && ip netns del "$NS_GEN" 2>/dev/null || true
   [ -n "${LAB_BPFFS:-}" ] && umount "$LAB_BPFFS" 2>/dev/null || true
   [ -n "${LAB_TMP:-}" ] && rm -rf "$LAB_TMP"
-  return $rc
+  return 0
 }
 
 # lab_up NET: NET (1..254) picks the addresses; tests that run at the same time use
