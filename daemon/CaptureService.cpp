@@ -284,7 +284,7 @@ void CaptureService::deliver(const std::string &id) {
   worker_.post(
       // On the worker thread: only copies, no service state.
       [this, settings = destinations_, uri = *uri, key, path, result, attempts] {
-        auto backoff = std::chrono::milliseconds(settings.fastRetries ? 200 : 2000);
+        auto backoff = std::chrono::milliseconds(settings.fastRetries ? 500 : 2000);
         for (int i = 1; i <= kDeliveryAttempts; i++) {
           *attempts = i;
           auto dest = openDestination(uri, settings);

@@ -4,8 +4,8 @@
 # object read back with awscli is byte for byte the local spool file.
 #
 # ringcapd runs with RINGCAP_TEST_FAST_RETRIES=1 (lib.sh): each S3 request is tried 4 times
-# (50, 100, 200 ms apart) and a failed delivery 5 times (0.2, 0.4, 0.8, 1.6 s apart), so a
-# server that refuses connections is given up about 4.75 s after it went away.
+# (50, 100, 200 ms apart) and a failed delivery 5 times (0.5, 1, 2, 4 s apart), so a
+# server that refuses connections is given up about 9 s after it went away.
 # The capture is a 60 MB multipart upload (8 parts of 8 MiB). The lab's loopback is limited to
 # 100 Mbit/s (tbf, in the capture namespace only), so that the upload takes about 5 s; the
 # server is killed (SIGKILL) once it has stored part 2, in the middle of the upload, and
