@@ -1,5 +1,7 @@
 #include "destination/DestinationUri.h"
 
+#include "request/IpAddress.h"
+
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -124,8 +126,8 @@ Result<DestinationUri> parseDestinationUri(std::string_view text) {
     u.kind = DestinationUri::Kind::File;
     std::string_view path = text.substr(7);
     if (path.empty() || path[0] != '/')
-      return bad("a file destination must be file:///absolute/directory (got \"" +
-                 std::string(text) + "\")");
+      return bad("a file destination must be file:///absolute/directory (got " +
+                 quoteForMessage(text) + ")");
     if (path.find_first_of("?#%\\") != std::string_view::npos)
       return bad("a file destination must not contain '?', '#', '%' or '\\'");
     std::string p(path);
@@ -140,8 +142,7 @@ Result<DestinationUri> parseDestinationUri(std::string_view text) {
     return u;
   }
   if (text.rfind("s3://", 0) != 0)
-    return bad("must start with s3:// or file:// (got \"" +
-               std::string(text.substr(0, std::min<size_t>(text.size(), 32))) + "\")");
+    return bad("must start with s3:// or file:// (got " + quoteForMessage(text) + ")");
   u.kind = DestinationUri::Kind::S3;
   std::string_view rest = text.substr(5);
   size_t q = rest.find('?');
@@ -150,8 +151,8 @@ Result<DestinationUri> parseDestinationUri(std::string_view text) {
   size_t slash = path.find('/');
   u.bucket = std::string(path.substr(0, slash));
   if (!isBucketName(u.bucket))
-    return bad("\"" + u.bucket +
-               "\" is not a bucket name (3 to 63 lowercase letters, digits, '.' and '-')");
+    return bad(quoteForMessage(u.bucket) +
+               " is not a bucket name (3 to 63 lowercase letters, digits, '.' and '-')");
   if (slash != std::string_view::npos) {
     std::string prefix(path.substr(slash + 1));
     while (!prefix.empty() && prefix.back() == '/')
@@ -174,19 +175,19 @@ Result<DestinationUri> parseDestinationUri(std::string_view text) {
       if (!u.region.empty())
         return bad("region given twice");
       if (!isRegion(value))
-        return bad("region must be like us-east-1 (got \"" + value + "\")");
+        return bad("region must be like us-east-1 (got " + quoteForMessage(value) + ")");
       u.region = value;
     } else if (key == "endpoint") {
       if (!u.endpoint.empty())
         return bad("endpoint given twice");
       if (!isEndpoint(value))
-        return bad("endpoint must be http://host[:port] or https://host[:port] (got \"" + value +
-                   "\")");
+        return bad("endpoint must be http://host[:port] or https://host[:port] (got " +
+                   quoteForMessage(value) + ")");
       u.endpoint = value;
       if (u.endpoint.back() == '/')
         u.endpoint.pop_back();
     } else {
-      return bad("unknown parameter \"" + key + "\" (only region and endpoint)");
+      return bad("unknown parameter " + quoteForMessage(key) + " (only region and endpoint)");
     }
   }
   if (u.region.empty())
