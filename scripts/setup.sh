@@ -13,6 +13,7 @@ packages=(
   dbus systemd python3 python3-dbus jq debootstrap systemd-container
   nodejs awscli
   netsniff-ng linux-perf python3-matplotlib
+  libclang-rt-14-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then
