@@ -2,10 +2,11 @@
 # Builds ringcap a second time with AddressSanitizer and UndefinedBehaviorSanitizer (g++,
 # -DRINGCAP_SANITIZE=ON) into ./build-asan and runs its unit, bpf, dbus and integration tests
 # through ctest (as root: the bpf, dbus and integration tests need it). ctest gives the
-# integration scripts BUILD_DIR=build-asan, so the daemon, ringcap-dump and ringcapctl that
-# they start are the sanitized ones too. Every process writes its sanitizer reports to
-# $SANITIZE_LOGS (default build-asan/sanitizer-logs); any report fails the run, even one from a
-# process whose exit status a test ignores, and so does any failed test.
+# integration scripts BUILD_DIR=build-asan and the dbus tests start that build's ringcapd, so
+# the daemon, ringcap-dump and ringcapctl under test are the sanitized ones too. Every process
+# writes its ASan/LSan reports to $SANITIZE_LOGS (default build-asan/sanitizer-logs); any report
+# there or in the tests' output fails the run, even one from a process whose exit status a test
+# ignores, and so does any failed test.
 # Extra arguments go to ctest (for example -R VariantTest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,8 @@ rm -rf "$LOGS"
 mkdir -p "$LOGS"
 chmod 1777 "$LOGS" # clients that the dbus tests run as other users write reports here too
 
-# Reports go to $LOGS/asan.<pid> and $LOGS/ubsan.<pid> (a file appears only with a report).
+# ASan and LSan reports go to $LOGS/asan.<pid> (a file appears only with a report); UBSan
+# reports go to the process's stderr (below), and halt_on_error ends the process with exit code 1.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$LOGS/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$LOGS/ubsan"
 # The scripts' own binary overrides would bypass BUILD_DIR.
@@ -37,6 +39,14 @@ if [ -n "$reports" ]; then
     echo "=== $f" >&2
     cat "$f" >&2
   done
+  rc=1
+fi
+# GCC's libubsan, linked beside libasan, ignores log_path and reports on stderr: look for
+# reports in the output of every test, passed or not, that ctest kept.
+last=$BUILD_DIR/Testing/Temporary/LastTest.log
+if [ -f "$last" ] && grep -Eq 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$last"; then
+  echo "sanitize.sh: sanitizer reports in the test output ($last):" >&2
+  grep -E -B2 -A20 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$last" >&2
   rc=1
 fi
 if [ "$rc" -eq 0 ]; then
