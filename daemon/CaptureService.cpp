@@ -1,4 +1,5 @@
 #include "CaptureService.h"
+#include "pcap/PcapConverter.h"
 
 #include <algorithm>
 #include <cstring>
@@ -90,7 +91,8 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   record.request = *request;
   record.status = CaptureStatus::Pending;
   record.submittedNs = wallClockNowNs();
-  record.fileName = record.id + ".pcapng";
+  record.outputFormat = request->output_format.value_or(config_.output_format);
+  record.fileName = record.spoolName();
   if (auto r = store_.add(record); !r)
     return Error{r.error().code == kInvalidRequest ? EIO : r.error().code, r.error().message};
   CaptureRecord *stored = store_.find(record.id);
@@ -253,16 +255,43 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
     r->status = CaptureStatus::ConversionPending;
     spdlog::info("capture {} captured ({}): {} packets, {} bytes; delivering", id, r->stopReason,
                  s.packetsWritten, r->fileSize);
+  } else if (auto converted = convertSimple(*r); !converted) {
+    r->status = CaptureStatus::Failed;
+    r->errorMessage =
+        converted.error().message + "; the capture is kept in " + store_.filePath(*r) + " (pcapng)";
+    spdlog::error("capture {} failed: {}", id, r->errorMessage);
   } else {
     r->status = CaptureStatus::Success;
-    spdlog::info("capture {} finished ({}): {} packets, {} bytes", id, r->stopReason,
-                 s.packetsWritten, r->fileSize);
+    spdlog::info("capture {} finished ({}): {} packets, {} bytes of {}", id, r->stopReason,
+                 s.packetsWritten, r->fileSize, toString(r->outputFormat));
   }
   persist(*r);
   notify(*r, true);
   if (r->status == CaptureStatus::ConversionPending)
     deliver(id);
   retain();
+}
+
+Result<void> CaptureService::convertSimple(CaptureRecord &record) {
+  if (!record.needsConversion())
+    return {};
+  // On the event loop: a simple capture is small (at most 10000 packets of 160 bytes).
+  const std::string spool = store_.filePath(record);
+  const std::string output = store_.capturesDirectory() + "/" + record.outputName();
+  auto converted = convertToPcap(spool, output);
+  if (!converted)
+    return converted.error();
+  adoptOutput(record);
+  return {};
+}
+
+void CaptureService::adoptOutput(CaptureRecord &record) {
+  const std::string spool = store_.filePath(record);
+  record.fileName = record.outputName();
+  store_.refreshFileSize(record);
+  persist(record); // the record names the output before the spool goes
+  if (::unlink(spool.c_str()) != 0 && errno != ENOENT)
+    spdlog::warn("capture {}: removing the spool {}: {}", record.id, spool, std::strerror(errno));
 }
 
 void CaptureService::deliver(const std::string &id) {
@@ -277,13 +306,27 @@ void CaptureService::deliver(const std::string &id) {
     notify(*r, true);
     return;
   }
-  std::string key = hostname_ + "/pcap_" + id + ".pcap";
-  std::string path = store_.filePath(*r);
+  std::string key = hostname_ + "/pcap_" + id + std::string(fileExtension(r->outputFormat));
+  // The conversion step: the pcapng spool becomes <id>.pcap before it is delivered.
+  const bool convert = r->needsConversion();
+  std::string spool = store_.filePath(*r);
+  std::string path = convert ? store_.capturesDirectory() + "/" + r->outputName() : spool;
   auto result = std::make_shared<Result<std::string>>(Error{EIO, "not delivered"});
+  auto conversion = std::make_shared<Result<void>>();
   auto attempts = std::make_shared<int>(0);
   worker_.post(
       // On the worker thread: only copies, no service state.
-      [this, settings = destinations_, uri = *uri, key, path, result, attempts] {
+      [this, settings = destinations_, uri = *uri, key, path, result, attempts, convert, spool,
+       conversion] {
+        if (convert) {
+          auto converted = convertToPcap(spool, path);
+          if (!converted) {
+            *conversion = converted.error();
+            return;
+          }
+          spdlog::info("converted {} to {} ({} packets, {} bytes)", spool, path, converted->packets,
+                       converted->bytes);
+        }
         auto backoff = std::chrono::milliseconds(settings.fastRetries ? 500 : 2000);
         for (int i = 1; i <= kDeliveryAttempts; i++) {
           *attempts = i;
@@ -301,12 +344,20 @@ void CaptureService::deliver(const std::string &id) {
           backoff *= 2;
         }
       },
-      [this, id, key, uri = *uri, result, attempts] {
+      [this, id, key, uri = *uri, result, attempts, convert, conversion] {
         CaptureRecord *rec = store_.find(id);
         if (!rec)
           return;
         rec->finishedNs = wallClockNowNs();
-        if (result->ok()) {
+        if (convert && conversion->ok())
+          adoptOutput(*rec);
+        if (!conversion->ok()) {
+          rec->status = CaptureStatus::Failed;
+          rec->errorMessage = conversion->error().message +
+                              "; not delivered; the capture is kept in " + store_.filePath(*rec) +
+                              " (pcapng) until retention removes it";
+          spdlog::error("capture {}: {}", id, rec->errorMessage);
+        } else if (result->ok()) {
           rec->status = CaptureStatus::Success;
           rec->location = uri.describe(key);
           rec->checksum = **result;
@@ -339,6 +390,9 @@ void CaptureService::resumeDeliveries() {
       spdlog::info("capture {}: resuming its delivery", r->id);
       CaptureRecord *rec = store_.find(r->id);
       rec->status = CaptureStatus::ConversionPending;
+      // Converted, but stopped before the spool was removed.
+      if (rec->fileName != rec->spoolName())
+        (void)::unlink((store_.capturesDirectory() + "/" + rec->spoolName()).c_str());
       persist(*rec);
       deliver(r->id);
     }

@@ -85,6 +85,10 @@ private:
   void persist(CaptureRecord &record);
   Result<void> checkFull(const CaptureRequest &request) const;
   void deliver(const std::string &id);
+  // Converts a finished simple capture's spool to PCAP when its format asks for it.
+  Result<void> convertSimple(CaptureRecord &record);
+  // Points the record at its converted output, saves it, then removes the spool.
+  void adoptOutput(CaptureRecord &record);
   std::optional<Error> checkInterfaces(const Running &run) const;
 
   const DaemonConfig &config_;

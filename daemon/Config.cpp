@@ -1,4 +1,5 @@
 #include "Config.h"
+#include "request/IpAddress.h"
 
 #include <algorithm>
 #include <fstream>
@@ -179,7 +180,8 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
 
   if (const toml::table *t = r.table(root, "capture", err)) {
     RINGCAP_TRY(
-        r.onlyKeys(*t, "capture.", {"simple_sample_rate", "ring_size_mib", "missing_interfaces"}));
+        r.onlyKeys(*t, "capture.",
+                   {"simple_sample_rate", "ring_size_mib", "missing_interfaces", "output_format"}));
     RINGCAP_TRY(r.integer(*t, "capture.", "simple_sample_rate", 1, 1000000, c.simple_sample_rate));
     RINGCAP_TRY(r.integer(*t, "capture.", "ring_size_mib", 1, 2048, c.ring_size_mib));
     if (c.ring_size_mib & (c.ring_size_mib - 1))
@@ -191,6 +193,13 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
       return r.error("capture.missing_interfaces",
                      "must be \"fail\" or \"skip\" (got \"" + missing + "\")");
     c.skip_missing_interfaces = missing == "skip";
+    std::string format = "pcap";
+    RINGCAP_TRY(r.string(*t, "capture.", "output_format", format));
+    auto parsed = parseOutputFormat(format);
+    if (!parsed)
+      return r.error("capture.output_format",
+                     "must be \"pcap\" or \"pcapng\" (got " + quoteForMessage(format) + ")");
+    c.output_format = *parsed;
   }
   if (err)
     return *err;

@@ -1,6 +1,7 @@
 // ringcapd's configuration file (TOML); docs/configuration.md documents every key.
 #pragma once
 
+#include "request/CaptureRequest.h"
 #include "util/Result.h"
 
 #include <cstdint>
@@ -20,6 +21,8 @@ struct DaemonConfig {
   uint32_t simple_sample_rate = 1;
   uint32_t ring_size_mib = 32;
   bool skip_missing_interfaces = false;
+  // What captures deliver unless their request says (a request's output_format).
+  OutputFormat output_format = OutputFormat::Pcap;
 
   uint32_t simple_interval_seconds = 60;
   uint32_t full_concurrent = 1;

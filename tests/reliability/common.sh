@@ -13,7 +13,10 @@ require_bus_stress() {
 
 # The record of capture ID as ringcapd keeps it on disk, and one of its fields.
 record_path() { echo "$LAB_TMP/state/captures/$1.json"; }
+# The pcapng file a capture writes, kept as it is by failed captures and the pcapng option.
 spool_path() { echo "$LAB_TMP/state/captures/$1.pcapng"; }
+# The classic PCAP file a successful capture is converted to (the spool is then removed).
+output_path() { echo "$LAB_TMP/state/captures/$1.pcap"; }
 # KEY may name a nested field: counters.captured.
 disk_field() {
   python3 -c '

@@ -59,8 +59,8 @@ echo "ok: the delivery was tried $ATTEMPTS times"
 SIZE=$(json_field "$REC" file_size)
 [ "$SIZE" -gt $((16 << 20)) ] || fail "the capture is only $SIZE bytes: not a multipart upload"
 aws_s3 s3 cp "s3://ringcap-rel/restart/$(hostname)/pcap_$ID.pcap" "$LAB_TMP/object.pcap" >/dev/null
-cmp "$(spool_path "$ID")" "$LAB_TMP/object.pcap" || fail "the object differs from the spool file"
-echo "ok: the object is byte for byte the spool file ($SIZE bytes)"
+cmp "$(output_path "$ID")" "$LAB_TMP/object.pcap" || fail "the object differs from the converted capture"
+echo "ok: the object is byte for byte the converted capture ($SIZE bytes)"
 ETAG=$(aws_s3 s3api head-object --bucket ringcap-rel --key "restart/$(hostname)/pcap_$ID.pcap" \
   --query ETag --output text | tr -d '"')
 expect_eq "$(json_field "$REC" checksum)" "etag:$ETAG" "checksum in the record"

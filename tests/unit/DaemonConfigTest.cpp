@@ -27,6 +27,7 @@ TEST(DaemonConfig, MinimalFileGetsTheDocumentedDefaults) {
   EXPECT_EQ(c->max_bytes, 10ull << 30);
   EXPECT_EQ(c->access_group, "ringcap");
   EXPECT_FALSE(c->skip_missing_interfaces);
+  EXPECT_EQ(c->output_format, OutputFormat::Pcap);
   EXPECT_EQ(c->allInterfaces(), std::vector<std::string>{"eth0"});
 }
 
@@ -41,6 +42,7 @@ other = ["eth1", "eth2"]
 simple_sample_rate = 10
 ring_size_mib = 64
 missing_interfaces = "skip"
+output_format = "pcapng"
 [rate_limits]
 simple_interval_seconds = 0
 full_concurrent = 2
@@ -61,6 +63,7 @@ credentials_file = "/etc/ringcap/aws-credentials"
   EXPECT_EQ(c->allInterfaces(), (std::vector<std::string>{"eth0", "eth1", "eth2"}));
   EXPECT_EQ(c->simple_sample_rate, 10u);
   EXPECT_TRUE(c->skip_missing_interfaces);
+  EXPECT_EQ(c->output_format, OutputFormat::Pcapng);
   EXPECT_EQ(c->full_concurrent, 2u);
   EXPECT_EQ(c->max_bytes, 1000u);
   EXPECT_EQ(c->access_group, "netops");
@@ -89,6 +92,10 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
        "capture.simple_sample_rate: must be an integer from 1 to 1000000 (got 0)"},
       {"colo_name = \"a\"\n" + systems + "[capture]\nmissing_interfaces = \"ignore\"\n",
        "capture.missing_interfaces: must be \"fail\" or \"skip\""},
+      {"colo_name = \"a\"\n" + systems + "[capture]\noutput_format = \"PCAP\"\n",
+       "capture.output_format: must be \"pcap\" or \"pcapng\" (got \"PCAP\")"},
+      {"colo_name = \"a\"\n" + systems + "[capture]\noutput_format = 1\n",
+       "capture.output_format: must be a string"},
       {"colo_name = \"a\"\n" + systems + "[capture]\nsnaplen = 5\n",
        "capture.snaplen: unknown key"},
       {"colo_name = \"a\"\n" + systems + "[rate_limits]\nsimple_interval_seconds = -1\n",

@@ -18,8 +18,9 @@ const std::vector<std::string> kRecordOrder = [] {
   std::istringstream in(
       "id system type status error_message submitted started finished validated stop_reason "
       "time_limit packet_limit byte_limit filter_v1 colo_name destination_conf filename "
-      "offset_time packets_seen packets_matched packets_sampled_out packets_captured "
-      "bytes_captured packets_lost packets_over_limit file_size location checksum");
+      "offset_time output_format packets_seen packets_matched packets_sampled_out "
+      "packets_captured "
+      "bytes_captured packets_lost packets_over_limit file_name file_size location checksum");
   for (std::string key; in >> key;)
     keys.push_back(key);
   return keys;

@@ -10,9 +10,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kFields[] = {"system",     "type",      "time_limit", "packet_limit",
-                                        "byte_limit", "filter_v1", "colo_name",  "destination_conf",
-                                        "offset_time"};
+constexpr std::string_view kFields[] = {
+    "system",    "type",      "time_limit",       "packet_limit", "byte_limit",
+    "filter_v1", "colo_name", "destination_conf", "offset_time",  "output_format"};
 constexpr std::string_view kSystem = "magic-transit";
 constexpr uint64_t kMaxTimeLimit = 300;
 constexpr uint64_t kMaxPacketLimit = 10000;
@@ -136,10 +136,28 @@ Result<void> readString(const json &body, const char *key, Presence presence,
   return {};
 }
 
+bool isOutputFormat(std::string_view s) { return parseOutputFormat(s).has_value(); }
+
 } // namespace
 
 std::string_view toString(CaptureType type) {
   return type == CaptureType::Simple ? "simple" : "full";
+}
+
+std::string_view toString(OutputFormat format) {
+  return format == OutputFormat::Pcapng ? "pcapng" : "pcap";
+}
+
+std::optional<OutputFormat> parseOutputFormat(std::string_view text) {
+  if (text == "pcap")
+    return OutputFormat::Pcap;
+  if (text == "pcapng")
+    return OutputFormat::Pcapng;
+  return std::nullopt;
+}
+
+std::string_view fileExtension(OutputFormat format) {
+  return format == OutputFormat::Pcapng ? ".pcapng" : ".pcap";
 }
 
 json CaptureRequest::toJson() const {
@@ -158,6 +176,8 @@ json CaptureRequest::toJson() const {
     j["destination_conf"] = *destination_conf;
   if (offset_time)
     j["offset_time"] = *offset_time;
+  if (output_format)
+    j["output_format"] = std::string(toString(*output_format));
   return j;
 }
 
@@ -227,8 +247,14 @@ Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode
     r = readString(body, "offset_time", offsetTime, isRfc3339DateTime,
                    "must be an RFC 3339 date-time such as \"2026-11-26T10:00:00Z\"",
                    req.offset_time);
+  std::optional<std::string> format;
+  if (r)
+    r = readString(body, "output_format", api ? optionalField : apiOnly, isOutputFormat,
+                   "must be \"pcap\" or \"pcapng\"", format);
   if (!r)
     return r.error();
+  if (format)
+    req.output_format = parseOutputFormat(*format);
   return req;
 }
 
