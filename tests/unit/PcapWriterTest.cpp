@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "pcap/PcapConverter.h"
@@ -118,6 +119,15 @@ std::string findTool(std::initializer_list<const char *> candidates) {
     if (::access(c, X_OK) == 0)
       return c;
   return "";
+}
+
+// A "Name:   123 kB" line of /proc/self/status, in KiB (0 when absent).
+uint64_t statusKib(const std::string &name) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(name + ":", 0) == 0)
+      return std::stoull(line.substr(name.size() + 1));
+  return 0;
 }
 
 bool runningInCi() {
@@ -318,10 +328,20 @@ TEST_F(PcapWriterTest, ConversionStreamsALargeSpool) {
       ASSERT_TRUE((*w)->writePacket(0, kBaseTs + i, 1514, frame).ok());
     ASSERT_TRUE((*w)->finish({{kBaseTs, 20000, 0, 20000, ""}}).ok());
   }
+  // The peak resident size, reset just before the conversion (Linux: clear_refs 5).
+  const bool peakReset =
+      static_cast<bool>(std::ofstream("/proc/self/clear_refs") << "5" << std::flush);
+  const uint64_t before = statusKib("VmRSS");
   auto summary = convertToPcap(spool, out);
+  const uint64_t peak = statusKib("VmHWM");
   ASSERT_TRUE(summary.ok()) << summary.error().message;
   EXPECT_EQ(summary->packets, 20000u);
   EXPECT_EQ(summary->bytes, 24u + 20000u * (16 + 1514));
+  if (peakReset) {
+    std::cout << "conversion of " << summary->bytes << " bytes: resident memory " << before
+              << " KiB before, peak " << peak << " KiB\n";
+    EXPECT_LT(peak, before + 8 * 1024) << "the conversion should not hold the file in memory";
+  }
 }
 
 TEST_F(PcapWriterTest, FailedConversionLeavesNoOutput) {
