@@ -135,9 +135,10 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   }
   Reader r(source);
   DaemonConfig c;
-  RINGCAP_TRY(r.onlyKeys(root, "",
-                         {"colo_name", "colo_groups", "state_directory", "systems", "capture",
-                          "rate_limits", "retention", "access", "destinations", "s3"}));
+  RINGCAP_TRY(
+      r.onlyKeys(root, "",
+                 {"colo_name", "colo_groups", "state_directory", "systems", "capture",
+                  "rate_limits", "retention", "access", "destinations", "s3", "ownership"}));
 
   if (!root.get("colo_name"))
     return r.error("colo_name", "required (the site this host belongs to)");
@@ -206,6 +207,14 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
     RINGCAP_TRY(r.onlyKeys(*t, "retention.", {"max_captures", "max_bytes"}));
     RINGCAP_TRY(r.integer(*t, "retention.", "max_captures", 1, 1000000, c.max_captures));
     RINGCAP_TRY(r.integer(*t, "retention.", "max_bytes", 1, int64_t(1) << 62, c.max_bytes));
+  }
+  if (err)
+    return *err;
+  if (const toml::table *t = r.table(root, "ownership", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "ownership.", {"max_records", "pending_expiry_seconds"}));
+    RINGCAP_TRY(r.integer(*t, "ownership.", "max_records", 1, 10000, c.ownership_max_records));
+    RINGCAP_TRY(r.integer(*t, "ownership.", "pending_expiry_seconds", 1, 2592000,
+                          c.ownership_pending_expiry_seconds));
   }
   if (err)
     return *err;

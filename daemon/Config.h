@@ -29,6 +29,9 @@ struct DaemonConfig {
 
   std::string access_group = "ringcap";
 
+  uint32_t ownership_max_records = 1000;
+  uint32_t ownership_pending_expiry_seconds = 86400;
+
   std::vector<std::string> file_roots;
   std::optional<std::string> s3_endpoint;
   std::optional<std::string> s3_credentials_file;

@@ -15,14 +15,16 @@ void OwnershipService::create(const std::string &destinationConf,
     return done(Error{service_error::kInvalidRequest, uri.error().message});
   if (auto c = checkFileConfinement(*uri, settings_.fileRoots); !c)
     return done(Error{service_error::kInvalidRequest, c.error().message});
-  auto record =
-      std::make_shared<OwnershipRecord>(OwnershipStore::make(destinationConf, uri->canonical()));
+  if (auto room = store_.checkRoom(uri->canonical(), wallClockNowNs()); !room)
+    return done(Error{service_error::kRateLimited, room.error().message});
+  NewOwnership made = OwnershipStore::make(destinationConf, uri->canonical(), wallClockNowNs());
+  auto record = std::make_shared<OwnershipRecord>(std::move(made.record));
   auto result = std::make_shared<Result<void>>();
   worker_.post(
-      [settings = settings_, uri = *uri, record, result] {
+      [settings = settings_, uri = *uri, record, token = std::move(made.token), result] {
         auto dest = openDestination(uri, settings);
-        *result = dest ? (*dest)->putObject(record->filename, record->token + "\n")
-                       : Result<void>(dest.error());
+        *result =
+            dest ? (*dest)->putObject(record->filename, token + "\n") : Result<void>(dest.error());
       },
       [this, record, result, done = std::move(done)] {
         if (!*result) {
@@ -30,8 +32,9 @@ void OwnershipService::create(const std::string &destinationConf,
                        result->error().message);
           return done(Error{EIO, "writing the ownership challenge: " + result->error().message});
         }
-        if (auto s = store_.save(*record); !s)
-          return done(s.error());
+        if (auto s = store_.add(*record, wallClockNowNs()); !s)
+          return done(Error{s.error().code == ENOSPC ? service_error::kRateLimited : s.error().code,
+                            s.error().message});
         spdlog::info("ownership {} for {}: challenge {} written", record->id,
                      record->destinationConf, record->filename);
         done(*record);
@@ -43,6 +46,7 @@ Result<OwnershipRecord> OwnershipService::validate(const std::string &destinatio
   auto uri = parseDestinationUri(destinationConf);
   if (!uri)
     return Error{service_error::kInvalidRequest, uri.error().message};
+  store_.expire(wallClockNowNs());
   OwnershipRecord *r = store_.findByDestination(uri->canonical());
   if (!r)
     return Error{service_error::kNotFound,
@@ -51,16 +55,21 @@ Result<OwnershipRecord> OwnershipService::validate(const std::string &destinatio
   while (!given.empty() && (given.back() == '\n' || given.back() == '\r' || given.back() == ' '))
     given.pop_back();
   OwnershipRecord next = *r;
-  if (given == r->token) {
+  if (r->matches(given)) {
     next.status = OwnershipStatus::Success;
     next.validatedNs = wallClockNowNs();
   } else {
     next.status = OwnershipStatus::Failed;
     next.validatedNs = 0;
   }
-  if (auto s = store_.save(next); !s)
+  if (auto s = store_.update(next); !s)
     return s.error();
   return next;
+}
+
+std::vector<const OwnershipRecord *> OwnershipService::list() {
+  store_.expire(wallClockNowNs());
+  return store_.list();
 }
 
 } // namespace ringcap

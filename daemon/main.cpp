@@ -244,7 +244,9 @@ int main(int argc, char **argv) {
   if (!drainer)
     return fatal(drainer.error().message);
   d.drainer = std::move(*drainer);
-  auto ownerships = OwnershipStore::open(d.config.state_directory, group);
+  auto ownerships = OwnershipStore::open(
+      d.config.state_directory, group,
+      OwnershipLimits{d.config.ownership_max_records, d.config.ownership_pending_expiry_seconds});
   if (!ownerships)
     return fatal(ownerships.error().message);
   d.ownerships = std::move(*ownerships);

@@ -747,7 +747,8 @@ testing::AssertionResult Lab::up() {
                          << "[systems]\nmagic-transit = [\"" << ifCap_ << "\"]\n\n"
                          << "[capture]\nring_size_mib = 8\n\n"
                          << "[rate_limits]\nsimple_interval_seconds = "
-                         << options_.simpleIntervalSeconds << "\n";
+                         << options_.simpleIntervalSeconds << "\n\n"
+                         << options_.extraConfig;
   return startDaemon();
 }
 

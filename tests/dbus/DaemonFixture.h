@@ -199,6 +199,8 @@ struct LabOptions {
   // false: the bus lets everyone talk to ringcapd (a permissive policy replaces
   // systemd/org.ringcap.Ringcap1.conf), so only the daemon's own check stands.
   bool shippedPolicy = true;
+  // Appended to ringcapd's configuration file (whole TOML tables, such as "[ownership]\n...").
+  std::string extraConfig{};
 };
 
 class Lab {

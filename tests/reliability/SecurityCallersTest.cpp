@@ -86,6 +86,13 @@ std::vector<Row> rows() {
        kIntrospectable, "Introspect", none, ""},
       {"Introspect(capture)", [](const Targets &t) { return capturePath(t.running); },
        kIntrospectable, "Introspect", none, ""},
+      // Paths above ringcap's tree, which sd-bus answers by itself.
+      {"Introspect(/)", [](const Targets &) { return std::string("/"); }, kIntrospectable,
+       "Introspect", none, ""},
+      {"Peer.Ping(/)", [](const Targets &) { return std::string("/"); },
+       "org.freedesktop.DBus.Peer", "Ping", none, ""},
+      {"Peer.GetMachineId(/org)", [](const Targets &) { return std::string("/org"); },
+       "org.freedesktop.DBus.Peer", "GetMachineId", none, ""},
   };
 }
 

@@ -184,6 +184,8 @@ checks=(
   "$C org.freedesktop.DBus.Properties.Get string:org.ringcap.Ringcap1.Capture string:Status"
   "$M org.freedesktop.DBus.Introspectable.Introspect"
   "$M org.freedesktop.DBus.Peer.Ping"
+  "/ org.freedesktop.DBus.Introspectable.Introspect"
+  "/ org.freedesktop.DBus.Peer.GetMachineId"
 )
 n=0
 for who in root member nobody; do

@@ -26,6 +26,8 @@ TEST(DaemonConfig, MinimalFileGetsTheDocumentedDefaults) {
   EXPECT_EQ(c->max_captures, 1000u);
   EXPECT_EQ(c->max_bytes, 10ull << 30);
   EXPECT_EQ(c->access_group, "ringcap");
+  EXPECT_EQ(c->ownership_max_records, 1000u);
+  EXPECT_EQ(c->ownership_pending_expiry_seconds, 86400u);
   EXPECT_FALSE(c->skip_missing_interfaces);
   EXPECT_EQ(c->allInterfaces(), std::vector<std::string>{"eth0"});
 }
@@ -47,6 +49,9 @@ full_concurrent = 2
 [retention]
 max_captures = 5
 max_bytes = 1000
+[ownership]
+max_records = 50
+pending_expiry_seconds = 600
 [access]
 group = "netops"
 [destinations]
@@ -64,6 +69,8 @@ credentials_file = "/etc/ringcap/aws-credentials"
   EXPECT_EQ(c->full_concurrent, 2u);
   EXPECT_EQ(c->max_bytes, 1000u);
   EXPECT_EQ(c->access_group, "netops");
+  EXPECT_EQ(c->ownership_max_records, 50u);
+  EXPECT_EQ(c->ownership_pending_expiry_seconds, 600u);
   EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
 }
 
@@ -99,6 +106,11 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
        "rate_limits.full_concurrent: must be an integer"},
       {"colo_name = \"a\"\n" + systems + "[retention]\nmax_captures = 0\n",
        "retention.max_captures: must be an integer from 1"},
+      {"colo_name = \"a\"\n" + systems + "[ownership]\nmax_records = 10001\n",
+       "ownership.max_records: must be an integer from 1 to 10000 (got 10001)"},
+      {"colo_name = \"a\"\n" + systems + "[ownership]\npending_expiry_seconds = 0\n",
+       "ownership.pending_expiry_seconds: must be an integer from 1 to 2592000 (got 0)"},
+      {"colo_name = \"a\"\n" + systems + "[ownership]\nmax = 1\n", "ownership.max: unknown key"},
       {"colo_name = \"a\"\n" + systems + "[access]\ngroup = \"\"\n",
        "access.group: must not be empty"},
       {"colo_name = \"a\"\n" + systems + "[destinations]\nfile_roots = [\"srv\"]\n",
