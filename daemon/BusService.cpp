@@ -1,6 +1,7 @@
 #include "BusService.h"
 
 #include "dbus/Variant.h"
+#include "engine/SlotCounters.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -125,16 +126,15 @@ const sd_bus_vtable BusService::kCaptureVtable[] = {
                     SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Record", "a{sv}", BusService::getProperty, 0,
                     SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("PacketsCaptured", "t", BusService::getProperty, 0,
-                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("BytesCaptured", "t", BusService::getProperty, 0,
-                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("PacketsSeen", "t", BusService::getProperty, 0,
-                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("PacketsMatched", "t", BusService::getProperty, 0,
-                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("PacketsLost", "t", BusService::getProperty, 0,
                     SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+// clang-format off
+    // One property per counter (engine/SlotCounters.h).
+#define RINGCAP_X(field, member, name, property, description) \
+    SD_BUS_PROPERTY(#property, "t", BusService::getProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    RINGCAP_SLOT_COUNTERS(RINGCAP_X)
+#undef RINGCAP_X
+    // clang-format on
     SD_BUS_VTABLE_END,
 };
 
@@ -382,30 +382,33 @@ int BusService::getProperty(sd_bus *, const char *path, const char *, const char
     return sd_bus_message_append(reply, "s", r.errorMessage.c_str());
   if (name == "Record")
     return appendVariantDict(reply, r.toJson());
-  if (name == "PacketsCaptured")
-    return sd_bus_message_append(reply, "t", r.counters.captured);
-  if (name == "BytesCaptured")
-    return sd_bus_message_append(reply, "t", r.counters.bytesCaptured);
-  if (name == "PacketsSeen")
-    return sd_bus_message_append(reply, "t", r.counters.seen);
-  if (name == "PacketsMatched")
-    return sd_bus_message_append(reply, "t", r.counters.matched);
-  if (name == "PacketsLost")
-    return sd_bus_message_append(reply, "t", r.counters.ringLost + r.counters.copyFailed);
+  for (const auto &f : kSlotCounterFields)
+    if (name == f.property)
+      return sd_bus_message_append(reply, "t", uint64_t(r.counters.*f.member));
+  if (name == kPacketsLostProperty)
+    return sd_bus_message_append(reply, "t", packetsLost(r.counters));
   return -ENOENT;
 }
 
 void BusService::onChange(const CaptureRecord &record, bool statusChanged) {
   std::string path = capturePath(record.id);
-  int r;
-  if (statusChanged)
-    r = sd_bus_emit_properties_changed(bus_, path.c_str(), kCaptureInterface, "Status",
-                                       "ErrorMessage", "Record", "PacketsCaptured", "BytesCaptured",
-                                       "PacketsSeen", "PacketsMatched", "PacketsLost", nullptr);
-  else
-    r = sd_bus_emit_properties_changed(bus_, path.c_str(), kCaptureInterface, "Record",
-                                       "PacketsCaptured", "BytesCaptured", "PacketsSeen",
-                                       "PacketsMatched", "PacketsLost", nullptr);
+  // Record and the counters; with the status, Status and ErrorMessage first.
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v{"Status", "ErrorMessage", "Record"};
+    for (const auto &f : kSlotCounterFields)
+      v.emplace_back(f.property);
+    v.emplace_back(kPacketsLostProperty);
+    return v;
+  }();
+  static const std::vector<char *> strv = [] {
+    std::vector<char *> v;
+    for (const auto &n : names)
+      v.push_back(const_cast<char *>(n.c_str()));
+    v.push_back(nullptr);
+    return v;
+  }();
+  char **changed = const_cast<char **>(strv.data()) + (statusChanged ? 0 : 2);
+  int r = sd_bus_emit_properties_changed_strv(bus_, path.c_str(), kCaptureInterface, changed);
   if (r < 0)
     spdlog::warn("PropertiesChanged for {}: {}", record.id, std::strerror(-r));
   if (statusChanged && record.finished()) {

@@ -81,13 +81,7 @@ nlohmann::json CaptureRecord::toJson() const {
   j["filter_v1"] = request.filter_v1.toJson();
   if (status == CaptureStatus::Failed)
     j["error_message"] = errorMessage;
-  j["packets_seen"] = counters.seen;
-  j["packets_matched"] = counters.matched;
-  j["packets_sampled_out"] = counters.sampledOut;
-  j["packets_captured"] = counters.captured;
-  j["bytes_captured"] = counters.bytesCaptured;
-  j["packets_lost"] = counters.ringLost + counters.copyFailed;
-  j["packets_over_limit"] = counters.limitReached;
+  putCounters(j, counters);
   if (startedNs)
     j["started"] = formatRfc3339(startedNs);
   if (finishedNs)
@@ -114,14 +108,7 @@ nlohmann::json CaptureRecord::toStateJson() const {
   j["finished_ns"] = finishedNs;
   j["error_message"] = errorMessage;
   j["stop_reason"] = stopReason;
-  j["counters"] = {{"seen", counters.seen},
-                   {"matched", counters.matched},
-                   {"sampled_out", counters.sampledOut},
-                   {"captured", counters.captured},
-                   {"bytes_captured", counters.bytesCaptured},
-                   {"ring_lost", counters.ringLost},
-                   {"limit_reached", counters.limitReached},
-                   {"copy_failed", counters.copyFailed}};
+  j["counters"] = countersStateJson(counters);
   j["file_name"] = fileName;
   j["file_size"] = fileSize;
   j["location"] = location;
@@ -150,15 +137,7 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.finishedNs = j.at("finished_ns").get<int64_t>();
     r.errorMessage = j.at("error_message").get<std::string>();
     r.stopReason = j.at("stop_reason").get<std::string>();
-    const auto &c = j.at("counters");
-    r.counters.seen = c.at("seen").get<uint64_t>();
-    r.counters.matched = c.at("matched").get<uint64_t>();
-    r.counters.sampledOut = c.at("sampled_out").get<uint64_t>();
-    r.counters.captured = c.at("captured").get<uint64_t>();
-    r.counters.bytesCaptured = c.at("bytes_captured").get<uint64_t>();
-    r.counters.ringLost = c.at("ring_lost").get<uint64_t>();
-    r.counters.limitReached = c.at("limit_reached").get<uint64_t>();
-    r.counters.copyFailed = c.at("copy_failed").get<uint64_t>();
+    r.counters = countersFromStateJson(j.at("counters"));
     r.fileName = j.at("file_name").get<std::string>();
     r.fileSize = j.at("file_size").get<uint64_t>();
     r.location = j.value("location", "");

@@ -212,8 +212,7 @@ void CaptureService::tick(Clock::time_point now) {
       continue;
     SlotCounters before = r->counters;
     refreshCounters(*r, run);
-    bool changed = before.seen != r->counters.seen || before.captured != r->counters.captured ||
-                   before.ringLost != r->counters.ringLost || before.matched != r->counters.matched;
+    bool changed = before != r->counters;
     if (now - run.lastSave >= kSaveInterval) {
       run.lastSave = now;
       store_.refreshFileSize(*r);

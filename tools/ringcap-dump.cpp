@@ -2,6 +2,7 @@
 #include "engine/BpfLog.h"
 #include "engine/CaptureJob.h"
 #include "engine/KernelSupport.h"
+#include "engine/SlotCounters.h"
 #include "request/CaptureRequest.h"
 #include "request/OptionNames.h"
 
@@ -211,14 +212,7 @@ nlohmann::json summaryJson(const CaptureSummary &s, const Options &o, double sec
   j["stop_reason"] = toString(s.reason);
   j["duration_seconds"] = seconds;
   j["interfaces"] = o.ifaces;
-  j["packets_seen"] = s.counters.seen;
-  j["packets_matched"] = s.counters.matched;
-  j["packets_sampled_out"] = s.counters.sampledOut;
-  j["packets_captured"] = s.counters.captured;
-  j["bytes_captured"] = s.counters.bytesCaptured;
-  j["packets_lost_ring_full"] = s.counters.ringLost;
-  j["packets_over_limit"] = s.counters.limitReached;
-  j["packets_copy_failed"] = s.counters.copyFailed;
+  putCounters(j, s.counters);
   j["packets_written"] = s.packetsWritten;
   j["packets_unwritten"] = s.packetsUnwritten;
   j["file_bytes"] = s.fileBytes;
@@ -238,14 +232,7 @@ void printSummary(const CaptureSummary &s, const Options &o, double seconds) {
   std::fprintf(stderr, "  %llu packets written to %s (%llu bytes)\n",
                (unsigned long long)s.packetsWritten, o.file.c_str(),
                (unsigned long long)s.fileBytes);
-  std::fprintf(stderr,
-               "  seen %llu, matched %llu, sampled out %llu, captured %llu (%llu bytes), "
-               "lost (ring full) %llu, over the limits %llu\n",
-               (unsigned long long)s.counters.seen, (unsigned long long)s.counters.matched,
-               (unsigned long long)s.counters.sampledOut, (unsigned long long)s.counters.captured,
-               (unsigned long long)s.counters.bytesCaptured,
-               (unsigned long long)s.counters.ringLost,
-               (unsigned long long)s.counters.limitReached);
+  std::fprintf(stderr, "  %s\n", describeCounters(s.counters).c_str());
   if (s.error)
     std::fprintf(stderr, "ringcap-dump: error: %s\n", s.error->message.c_str());
 }

@@ -70,13 +70,7 @@ SlotSettings slotWith(uint32_t cookie, const Flt &f = {}) {
   return s;
 }
 
-std::string describe(const SlotCounters &c) {
-  std::ostringstream o;
-  o << "seen=" << c.seen << " matched=" << c.matched << " sampled_out=" << c.sampledOut
-    << " captured=" << c.captured << " bytes=" << c.bytesCaptured << " ring_lost=" << c.ringLost
-    << " limit_reached=" << c.limitReached;
-  return o.str();
-}
+std::string describe(const SlotCounters &c) { return describeCounters(c); }
 
 std::string describe(const GlobalCounters &c) {
   std::ostringstream o;
@@ -90,15 +84,7 @@ GlobalCounters operator-(const GlobalCounters &a, const GlobalCounters &b) {
           a.noPorts - b.noPorts};
 }
 
-SlotCounters operator-(const SlotCounters &a, const SlotCounters &b) {
-  return {a.seen - b.seen,
-          a.matched - b.matched,
-          a.sampledOut - b.sampledOut,
-          a.captured - b.captured,
-          a.bytesCaptured - b.bytesCaptured,
-          a.ringLost - b.ringLost,
-          a.limitReached - b.limitReached};
-}
+SlotCounters operator-(const SlotCounters &a, const SlotCounters &b) { return minus(a, b); }
 
 bool inCi() {
   const char *ci = std::getenv("CI");
@@ -1059,6 +1045,61 @@ TEST_F(CaptureProgramTest, TimestampsAreMonotonicWallClock) {
     EXPECT_EQ(p.pktLen, pkt.size());
     EXPECT_EQ(sink.data[i], pkt);
   }
+}
+
+// The fd of the program's per-CPU "counters" map, found through the program's map ids.
+int countersMapFd(int progFd) {
+  uint32_t ids[16] = {};
+  bpf_prog_info info{};
+  info.nr_map_ids = 16;
+  info.map_ids = reinterpret_cast<uint64_t>(ids);
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(progFd, &info, &len))
+    return -1;
+  for (uint32_t i = 0; i < std::min<uint32_t>(info.nr_map_ids, 16); i++) {
+    int fd = bpf_map_get_fd_by_id(ids[i]);
+    if (fd < 0)
+      continue;
+    bpf_map_info m{};
+    uint32_t mlen = sizeof m;
+    if (!bpf_obj_get_info_by_fd(fd, &m, &mlen) && std::string(m.name) == "counters")
+      return fd;
+    close(fd);
+  }
+  return -1;
+}
+
+TEST_F(CaptureProgramTest, EveryCounterFieldIsSummedAndBaselined) {
+  // Writes a distinct value into every field of slot 1's counters on every CPU (after the
+  // slot was armed, so the baseline is subtracted) and reads them back through slotCounters.
+  arm(1, slotWith(7));
+  int mapFd = countersMapFd(fd());
+  ASSERT_GE(mapFd, 0) << "finding the counters map: " << std::strerror(errno);
+  int ncpus = libbpf_num_possible_cpus();
+  ASSERT_GT(ncpus, 0);
+  std::vector<ringcap_counters> values(static_cast<size_t>(ncpus));
+  uint32_t key = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(mapFd, &key, values.data()), 0) << std::strerror(errno);
+  SlotCounters expected;
+  for (int cpu = 0; cpu < ncpus; cpu++) {
+    ringcap_slot_counters &one = values[size_t(cpu)].slot[1];
+    for (size_t i = 0; i < kSlotCounterFields.size(); i++) {
+      const auto &f = kSlotCounterFields[i];
+      uint64_t delta = (i + 1) * 1000 + uint64_t(cpu) + 1;
+      one.*f.kernel += delta;
+      expected.*f.member += delta;
+    }
+  }
+  ASSERT_EQ(bpf_map_update_elem(mapFd, &key, values.data(), BPF_EXIST), 0) << std::strerror(errno);
+  close(mapFd);
+  SlotCounters c = counters(1);
+  EXPECT_EQ(describe(c), describe(expected));
+  EXPECT_EQ(c.copyFailed, (8 * 1000 + 1) * uint64_t(ncpus) + uint64_t(ncpus) * (ncpus - 1) / 2)
+      << "copy_failed";
+  // Disarm and re-arm: the new baseline makes every field 0 again.
+  disarm(1);
+  arm(1, slotWith(7));
+  EXPECT_EQ(describe(counters(1)), describe(SlotCounters{}));
 }
 
 TEST(CaptureProgramRing, RingFullIsCountedAndGivesTheBudgetBack) {

@@ -1,6 +1,7 @@
 // ringcapd's D-Bus API (docs/dbus-api.md) through a real dbus-daemon: requests, records,
 // errors, limits and access control.
 #include "DaemonFixture.h"
+#include "engine/SlotCounters.h"
 
 #include <cstring>
 #include <filesystem>
@@ -12,9 +13,21 @@ namespace ringcap::dbustest {
 namespace {
 
 const std::regex kRfc3339(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z)");
-const char *kCounters[] = {"packets_seen",      "packets_matched", "packets_sampled_out",
-                           "packets_captured",  "bytes_captured",  "packets_lost",
-                           "packets_over_limit"};
+// Every counter of a record and of a capture object (engine/SlotCounters.h).
+std::vector<std::string> counterNames() {
+  std::vector<std::string> v;
+  for (const auto &f : kSlotCounterFields)
+    v.emplace_back(f.name);
+  v.emplace_back(kPacketsLostName);
+  return v;
+}
+std::vector<std::string> counterProperties() {
+  std::vector<std::string> v;
+  for (const auto &f : kSlotCounterFields)
+    v.emplace_back(f.property);
+  v.emplace_back(kPacketsLostProperty);
+  return v;
+}
 
 std::string idOf(const DictResult &d) { return d.dict.value("id", ""); }
 
@@ -60,7 +73,7 @@ TEST_F(DaemonTest, CreateCaptureAnswersARunningRecordAndMakesACaptureObject) {
   EXPECT_EQ(rec.value("filter_v1", json()), filter);
   EXPECT_TRUE(std::regex_match(rec.value("submitted", ""), kRfc3339)) << rec.dump();
   EXPECT_TRUE(std::regex_match(rec.value("started", ""), kRfc3339)) << rec.dump();
-  for (const char *key : kCounters)
+  for (const auto &key : counterNames())
     EXPECT_TRUE(rec.contains(key) && rec[key].is_number_unsigned()) << key << " in " << rec.dump();
   for (const char *key : {"finished", "stop_reason", "error_message", "byte_limit", "colo_name"})
     EXPECT_FALSE(rec.contains(key)) << key << " in " << rec.dump();
@@ -92,8 +105,7 @@ TEST_F(DaemonTest, CreateCaptureAnswersARunningRecordAndMakesACaptureObject) {
   EXPECT_EQ(props.value("Status", ""), "running");
   EXPECT_EQ(props.value("ErrorMessage", "x"), "");
   EXPECT_EQ(props.value("Record", json()).value("id", ""), id);
-  for (const char *key :
-       {"PacketsCaptured", "BytesCaptured", "PacketsSeen", "PacketsMatched", "PacketsLost"})
+  for (const auto &key : counterProperties())
     EXPECT_TRUE(props.contains(key) && props[key].is_number_unsigned()) << key << props.dump();
   EXPECT_TRUE(root().stop(id).ok());
 }

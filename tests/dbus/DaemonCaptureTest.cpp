@@ -1,6 +1,7 @@
 // Captures with real traffic through ringcapd's D-Bus API: limits, signals and the file, read
 // back with tshark.
 #include "DaemonFixture.h"
+#include "engine/SlotCounters.h"
 
 #include <fcntl.h>
 
@@ -100,6 +101,14 @@ TEST_F(DaemonTest, PropertiesChangedFollowsTheCountersToTheEnd) {
   EXPECT_GE(progress.value("PacketsMatched", 0), kFirst) << progress.dump();
   EXPECT_GE(progress.value("PacketsSeen", 0), kFirst) << progress.dump();
   EXPECT_EQ(progress.value("BytesCaptured", 0), kFirst * kSnaplen) << progress.dump();
+  // Every counter changes with it (read one by one, so their values may differ from Record's).
+  for (const auto &f : kSlotCounterFields) {
+    std::string property(f.property), name(f.name);
+    EXPECT_TRUE(progress.contains(property) && progress[property].is_number_unsigned())
+        << property << " in " << progress.dump();
+    EXPECT_TRUE(progress.value("Record", json()).contains(name)) << name << progress.dump();
+  }
+  EXPECT_TRUE(progress.contains("PacketsLost")) << progress.dump();
   ASSERT_TRUE(progress.contains("Record")) << progress.dump();
   EXPECT_EQ(progress["Record"].value("status", ""), "running");
   EXPECT_EQ(progress["Record"].value("packets_captured", 0), kFirst);

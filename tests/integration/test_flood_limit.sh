@@ -26,6 +26,11 @@ expect_eq "$(capinfos -c -M "$OUT" | awk '/Number of packets/ {print $NF}')" 100
 over=$(field packets_over_limit)
 [ "$over" -gt 0 ] || fail "the flood should have met the limit (packets_over_limit = $over)"
 echo "ok: $over packets refused by the exhausted budget"
+expect_eq "$(field packets_copy_failed)" 0 "packets_copy_failed"
+expect_eq "$(field packets_lost)" "$(( $(field packets_lost_ring_full) + $(field packets_copy_failed) ))" \
+  "packets_lost = packets_lost_ring_full + packets_copy_failed"
+expect_eq "$(( $(field packets_captured) + $(field packets_lost) + over + $(field packets_sampled_out) ))" \
+  "$(field packets_matched)" "captured + lost + over the limit + sampled out = matched"
 expect_detached
 
 # byte_limit: 100 datagrams of 500 bytes (542-byte frames) against a limit of 10000 bytes:

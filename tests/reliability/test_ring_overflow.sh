@@ -60,6 +60,7 @@ echo "ok: packets_lost_ring_full = $LOST"
 expect_eq "$(json_field "$J" packets_captured)" 10000 "packets_captured"
 expect_eq "$(json_field "$J" packets_written)" 10000 "packets_written"
 expect_eq "$(json_field "$J" packets_copy_failed)" 0 "packets_copy_failed"
+expect_eq "$(json_field "$J" packets_lost)" "$LOST" "packets_lost (ring full + copy failed)"
 expect_readable "$OUT" "ringcap-dump's file"
 expect_eq "$(packets_in "$OUT")" 10000 "packets in the file"
 expect_eq "$(( $(json_field "$J" packets_captured) + LOST + $(json_field "$J" packets_over_limit) + $(json_field "$J" packets_sampled_out) ))" \
@@ -90,6 +91,8 @@ LOST=$(json_field "$REC" packets_lost)
 [ "$LOST" -gt 0 ] || fail "a flood into a stalled 1 MiB ring lost nothing (packets_lost = $LOST)"
 echo "ok: packets_lost = $LOST"
 expect_eq "$(json_field "$REC" packets_captured)" 10000 "packets_captured"
+expect_eq "$(json_field "$REC" packets_lost_ring_full)" "$LOST" "packets_lost_ring_full"
+expect_eq "$(json_field "$REC" packets_copy_failed)" 0 "packets_copy_failed"
 SPOOL=$(spool_path "$ID")
 expect_readable "$SPOOL" "ringcapd's file"
 expect_eq "$(packets_in "$SPOOL")" 10000 "packets in the file"
@@ -97,5 +100,6 @@ expect_eq "$(( $(json_field "$REC" packets_captured) + LOST + $(json_field "$REC
   "$(json_field "$REC" packets_matched)" "captured + lost + over the limit + sampled out = matched"
 expect_eq "$(isb_counts "$SPOOL" | cut -d' ' -f2)" "$LOST" "isb_ifdrop in the file"
 expect_eq "$(disk_field "$ID" counters.ring_lost)" "$LOST" "ring_lost in the on-disk record"
+expect_eq "$(disk_field "$ID" counters.copy_failed)" 0 "copy_failed in the on-disk record"
 expect_serving "after the overflow"
 echo "PASS"

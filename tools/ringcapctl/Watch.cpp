@@ -1,6 +1,7 @@
 #include "ringcapctl/Watch.h"
 
 #include "dbus/Variant.h"
+#include "engine/SlotCounters.h"
 #include "ringcapctl/Output.h"
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <optional>
+#include <vector>
 
 namespace ringcap::ctl {
 
@@ -17,16 +19,14 @@ namespace {
 using nlohmann::json;
 
 // Capture properties and the record keys they mirror.
-const std::pair<const char *, const char *> kProperties[] = {
-    {"Id", "id"},
-    {"Status", "status"},
-    {"ErrorMessage", "error_message"},
-    {"PacketsCaptured", "packets_captured"},
-    {"BytesCaptured", "bytes_captured"},
-    {"PacketsSeen", "packets_seen"},
-    {"PacketsMatched", "packets_matched"},
-    {"PacketsLost", "packets_lost"},
-};
+const std::vector<std::pair<std::string, std::string>> kProperties = [] {
+  std::vector<std::pair<std::string, std::string>> v{
+      {"Id", "id"}, {"Status", "status"}, {"ErrorMessage", "error_message"}};
+  for (const auto &f : kSlotCounterFields)
+    v.emplace_back(f.property, f.name);
+  v.emplace_back(kPacketsLostProperty, kPacketsLostName);
+  return v;
+}();
 
 // Reads the invalidated properties (as) of a PropertiesChanged signal, those whose new values
 // it does not carry, and tells whether there are any.

@@ -1,4 +1,5 @@
 #include "dbus/Variant.h"
+#include "engine/SlotCounters.h"
 
 #include <cerrno>
 #include <cstdint>
@@ -380,13 +381,17 @@ Result<void> appendObject(sd_bus_message *m, const json &object, const VariantTy
 } // namespace
 
 const VariantTypeHints &captureFieldTypes() {
-  static const VariantTypeHints hints = {
-      {"time_limit", 'u'},         {"packet_limit", 'u'},     {"byte_limit", 't'},
-      {"source_port", 'q'},        {"destination_port", 'q'}, {"protocol", 'y'},
-      {"packets_seen", 't'},       {"packets_matched", 't'},  {"packets_sampled_out", 't'},
-      {"packets_captured", 't'},   {"bytes_captured", 't'},   {"packets_lost", 't'},
-      {"packets_over_limit", 't'}, {"file_size", 't'},        {"packets_copy_failed", 't'},
-  };
+  static const VariantTypeHints hints = [] {
+    VariantTypeHints h = {
+        {"time_limit", 'u'},       {"packet_limit", 'u'},
+        {"byte_limit", 't'},       {"source_port", 'q'},
+        {"destination_port", 'q'}, {"protocol", 'y'},
+        {"file_size", 't'},        {std::string(kPacketsLostName), 't'},
+    };
+    for (const auto &f : kSlotCounterFields)
+      h.emplace(std::string(f.name), 't');
+    return h;
+  }();
   return hints;
 }
 

@@ -1,4 +1,5 @@
 #include "engine/CaptureJob.h"
+#include "engine/SlotCounters.h"
 
 #include <ctime>
 #include <spdlog/spdlog.h>
@@ -153,16 +154,11 @@ CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault)
     stats[i].timestampNs = now;
     if (i == 0) {
       stats[i].received = s.counters.seen;
-      stats[i].dropped = s.counters.ringLost;
+      stats[i].dropped = packetsLost(s.counters);
       stats[i].accepted = s.counters.matched;
-      stats[i].comment = "ringcap: " + std::string(toString(reason)) +
-                         "; counters of all interfaces of this capture: seen " +
-                         std::to_string(s.counters.seen) + ", matched " +
-                         std::to_string(s.counters.matched) + ", sampled out " +
-                         std::to_string(s.counters.sampledOut) + ", captured " +
-                         std::to_string(s.counters.captured) + ", lost (ring full) " +
-                         std::to_string(s.counters.ringLost) + ", over the limits " +
-                         std::to_string(s.counters.limitReached);
+      stats[i].comment =
+          "ringcap: " + std::string(toString(reason)) +
+          "; counters of all interfaces of this capture: " + describeCounters(s.counters);
     } else {
       stats[i].comment = "ringcap: counted under the first interface";
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "capture_abi.h"
+#include "engine/SlotCounters.h"
 #include "util/Result.h"
 
 #include <array>
@@ -33,11 +34,6 @@ struct SlotSettings {
   ringcap_filter filter{};
   std::optional<uint64_t> packetLimit;
   std::optional<uint64_t> byteLimit;
-};
-
-struct SlotCounters {
-  uint64_t seen = 0, matched = 0, sampledOut = 0, captured = 0, bytesCaptured = 0, ringLost = 0,
-           limitReached = 0, copyFailed = 0;
 };
 
 struct GlobalCounters {
