@@ -278,8 +278,16 @@ in_ct setpriv --reuid=rcmember --regid=nogroup --init-groups \
   fail "a member of ringcap was refused"
 echo "ok: nobody refused, ringcap member allowed"
 
+# How the service's main process ended, as systemd saw it: a clean stop is Result=success with
+# exit status 0 (a crash or a non-zero exit at shutdown must not pass).
+expect_clean_stop() {
+  expect_eq "$(in_ct systemctl show -p Result --value ringcapd)" success "ringcapd.service Result after the stop"
+  expect_eq "$(in_ct systemctl show -p ExecMainStatus --value ringcapd)" 0 "ringcapd's exit status after the stop"
+}
+
 step "systemctl stop ringcapd"
 in_ct timeout 60 systemctl stop ringcapd || fail "systemctl stop ringcapd failed"
+expect_clean_stop
 if in_ct ip link show rc0 | grep -q 'xdp'; then
   in_ct ip link show rc0 >&2
   fail "an XDP program is still attached to rc0 after the stop"
@@ -307,5 +315,6 @@ if [ "$(in_ct systemctl show -p MainPID --value ringcapd)" != "$pid" ] ||
 fi
 echo "ok: the same ringcapd ($pid) after 3 watchdog intervals"
 in_ct timeout 60 systemctl stop ringcapd || fail "systemctl stop ringcapd failed"
+expect_clean_stop
 in_ct ip link show rc0 | grep -q 'xdp' && fail "an XDP program is still attached to rc0 after the stop"
 echo "PASS"
