@@ -217,6 +217,10 @@ public:
   testing::AssertionResult startDaemon();
   // Sends `signal` to ringcapd, waits for it to exit and for its bus name to be released.
   testing::AssertionResult stopDaemon(int signal, int *waitStatus = nullptr);
+  // The end of every test: stops a running ringcapd with SIGTERM, which must end it with exit
+  // code 0, and fails when its log (every run of the lab) holds a sanitizer report, so that
+  // a crash or a UBSan/ASan report at shutdown does not pass.
+  testing::AssertionResult shutdown();
 
   Client &root() { return *root_; }
   std::string busAddress() const { return "unix:path=" + tmp_ + "/system_bus_socket"; }
@@ -254,7 +258,7 @@ private:
 };
 
 // The fixture: skips (fails under CI=true) unless it runs as root with BPF and the tools it
-// needs; each test makes its own lab.
+// needs; each test makes its own lab, and TearDown checks how ringcapd ended (Lab::shutdown).
 class DaemonTest : public testing::Test {
 protected:
   void SetUp() override;

@@ -1,5 +1,6 @@
 // ringcapd killed during a capture and started again: the record, the partial file and the
 // XDP program the killed daemon left behind.
+#include "../lib/Skip.h"
 #include "DaemonFixture.h"
 #include "pcap/PcapReader.h"
 
@@ -81,10 +82,13 @@ TEST_F(DaemonTest, RestartMarksTheInterruptedCaptureFailedAndKeepsItsFile) {
   EXPECT_EQ(lab().xdpProgramsAttached(), 1) << lab().linkDetails();
   uint32_t killedProgram = recordedProgram(lab());
   ASSERT_NE(killedProgram, 0u) << "attachments.json names no program";
+  // Without xdp-loader the program ids cannot be checked: a failure under CI=true, and
+  // outside CI the test runs its other checks and ends Skipped (below), never Passed.
   auto listed = ringcapPrograms(lab());
-  if (!listed) {
-    std::cerr << "NOTE: xdp-loader is not installed; program ids are not checked\n";
-  } else {
+  if (!listed && testsupport::runningInCi())
+    FAIL() << "CI=true and xdp-loader (xdp-tools) is not installed: the program ids cannot be "
+              "checked";
+  if (listed) {
     EXPECT_EQ(*listed, std::vector<uint32_t>{killedProgram});
   }
 
@@ -143,6 +147,8 @@ TEST_F(DaemonTest, RestartMarksTheInterruptedCaptureFailedAndKeepsItsFile) {
   ASSERT_TRUE(lab().stopDaemon(SIGTERM, &ws));
   EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "ringcapd exit status " << ws;
   EXPECT_EQ(lab().xdpProgramsAttached(), 0) << lab().linkDetails();
+  if (!listed)
+    RINGCAP_SKIP("xdp-loader (xdp-tools) is not installed: the program ids were not checked");
 }
 
 } // namespace

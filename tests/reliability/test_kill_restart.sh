@@ -119,7 +119,7 @@ read_s3_challenge() { aws_s3 s3 cp "s3://ringcap-rel/kill/$1" -; }
 own_destination "$DEST" read_s3_challenge
 kill -STOP "$S3_PID"
 S3_STOPPED=1
-trap '[ -n "${S3_STOPPED:-}" ] && kill -CONT "$S3_PID" 2>/dev/null; lab_down' EXIT
+trap 'rc=$?; [ -n "${S3_STOPPED:-}" ] && kill -CONT "$S3_PID" 2>/dev/null; lab_down "$rc"' EXIT
 # Above the 16 MiB multipart threshold.
 ID=$(json_field "$(ctl --json create --type full --colo-name LAB --destination-conf "$DEST" \
   --time-limit 120 --byte-limit 20000000 --destination-port 7502)" id)

@@ -7,6 +7,7 @@
 //     wrong ETags, junk answers, a server that never answers.
 // Without node_modules or awscli the server tests skip, loudly; under CI=true they fail.
 #include "destination/S3Client.h"
+#include "../lib/Skip.h"
 #include "S3Server.h"
 #include "destination/AwsCredentials.h"
 
@@ -48,20 +49,12 @@ using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-bool inCi() {
-  const char *ci = std::getenv("CI");
-  return ci && std::string(ci) == "true";
-}
-
 // A test that needs something this machine lacks: skipped, loudly, outside CI; failed in CI.
 #define REQUIRE_OR_SKIP(reason)                                                                    \
   do {                                                                                             \
     std::string why_ = (reason);                                                                   \
-    if (!why_.empty()) {                                                                           \
-      if (inCi())                                                                                  \
-        FAIL() << "CI=true and this test cannot run: " << why_;                                    \
-      GTEST_SKIP() << "SKIPPED (not a pass): " << why_;                                            \
-    }                                                                                              \
+    if (!why_.empty())                                                                             \
+      RINGCAP_SKIP("SKIPPED (not a pass): " + why_);                                               \
   } while (0)
 
 std::vector<uint8_t> bytesOf(std::string_view s) { return {s.begin(), s.end()}; }
