@@ -118,7 +118,10 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   stored->status = CaptureStatus::Running;
   stored->startedNs = wallClockNowNs();
   persist(*stored);
+  bool wasBusy = busy();
   jobs_[stored->id] = Running{std::move(*job), sys->second, now};
+  if (!wasBusy && busyListener_)
+    busyListener_();
   spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
                request->system);
   notify(*stored, true);
@@ -132,6 +135,8 @@ Result<const CaptureRecord *> CaptureService::get(const std::string &id) {
     return Error{kNotFound, "no capture with id \"" + id + "\""};
   if (auto it = jobs_.find(id); it != jobs_.end())
     refreshCounters(*r, it->second);
+  else if (auto f = finishing_.find(id); f != finishing_.end())
+    refreshCounters(*r, f->second);
   return r;
 }
 
@@ -178,6 +183,7 @@ std::optional<Error> CaptureService::checkInterfaces(const Running &run) const {
 }
 
 void CaptureService::tick(Clock::time_point now) {
+  completeDrained(now);
   std::vector<std::pair<std::string, StopReason>> done;
   std::vector<std::pair<std::string, Error>> faults;
   bool checkIfaces = now - lastInterfaceCheck_ >= std::chrono::seconds(1);
@@ -233,8 +239,34 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
   auto it = jobs_.find(id);
   if (it == jobs_.end())
     return;
-  CaptureSummary s = it->second.job->finish(reason, fault);
+  Running run = std::move(it->second);
   jobs_.erase(it);
+  run.job->stop(reason, std::move(fault));
+  if (run.job->drained()) {
+    complete(id, *run.job);
+    return;
+  }
+  // Records of the job are still in the ring: the event loop drains them (and serves the
+  // bus meanwhile); completeDrained() ends the capture.
+  spdlog::debug("capture {} stopped; draining its last records", id);
+  finishing_.emplace(id, std::move(run));
+}
+
+void CaptureService::completeDrained(Clock::time_point now) {
+  for (auto it = finishing_.begin(); it != finishing_.end();) {
+    if (!it->second.job->drained(now)) {
+      ++it;
+      continue;
+    }
+    Running run = std::move(it->second);
+    std::string id = it->first;
+    it = finishing_.erase(it);
+    complete(id, *run.job);
+  }
+}
+
+void CaptureService::complete(const std::string &id, CaptureJob &job) {
+  CaptureSummary s = job.complete();
   CaptureRecord *r = store_.find(id);
   if (!r)
     return;
@@ -350,6 +382,17 @@ void CaptureService::failAll(const std::string &message) {
     ids.push_back(id);
   for (const auto &id : ids)
     finish(id, StopReason::Fault, Error{ECANCELED, message});
+  // The daemon is stopping: nothing else to serve, so wait here for the last records.
+  while (!finishing_.empty()) {
+    if (auto n = drainer_.poll(10); !n) {
+      spdlog::warn("draining the ring: {}", n.error().message);
+      break;
+    }
+    completeDrained();
+  }
+  for (auto &[id, run] : finishing_)
+    complete(id, *run.job);
+  finishing_.clear();
 }
 
 void CaptureService::persist(CaptureRecord &record) {

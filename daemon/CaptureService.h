@@ -49,9 +49,12 @@ public:
   // A read-only fd of a finished capture's file (the caller owns it).
   Result<int> openFile(const std::string &id);
 
-  // Checks limits, interfaces and files; finishes captures that are done. Call often
-  // (every few ms); counters are refreshed every counterInterval.
+  // Checks limits, interfaces and files; finishes captures that are done. Call every
+  // kTickInterval while busy(); counters are refreshed every kCounterInterval.
   void tick(Clock::time_point now = Clock::now());
+  // Completes the captures that were stopped and whose records have all been drained from
+  // the ring (or waited for long enough). Call after draining the ring.
+  void completeDrained(Clock::time_point now = Clock::now());
   // Makes every running capture's file readable up to the last drained packet.
   void flush();
   // Ends every running capture as failed with `message` (daemon stopping).
@@ -63,6 +66,15 @@ public:
   static constexpr int kDeliveryAttempts = 5;
 
   size_t running() const { return jobs_.size(); }
+  // Captures run or drain: tick() must be called every kTickInterval. While not busy,
+  // nothing needs a timer.
+  bool busy() const { return !jobs_.empty() || !finishing_.empty(); }
+  // Called when the service becomes busy (a capture started), so that the caller starts
+  // its tick timer.
+  void setBusyListener(std::function<void()> listener) { busyListener_ = std::move(listener); }
+  // How often tick() runs while busy: limits, counters, and the drain that brings a trickle
+  // of packets (too few to wake the loop through the ring) into the files.
+  static constexpr auto kTickInterval = std::chrono::milliseconds(100);
   // Interfaces the program is attached to, by system.
   void setSystems(std::map<std::string, std::vector<Attachment>> systems) {
     systems_ = std::move(systems);
@@ -77,7 +89,10 @@ private:
     std::vector<Attachment> ifaces;
     Clock::time_point lastSave;
   };
+  // Stops the capture; it completes at once if its records are all drained, or later in
+  // completeDrained().
   void finish(const std::string &id, StopReason reason, std::optional<Error> fault = {});
+  void complete(const std::string &id, CaptureJob &job);
   void refreshCounters(CaptureRecord &record, Running &run);
   void notify(const CaptureRecord &record, bool statusChanged);
   void retain();
@@ -97,6 +112,8 @@ private:
   std::string hostname_;
   std::map<std::string, std::vector<Attachment>> systems_;
   std::map<std::string, Running> jobs_;
+  std::map<std::string, Running> finishing_; // stopped, draining their last records
+  std::function<void()> busyListener_;
   std::optional<Clock::time_point> lastSimple_;
   Clock::time_point lastCounters_{};
   Clock::time_point lastInterfaceCheck_{};

@@ -27,7 +27,12 @@ using namespace ringcap;
 
 namespace {
 
-constexpr uint64_t kTickUsec = 10'000; // drain, limits, faults: every 10 ms
+// While captures run or drain: drain, limits, counters, every 100 ms. Off while idle.
+constexpr uint64_t kTickUsec =
+    std::chrono::duration_cast<std::chrono::microseconds>(CaptureService::kTickInterval).count();
+// Records drained per event-loop dispatch: a full ring is drained in slices, and the bus is
+// served between them.
+constexpr uint64_t kDrainBatch = 1024;
 
 struct Daemon {
   DaemonConfig config;
@@ -41,6 +46,7 @@ struct Daemon {
   std::unique_ptr<BusService> busService;
   sd_event *event = nullptr;
   sd_bus *bus = nullptr;
+  sd_event_source *tick = nullptr;
   std::string attachmentsFile;
   std::string lastStatus;
   unsigned ticks = 0;
@@ -106,23 +112,39 @@ void saveAttachments(Daemon &d) {
     rename(tmp.c_str(), d.attachmentsFile.c_str());
 }
 
+// The tick runs while the service is busy and stops when it is idle again.
+void startTicking(Daemon &d) {
+  int enabled = SD_EVENT_OFF;
+  sd_event_source_get_enabled(d.tick, &enabled);
+  if (enabled != SD_EVENT_OFF)
+    return;
+  uint64_t now = 0;
+  sd_event_now(d.event, CLOCK_MONOTONIC, &now);
+  sd_event_source_set_time(d.tick, now + kTickUsec);
+  sd_event_source_set_enabled(d.tick, SD_EVENT_ON);
+}
+
 int onTick(sd_event_source *s, uint64_t usec, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
-  if (auto r = d.drainer->consume(); !r)
+  if (auto r = d.drainer->consume(kDrainBatch); !r)
     spdlog::error("{}", r.error().message);
   d.service->tick();
-  if (++d.ticks % 10 == 0) {
-    d.service->flush();
+  // Every drained packet readable in its file within a tick (a write only when some wait).
+  d.service->flush();
+  if (++d.ticks % 10 == 0 || !d.service->busy())
     notifyStatus(d);
-  }
-  sd_event_source_set_time(s, usec + kTickUsec);
+  if (d.service->busy())
+    sd_event_source_set_time(s, usec + kTickUsec);
+  else
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
   return 0;
 }
 
 int onRing(sd_event_source *, int, uint32_t, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
-  if (auto r = d.drainer->consume(); !r)
+  if (auto r = d.drainer->consume(kDrainBatch); !r)
     spdlog::error("{}", r.error().message);
+  d.service->completeDrained();
   return 0;
 }
 
@@ -264,12 +286,10 @@ int main(int argc, char **argv) {
   r = sd_event_add_io(d.event, &ring, d.drainer->epollFd(), EPOLLIN, onRing, &d);
   if (r < 0)
     return fatal(Error::fromErrno(r, "watching the ring").message);
-  uint64_t now = 0;
-  sd_event_now(d.event, CLOCK_MONOTONIC, &now);
-  sd_event_source *tick = nullptr;
-  r = sd_event_add_time(d.event, &tick, CLOCK_MONOTONIC, now + kTickUsec, 1000, onTick, &d);
+  // Off until a capture starts (startTicking).
+  r = sd_event_add_time(d.event, &d.tick, CLOCK_MONOTONIC, 0, 1000, onTick, &d);
   if (r >= 0)
-    r = sd_event_source_set_enabled(tick, SD_EVENT_ON);
+    r = sd_event_source_set_enabled(d.tick, SD_EVENT_OFF);
   if (r < 0)
     return fatal(Error::fromErrno(r, "the tick timer").message);
 
@@ -285,6 +305,7 @@ int main(int argc, char **argv) {
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
   d.service->setSystems(std::move(systems));
+  d.service->setBusyListener([&d] { startTicking(d); });
 
   r = sd_bus_open_system(&d.bus);
   if (r < 0)
@@ -313,7 +334,7 @@ int main(int argc, char **argv) {
   d.drainer.reset();
   d.program->detachAll();
   unlink(d.attachmentsFile.c_str());
-  sd_event_source_unref(tick);
+  sd_event_source_unref(d.tick);
   sd_event_source_unref(ring);
   sd_event_unref(d.event);
   spdlog::info("stopped");

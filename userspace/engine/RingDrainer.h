@@ -61,8 +61,9 @@ public:
 
   // An fd that is readable when records wait (for epoll / sd-event).
   int epollFd() const;
-  // Hands every record available now to its sink; returns how many were consumed.
-  Result<uint64_t> consume();
+  // Hands the records available now to their sinks, at most maxRecords of them (the rest
+  // stay in the ring, whose fd stays readable); returns how many were consumed.
+  Result<uint64_t> consume(uint64_t maxRecords = UINT64_MAX);
   // Waits up to timeoutMs for records, then consumes them.
   Result<uint64_t> poll(int timeoutMs);
 
@@ -73,6 +74,7 @@ public:
 private:
   RingDrainer() = default;
   static int onRecord(void *ctx, void *data, size_t size);
+  void deliver(void *data, size_t size);
 
   struct Route {
     PacketSink *sink = nullptr;
@@ -82,6 +84,7 @@ private:
   std::array<Route, RINGCAP_MAX_SLOTS> routes_{};
   DrainerStats stats_;
   int64_t offsetNs_ = 0;
+  uint64_t budget_ = UINT64_MAX; // records consume() may still take in this call
 };
 
 } // namespace ringcap
