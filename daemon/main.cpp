@@ -7,6 +7,7 @@
 #include "OwnershipService.h"
 #include "Worker.h"
 #include "engine/BpfLog.h"
+#include "engine/ClockStepWatch.h"
 #include "engine/KernelSupport.h"
 
 #include <csignal>
@@ -39,6 +40,7 @@ struct Daemon {
   std::unique_ptr<JobStore> store;
   std::unique_ptr<CaptureProgram> program;
   std::unique_ptr<RingDrainer> drainer;
+  std::unique_ptr<ClockStepWatch> clockWatch;
   std::unique_ptr<OwnershipStore> ownerships;
   std::unique_ptr<Worker> worker;
   std::unique_ptr<OwnershipService> ownership;
@@ -112,8 +114,27 @@ void saveAttachments(Daemon &d) {
     rename(tmp.c_str(), d.attachmentsFile.c_str());
 }
 
+// Ring timestamps are boot-time; the offset to the wall clock is read again after the wall
+// clock was set, when a capture starts and every second while captures run (NTP slews).
+void refreshClockOffset(Daemon &d, const char *why) {
+  int64_t change = d.drainer->refreshClockOffset();
+  if (change > 1'000'000 || change < -1'000'000)
+    spdlog::info("{}: packet timestamps now follow it (offset changed by {:.3f} s)", why,
+                 double(change) / 1e9);
+  else
+    spdlog::debug("{}: clock offset changed by {} ns", why, change);
+}
+
+int onClockStep(sd_event_source *, int, uint32_t, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (d.clockWatch->stepped())
+    refreshClockOffset(d, "the wall clock was set");
+  return 0;
+}
+
 // The tick runs while the service is busy and stops when it is idle again.
 void startTicking(Daemon &d) {
+  refreshClockOffset(d, "a capture starts");
   int enabled = SD_EVENT_OFF;
   sd_event_source_get_enabled(d.tick, &enabled);
   if (enabled != SD_EVENT_OFF)
@@ -133,6 +154,8 @@ int onTick(sd_event_source *s, uint64_t usec, void *userdata) {
   d.service->flush();
   if (++d.ticks % 10 == 0 || !d.service->busy())
     notifyStatus(d);
+  if (d.ticks % 10 == 0)
+    refreshClockOffset(d, "the periodic clock check");
   if (d.service->busy())
     sd_event_source_set_time(s, usec + kTickUsec);
   else
@@ -286,6 +309,14 @@ int main(int argc, char **argv) {
   r = sd_event_add_io(d.event, &ring, d.drainer->epollFd(), EPOLLIN, onRing, &d);
   if (r < 0)
     return fatal(Error::fromErrno(r, "watching the ring").message);
+  auto clockWatch = ClockStepWatch::create();
+  if (!clockWatch)
+    return fatal(clockWatch.error().message);
+  d.clockWatch = std::move(*clockWatch);
+  sd_event_source *clockStep = nullptr;
+  r = sd_event_add_io(d.event, &clockStep, d.clockWatch->fd(), EPOLLIN, onClockStep, &d);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "watching the wall clock").message);
   // Off until a capture starts (startTicking).
   r = sd_event_add_time(d.event, &d.tick, CLOCK_MONOTONIC, 0, 1000, onTick, &d);
   if (r >= 0)
@@ -335,6 +366,7 @@ int main(int argc, char **argv) {
   d.program->detachAll();
   unlink(d.attachmentsFile.c_str());
   sd_event_source_unref(d.tick);
+  sd_event_source_unref(clockStep);
   sd_event_source_unref(ring);
   sd_event_unref(d.event);
   spdlog::info("stopped");

@@ -38,13 +38,21 @@ int64_t realtimeMinusBoottimeNs() {
   return best;
 }
 
-Result<std::unique_ptr<RingDrainer>> RingDrainer::create(int ringFd) {
+Result<std::unique_ptr<RingDrainer>> RingDrainer::create(int ringFd,
+                                                         ClockOffsetSource clockOffset) {
   std::unique_ptr<RingDrainer> d(new RingDrainer());
+  d->clockOffset_ = clockOffset;
   d->rb_ = ring_buffer__new(ringFd, &RingDrainer::onRecord, d.get(), nullptr);
   if (!d->rb_)
     return Error::fromErrno(errno, "opening the capture ring");
-  d->offsetNs_ = realtimeMinusBoottimeNs();
+  d->offsetNs_ = d->clockOffset_();
   return d;
+}
+
+int64_t RingDrainer::refreshClockOffset() {
+  int64_t before = offsetNs_;
+  offsetNs_ = clockOffset_();
+  return offsetNs_ - before;
 }
 
 RingDrainer::~RingDrainer() { ring_buffer__free(rb_); }

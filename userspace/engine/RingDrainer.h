@@ -50,7 +50,10 @@ struct DrainerStats {
 
 class RingDrainer {
 public:
-  static Result<std::unique_ptr<RingDrainer>> create(int ringFd);
+  // Where the clock offset comes from: realtimeMinusBoottimeNs, or a fake in tests.
+  using ClockOffsetSource = int64_t (*)();
+  static Result<std::unique_ptr<RingDrainer>>
+  create(int ringFd, ClockOffsetSource clockOffset = realtimeMinusBoottimeNs);
   ~RingDrainer();
   RingDrainer(const RingDrainer &) = delete;
   RingDrainer &operator=(const RingDrainer &) = delete;
@@ -68,8 +71,11 @@ public:
   Result<uint64_t> poll(int timeoutMs);
 
   const DrainerStats &stats() const { return stats_; }
-  // Re-reads the clock offset (after a wall-clock step, for example).
-  void refreshClockOffset() { offsetNs_ = realtimeMinusBoottimeNs(); }
+  // Re-reads the clock offset: after the wall clock was set (ClockStepWatch), and now and
+  // then while capturing (NTP slews the real-time clock against the boot-time clock).
+  // Records drained afterwards are converted with the new offset. Returns the change in ns.
+  int64_t refreshClockOffset();
+  int64_t clockOffsetNs() const { return offsetNs_; }
 
 private:
   RingDrainer() = default;
@@ -84,6 +90,7 @@ private:
   std::array<Route, RINGCAP_MAX_SLOTS> routes_{};
   DrainerStats stats_;
   int64_t offsetNs_ = 0;
+  ClockOffsetSource clockOffset_ = realtimeMinusBoottimeNs;
   uint64_t budget_ = UINT64_MAX; // records consume() may still take in this call
 };
 
