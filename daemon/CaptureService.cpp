@@ -242,6 +242,11 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
   Running run = std::move(it->second);
   jobs_.erase(it);
   run.job->stop(reason, std::move(fault));
+  // Usually the job's last records are already in the ring: one slice of it brings them, and
+  // the capture completes before the caller (StopCapture, a limit) returns.
+  if (!run.job->drained())
+    if (auto n = drainer_.consume(kDrainBatch); !n)
+      spdlog::warn("draining the ring: {}", n.error().message);
   if (run.job->drained()) {
     complete(id, *run.job);
     return;

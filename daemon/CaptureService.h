@@ -75,6 +75,9 @@ public:
   // How often tick() runs while busy: limits, counters, and the drain that brings a trickle
   // of packets (too few to wake the loop through the ring) into the files.
   static constexpr auto kTickInterval = std::chrono::milliseconds(100);
+  // Records drained from the ring in one go (per event-loop dispatch): a full ring is drained
+  // in slices, and the bus is served between them.
+  static constexpr uint64_t kDrainBatch = 1024;
   // Interfaces the program is attached to, by system.
   void setSystems(std::map<std::string, std::vector<Attachment>> systems) {
     systems_ = std::move(systems);

@@ -31,9 +31,7 @@ namespace {
 // While captures run or drain: drain, limits, counters, every 100 ms. Off while idle.
 constexpr uint64_t kTickUsec =
     std::chrono::duration_cast<std::chrono::microseconds>(CaptureService::kTickInterval).count();
-// Records drained per event-loop dispatch: a full ring is drained in slices, and the bus is
-// served between them.
-constexpr uint64_t kDrainBatch = 1024;
+constexpr uint64_t kDrainBatch = CaptureService::kDrainBatch;
 
 struct Daemon {
   DaemonConfig config;
