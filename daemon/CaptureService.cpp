@@ -65,11 +65,9 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   auto request = validateCaptureRequest(body, RequestMode::Api);
   if (!request)
     return Error{kInvalidRequest, request.error().message};
-  auto sys = systems_.find(request->system);
-  if (sys == systems_.end() || sys->second.empty())
-    return Error{kInvalidRequest, "system: \"" + request->system +
-                                      "\" has no interfaces on this host (see [systems] in the "
-                                      "configuration)"};
+  auto ifaces = systemInterfaces(request->system);
+  if (!ifaces)
+    return ifaces.error();
   if (request->type == CaptureType::Full)
     if (auto c = checkFull(*request); !c)
       return c.error();
@@ -100,7 +98,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   SlotOptions options;
   options.sampleRate = request->type == CaptureType::Simple ? config_.simple_sample_rate : 1;
   auto job = CaptureJob::start(program_, drainer_, *request, options, store_.filePath(*stored),
-                               sys->second, "ringcapd " RINGCAP_VERSION);
+                               *ifaces, "ringcapd " RINGCAP_VERSION);
   if (!job) {
     stored->status = CaptureStatus::Failed;
     stored->errorMessage = "the capture could not start: " + job.error().message;
@@ -119,7 +117,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   stored->startedNs = wallClockNowNs();
   persist(*stored);
   bool wasBusy = busy();
-  jobs_[stored->id] = Running{std::move(*job), sys->second, now};
+  jobs_[stored->id] = Running{std::move(*job), *ifaces, now};
   if (!wasBusy && busyListener_)
     busyListener_();
   spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
@@ -171,6 +169,36 @@ void CaptureService::refreshCounters(CaptureRecord &record, Running &run) {
 void CaptureService::notify(const CaptureRecord &record, bool statusChanged) {
   if (listener_)
     listener_(record, statusChanged);
+}
+
+Result<std::vector<Attachment>> CaptureService::systemInterfaces(const std::string &system) const {
+  auto sys = config_.systems.find(system);
+  if (sys == config_.systems.end() || sys->second.empty())
+    return Error{kInvalidRequest, "system: \"" + system +
+                                      "\" has no interfaces on this host (see [systems] in the "
+                                      "configuration)"};
+  std::vector<Attachment> out;
+  for (const auto &name : sys->second) {
+    auto a = std::find_if(program_.attachments().begin(), program_.attachments().end(),
+                          [&](const Attachment &x) { return x.ifname == name; });
+    if (a == program_.attachments().end())
+      return Error{kNotReady, "interface " + name + " of system \"" + system +
+                                  "\" is missing (deleted, or not created yet); captures on " +
+                                  system + " can start once it exists again"};
+    out.push_back(*a);
+  }
+  return out;
+}
+
+void CaptureService::interfaceGone(int ifindex, const std::string &ifname) {
+  std::vector<std::string> ids;
+  for (const auto &[id, run] : jobs_)
+    for (const auto &a : run.ifaces)
+      if (a.ifindex == ifindex)
+        ids.push_back(id);
+  for (const auto &id : ids)
+    finish(id, StopReason::Fault,
+           Error{ENODEV, "interface " + ifname + " disappeared during the capture"});
 }
 
 std::optional<Error> CaptureService::checkInterfaces(const Running &run) const {

@@ -78,10 +78,8 @@ public:
   // Records drained from the ring in one go (per event-loop dispatch): a full ring is drained
   // in slices, and the bus is served between them.
   static constexpr uint64_t kDrainBatch = 1024;
-  // Interfaces the program is attached to, by system.
-  void setSystems(std::map<std::string, std::vector<Attachment>> systems) {
-    systems_ = std::move(systems);
-  }
+  // An interface the program was attached to is gone: the captures on it fail.
+  void interfaceGone(int ifindex, const std::string &ifname);
 
   static constexpr auto kCounterInterval = std::chrono::milliseconds(250);
   static constexpr auto kSaveInterval = std::chrono::seconds(5);
@@ -104,6 +102,8 @@ private:
   Result<void> checkFull(const CaptureRequest &request) const;
   void deliver(const std::string &id);
   std::optional<Error> checkInterfaces(const Running &run) const;
+  // The attachments of a system's interfaces, or an error naming one that is missing.
+  Result<std::vector<Attachment>> systemInterfaces(const std::string &system) const;
 
   const DaemonConfig &config_;
   JobStore &store_;
@@ -113,7 +113,6 @@ private:
   Worker &worker_;
   DestinationSettings destinations_;
   std::string hostname_;
-  std::map<std::string, std::vector<Attachment>> systems_;
   std::map<std::string, Running> jobs_;
   std::map<std::string, Running> finishing_; // stopped, draining their last records
   std::function<void()> busyListener_;

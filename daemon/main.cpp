@@ -4,6 +4,7 @@
 #include "CaptureService.h"
 #include "Config.h"
 #include "JobStore.h"
+#include "LinkMonitor.h"
 #include "OwnershipService.h"
 #include "Worker.h"
 #include "engine/BpfLog.h"
@@ -17,6 +18,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <net/if.h>
+#include <set>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -39,6 +41,8 @@ struct Daemon {
   std::unique_ptr<CaptureProgram> program;
   std::unique_ptr<RingDrainer> drainer;
   std::unique_ptr<ClockStepWatch> clockWatch;
+  std::unique_ptr<LinkMonitor> links;
+  std::set<std::string> everAttached; // interfaces attached since the start, by name
   std::unique_ptr<OwnershipStore> ownerships;
   std::unique_ptr<Worker> worker;
   std::unique_ptr<OwnershipService> ownership;
@@ -169,6 +173,54 @@ int onRing(sd_event_source *, int, uint32_t, void *userdata) {
   return 0;
 }
 
+// Compares the attachments with the interfaces that exist now: an attached interface that is
+// gone (or whose index now has another name) ends its captures and is detached; a configured
+// interface that exists and is not attached is attached. attachments.json follows.
+void followLinks(Daemon &d) {
+  bool changed = false;
+  std::vector<Attachment> attached = d.program->attachments();
+  for (const auto &a : attached) {
+    char name[IF_NAMESIZE];
+    if (if_indextoname(static_cast<unsigned>(a.ifindex), name) && a.ifname == name)
+      continue;
+    spdlog::warn("interface {} (ifindex {}) is gone: its captures fail, and captures on its "
+                 "system are refused until it is back",
+                 a.ifname, a.ifindex);
+    d.service->interfaceGone(a.ifindex, a.ifname);
+    if (auto r = d.program->detach(a.ifindex); !r)
+      spdlog::warn("{}", r.error().message);
+    changed = true;
+  }
+  for (const auto &name : d.config.allInterfaces()) {
+    bool isAttached = false;
+    for (const auto &a : d.program->attachments())
+      isAttached |= a.ifname == name;
+    unsigned ifindex = if_nametoindex(name.c_str());
+    if (isAttached || !ifindex)
+      continue;
+    if (auto r = d.program->attach({name}); !r) {
+      spdlog::error("interface {} appeared (ifindex {}) but could not be attached: {}", name,
+                    ifindex, r.error().message);
+      continue;
+    }
+    spdlog::info("interface {} {} (ifindex {}), attached", name,
+                 d.everAttached.count(name) ? "reappeared" : "appeared", ifindex);
+    d.everAttached.insert(name);
+    changed = true;
+  }
+  if (changed) {
+    saveAttachments(d);
+    notifyStatus(d);
+  }
+}
+
+int onLinkChange(sd_event_source *, int, uint32_t, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (d.links->drain())
+    followLinks(d);
+  return 0;
+}
+
 int onSignal(sd_event_source *, const signalfd_siginfo *si, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
   spdlog::info("signal {}: stopping", si->ssi_signo);
@@ -276,12 +328,8 @@ int main(int argc, char **argv) {
   if (auto r = d.program->attach(ifaces); !r)
     return fatal(r.error().message);
   saveAttachments(d);
-
-  std::map<std::string, std::vector<Attachment>> systems;
-  for (const auto &[name, members] : d.config.systems)
-    for (const auto &a : d.program->attachments())
-      if (std::find(members.begin(), members.end(), a.ifname) != members.end())
-        systems[name].push_back(a);
+  for (const auto &a : d.program->attachments())
+    d.everAttached.insert(a.ifname);
 
   auto drainer = RingDrainer::create(d.program->ringFd());
   if (!drainer)
@@ -333,7 +381,17 @@ int main(int argc, char **argv) {
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
-  d.service->setSystems(std::move(systems));
+  // Interfaces deleted and created again (a driver reload, a rebuilt bond, a veth recreated by
+  // a container runtime): followed through rtnetlink.
+  auto links = LinkMonitor::open();
+  if (!links)
+    return fatal(links.error().message);
+  d.links = std::move(*links);
+  sd_event_source *linkSource = nullptr;
+  r = sd_event_add_io(d.event, &linkSource, d.links->fd(), EPOLLIN, onLinkChange, &d);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "watching link changes").message);
+  followLinks(d); // what changed between the attach above and the subscription
   d.service->setBusyListener([&d] { startTicking(d); });
 
   r = sd_bus_open_system(&d.bus);
@@ -365,6 +423,7 @@ int main(int argc, char **argv) {
   unlink(d.attachmentsFile.c_str());
   sd_event_source_unref(d.tick);
   sd_event_source_unref(clockStep);
+  sd_event_source_unref(linkSource);
   sd_event_source_unref(ring);
   sd_event_unref(d.event);
   spdlog::info("stopped");
