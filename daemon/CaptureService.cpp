@@ -286,16 +286,15 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
 }
 
 void CaptureService::completeDrained(Clock::time_point now) {
-  for (auto it = finishing_.begin(); it != finishing_.end();) {
-    if (!it->second.job->drained(now)) {
-      ++it;
-      continue;
+  // One per call: completing writes and syncs the file, and the bus is served in between.
+  for (auto it = finishing_.begin(); it != finishing_.end(); ++it)
+    if (it->second.job->drained(now)) {
+      Running run = std::move(it->second);
+      std::string id = it->first;
+      finishing_.erase(it);
+      complete(id, *run.job);
+      return;
     }
-    Running run = std::move(it->second);
-    std::string id = it->first;
-    it = finishing_.erase(it);
-    complete(id, *run.job);
-  }
 }
 
 void CaptureService::complete(const std::string &id, CaptureJob &job) {

@@ -52,8 +52,8 @@ public:
   // Checks limits, interfaces and files; finishes captures that are done. Call every
   // kTickInterval while busy(); counters are refreshed every kCounterInterval.
   void tick(Clock::time_point now = Clock::now());
-  // Completes the captures that were stopped and whose records have all been drained from
-  // the ring (or waited for long enough). Call after draining the ring.
+  // Completes a capture that was stopped and whose records have all been drained from the
+  // ring (or waited for long enough), one per call. Call after draining the ring.
   void completeDrained(Clock::time_point now = Clock::now());
   // Makes every running capture's file readable up to the last drained packet.
   void flush();
