@@ -65,11 +65,9 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   auto request = validateCaptureRequest(body, RequestMode::Api);
   if (!request)
     return Error{kInvalidRequest, request.error().message};
-  auto sys = systems_.find(request->system);
-  if (sys == systems_.end() || sys->second.empty())
-    return Error{kInvalidRequest, "system: \"" + request->system +
-                                      "\" has no interfaces on this host (see [systems] in the "
-                                      "configuration)"};
+  auto ifaces = systemInterfaces(request->system);
+  if (!ifaces)
+    return ifaces.error();
   if (request->type == CaptureType::Full)
     if (auto c = checkFull(*request); !c)
       return c.error();
@@ -100,7 +98,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   SlotOptions options;
   options.sampleRate = request->type == CaptureType::Simple ? config_.simple_sample_rate : 1;
   auto job = CaptureJob::start(program_, drainer_, *request, options, store_.filePath(*stored),
-                               sys->second, "ringcapd " RINGCAP_VERSION);
+                               *ifaces, "ringcapd " RINGCAP_VERSION);
   if (!job) {
     stored->status = CaptureStatus::Failed;
     stored->errorMessage = "the capture could not start: " + job.error().message;
@@ -118,7 +116,10 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   stored->status = CaptureStatus::Running;
   stored->startedNs = wallClockNowNs();
   persist(*stored);
-  jobs_[stored->id] = Running{std::move(*job), sys->second, now};
+  bool wasBusy = busy();
+  jobs_[stored->id] = Running{std::move(*job), *ifaces, now};
+  if (!wasBusy && busyListener_)
+    busyListener_();
   spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
                request->system);
   notify(*stored, true);
@@ -132,6 +133,8 @@ Result<const CaptureRecord *> CaptureService::get(const std::string &id) {
     return Error{kNotFound, "no capture with id \"" + id + "\""};
   if (auto it = jobs_.find(id); it != jobs_.end())
     refreshCounters(*r, it->second);
+  else if (auto f = finishing_.find(id); f != finishing_.end())
+    refreshCounters(*r, f->second);
   return r;
 }
 
@@ -168,6 +171,36 @@ void CaptureService::notify(const CaptureRecord &record, bool statusChanged) {
     listener_(record, statusChanged);
 }
 
+Result<std::vector<Attachment>> CaptureService::systemInterfaces(const std::string &system) const {
+  auto sys = config_.systems.find(system);
+  if (sys == config_.systems.end() || sys->second.empty())
+    return Error{kInvalidRequest, "system: \"" + system +
+                                      "\" has no interfaces on this host (see [systems] in the "
+                                      "configuration)"};
+  std::vector<Attachment> out;
+  for (const auto &name : sys->second) {
+    auto a = std::find_if(program_.attachments().begin(), program_.attachments().end(),
+                          [&](const Attachment &x) { return x.ifname == name; });
+    if (a == program_.attachments().end())
+      return Error{kNotReady, "interface " + name + " of system \"" + system +
+                                  "\" is missing (deleted, or not created yet); captures on " +
+                                  system + " can start once it exists again"};
+    out.push_back(*a);
+  }
+  return out;
+}
+
+void CaptureService::interfaceGone(int ifindex, const std::string &ifname) {
+  std::vector<std::string> ids;
+  for (const auto &[id, run] : jobs_)
+    for (const auto &a : run.ifaces)
+      if (a.ifindex == ifindex)
+        ids.push_back(id);
+  for (const auto &id : ids)
+    finish(id, StopReason::Fault,
+           Error{ENODEV, "interface " + ifname + " disappeared during the capture"});
+}
+
 std::optional<Error> CaptureService::checkInterfaces(const Running &run) const {
   for (const auto &a : run.ifaces) {
     char name[IF_NAMESIZE];
@@ -178,6 +211,7 @@ std::optional<Error> CaptureService::checkInterfaces(const Running &run) const {
 }
 
 void CaptureService::tick(Clock::time_point now) {
+  completeDrained(now);
   std::vector<std::pair<std::string, StopReason>> done;
   std::vector<std::pair<std::string, Error>> faults;
   bool checkIfaces = now - lastInterfaceCheck_ >= std::chrono::seconds(1);
@@ -232,8 +266,38 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
   auto it = jobs_.find(id);
   if (it == jobs_.end())
     return;
-  CaptureSummary s = it->second.job->finish(reason, fault);
+  Running run = std::move(it->second);
   jobs_.erase(it);
+  run.job->stop(reason, std::move(fault));
+  // Usually the job's last records are already in the ring: one slice of it brings them, and
+  // the capture completes before the caller (StopCapture, a limit) returns.
+  if (!run.job->drained())
+    if (auto n = drainer_.consume(kDrainBatch); !n)
+      spdlog::warn("draining the ring: {}", n.error().message);
+  if (run.job->drained()) {
+    complete(id, *run.job);
+    return;
+  }
+  // Records of the job are still in the ring: the event loop drains them (and serves the
+  // bus meanwhile); completeDrained() ends the capture.
+  spdlog::debug("capture {} stopped; draining its last records", id);
+  finishing_.emplace(id, std::move(run));
+}
+
+void CaptureService::completeDrained(Clock::time_point now) {
+  // One per call: completing writes and syncs the file, and the bus is served in between.
+  for (auto it = finishing_.begin(); it != finishing_.end(); ++it)
+    if (it->second.job->drained(now)) {
+      Running run = std::move(it->second);
+      std::string id = it->first;
+      finishing_.erase(it);
+      complete(id, *run.job);
+      return;
+    }
+}
+
+void CaptureService::complete(const std::string &id, CaptureJob &job) {
+  CaptureSummary s = job.complete();
   CaptureRecord *r = store_.find(id);
   if (!r)
     return;
@@ -349,6 +413,17 @@ void CaptureService::failAll(const std::string &message) {
     ids.push_back(id);
   for (const auto &id : ids)
     finish(id, StopReason::Fault, Error{ECANCELED, message});
+  // The daemon is stopping: nothing else to serve, so wait here for the last records.
+  while (!finishing_.empty()) {
+    if (auto n = drainer_.poll(10); !n) {
+      spdlog::warn("draining the ring: {}", n.error().message);
+      break;
+    }
+    completeDrained();
+  }
+  for (auto &[id, run] : finishing_)
+    complete(id, *run.job);
+  finishing_.clear();
 }
 
 void CaptureService::persist(CaptureRecord &record) {

@@ -4,9 +4,11 @@
 #include "CaptureService.h"
 #include "Config.h"
 #include "JobStore.h"
+#include "LinkMonitor.h"
 #include "OwnershipService.h"
 #include "Worker.h"
 #include "engine/BpfLog.h"
+#include "engine/ClockStepWatch.h"
 #include "engine/KernelSupport.h"
 
 #include <csignal>
@@ -16,6 +18,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <net/if.h>
+#include <set>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -27,13 +30,19 @@ using namespace ringcap;
 
 namespace {
 
-constexpr uint64_t kTickUsec = 10'000; // drain, limits, faults: every 10 ms
+// While captures run or drain: drain, limits, counters, every 100 ms. Off while idle.
+constexpr uint64_t kTickUsec =
+    std::chrono::duration_cast<std::chrono::microseconds>(CaptureService::kTickInterval).count();
+constexpr uint64_t kDrainBatch = CaptureService::kDrainBatch;
 
 struct Daemon {
   DaemonConfig config;
   std::unique_ptr<JobStore> store;
   std::unique_ptr<CaptureProgram> program;
   std::unique_ptr<RingDrainer> drainer;
+  std::unique_ptr<ClockStepWatch> clockWatch;
+  std::unique_ptr<LinkMonitor> links;
+  std::set<std::string> everAttached; // interfaces attached since the start, by name
   std::unique_ptr<OwnershipStore> ownerships;
   std::unique_ptr<Worker> worker;
   std::unique_ptr<OwnershipService> ownership;
@@ -41,6 +50,7 @@ struct Daemon {
   std::unique_ptr<BusService> busService;
   sd_event *event = nullptr;
   sd_bus *bus = nullptr;
+  sd_event_source *tick = nullptr;
   std::string attachmentsFile;
   std::string lastStatus;
   unsigned ticks = 0;
@@ -106,23 +116,108 @@ void saveAttachments(Daemon &d) {
     rename(tmp.c_str(), d.attachmentsFile.c_str());
 }
 
+// Ring timestamps are boot-time; the offset to the wall clock is read again after the wall
+// clock was set, when a capture starts and every second while captures run (NTP slews).
+void refreshClockOffset(Daemon &d, const char *why) {
+  int64_t change = d.drainer->refreshClockOffset();
+  if (change > 1'000'000 || change < -1'000'000)
+    spdlog::info("{}: packet timestamps now follow it (offset changed by {:.3f} s)", why,
+                 double(change) / 1e9);
+  else
+    spdlog::debug("{}: clock offset changed by {} ns", why, change);
+}
+
+int onClockStep(sd_event_source *, int, uint32_t, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (d.clockWatch->stepped())
+    refreshClockOffset(d, "the wall clock was set");
+  return 0;
+}
+
+// The tick runs while the service is busy and stops when it is idle again.
+void startTicking(Daemon &d) {
+  refreshClockOffset(d, "a capture starts");
+  int enabled = SD_EVENT_OFF;
+  sd_event_source_get_enabled(d.tick, &enabled);
+  if (enabled != SD_EVENT_OFF)
+    return;
+  uint64_t now = 0;
+  sd_event_now(d.event, CLOCK_MONOTONIC, &now);
+  sd_event_source_set_time(d.tick, now + kTickUsec);
+  sd_event_source_set_enabled(d.tick, SD_EVENT_ON);
+}
+
 int onTick(sd_event_source *s, uint64_t usec, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
-  if (auto r = d.drainer->consume(); !r)
+  if (auto r = d.drainer->consume(kDrainBatch); !r)
     spdlog::error("{}", r.error().message);
   d.service->tick();
-  if (++d.ticks % 10 == 0) {
-    d.service->flush();
+  // Every drained packet readable in its file within a tick (a write only when some wait).
+  d.service->flush();
+  if (++d.ticks % 10 == 0 || !d.service->busy())
     notifyStatus(d);
-  }
-  sd_event_source_set_time(s, usec + kTickUsec);
+  if (d.ticks % 10 == 0)
+    refreshClockOffset(d, "the periodic clock check");
+  if (d.service->busy())
+    sd_event_source_set_time(s, usec + kTickUsec);
+  else
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
   return 0;
 }
 
 int onRing(sd_event_source *, int, uint32_t, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
-  if (auto r = d.drainer->consume(); !r)
+  if (auto r = d.drainer->consume(kDrainBatch); !r)
     spdlog::error("{}", r.error().message);
+  d.service->completeDrained();
+  return 0;
+}
+
+// Compares the attachments with the interfaces that exist now: an attached interface that is
+// gone (or whose index now has another name) ends its captures and is detached; a configured
+// interface that exists and is not attached is attached. attachments.json follows.
+void followLinks(Daemon &d) {
+  bool changed = false;
+  std::vector<Attachment> attached = d.program->attachments();
+  for (const auto &a : attached) {
+    char name[IF_NAMESIZE];
+    if (if_indextoname(static_cast<unsigned>(a.ifindex), name) && a.ifname == name)
+      continue;
+    spdlog::warn("interface {} (ifindex {}) is gone: its captures fail, and captures on its "
+                 "system are refused until it is back",
+                 a.ifname, a.ifindex);
+    d.service->interfaceGone(a.ifindex, a.ifname);
+    if (auto r = d.program->detach(a.ifindex); !r)
+      spdlog::warn("{}", r.error().message);
+    changed = true;
+  }
+  for (const auto &name : d.config.allInterfaces()) {
+    bool isAttached = false;
+    for (const auto &a : d.program->attachments())
+      isAttached |= a.ifname == name;
+    unsigned ifindex = if_nametoindex(name.c_str());
+    if (isAttached || !ifindex)
+      continue;
+    if (auto r = d.program->attach({name}); !r) {
+      spdlog::error("interface {} appeared (ifindex {}) but could not be attached: {}", name,
+                    ifindex, r.error().message);
+      continue;
+    }
+    spdlog::info("interface {} {} (ifindex {}), attached", name,
+                 d.everAttached.count(name) ? "reappeared" : "appeared", ifindex);
+    d.everAttached.insert(name);
+    changed = true;
+  }
+  if (changed) {
+    saveAttachments(d);
+    notifyStatus(d);
+  }
+}
+
+int onLinkChange(sd_event_source *, int, uint32_t, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (d.links->drain())
+    followLinks(d);
   return 0;
 }
 
@@ -233,12 +328,8 @@ int main(int argc, char **argv) {
   if (auto r = d.program->attach(ifaces); !r)
     return fatal(r.error().message);
   saveAttachments(d);
-
-  std::map<std::string, std::vector<Attachment>> systems;
-  for (const auto &[name, members] : d.config.systems)
-    for (const auto &a : d.program->attachments())
-      if (std::find(members.begin(), members.end(), a.ifname) != members.end())
-        systems[name].push_back(a);
+  for (const auto &a : d.program->attachments())
+    d.everAttached.insert(a.ifname);
 
   auto drainer = RingDrainer::create(d.program->ringFd());
   if (!drainer)
@@ -266,12 +357,18 @@ int main(int argc, char **argv) {
   r = sd_event_add_io(d.event, &ring, d.drainer->epollFd(), EPOLLIN, onRing, &d);
   if (r < 0)
     return fatal(Error::fromErrno(r, "watching the ring").message);
-  uint64_t now = 0;
-  sd_event_now(d.event, CLOCK_MONOTONIC, &now);
-  sd_event_source *tick = nullptr;
-  r = sd_event_add_time(d.event, &tick, CLOCK_MONOTONIC, now + kTickUsec, 1000, onTick, &d);
+  auto clockWatch = ClockStepWatch::create();
+  if (!clockWatch)
+    return fatal(clockWatch.error().message);
+  d.clockWatch = std::move(*clockWatch);
+  sd_event_source *clockStep = nullptr;
+  r = sd_event_add_io(d.event, &clockStep, d.clockWatch->fd(), EPOLLIN, onClockStep, &d);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "watching the wall clock").message);
+  // Off until a capture starts (startTicking).
+  r = sd_event_add_time(d.event, &d.tick, CLOCK_MONOTONIC, 0, 1000, onTick, &d);
   if (r >= 0)
-    r = sd_event_source_set_enabled(tick, SD_EVENT_ON);
+    r = sd_event_source_set_enabled(d.tick, SD_EVENT_OFF);
   if (r < 0)
     return fatal(Error::fromErrno(r, "the tick timer").message);
 
@@ -286,7 +383,18 @@ int main(int argc, char **argv) {
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
-  d.service->setSystems(std::move(systems));
+  // Interfaces deleted and created again (a driver reload, a rebuilt bond, a veth recreated by
+  // a container runtime): followed through rtnetlink.
+  auto links = LinkMonitor::open();
+  if (!links)
+    return fatal(links.error().message);
+  d.links = std::move(*links);
+  sd_event_source *linkSource = nullptr;
+  r = sd_event_add_io(d.event, &linkSource, d.links->fd(), EPOLLIN, onLinkChange, &d);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "watching link changes").message);
+  followLinks(d); // what changed between the attach above and the subscription
+  d.service->setBusyListener([&d] { startTicking(d); });
 
   r = sd_bus_open_system(&d.bus);
   if (r < 0)
@@ -315,7 +423,9 @@ int main(int argc, char **argv) {
   d.drainer.reset();
   d.program->detachAll();
   unlink(d.attachmentsFile.c_str());
-  sd_event_source_unref(tick);
+  sd_event_source_unref(d.tick);
+  sd_event_source_unref(clockStep);
+  sd_event_source_unref(linkSource);
   sd_event_source_unref(ring);
   sd_event_unref(d.event);
   spdlog::info("stopped");

@@ -1,6 +1,7 @@
 // ringcap-dump: a foreground capture, like tcpdump -w, on ringcap's XDP engine.
 #include "engine/BpfLog.h"
 #include "engine/CaptureJob.h"
+#include "engine/ClockStepWatch.h"
 #include "engine/KernelSupport.h"
 #include "engine/SlotCounters.h"
 #include "request/CaptureRequest.h"
@@ -301,13 +302,19 @@ int run(const Options &o) {
   watch((*drainer)->epollFd());
   watch(sigfd);
   watch(tfd);
+  // Boot-time stamps follow the wall clock: after it was set, and every second (NTP slews).
+  auto clockWatch = ClockStepWatch::create();
+  if (clockWatch)
+    watch((*clockWatch)->fd());
+  else
+    spdlog::warn("{}", clockWatch.error().message);
 
   StopReason reason = StopReason::None;
   std::optional<Error> fault;
   unsigned ticks = 0;
   while (reason == StopReason::None) {
-    epoll_event events[3];
-    int n = epoll_wait(ep, events, 3, -1);
+    epoll_event events[4];
+    int n = epoll_wait(ep, events, 4, -1);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
@@ -322,6 +329,13 @@ int run(const Options &o) {
         while (read(sigfd, &si, sizeof si) == sizeof si)
           spdlog::info("signal {}: stopping", si.ssi_signo);
         reason = StopReason::Stopped;
+      } else if (clockWatch && fd == (*clockWatch)->fd()) {
+        if ((*clockWatch)->stepped()) {
+          int64_t change = (*drainer)->refreshClockOffset();
+          spdlog::info("the wall clock was set: packet timestamps now follow it (offset changed "
+                       "by {:.3f} s)",
+                       double(change) / 1e9);
+        }
       } else if (fd == tfd) {
         uint64_t expirations;
         (void)!read(tfd, &expirations, sizeof expirations);
@@ -331,6 +345,8 @@ int run(const Options &o) {
         }
         if (++ticks % 10 == 0)
           (void)(*job)->flush();
+        if (ticks % 100 == 0)
+          (*drainer)->refreshClockOffset();
         if (reason == StopReason::None)
           reason = (*job)->check();
       } else if (auto r = (*drainer)->consume(); !r) {

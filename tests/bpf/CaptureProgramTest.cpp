@@ -3,6 +3,7 @@
 #include "engine/CaptureProgram.h"
 #include "../lib/Skip.h"
 #include "PacketBuilder.h"
+#include "engine/ClockStepWatch.h"
 #include "engine/RingDrainer.h"
 #include "request/FilterV1.h"
 #include "request/IpAddress.h"
@@ -1088,6 +1089,85 @@ TEST_F(CaptureProgramTest, EveryCounterFieldIsSummedAndBaselined) {
   disarm(1);
   arm(1, slotWith(7));
   EXPECT_EQ(describe(counters(1)), describe(SlotCounters{}));
+}
+
+TEST_F(CaptureProgramTest, ConsumeTakesAtMostTheGivenNumberOfRecords) {
+  auto drainer = RingDrainer::create(program_->ringFd());
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  struct Count : PacketSink {
+    void onPacket(const CapturedPacket &) override { n++; }
+    uint64_t n = 0;
+  } sink;
+  (*drainer)->route(5, 0x55, &sink);
+  arm(5, slotWith(0x55, {.proto = UDP}));
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 16 bytes
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(16).build();
+  ASSERT_TRUE(passes(fd(), pkt, 5));
+  // A slice of a full ring per event-loop dispatch; the rest stays for the next one.
+  for (uint64_t want : {2u, 2u, 1u, 0u}) {
+    auto n = (*drainer)->consume(2);
+    ASSERT_TRUE(n) << n.error().message;
+    EXPECT_EQ(*n, want);
+  }
+  EXPECT_EQ(sink.n, 5u);
+  EXPECT_EQ((*drainer)->stats().records, 5u);
+  ASSERT_TRUE(passes(fd(), pkt, 3));
+  auto all = (*drainer)->consume();
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(*all, 3u);
+  EXPECT_EQ(sink.n, 8u);
+}
+
+// The clock offset as a test sets it (the real one is realtimeMinusBoottimeNs).
+int64_t fakeOffsetNs = 0;
+int64_t fakeClockOffset() { return fakeOffsetNs; }
+
+TEST_F(CaptureProgramTest, ClockOffsetIsReadAgainOnRefresh) {
+  fakeOffsetNs = 1'700'000'000'000'000'000;
+  auto drainer = RingDrainer::create(program_->ringFd(), fakeClockOffset);
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  struct Collect : PacketSink {
+    void onPacket(const CapturedPacket &p) override { ts.push_back(p.tsNs); }
+    std::vector<uint64_t> ts;
+  } sink;
+  (*drainer)->route(4, 0x44, &sink);
+  arm(4, slotWith(0x44, {.proto = UDP}));
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 16 bytes
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(16).build();
+  auto boottime = [] {
+    timespec t;
+    clock_gettime(CLOCK_BOOTTIME, &t);
+    return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+  };
+  auto convertedAround = [&](int64_t offset) {
+    int64_t before = boottime();
+    EXPECT_TRUE(passes(fd(), pkt));
+    int64_t after = boottime();
+    auto n = (*drainer)->consume();
+    EXPECT_TRUE(n && *n == 1u);
+    EXPECT_FALSE(sink.ts.empty());
+    int64_t ts = sink.ts.empty() ? 0 : int64_t(sink.ts.back());
+    EXPECT_GE(ts, before + offset);
+    EXPECT_LE(ts, after + offset);
+  };
+  convertedAround(fakeOffsetNs);
+  // The wall clock is set one hour forward: until the offset is read again, stamps keep
+  // the old one; afterwards they follow the clock.
+  const int64_t hour = 3600'000'000'000;
+  int64_t old = fakeOffsetNs;
+  fakeOffsetNs += hour;
+  convertedAround(old);
+  EXPECT_EQ((*drainer)->refreshClockOffset(), hour);
+  EXPECT_EQ((*drainer)->clockOffsetNs(), fakeOffsetNs);
+  convertedAround(fakeOffsetNs);
+  EXPECT_EQ((*drainer)->refreshClockOffset(), 0);
+}
+
+TEST(ClockStepWatch, IsQuietWhileTheClockIsNotSet) {
+  auto w = ClockStepWatch::create();
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_GE((*w)->fd(), 0);
+  EXPECT_FALSE((*w)->stepped());
 }
 
 TEST(CaptureProgramRing, RingFullIsCountedAndGivesTheBudgetBack) {

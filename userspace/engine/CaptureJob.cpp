@@ -87,6 +87,7 @@ Result<std::unique_ptr<CaptureJob>> CaptureJob::start(CaptureProgram &program, R
     return r.error();
   }
   job->armed_ = true;
+  job->routed_ = true;
   if (request.time_limit)
     job->deadline_ = Clock::now() + std::chrono::seconds(*request.time_limit);
   spdlog::debug("capture armed in slot {} (cookie {:#x}), writing {}", *slot, options.cookie, path);
@@ -94,9 +95,11 @@ Result<std::unique_ptr<CaptureJob>> CaptureJob::start(CaptureProgram &program, R
 }
 
 CaptureJob::~CaptureJob() {
-  if (armed_) {
+  if (armed_)
     (void)program_.disarmSlot(slot_);
+  if (routed_) {
     drainer_.unroute(slot_);
+    program_.holdSlot(slot_, false);
   }
 }
 
@@ -121,27 +124,52 @@ StopReason CaptureJob::check(Clock::time_point now) {
 
 Result<void> CaptureJob::flush() { return sink_->flush(); }
 
-CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault) {
-  CaptureSummary s;
-  s.reason = reason;
+void CaptureJob::stop(StopReason reason, std::optional<Error> fault) {
+  if (stopped())
+    return;
+  stopReason_ = reason == StopReason::None ? StopReason::Stopped : reason;
+  fault_ = std::move(fault);
   if (armed_) {
     if (auto r = program_.disarmSlot(slot_); !r)
       spdlog::warn("disarming slot {}: {}", slot_, r.error().message);
     armed_ = false;
+    program_.holdSlot(slot_, true);
   }
   // Records of this job that are still in the ring: the kernel counted `captured` of them.
-  // Drain until the sink has them all; a record reserved on another CPU just before the
-  // slot was disarmed is committed within microseconds, so the wait is bounded and short.
-  auto counters = program_.slotCounters(slot_);
-  auto until = Clock::now() + std::chrono::seconds(2);
-  while (counters && sink_->packetsReceived() < counters->captured && Clock::now() < until) {
+  // A record reserved on another CPU just before the slot was disarmed is committed within
+  // microseconds, so the wait is bounded and short.
+  if (auto c = program_.slotCounters(slot_))
+    finalCounters_ = *c;
+  drainUntil_ = Clock::now() + kDrainTimeout;
+}
+
+bool CaptureJob::drained(Clock::time_point now) const {
+  return !finalCounters_ || sink_->packetsReceived() >= finalCounters_->captured ||
+         now >= drainUntil_;
+}
+
+CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault) {
+  stop(reason, std::move(fault));
+  while (!drained()) {
     auto n = drainer_.poll(10);
     if (!n) {
       spdlog::warn("draining the ring: {}", n.error().message);
       break;
     }
   }
+  return complete();
+}
+
+CaptureSummary CaptureJob::complete() {
+  if (!stopped())
+    stop(StopReason::Stopped);
+  CaptureSummary s;
+  StopReason reason = stopReason_;
+  s.reason = reason;
   drainer_.unroute(slot_);
+  program_.holdSlot(slot_, false);
+  routed_ = false;
+  const auto &counters = finalCounters_;
   if (counters)
     s.counters = *counters;
   if (counters && sink_->packetsReceived() < counters->captured)
@@ -171,8 +199,8 @@ CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault)
   }
   if (s.error && reason != StopReason::Fault)
     s.reason = StopReason::WriteError;
-  if (fault)
-    s.error = fault;
+  if (fault_)
+    s.error = fault_;
   s.packetsWritten = sink_->writer().packetsWritten();
   s.fileBytes = sink_->writer().bytesWritten();
   s.packetsUnwritten = sink_->packetsDropped();

@@ -189,7 +189,7 @@ int CaptureProgram::ringFd() const { return bpf_map__fd(skel_->maps.ring); }
 
 std::optional<unsigned> CaptureProgram::freeSlot() const {
   for (unsigned i = 0; i < RINGCAP_MAX_SLOTS; i++)
-    if (!slotArmed(i))
+    if (!slotArmed(i) && !(held_ & (1u << i)))
       return i;
   return std::nullopt;
 }
