@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <regex>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace ringcap::dbustest {
 namespace {
@@ -311,6 +312,30 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
     EXPECT_EQ(root().get(bad).call.error, kInvalidRequest);
   }
   EXPECT_EQ(root().get(std::string(32, 'b')).call.error, kNotFound);
+}
+
+// A system error is not a service error: when open() of a finished capture's file fails
+// (here ENOENT: the file was removed behind the daemon's back), the caller gets Failed with
+// the system's words in the message, not NotFound ("no capture with that id").
+TEST_F(DaemonTest, OpenCaptureFileReportsASystemErrorAsFailed) {
+  RINGCAP_LAB_UP();
+  DictResult r = root().create(simpleRequest(300, 100));
+  ASSERT_TRUE(r.call.ok()) << r.call.describe();
+  std::string id = idOf(r);
+  ASSERT_TRUE(root().stop(id).ok());
+  std::string file = lab().stateDirectory() + "/captures/" + id + ".pcapng";
+  ASSERT_EQ(unlink(file.c_str()), 0) << file << ": " << std::strerror(errno);
+
+  UniqueFd fd;
+  CallResult opened = root().openFile(id, fd);
+  EXPECT_EQ(opened.error, kFailed) << opened.describe();
+  EXPECT_NE(opened.message.find(id), std::string::npos) << opened.message;
+  EXPECT_NE(opened.message.find(std::strerror(ENOENT)), std::string::npos) << opened.message;
+  EXPECT_EQ(fd.get(), -1);
+  // The capture itself is still there.
+  DictResult got = root().get(id);
+  ASSERT_TRUE(got.call.ok()) << got.call.describe();
+  EXPECT_EQ(got.dict.value("status", ""), "success") << got.dict.dump();
 }
 
 TEST_F(DaemonTest, ListCapturesAnswersThe50NewestNewestFirst) {
