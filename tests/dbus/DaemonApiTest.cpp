@@ -76,7 +76,7 @@ TEST_F(DaemonTest, CreateCaptureAnswersARunningRecordAndMakesACaptureObject) {
   ASSERT_TRUE(intro.ok()) << intro.describe();
   const char *xml = "";
   ASSERT_GE(sd_bus_message_read(intro.reply.get(), "s", &xml), 0);
-  EXPECT_NE(std::string(xml).find("<interface name=\"org.ringcap.Ringcap1.Capture\">"),
+  EXPECT_NE(std::string(xml).find(std::string("<interface name=\"") + kCaptureInterface + "\">"),
             std::string::npos)
       << xml;
   CallResult parent =
