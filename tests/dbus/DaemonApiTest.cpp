@@ -314,6 +314,24 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
   EXPECT_EQ(root().get(std::string(32, 'b')).call.error, kNotFound);
 }
 
+// NotFound is a kind the service chooses, for every method that takes an id, not an ENOENT
+// that happened to come back from a store.
+TEST_F(DaemonTest, UnknownIdsAreNotFoundForEveryMethod) {
+  RINGCAP_LAB_UP();
+  const std::string unknown(32, 'c');
+  for (const char *method : {"GetCapture", "StopCapture", "OpenCaptureFile", "DeleteOwnership"}) {
+    SCOPED_TRACE(method);
+    CallResult r = root().manager(method, stringArg(unknown));
+    EXPECT_EQ(r.error, kNotFound) << r.describe();
+    EXPECT_NE(r.message.find(unknown), std::string::npos) << r.message;
+  }
+  std::string destination = "file://" + lab().destinationRoot() + "/never-challenged";
+  CallResult validate = root().manager("ValidateOwnership", [&](sd_bus_message *m) {
+    return sd_bus_message_append(m, "ss", destination.c_str(), "token");
+  });
+  EXPECT_EQ(validate.error, kNotFound) << validate.describe();
+}
+
 // A system error is not a service error: when open() of a finished capture's file fails
 // (here ENOENT: the file was removed behind the daemon's back), the caller gets Failed with
 // the system's words in the message, not NotFound ("no capture with that id").
