@@ -1,5 +1,6 @@
 #include "BusService.h"
 
+#include "api/ServiceApi.h"
 #include "dbus/Variant.h"
 #include "engine/SlotCounters.h"
 
@@ -13,25 +14,6 @@ namespace ringcap {
 namespace {
 
 using namespace service_error;
-
-const char *errorName(int code) {
-  switch (code) {
-  case kInvalidRequest:
-    return "org.ringcap.Ringcap1.Error.InvalidRequest";
-  case kRateLimited:
-    return "org.ringcap.Ringcap1.Error.RateLimited";
-  case kCaptureBusy:
-    return "org.ringcap.Ringcap1.Error.CaptureBusy";
-  case kNotFound:
-    return "org.ringcap.Ringcap1.Error.NotFound";
-  case kNotReady:
-    return "org.ringcap.Ringcap1.Error.NotReady";
-  case kOwnershipRequired:
-    return "org.ringcap.Ringcap1.Error.OwnershipRequired";
-  default:
-    return "org.ringcap.Ringcap1.Error.Failed";
-  }
-}
 
 bool userInGroup(uid_t uid, gid_t gid) {
   std::vector<char> buf(16384);
@@ -59,8 +41,8 @@ int readId(sd_bus_message *m, std::string &id, sd_bus_error *e) {
     return r;
   id = s;
   if (!isCaptureId(id))
-    return sd_bus_error_setf(e, "org.ringcap.Ringcap1.Error.InvalidRequest",
-                             "id: must be 32 lowercase hexadecimal digits");
+    return sd_bus_error_set(e, api::dbusErrorName(kInvalidRequest),
+                            "id: must be 32 lowercase hexadecimal digits");
   return 0;
 }
 
@@ -223,13 +205,13 @@ int BusService::checkCaller(sd_bus_message *m, sd_bus_error *e) const {
     return 0;
   spdlog::warn("refused a call of {} from uid {}", sd_bus_message_get_member(m),
                uid == uid_t(-1) ? -1 : int64_t(uid));
-  return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED,
+  return sd_bus_error_setf(e, api::dbusErrorName(kAccessDenied),
                            "only root and members of the group \"%s\" may use ringcapd",
                            groupName_.c_str());
 }
 
 int BusService::fail(const Error &error, sd_bus_error *e) const {
-  return sd_bus_error_set(e, errorName(error.code), error.message.c_str());
+  return sd_bus_error_set(e, api::dbusErrorName(error.kind), error.message.c_str());
 }
 
 int BusService::onCreate(sd_bus_message *m, void *userdata, sd_bus_error *e) {

@@ -90,7 +90,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   record.submittedNs = wallClockNowNs();
   record.fileName = record.id + ".pcapng";
   if (auto r = store_.add(record); !r)
-    return Error{r.error().code == kInvalidRequest ? EIO : r.error().code, r.error().message};
+    return r.error();
   CaptureRecord *stored = store_.find(record.id);
   if (request->type == CaptureType::Simple)
     lastSimple_ = now;

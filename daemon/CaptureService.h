@@ -17,16 +17,6 @@
 
 namespace ringcap {
 
-// Error codes the service returns; the bus layer maps them to D-Bus error names.
-namespace service_error {
-inline constexpr int kInvalidRequest = EINVAL;
-inline constexpr int kRateLimited = EAGAIN;
-inline constexpr int kCaptureBusy = EBUSY;
-inline constexpr int kNotFound = ENOENT;
-inline constexpr int kNotReady = EINPROGRESS;
-inline constexpr int kOwnershipRequired = EACCES;
-} // namespace service_error
-
 class CaptureService {
 public:
   using Clock = std::chrono::steady_clock;

@@ -276,7 +276,7 @@ std::vector<const OwnershipRecord *> OwnershipStore::list() const {
 
 Result<void> OwnershipStore::remove(const std::string &id) {
   if (!records_.count(id))
-    return Error{ENOENT, "no ownership with id \"" + id + "\""};
+    return Error{ErrorKind::NotFound, "no ownership with id \"" + id + "\""};
   if (unlink((dir_ + "/" + id + ".json").c_str()) != 0 && errno != ENOENT)
     return Error::fromErrno(errno, "removing ownership " + id);
   records_.erase(id);

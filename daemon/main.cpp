@@ -57,11 +57,13 @@ struct Daemon {
 };
 
 void usage(FILE *out) {
-  std::fprintf(out, "Usage: ringcapd [--config FILE] [--verbose]\n\n"
-                    "The ringcap capture service (D-Bus name org.ringcap.Ringcap1).\n"
-                    "  --config FILE   configuration (default /etc/ringcap/ringcapd.toml)\n"
-                    "  -v, --verbose   debug logging\n"
-                    "  --version       print the version\n");
+  std::fprintf(out,
+               "Usage: ringcapd [--config FILE] [--verbose]\n\n"
+               "The ringcap capture service (D-Bus name %s).\n"
+               "  --config FILE   configuration (default /etc/ringcap/ringcapd.toml)\n"
+               "  -v, --verbose   debug logging\n"
+               "  --version       print the version\n",
+               api::kBusName);
 }
 
 void notifyStatus(Daemon &d) {
@@ -410,7 +412,8 @@ int main(int argc, char **argv) {
   d.service->resumeDeliveries();
   notifyStatus(d);
   sd_notify(0, "READY=1");
-  spdlog::info("ready: {} on the bus, {} interface(s)", kBusName, d.program->attachments().size());
+  spdlog::info("ready: {} on the bus, {} interface(s)", api::kBusName,
+               d.program->attachments().size());
   r = sd_event_loop(d.event);
 
   sd_notify(0, "STOPPING=1\nSTATUS=Stopping");

@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <regex>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace ringcap::dbustest {
 namespace {
@@ -88,7 +89,7 @@ TEST_F(DaemonTest, CreateCaptureAnswersARunningRecordAndMakesACaptureObject) {
   ASSERT_TRUE(intro.ok()) << intro.describe();
   const char *xml = "";
   ASSERT_GE(sd_bus_message_read(intro.reply.get(), "s", &xml), 0);
-  EXPECT_NE(std::string(xml).find("<interface name=\"org.ringcap.Ringcap1.Capture\">"),
+  EXPECT_NE(std::string(xml).find(std::string("<interface name=\"") + kCaptureInterface + "\">"),
             std::string::npos)
       << xml;
   CallResult parent =
@@ -323,6 +324,48 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
     EXPECT_EQ(root().get(bad).call.error, kInvalidRequest);
   }
   EXPECT_EQ(root().get(std::string(32, 'b')).call.error, kNotFound);
+}
+
+// NotFound is a kind the service chooses, for every method that takes an id, not an ENOENT
+// that happened to come back from a store.
+TEST_F(DaemonTest, UnknownIdsAreNotFoundForEveryMethod) {
+  RINGCAP_LAB_UP();
+  const std::string unknown(32, 'c');
+  for (const char *method : {"GetCapture", "StopCapture", "OpenCaptureFile", "DeleteOwnership"}) {
+    SCOPED_TRACE(method);
+    CallResult r = root().manager(method, stringArg(unknown));
+    EXPECT_EQ(r.error, kNotFound) << r.describe();
+    EXPECT_NE(r.message.find(unknown), std::string::npos) << r.message;
+  }
+  std::string destination = "file://" + lab().destinationRoot() + "/never-challenged";
+  CallResult validate = root().manager("ValidateOwnership", [&](sd_bus_message *m) {
+    return sd_bus_message_append(m, "ss", destination.c_str(), "token");
+  });
+  EXPECT_EQ(validate.error, kNotFound) << validate.describe();
+}
+
+// A system error is not a service error: when open() of a finished capture's file fails
+// (here ENOENT: the file was removed behind the daemon's back), the caller gets Failed with
+// the system's words in the message, not NotFound ("no capture with that id").
+TEST_F(DaemonTest, OpenCaptureFileReportsASystemErrorAsFailed) {
+  RINGCAP_LAB_UP();
+  DictResult r = root().create(simpleRequest(300, 100));
+  ASSERT_TRUE(r.call.ok()) << r.call.describe();
+  std::string id = idOf(r);
+  ASSERT_TRUE(root().stop(id).ok());
+  std::string file = lab().stateDirectory() + "/captures/" + id + ".pcapng";
+  ASSERT_EQ(unlink(file.c_str()), 0) << file << ": " << std::strerror(errno);
+
+  UniqueFd fd;
+  CallResult opened = root().openFile(id, fd);
+  EXPECT_EQ(opened.error, kFailed) << opened.describe();
+  EXPECT_NE(opened.message.find(id), std::string::npos) << opened.message;
+  EXPECT_NE(opened.message.find(std::strerror(ENOENT)), std::string::npos) << opened.message;
+  EXPECT_EQ(fd.get(), -1);
+  // The capture itself is still there.
+  DictResult got = root().get(id);
+  ASSERT_TRUE(got.call.ok()) << got.call.describe();
+  EXPECT_EQ(got.dict.value("status", ""), "success") << got.dict.dump();
 }
 
 TEST_F(DaemonTest, ListCapturesAnswersThe50NewestNewestFirst) {

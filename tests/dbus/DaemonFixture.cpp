@@ -765,16 +765,23 @@ testing::AssertionResult Lab::startBus() {
   if (at == std::string::npos)
     return testing::AssertionFailure()
            << "tests/systemd/dbus-system-test.conf.in has no " << include;
-  std::string policy = source + "/systemd/org.ringcap.Ringcap1.conf";
+  std::string policy = source + "/systemd/" + kBusName + ".conf";
   if (access(policy.c_str(), R_OK) != 0)
     return testing::AssertionFailure() << policy << ": " << std::strerror(errno);
+  const std::string name = kBusName;
   conf.replace(at, include.size(),
                options_.shippedPolicy ? "<include>" + policy + "</include>"
                                       : "<policy context=\"default\">\n"
-                                        "    <allow own=\"org.ringcap.Ringcap1\"/>\n"
-                                        "    <allow send_destination=\"org.ringcap.Ringcap1\"/>\n"
-                                        "    <allow receive_sender=\"org.ringcap.Ringcap1\"/>\n"
-                                        "  </policy>");
+                                        "    <allow own=\"" +
+                                            name +
+                                            "\"/>\n"
+                                            "    <allow send_destination=\"" +
+                                            name +
+                                            "\"/>\n"
+                                            "    <allow receive_sender=\"" +
+                                            name +
+                                            "\"/>\n"
+                                            "  </policy>");
   std::string confPath = tmp_ + "/dbus-system.conf";
   std::ofstream(confPath) << conf;
 

@@ -3,6 +3,8 @@
 // plus sd-bus clients that call it as root or as another user.
 #pragma once
 
+#include "api/ServiceApi.h"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -21,25 +23,25 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using Millis = std::chrono::milliseconds;
 
-inline constexpr const char *kBusName = "org.ringcap.Ringcap1";
-inline constexpr const char *kManagerPath = "/org/ringcap/Ringcap1";
-inline constexpr const char *kManager = "org.ringcap.Ringcap1.Manager";
-inline constexpr const char *kCapturePrefix = "/org/ringcap/Ringcap1/capture";
-inline constexpr const char *kCaptureInterface = "org.ringcap.Ringcap1.Capture";
-inline constexpr const char *kInvalidRequest = "org.ringcap.Ringcap1.Error.InvalidRequest";
-inline constexpr const char *kRateLimited = "org.ringcap.Ringcap1.Error.RateLimited";
-inline constexpr const char *kCaptureBusy = "org.ringcap.Ringcap1.Error.CaptureBusy";
-inline constexpr const char *kNotFound = "org.ringcap.Ringcap1.Error.NotFound";
-inline constexpr const char *kNotReady = "org.ringcap.Ringcap1.Error.NotReady";
-inline constexpr const char *kOwnershipRequired = "org.ringcap.Ringcap1.Error.OwnershipRequired";
-inline constexpr const char *kAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
+using api::kBusName;
+using api::kCaptureInterface;
+using api::kCapturePrefix;
+using api::kManagerPath;
+inline constexpr const char *kManager = api::kManagerInterface;
+// The D-Bus error names the tests expect, from the service's table.
+inline constexpr const char *kFailed = api::dbusErrorName(ErrorKind::Failed);
+inline constexpr const char *kInvalidRequest = api::dbusErrorName(ErrorKind::InvalidRequest);
+inline constexpr const char *kRateLimited = api::dbusErrorName(ErrorKind::RateLimited);
+inline constexpr const char *kCaptureBusy = api::dbusErrorName(ErrorKind::CaptureBusy);
+inline constexpr const char *kNotFound = api::dbusErrorName(ErrorKind::NotFound);
+inline constexpr const char *kNotReady = api::dbusErrorName(ErrorKind::NotReady);
+inline constexpr const char *kOwnershipRequired = api::dbusErrorName(ErrorKind::OwnershipRequired);
+inline constexpr const char *kAccessDenied = api::dbusErrorName(ErrorKind::AccessDenied);
 inline constexpr const char *kUnprivilegedUser = "ringcap-test-user";
 inline constexpr const char *kMemberUser = "ringcap-test-member";
 inline constexpr const char *kGroup = "ringcap";
 
-inline std::string capturePath(const std::string &id) {
-  return std::string(kCapturePrefix) + "/" + id;
-}
+inline std::string capturePath(const std::string &id) { return api::capturePath(id); }
 
 class UniqueFd {
 public:

@@ -223,7 +223,7 @@ TEST_F(CallerTableTest, WithAPermissivePolicyRingcapdStillRefusesTheOutsiderEver
   // (its message names the group), not the bus policy's.
   RemoteResult ping = callAs(kUnprivilegedUser, lab().busAddress(), kManagerPath,
                              "org.freedesktop.DBus.Peer", "Ping");
-  ASSERT_EQ(ping.error, "org.freedesktop.DBus.Error.AccessDenied") << ping.describe();
+  ASSERT_EQ(ping.error, kAccessDenied) << ping.describe();
   ASSERT_NE(ping.message.find("only root and members of the group"), std::string::npos)
       << ping.describe();
   runTable(false);

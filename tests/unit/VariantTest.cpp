@@ -1,5 +1,6 @@
 // JSON <-> a{sv} conversion (dbus/Variant), through real sd-bus messages.
 #include "dbus/Variant.h"
+#include "api/ServiceApi.h"
 #include "engine/SlotCounters.h"
 
 #include <cerrno>
@@ -40,9 +41,8 @@ protected:
   sd_bus_message *message() {
     sd_bus_message_unref(m_);
     m_ = nullptr;
-    EXPECT_GE(sd_bus_message_new_method_call(bus_, &m_, "org.ringcap.Ringcap1",
-                                             "/org/ringcap/Ringcap1",
-                                             "org.ringcap.Ringcap1.Manager", "CreateCapture"),
+    EXPECT_GE(sd_bus_message_new_method_call(bus_, &m_, api::kBusName, api::kManagerPath,
+                                             api::kManagerInterface, "CreateCapture"),
               0);
     return m_;
   }
@@ -261,7 +261,8 @@ TEST_F(VariantTest, ReadsEveryOtherSupportedTypeOfARecord) {
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "d", "d", 0.5), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "b", "b", 1), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "s", "s", "caf\xc3\xa9"), 0);
-  ASSERT_GE(sd_bus_message_append(m, "{sv}", "o", "o", "/org/ringcap/Ringcap1/capture/ab"), 0);
+  const std::string path = api::capturePath("ab");
+  ASSERT_GE(sd_bus_message_append(m, "{sv}", "o", "o", path.c_str()), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "g", "g", "a{sv}"), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "ay", "ay", 2, 1, 2), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "as", "as", 0), 0);
@@ -277,10 +278,11 @@ TEST_F(VariantTest, ReadsEveryOtherSupportedTypeOfARecord) {
   seal();
   auto record = readVariantDict(m);
   ASSERT_TRUE(record) << record.error().message;
-  EXPECT_EQ(*record, json::parse(R"({"d":0.5,"b":true,"s":"caf\u00e9",
-      "o":"/org/ringcap/Ringcap1/capture/ab","g":"a{sv}","ay":[1,2],"as":[],
-      "aas":[["a"],["b","c"]],"av":[5,["z"],{"k":false}],"aa{sv}":[{"k":"v"},{}],
-      "nested":{"deeper":{"n":80}}})"));
+  json expected = json::parse(R"({"d":0.5,"b":true,"s":"caf\u00e9","g":"a{sv}","ay":[1,2],
+      "as":[],"aas":[["a"],["b","c"]],"av":[5,["z"],{"k":false}],"aa{sv}":[{"k":"v"},{}],
+      "nested":{"deeper":{"n":80}}})");
+  expected["o"] = path;
+  EXPECT_EQ(*record, expected);
   EXPECT_EQ(sd_bus_message_at_end(m, true), 1);
 }
 

@@ -65,7 +65,7 @@ public:
 
   int run() {
     sd_bus *bus = bus_.get();
-    std::string path = kCapturePathPrefix + id_;
+    std::string path = api::capturePath(id_);
     if (!sd_bus_object_path_is_valid(path.c_str())) {
       readRecord(bus_.call("GetCapture", id_).get()); // ringcapd names the problem
       throw Failure(kExitFailure, "capture \"" + id_ + "\" has no object path to watch");
@@ -73,12 +73,12 @@ public:
     int r = sd_bus_match_signal(bus, &changed_, kService, path.c_str(),
                                 "org.freedesktop.DBus.Properties", "PropertiesChanged",
                                 &Watcher::onPropertiesChanged, this);
+    std::string ownerMatch = "type='signal',sender='org.freedesktop.DBus',"
+                             "path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
+                             "member='NameOwnerChanged',arg0='" +
+                             std::string(kService) + "'";
     if (r >= 0)
-      r = sd_bus_add_match(bus, &owner_,
-                           "type='signal',sender='org.freedesktop.DBus',"
-                           "path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
-                           "member='NameOwnerChanged',arg0='org.ringcap.Ringcap1'",
-                           &Watcher::onNameOwnerChanged, this);
+      r = sd_bus_add_match(bus, &owner_, ownerMatch.c_str(), &Watcher::onNameOwnerChanged, this);
     if (r < 0)
       throw Failure(kExitFailure,
                     std::string("subscribing to the capture's signals: ") + std::strerror(-r));
