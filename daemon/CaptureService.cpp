@@ -1,5 +1,7 @@
 #include "CaptureService.h"
 
+#include "util/Text.h"
+
 #include <algorithm>
 #include <cstring>
 #include <fcntl.h>
@@ -272,7 +274,7 @@ void CaptureService::deliver(const std::string &id) {
   auto uri = parseDestinationUri(*r->request.destination_conf);
   if (!uri) {
     r->status = CaptureStatus::Failed;
-    r->errorMessage = uri.error().message;
+    r->errorMessage = safeText(uri.error().message, 4096);
     persist(*r);
     notify(*r, true);
     return;
@@ -294,8 +296,8 @@ void CaptureService::deliver(const std::string &id) {
           if (result->ok() || code == EACCES || code == ENOENT || code == EINVAL || code == EPERM ||
               i == kDeliveryAttempts)
             return;
-          spdlog::warn("delivery of {} (attempt {} of {}): {}", key, i, kDeliveryAttempts,
-                       result->error().message);
+          spdlog::warn("delivery of {} (attempt {} of {}): {}", safeText(key), i, kDeliveryAttempts,
+                       safeText(result->error().message, 4096));
           if (!worker_.pause(backoff))
             return; // the daemon is stopping; the next one resumes the delivery
           backoff *= 2;
@@ -313,10 +315,11 @@ void CaptureService::deliver(const std::string &id) {
           spdlog::info("capture {} delivered to {} ({})", id, rec->location, rec->checksum);
         } else {
           rec->status = CaptureStatus::Failed;
-          rec->errorMessage =
-              "delivery to " + uri.describe(key) + " failed after " + std::to_string(*attempts) +
-              " attempt(s): " + result->error().message + "; the capture is kept in " +
-              store_.filePath(*rec) + " until retention removes it";
+          rec->errorMessage = "delivery to " + safeText(uri.describe(key)) + " failed after " +
+                              std::to_string(*attempts) +
+                              " attempt(s): " + safeText(result->error().message, 4096) +
+                              "; the capture is kept in " + store_.filePath(*rec) +
+                              " until retention removes it";
           spdlog::error("capture {}: {}", id, rec->errorMessage);
         }
         persist(*rec);

@@ -2,6 +2,7 @@
 
 #include "CaptureRecord.h"
 #include "CaptureService.h"
+#include "util/Text.h"
 
 #include <memory>
 #include <spdlog/spdlog.h>
@@ -26,9 +27,9 @@ void OwnershipService::create(const std::string &destinationConf,
       },
       [this, record, result, done = std::move(done)] {
         if (!*result) {
-          spdlog::warn("ownership challenge for {}: {}", record->destinationConf,
-                       result->error().message);
-          return done(Error{EIO, "writing the ownership challenge: " + result->error().message});
+          std::string why = safeText(result->error().message, 4096);
+          spdlog::warn("ownership challenge for {}: {}", safeText(record->destinationConf), why);
+          return done(Error{EIO, "writing the ownership challenge: " + why});
         }
         if (auto s = store_.save(*record); !s)
           return done(s.error());

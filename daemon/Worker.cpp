@@ -1,5 +1,9 @@
 #include "Worker.h"
 
+#include "util/Text.h"
+
+#include <spdlog/spdlog.h>
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -64,7 +68,13 @@ void Worker::run() {
     }
     if (job.started)
       complete(std::move(job.started));
-    job.work();
+    try {
+      job.work();
+    } catch (const std::exception &e) { // the job's result stays what it was set to
+      spdlog::error("a background job failed: {}", safeText(e.what(), 4096));
+    } catch (...) {
+      spdlog::error("a background job failed with an unknown exception");
+    }
     complete(std::move(job.done));
   }
 }
@@ -78,8 +88,16 @@ int Worker::onWake(sd_event_source *, int fd, uint32_t, void *userdata) {
     std::lock_guard lock(self->mutex_);
     ready.swap(self->completions_);
   }
-  for (auto &done : ready)
-    done();
+  for (auto &done : ready) {
+    // An exception here would leave sd-event's callback and end the daemon.
+    try {
+      done();
+    } catch (const std::exception &e) {
+      spdlog::error("completing a background job: {}", safeText(e.what(), 4096));
+    } catch (...) {
+      spdlog::error("completing a background job: unknown exception");
+    }
+  }
   return 0;
 }
 

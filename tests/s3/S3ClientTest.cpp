@@ -9,6 +9,7 @@
 #include "destination/S3Client.h"
 #include "S3Server.h"
 #include "destination/AwsCredentials.h"
+#include "util/Text.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -1155,6 +1156,26 @@ TEST_F(FakeS3Test, WrongEtagsAreDetected) {
   auto up = c2.uploadFile("k", bigFile());
   ASSERT_FALSE(up);
   EXPECT_THAT(up.error().message, HasSubstr("is not the one of the parts sent"));
+}
+
+// Error text from the server that is not UTF-8 (a Latin-1 page, a lone 0xff, a character cut
+// by a proxy) comes out escaped, so that the message can be stored as JSON and sent on D-Bus.
+TEST_F(FakeS3Test, ServerTextThatIsNotUtf8IsEscaped) {
+  const std::string bad = "Acc\xe8s refus\xe9 \xff\xfe \xe2\x82\xac cut \xe2\x82";
+  FakeS3 fake([&](const HttpRequest &r) {
+    if (r.path == "/b/xml")
+      return s3Error(403, "AccessDenied", bad);
+    return HttpReply{502, {{"Content-Type", "text/html"}}, "<html>" + bad + std::string(300, 'x')};
+  });
+  auto c = client(fake);
+  for (const char *key : {"xml", "html"}) {
+    auto put = c.putObject(key, bytesOf("data"));
+    ASSERT_FALSE(put) << key;
+    const std::string &m = put.error().message;
+    EXPECT_TRUE(isValidUtf8(m)) << key << ": " << m;
+    EXPECT_THAT(m, AllOf(HasSubstr("Acc\\xe8s refus\\xe9 \\xff\\xfe \xe2\x82\xac cut"))) << key;
+    EXPECT_NO_THROW((void)nlohmann::json({{"error_message", m}}).dump()) << key;
+  }
 }
 
 TEST_F(FakeS3Test, RetriesTransientErrorsOnly) {

@@ -1,5 +1,7 @@
 #include "destination/S3Client.h"
 
+#include "util/Text.h"
+
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
@@ -359,26 +361,8 @@ bool parseU64(std::string_view s, uint64_t &out) {
   return !t.empty() && ec == std::errc() && p == t.data() + t.size();
 }
 
-// Text from the server or a key, made safe for one line of a message: control bytes escaped,
-// at most `max` bytes.
-std::string printable(std::string_view s, size_t max = 300) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= max) {
-      out += "...";
-      break;
-    }
-    if (c < 0x20 || c == 0x7F) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+// Text from the server or a key, made safe for one line of a message (util/Text.h).
+std::string printable(std::string_view s, size_t max = 300) { return safeText(s, max); }
 
 std::string seconds(std::chrono::milliseconds ms) {
   if (ms.count() % 1000 == 0)
@@ -606,7 +590,9 @@ std::string S3Client::url(const std::string &key, const std::string &query) cons
 }
 
 Error S3Client::fail(const Request &request, int code, std::string what) const {
-  std::string message = "S3 " + request.operation + " " + request.target + ": " + what;
+  // Every part is already bounded; this makes sure that nothing unescaped gets through.
+  std::string message =
+      safeText("S3 " + request.operation + " " + request.target + ": " + what, 8192);
   // Belt and braces: nothing the server sent back may echo a secret into a log.
   if (creds_.secretAccessKey.size() >= 4)
     replaceAll(message, creds_.secretAccessKey, "<secret>");
