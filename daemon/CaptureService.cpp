@@ -42,7 +42,7 @@ Result<void> CaptureService::checkFull(const CaptureRequest &request) const {
   auto uri = parseDestinationUri(*request.destination_conf);
   if (!uri)
     return Error{kInvalidRequest, uri.error().message};
-  if (auto c = checkFileConfinement(*uri, destinations_.fileRoots); !c)
+  if (auto c = checkDestinationAllowed(*uri, destinations_); !c)
     return Error{kInvalidRequest, c.error().message};
   if (!ownership_.validated(uri->canonical()))
     return Error{kOwnershipRequired,

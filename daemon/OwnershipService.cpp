@@ -14,7 +14,7 @@ void OwnershipService::create(const std::string &destinationConf,
   auto uri = parseDestinationUri(destinationConf);
   if (!uri)
     return done(Error{service_error::kInvalidRequest, uri.error().message});
-  if (auto c = checkFileConfinement(*uri, settings_.fileRoots); !c)
+  if (auto c = checkDestinationAllowed(*uri, settings_); !c)
     return done(Error{service_error::kInvalidRequest, c.error().message});
   auto record =
       std::make_shared<OwnershipRecord>(OwnershipStore::make(destinationConf, uri->canonical()));

@@ -276,6 +276,7 @@ int main(int argc, char **argv) {
   DestinationSettings destinations;
   destinations.fileRoots = d.config.file_roots;
   destinations.s3Endpoint = d.config.s3_endpoint;
+  destinations.s3AllowedEndpoints = d.config.s3_allowed_endpoints;
   destinations.credentialsFile = d.config.s3_credentials_file;
   destinations.fastRetries = getenv("RINGCAP_TEST_FAST_RETRIES") != nullptr;
   char host[256] = "localhost";

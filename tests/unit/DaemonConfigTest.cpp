@@ -53,6 +53,7 @@ group = "netops"
 file_roots = ["/srv/pcaps"]
 [s3]
 endpoint = "http://127.0.0.1:9000"
+allowed_endpoints = ["https://s3.example.net", "http://10.1.2.3:9000"]
 credentials_file = "/etc/ringcap/aws-credentials"
 )",
                              "test");
@@ -65,6 +66,8 @@ credentials_file = "/etc/ringcap/aws-credentials"
   EXPECT_EQ(c->max_bytes, 1000u);
   EXPECT_EQ(c->access_group, "netops");
   EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(c->s3_allowed_endpoints,
+            (std::vector<std::string>{"https://s3.example.net", "http://10.1.2.3:9000"}));
 }
 
 TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
@@ -106,6 +109,12 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
       {"colo_name = \"a\"\n" + systems + "[s3]\nendpoint = \"ftp://x\"\n",
        "s3.endpoint: must be an http:// or https:// URL"},
       {"colo_name = \"a\"\n" + systems + "[s3]\nsecret = \"x\"\n", "s3.secret: unknown key"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = [\"ftp://x\"]\n",
+       "s3.allowed_endpoints: each must be http://host[:port] or https://host[:port]"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = [\"http://h/x?y\"]\n",
+       "s3.allowed_endpoints: each must be"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = \"http://h\"\n",
+       "s3.allowed_endpoints"},
       {"colo_name = \"a\"\ncapture = 5\n" + systems, "capture: must be a table"},
       {"colo_name = \"a\n", "line 1"},
   };
