@@ -203,6 +203,8 @@ void CaptureService::tick(Clock::time_point now) {
   if (now - lastCounters_ < kCounterInterval)
     return;
   lastCounters_ = now;
+  for (const std::string &id : std::set<std::string>(waitingDelivery_))
+    deliver(id);
   for (const std::string &id : std::set<std::string>(unsaved_))
     if (CaptureRecord *r = store_.find(id))
       persist(*r);
@@ -269,8 +271,10 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
 
 void CaptureService::deliver(const std::string &id) {
   CaptureRecord *r = store_.find(id);
-  if (!r)
+  if (!r || r->status != CaptureStatus::ConversionPending) {
+    waitingDelivery_.erase(id);
     return;
+  }
   auto uri = parseDestinationUri(*r->request.destination_conf);
   if (!uri) {
     r->status = CaptureStatus::Failed;
@@ -283,8 +287,8 @@ void CaptureService::deliver(const std::string &id) {
   std::string path = store_.filePath(*r);
   auto result = std::make_shared<Result<std::string>>(Error{EIO, "not delivered"});
   auto attempts = std::make_shared<int>(0);
-  worker_.post(
-      // On the worker thread: only copies, no service state.
+  auto posted = worker_.post(
+      // On a worker thread: only copies, no service state.
       [this, settings = destinations_, uri = *uri, key, path, result, attempts] {
         auto backoff = std::chrono::milliseconds(settings.fastRetries ? 500 : 2000);
         for (int i = 1; i <= kDeliveryAttempts; i++) {
@@ -294,7 +298,7 @@ void CaptureService::deliver(const std::string &id) {
           // Refused credentials, a missing bucket or a bad path will not heal by waiting.
           int code = result->ok() ? 0 : result->error().code;
           if (result->ok() || code == EACCES || code == ENOENT || code == EINVAL || code == EPERM ||
-              i == kDeliveryAttempts)
+              code == ECANCELED || i == kDeliveryAttempts)
             return;
           spdlog::warn("delivery of {} (attempt {} of {}): {}", safeText(key), i, kDeliveryAttempts,
                        safeText(result->error().message, 4096));
@@ -332,7 +336,16 @@ void CaptureService::deliver(const std::string &id) {
         rec->status = CaptureStatus::ConversionRunning;
         persist(*rec);
         notify(*rec, true);
-      });
+      },
+      // One destination's deliveries one after another; other destinations' beside them.
+      uri->canonical());
+  if (!posted) {
+    // The queue is full: the capture stays conversion_pending and tick() posts it again.
+    if (waitingDelivery_.insert(id).second)
+      spdlog::warn("capture {}: delivery waits: {}", id, posted.error().message);
+    return;
+  }
+  waitingDelivery_.erase(id);
 }
 
 void CaptureService::resumeDeliveries() {

@@ -19,7 +19,9 @@ void OwnershipService::create(const std::string &destinationConf,
   auto record =
       std::make_shared<OwnershipRecord>(OwnershipStore::make(destinationConf, uri->canonical()));
   auto result = std::make_shared<Result<void>>();
-  worker_.post(
+  // Copied before `done` is moved into the completion: a refused post still answers.
+  auto answer = done;
+  auto posted = worker_.post(
       [settings = settings_, uri = *uri, record, result] {
         auto dest = openDestination(uri, settings);
         *result = dest ? (*dest)->putObject(record->filename, record->token + "\n")
@@ -36,7 +38,11 @@ void OwnershipService::create(const std::string &destinationConf,
         spdlog::info("ownership {} for {}: challenge {} written", record->id,
                      record->destinationConf, record->filename);
         done(*record);
-      });
+      },
+      nullptr, uri->canonical());
+  if (!posted)
+    answer(Error{service_error::kRateLimited,
+                 "writing the ownership challenge: " + posted.error().message});
 }
 
 Result<OwnershipRecord> OwnershipService::validate(const std::string &destinationConf,

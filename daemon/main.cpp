@@ -282,6 +282,7 @@ int main(int argc, char **argv) {
   char host[256] = "localhost";
   gethostname(host, sizeof host - 1);
   d.worker = std::make_unique<Worker>(d.event);
+  destinations.cancel = d.worker->cancellation();
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
@@ -309,11 +310,15 @@ int main(int argc, char **argv) {
   sd_bus_flush(d.bus);
   d.busService.reset();
   sd_bus_flush_close_unref(d.bus);
-  d.worker.reset(); // waits for a delivery in progress; queued ones resume after a restart
-  d.service.reset();
-  d.drainer.reset();
+  // Transfers in progress are aborted (they give up within about a second) and the
+  // program is detached before anything is waited for, so that a stuck bucket server cannot
+  // keep it attached until systemd's SIGKILL. Deliveries not done resume after a restart.
+  d.worker->cancel();
   d.program->detachAll();
   unlink(d.attachmentsFile.c_str());
+  d.worker.reset(); // joins the worker threads
+  d.service.reset();
+  d.drainer.reset();
   sd_event_source_unref(tick);
   sd_event_source_unref(ring);
   sd_event_unref(d.event);

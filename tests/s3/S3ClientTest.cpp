@@ -1178,6 +1178,46 @@ TEST_F(FakeS3Test, ServerTextThatIsNotUtf8IsEscaped) {
   }
 }
 
+// A server that takes the request and never answers: cancelling the client's Cancellation
+// ends the call within about a second (curl's progress callback), not at the request timeout.
+TEST_F(FakeS3Test, CancellationAbortsAHangingTransfer) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool let_go = false;
+  FakeS3 fake([&](const HttpRequest &) {
+    std::unique_lock lock(m);
+    cv.wait_for(lock, std::chrono::seconds(30), [&] { return let_go; });
+    return HttpReply{500, {}, ""};
+  });
+  auto cancel = std::make_shared<Cancellation>();
+  S3Options o = options();
+  o.requestTimeout = std::chrono::milliseconds(60000);
+  o.cancel = cancel;
+  auto c = client(fake, o);
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the request is out by then
+    cancel->cancel();
+  });
+  auto t0 = Clock::now();
+  auto put = c.putObject("k", bytesOf("data"));
+  auto took = Clock::now() - t0;
+  canceller.join();
+  {
+    std::lock_guard lock(m);
+    let_go = true;
+  }
+  cv.notify_all();
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, ECANCELED) << put.error().message;
+  EXPECT_THAT(put.error().message, HasSubstr("cancelled: ringcapd is stopping"));
+  EXPECT_LT(took, std::chrono::seconds(3)) << "the transfer was not aborted";
+  // Once cancelled, nothing more is sent.
+  auto again = c.putObject("k2", bytesOf("data"));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ECANCELED);
+  EXPECT_EQ(fake.count("PUT /b/k2"), 0u);
+}
+
 TEST_F(FakeS3Test, RetriesTransientErrorsOnly) {
   std::atomic<int> calls{0};
   FakeS3 slow([&](const HttpRequest &) {

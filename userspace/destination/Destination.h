@@ -3,6 +3,7 @@
 #pragma once
 
 #include "destination/DestinationUri.h"
+#include "util/Cancellation.h"
 #include "util/Result.h"
 
 #include <memory>
@@ -30,6 +31,7 @@ struct DestinationSettings {
   std::vector<std::string> s3AllowedEndpoints; // s3.allowed_endpoints
   std::optional<std::string> credentialsFile;  // s3.credentials_file
   bool fastRetries = false;                    // tests: short S3 backoff
+  std::shared_ptr<const Cancellation> cancel;  // aborts S3 transfers (Worker::cancellation)
 };
 
 // What the operator allows a request to name, checked when a request names a destination:

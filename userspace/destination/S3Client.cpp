@@ -433,7 +433,14 @@ struct Transfer {
   bool tooLarge = false;
   std::span<const uint8_t> upload;
   size_t uploaded = 0;
+  const Cancellation *cancel = nullptr;
 };
+
+// Called by curl at least once a second, also while nothing moves: non-zero aborts.
+int onProgress(void *user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto *t = static_cast<Transfer *>(user);
+  return t->cancel && t->cancel->cancelled() ? 1 : 0;
+}
 
 size_t onHeader(char *data, size_t size, size_t n, void *user) {
   auto *t = static_cast<Transfer *>(user);
@@ -609,6 +616,8 @@ Result<S3Client::Response> S3Client::perform(const Request &request) {
                 "no credentials: the access key id or the secret access key is empty");
   std::chrono::milliseconds backoff = options_.firstBackoff;
   for (int attempt = 1;; ++attempt) {
+    if (options_.cancel && options_.cancel->cancelled())
+      return fail(request, ECANCELED, "cancelled: ringcapd is stopping");
     bool retryable = false;
     auto r = performOnce(request, retryable);
     if (r.ok())
@@ -619,7 +628,9 @@ Result<S3Client::Response> S3Client::perform(const Request &request) {
         e.message += " (after " + std::to_string(attempt) + " attempts)";
       return fail(request, e.code, e.message);
     }
-    std::this_thread::sleep_for(backoff);
+    if (options_.cancel ? !options_.cancel->waitFor(backoff)
+                        : (std::this_thread::sleep_for(backoff), false))
+      return fail(request, ECANCELED, "cancelled: ringcapd is stopping (" + e.message + ")");
     backoff *= 2;
   }
 }
@@ -629,7 +640,7 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
   curl_easy_reset(h); // keeps the connection cache
   curl_->errbuf[0] = 0;
   Response response;
-  Transfer t{h, &response, request.maxBody, false, request.body, 0};
+  Transfer t{h, &response, request.maxBody, false, request.body, 0, options_.cancel.get()};
 
   std::string query = s3detail::canonicalQuery(request.query);
   std::string target = url(request.key, query);
@@ -652,6 +663,9 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, onBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, onProgress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 
   // curl 7.88 signs the payload hash it finds in this header (and S3 requires the header).
   curl_slist *headers = nullptr;
@@ -740,6 +754,8 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
     case CURLE_HTTP2_STREAM:
     case CURLE_SSL_CONNECT_ERROR:
       return retryable(EIO, "the connection to " + origin + " broke: " + curlText);
+    case CURLE_ABORTED_BY_CALLBACK:
+      return final(ECANCELED, "cancelled: ringcapd is stopping");
     case CURLE_WRITE_ERROR:
       if (t.tooLarge)
         return final(EIO, "the answer is larger than " + std::to_string(request.maxBody >> 20) +

@@ -112,6 +112,7 @@ Result<std::unique_ptr<Destination>> openDestination(const DestinationUri &uri,
   S3Options options;
   if (settings.fastRetries)
     options.firstBackoff = std::chrono::milliseconds(50);
+  options.cancel = settings.cancel;
   return std::unique_ptr<Destination>(
       new S3Destination(uri, S3Client(std::move(where), std::move(*creds), options), options));
 }
