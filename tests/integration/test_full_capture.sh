@@ -73,7 +73,8 @@ echo "== an endpoint the operator did not allow"
 # A server of the caller's choosing: ringcapd must never send it a request (signed with the
 # operator's key id), neither a challenge nor a delivery.
 mkdir -p "$LAB_TMP/rogue"
-in_cap /usr/bin/python3 "$SOURCE_DIR/tests/reliability/scripted_bucket.py" --directory "$LAB_TMP/rogue" \
+# A simple command (not the in_cap function), so that $! is the server itself: ip execs it.
+ip netns exec "$NS_CAP" /usr/bin/python3 "$SOURCE_DIR/tests/reliability/scripted_bucket.py" --directory "$LAB_TMP/rogue" \
   >"$LAB_TMP/rogue.out" 2>"$LAB_TMP/rogue.log" &
 LAB_PIDS="$LAB_PIDS $!"
 wait_until 20 grep -q '^ready ' "$LAB_TMP/rogue.out"
