@@ -6,7 +6,8 @@
 //
 // Errors say which operation on which s3://bucket/key failed, why, and what to check. Codes:
 // EACCES (credentials or permissions refused), ENOENT (NoSuchBucket, NoSuchKey, NoSuchUpload),
-// ECONNREFUSED / ETIMEDOUT / EHOSTUNREACH (network), EIO otherwise. They never contain the
+// ECONNREFUSED / ETIMEDOUT / EHOSTUNREACH (network), ECANCELED (S3Options::cancel raised),
+// EIO otherwise. They never contain the
 // secret access key, the session token or the Authorization header.
 #pragma once
 
