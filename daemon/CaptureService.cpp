@@ -1,5 +1,7 @@
 #include "CaptureService.h"
 
+#include "util/Text.h"
+
 #include <algorithm>
 #include <cstring>
 #include <fcntl.h>
@@ -40,7 +42,7 @@ Result<void> CaptureService::checkFull(const CaptureRequest &request) const {
   auto uri = parseDestinationUri(*request.destination_conf);
   if (!uri)
     return Error{kInvalidRequest, uri.error().message};
-  if (auto c = checkFileConfinement(*uri, destinations_.fileRoots); !c)
+  if (auto c = checkDestinationAllowed(*uri, destinations_); !c)
     return Error{kInvalidRequest, c.error().message};
   if (!ownership_.validated(uri->canonical()))
     return Error{kOwnershipRequired,
@@ -235,6 +237,8 @@ void CaptureService::tick(Clock::time_point now) {
   if (now - lastCounters_ < kCounterInterval)
     return;
   lastCounters_ = now;
+  for (const std::string &id : std::set<std::string>(waitingDelivery_))
+    deliver(id);
   for (const std::string &id : std::set<std::string>(unsaved_))
     if (CaptureRecord *r = store_.find(id))
       persist(*r);
@@ -330,12 +334,14 @@ void CaptureService::complete(const std::string &id, CaptureJob &job) {
 
 void CaptureService::deliver(const std::string &id) {
   CaptureRecord *r = store_.find(id);
-  if (!r)
+  if (!r || r->status != CaptureStatus::ConversionPending) {
+    waitingDelivery_.erase(id);
     return;
+  }
   auto uri = parseDestinationUri(*r->request.destination_conf);
   if (!uri) {
     r->status = CaptureStatus::Failed;
-    r->errorMessage = uri.error().message;
+    r->errorMessage = safeText(uri.error().message, 4096);
     persist(*r);
     notify(*r, true);
     return;
@@ -344,8 +350,8 @@ void CaptureService::deliver(const std::string &id) {
   std::string path = store_.filePath(*r);
   auto result = std::make_shared<Result<std::string>>(Error{EIO, "not delivered"});
   auto attempts = std::make_shared<int>(0);
-  worker_.post(
-      // On the worker thread: only copies, no service state.
+  auto posted = worker_.post(
+      // On a worker thread: only copies, no service state.
       [this, settings = destinations_, uri = *uri, key, path, result, attempts] {
         auto backoff = std::chrono::milliseconds(settings.fastRetries ? 500 : 2000);
         for (int i = 1; i <= kDeliveryAttempts; i++) {
@@ -355,10 +361,10 @@ void CaptureService::deliver(const std::string &id) {
           // Refused credentials, a missing bucket or a bad path will not heal by waiting.
           int code = result->ok() ? 0 : result->error().code;
           if (result->ok() || code == EACCES || code == ENOENT || code == EINVAL || code == EPERM ||
-              i == kDeliveryAttempts)
+              code == ECANCELED || i == kDeliveryAttempts)
             return;
-          spdlog::warn("delivery of {} (attempt {} of {}): {}", key, i, kDeliveryAttempts,
-                       result->error().message);
+          spdlog::warn("delivery of {} (attempt {} of {}): {}", safeText(key), i, kDeliveryAttempts,
+                       safeText(result->error().message, 4096));
           if (!worker_.pause(backoff))
             return; // the daemon is stopping; the next one resumes the delivery
           backoff *= 2;
@@ -376,10 +382,11 @@ void CaptureService::deliver(const std::string &id) {
           spdlog::info("capture {} delivered to {} ({})", id, rec->location, rec->checksum);
         } else {
           rec->status = CaptureStatus::Failed;
-          rec->errorMessage =
-              "delivery to " + uri.describe(key) + " failed after " + std::to_string(*attempts) +
-              " attempt(s): " + result->error().message + "; the capture is kept in " +
-              store_.filePath(*rec) + " until retention removes it";
+          rec->errorMessage = "delivery to " + safeText(uri.describe(key)) + " failed after " +
+                              std::to_string(*attempts) +
+                              " attempt(s): " + safeText(result->error().message, 4096) +
+                              "; the capture is kept in " + store_.filePath(*rec) +
+                              " until retention removes it";
           spdlog::error("capture {}: {}", id, rec->errorMessage);
         }
         persist(*rec);
@@ -392,7 +399,16 @@ void CaptureService::deliver(const std::string &id) {
         rec->status = CaptureStatus::ConversionRunning;
         persist(*rec);
         notify(*rec, true);
-      });
+      },
+      // One destination's deliveries one after another; other destinations' beside them.
+      uri->canonical());
+  if (!posted) {
+    // The queue is full: the capture stays conversion_pending and tick() posts it again.
+    if (waitingDelivery_.insert(id).second)
+      spdlog::warn("capture {}: delivery waits: {}", id, posted.error().message);
+    return;
+  }
+  waitingDelivery_.erase(id);
 }
 
 void CaptureService::resumeDeliveries() {

@@ -110,7 +110,8 @@ private:
   Clock::time_point lastCounters_{};
   Clock::time_point lastInterfaceCheck_{};
   ChangeListener listener_;
-  std::set<std::string> unsaved_; // records whose last save failed
+  std::set<std::string> unsaved_;         // records whose last save failed
+  std::set<std::string> waitingDelivery_; // deliveries the worker's full queue refused
 };
 
 } // namespace ringcap

@@ -1,5 +1,7 @@
 #include "Config.h"
 
+#include "destination/DestinationUri.h"
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -237,10 +239,18 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   if (err)
     return *err;
   if (const toml::table *t = r.table(root, "s3", err)) {
-    RINGCAP_TRY(r.onlyKeys(*t, "s3.", {"endpoint", "credentials_file"}));
+    RINGCAP_TRY(r.onlyKeys(*t, "s3.", {"endpoint", "allowed_endpoints", "credentials_file"}));
     std::string endpoint, creds;
     RINGCAP_TRY(r.string(*t, "s3.", "endpoint", endpoint));
     RINGCAP_TRY(r.string(*t, "s3.", "credentials_file", creds));
+    RINGCAP_TRY(r.strings(*t, "s3.", "allowed_endpoints", c.s3_allowed_endpoints));
+    for (const auto &e : c.s3_allowed_endpoints) {
+      auto uri = parseDestinationUri("s3://bucket?region=us-east-1&endpoint=" + e);
+      if (e.find_first_of("&?#") != std::string::npos || !uri)
+        return r.error("s3.allowed_endpoints",
+                       "each must be http://host[:port] or https://host[:port] (got \"" + e +
+                           "\")");
+    }
     if (t->get("endpoint")) {
       if (endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0)
         return r.error("s3.endpoint",

@@ -34,6 +34,7 @@ struct DaemonConfig {
 
   std::vector<std::string> file_roots;
   std::optional<std::string> s3_endpoint;
+  std::vector<std::string> s3_allowed_endpoints; // endpoints a request's endpoint= may name
   std::optional<std::string> s3_credentials_file;
 
   // Every interface of every system, each once, in configuration order.

@@ -83,8 +83,11 @@ std::vector<std::string> JobStore::failInterrupted(const std::string &message) {
 }
 
 Result<void> JobStore::save(const CaptureRecord &record) {
-  return writeFileAtomically(dir_ + "/" + record.id + ".json", record.toStateJson().dump(1) + "\n",
-                             group_);
+  // Text in a record is made valid UTF-8 where it comes in (util/Text.h); should anything
+  // slip through, its bad bytes become U+FFFD here rather than an exception.
+  std::string text =
+      record.toStateJson().dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return writeFileAtomically(dir_ + "/" + record.id + ".json", text + "\n", group_);
 }
 
 Result<void> JobStore::add(CaptureRecord record) {

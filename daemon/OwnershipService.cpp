@@ -2,6 +2,7 @@
 
 #include "CaptureRecord.h"
 #include "CaptureService.h"
+#include "util/Text.h"
 
 #include <memory>
 #include <spdlog/spdlog.h>
@@ -13,14 +14,16 @@ void OwnershipService::create(const std::string &destinationConf,
   auto uri = parseDestinationUri(destinationConf);
   if (!uri)
     return done(Error{service_error::kInvalidRequest, uri.error().message});
-  if (auto c = checkFileConfinement(*uri, settings_.fileRoots); !c)
+  if (auto c = checkDestinationAllowed(*uri, settings_); !c)
     return done(Error{service_error::kInvalidRequest, c.error().message});
   if (auto room = store_.checkRoom(uri->canonical(), wallClockNowNs()); !room)
-    return done(Error{service_error::kRateLimited, room.error().message});
+    return done(room.error());
   NewOwnership made = OwnershipStore::make(destinationConf, uri->canonical(), wallClockNowNs());
   auto record = std::make_shared<OwnershipRecord>(std::move(made.record));
   auto result = std::make_shared<Result<void>>();
-  worker_.post(
+  // Copied before `done` is moved into the completion: a refused post still answers.
+  auto answer = done;
+  auto posted = worker_.post(
       [settings = settings_, uri = *uri, record, token = std::move(made.token), result] {
         auto dest = openDestination(uri, settings);
         *result =
@@ -28,17 +31,20 @@ void OwnershipService::create(const std::string &destinationConf,
       },
       [this, record, result, done = std::move(done)] {
         if (!*result) {
-          spdlog::warn("ownership challenge for {}: {}", record->destinationConf,
-                       result->error().message);
-          return done(Error{EIO, "writing the ownership challenge: " + result->error().message});
+          std::string why = safeText(result->error().message, 4096);
+          spdlog::warn("ownership challenge for {}: {}", safeText(record->destinationConf), why);
+          return done(Error{EIO, "writing the ownership challenge: " + why});
         }
         if (auto s = store_.add(*record, wallClockNowNs()); !s)
-          return done(Error{s.error().code == ENOSPC ? service_error::kRateLimited : s.error().code,
-                            s.error().message});
+          return done(s.error());
         spdlog::info("ownership {} for {}: challenge {} written", record->id,
                      record->destinationConf, record->filename);
         done(*record);
-      });
+      },
+      nullptr, uri->canonical());
+  if (!posted)
+    answer(Error{service_error::kRateLimited,
+                 "writing the ownership challenge: " + posted.error().message});
 }
 
 Result<OwnershipRecord> OwnershipService::validate(const std::string &destinationConf,

@@ -208,7 +208,7 @@ Result<void> OwnershipStore::checkRoom(const std::string &canonical, int64_t now
   for (const auto &[id, r] : records_)
     if (r.status != OwnershipStatus::Success)
       return {}; // the oldest pending or failed one will make room
-  return Error{ENOSPC, "there are " + std::to_string(records_.size()) +
+  return Error{service_error::kRateLimited, "there are " + std::to_string(records_.size()) +
                            " validated ownership records, the most ownership.max_records allows;" +
                            " delete one (DeleteOwnership) first"};
 }

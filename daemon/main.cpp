@@ -377,11 +377,13 @@ int main(int argc, char **argv) {
   DestinationSettings destinations;
   destinations.fileRoots = d.config.file_roots;
   destinations.s3Endpoint = d.config.s3_endpoint;
+  destinations.s3AllowedEndpoints = d.config.s3_allowed_endpoints;
   destinations.credentialsFile = d.config.s3_credentials_file;
   destinations.fastRetries = getenv("RINGCAP_TEST_FAST_RETRIES") != nullptr;
   char host[256] = "localhost";
   gethostname(host, sizeof host - 1);
   d.worker = std::make_unique<Worker>(d.event);
+  destinations.cancel = d.worker->cancellation();
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
@@ -421,11 +423,15 @@ int main(int argc, char **argv) {
   sd_bus_flush(d.bus);
   d.busService.reset();
   sd_bus_flush_close_unref(d.bus);
-  d.worker.reset(); // waits for a delivery in progress; queued ones resume after a restart
-  d.service.reset();
-  d.drainer.reset();
+  // Transfers in progress are aborted (they give up within about a second) and the
+  // program is detached before anything is waited for, so that a stuck bucket server cannot
+  // keep it attached until systemd's SIGKILL. Deliveries not done resume after a restart.
+  d.worker->cancel();
   d.program->detachAll();
   unlink(d.attachmentsFile.c_str());
+  d.worker.reset(); // joins the worker threads
+  d.service.reset();
+  d.drainer.reset();
   sd_event_source_unref(d.tick);
   sd_event_source_unref(clockStep);
   sd_event_source_unref(linkSource);

@@ -3,6 +3,8 @@
 # SigV4 signatures (s3rver) on loopback, and awscli as the independent reader.
 #  - ownership: create, a wrong challenge fails, the right one succeeds; a full capture into
 #    a destination without it is refused;
+#  - a destination naming an S3 endpoint the operator did not configure is refused at
+#    CreateOwnership and CreateCapture, and that server receives no request;
 #  - a full capture delivered to <dir>/<hostname>/pcap_<id>.pcap, read back with awscli and
 #    checked with tshark; the same into a file:// destination;
 #  - a capture of more than 100 MiB delivered as a multipart upload, byte for byte;
@@ -19,11 +21,12 @@ mkdir -p "$LAB_TMP/files"
 start_ringcapd "[destinations]
 file_roots = [\"$LAB_TMP/files\"]
 [s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
 HOST=$(hostname)
-DEST="s3://ringcap-test/pcaps?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-test/pcaps?region=us-east-1"
 
 # own DEST: passes the ownership challenge of DEST, reading the token with READER.
 own() {
@@ -64,6 +67,35 @@ expect_grep "OwnershipRequired" "$RC_ERR" "a full capture without ownership"
 expect_rc 1 "a full capture for another colo" \
   ctl create --type full --colo-name ORD --destination-conf "$DEST" --time-limit 5
 expect_grep '"ORD" is neither this host' "$RC_ERR" "a full capture for another colo"
+
+echo "== an endpoint the operator did not allow"
+# A server of the caller's choosing: ringcapd must never send it a request (signed with the
+# operator's key id), neither a challenge nor a delivery.
+mkdir -p "$LAB_TMP/rogue"
+# A simple command (not the in_cap function), so that $! is the server itself: ip execs it.
+ip netns exec "$NS_CAP" /usr/bin/python3 "$SOURCE_DIR/tests/reliability/scripted_bucket.py" --directory "$LAB_TMP/rogue" \
+  >"$LAB_TMP/rogue.out" 2>"$LAB_TMP/rogue.log" &
+LAB_PIDS="$LAB_PIDS $!"
+wait_until 20 grep -q '^ready ' "$LAB_TMP/rogue.out"
+ROGUE="s3://ringcap-test/pcaps?region=us-east-1&endpoint=http://$(awk '/^ready / {print $2}' "$LAB_TMP/rogue.out")"
+for call in "ownership create $ROGUE" \
+  "create --type full --colo-name LAB --destination-conf $ROGUE --time-limit 5"; do
+  rc=0
+  # shellcheck disable=SC2086 # the call's words
+  ctl $call 2>"$LAB_TMP/e" || rc=$?
+  expect_eq "$rc" 1 "exit code of '$call'"
+  # (ringcapctl names the field by its option, --destination-conf.)
+  grep -Eq '(destination_conf|--destination-conf): endpoint "http://127.0.0.1:[0-9]*" is not allowed' "$LAB_TMP/e" &&
+    grep -q "s3.allowed_endpoints" "$LAB_TMP/e" && grep -q "allowed here: $S3_ENDPOINT" "$LAB_TMP/e" ||
+    fail "expected an error naming destination_conf and the rule: $(cat "$LAB_TMP/e")"
+done
+[ ! -s "$LAB_TMP/rogue/requests.log" ] ||
+  fail "ringcapd sent requests to an endpoint it was not allowed to: $(cat "$LAB_TMP/rogue/requests.log")"
+echo "ok: no request reached the endpoint that was not allowed"
+# Naming the configured endpoint is allowed (a trailing / does not matter).
+ctl --json ownership create "s3://ringcap-test/named?region=us-east-1&endpoint=$S3_ENDPOINT/" >/dev/null ||
+  fail "a destination naming the configured endpoint was refused"
+echo "ok: a destination naming the configured endpoint is accepted"
 
 echo "== ownership of the bucket"
 own "$DEST" read_s3_challenge
@@ -137,7 +169,7 @@ printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n'
 no_uploads_left ringcap-test
 
 echo "== a bucket that disappeared"
-GONE="s3://ringcap-gone/x?region=us-east-1&endpoint=$S3_ENDPOINT"
+GONE="s3://ringcap-gone/x?region=us-east-1"
 read_gone_challenge() { aws_s3 s3 cp "s3://ringcap-gone/x/$1" -; }
 own "$GONE" read_gone_challenge
 aws_s3 s3 rb s3://ringcap-gone --force >/dev/null

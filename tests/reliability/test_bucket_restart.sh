@@ -18,10 +18,11 @@ start_bus
 CREDS=$LAB_TMP/aws-credentials
 printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$CREDS"
 start_ringcapd "[s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
-DEST="s3://ringcap-rel/restart?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-rel/restart?region=us-east-1"
 read_s3_challenge() { aws_s3 s3 cp "s3://ringcap-rel/restart/$1" -; }
 own_destination "$DEST" read_s3_challenge
 in_cap tc qdisc add dev lo root tbf rate 100mbit burst 256kb latency 200ms

@@ -25,6 +25,7 @@ mkdir -p "$LAB_TMP/files"
 start_ringcapd "[destinations]
 file_roots = [\"$LAB_TMP/files\"]
 [s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
@@ -120,7 +121,7 @@ expect_eq "$(captures_with_limit 4 | wc -w)" 5 "captures created by confirmed hu
 expect_eq "$(refused_gone)" "$REFUSED_RAW" "calls refused for a vanished caller during the confirmed hang-ups"
 
 echo "== CreateOwnership answered from a worker stuck on a stopped bucket server"
-DEST="s3://ringcap-rel/hang?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-rel/hang?region=us-east-1"
 kill -STOP "$S3_PID"
 trap 'rc=$?; kill -CONT "$S3_PID" 2>/dev/null; lab_down "$rc"' EXIT
 stress hangup --confirm --call "ownership:$DEST" --count 3

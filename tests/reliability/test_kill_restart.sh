@@ -18,6 +18,7 @@ mkdir -p "$LAB_TMP/files"
 CONF="[destinations]
 file_roots = [\"$LAB_TMP/files\"]
 [s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
@@ -114,7 +115,7 @@ expect_failed_by_restart "$ID" "full capture"
 echo "ok: nothing delivered for the failed full capture"
 
 echo "== C. kill -9 during the delivery (conversion_running), server not answering"
-DEST="s3://ringcap-rel/kill?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-rel/kill?region=us-east-1"
 read_s3_challenge() { aws_s3 s3 cp "s3://ringcap-rel/kill/$1" -; }
 own_destination "$DEST" read_s3_challenge
 kill -STOP "$S3_PID"

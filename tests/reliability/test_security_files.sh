@@ -61,6 +61,7 @@ RINGCAPD=$LAB_TMP/ringcapd-verbose
 CONF="[destinations]
 file_roots = [\"$ROOT\"]
 [s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
@@ -204,7 +205,7 @@ expect_eq "$(json_field "$(wait_finished "$OKID" 60)" status)" success "a file:/
 expect_record_and_file "$OKID" "the delivered capture"
 
 echo "== 2. secrets"
-DEST="s3://ringcap-sec/sec?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-sec/sec?region=us-east-1"
 read_s3() { in_cap aws --endpoint-url "$S3_ENDPOINT" s3 cp "s3://ringcap-sec/sec/$1" -; }
 rec=$(ctlk --json ownership create "$DEST")
 token=$(read_s3 "$(json_field "$rec" filename)")
@@ -216,7 +217,7 @@ expect_eq "$(json_field "$(wait_finished "$ID" 60)" status)" success "a delivery
 ctlk --json get "$ID" >/dev/null
 ctlk get "$ID" >/dev/null
 ctlk --json watch "$ID" >/dev/null
-GONE="s3://ringcap-gone/x?region=us-east-1&endpoint=$S3_ENDPOINT"
+GONE="s3://ringcap-gone/x?region=us-east-1"
 rec=$(ctlk --json ownership create "$GONE")
 token=$(in_cap aws --endpoint-url "$S3_ENDPOINT" s3 cp "s3://ringcap-gone/x/$(json_field "$rec" filename)" -)
 ctlk --json ownership validate "$GONE" "$token" >/dev/null
@@ -236,7 +237,7 @@ expect_grep "$REFUSED" "$(json_field "$REC" error_message)" "a delivery with a w
 ctlk --json get "$ID" >/dev/null
 ctlk get "$ID" >/dev/null
 rc=0
-ctlk ownership create "s3://ringcap-sec/other?region=us-east-1&endpoint=$S3_ENDPOINT" >/dev/null || rc=$?
+ctlk ownership create "s3://ringcap-sec/other?region=us-east-1" >/dev/null || rc=$?
 expect_eq "$rc" 1 "exit code of CreateOwnership with the wrong secret"
 expect_grep "$REFUSED" "$(cat "$OUTS/$n.err")" "CreateOwnership with the wrong secret"
 ctlk --json list >/dev/null

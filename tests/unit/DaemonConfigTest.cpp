@@ -58,6 +58,7 @@ group = "netops"
 file_roots = ["/srv/pcaps"]
 [s3]
 endpoint = "http://127.0.0.1:9000"
+allowed_endpoints = ["https://s3.example.net", "http://10.1.2.3:9000"]
 credentials_file = "/etc/ringcap/aws-credentials"
 )",
                              "test");
@@ -72,6 +73,8 @@ credentials_file = "/etc/ringcap/aws-credentials"
   EXPECT_EQ(c->ownership_max_records, 50u);
   EXPECT_EQ(c->ownership_pending_expiry_seconds, 600u);
   EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(c->s3_allowed_endpoints,
+            (std::vector<std::string>{"https://s3.example.net", "http://10.1.2.3:9000"}));
 }
 
 TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
@@ -118,6 +121,12 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
       {"colo_name = \"a\"\n" + systems + "[s3]\nendpoint = \"ftp://x\"\n",
        "s3.endpoint: must be an http:// or https:// URL"},
       {"colo_name = \"a\"\n" + systems + "[s3]\nsecret = \"x\"\n", "s3.secret: unknown key"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = [\"ftp://x\"]\n",
+       "s3.allowed_endpoints: each must be http://host[:port] or https://host[:port]"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = [\"http://h/x?y\"]\n",
+       "s3.allowed_endpoints: each must be"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = \"http://h\"\n",
+       "s3.allowed_endpoints"},
       {"colo_name = \"a\"\ncapture = 5\n" + systems, "capture: must be a table"},
       {"colo_name = \"a\n", "line 1"},
   };

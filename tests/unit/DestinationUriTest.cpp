@@ -189,3 +189,61 @@ TEST_F(Confinement, DeliversAndVerifiesAFile) {
   for (const auto &e : fs::directory_iterator(root_ + "/ok/host1"))
     EXPECT_EQ(e.path().filename(), "pcap_abc.pcap");
 }
+
+// endpoint= in a request: only an endpoint the operator configured, so that a caller cannot
+// have ringcapd send signed requests to a server of its choice, or over plain http.
+TEST(S3Endpoint, OnlyTheOperatorsEndpointsMayBeNamed) {
+  DestinationSettings none;
+  DestinationSettings one;
+  one.s3Endpoint = "https://s3.example.net";
+  DestinationSettings list = one;
+  list.s3AllowedEndpoints = {"http://10.1.2.3:9000", "https://minio.example.net:9443/"};
+  struct Row {
+    const DestinationSettings &settings;
+    std::string conf;
+    std::string endpoint; // "" with `error`: refused
+    std::string error;
+  } rows[] = {
+      {none, "s3://bkt/d?region=us-east-1", "", ""}, // AWS
+      {one, "s3://bkt/d?region=us-east-1", "https://s3.example.net", ""},
+      {one, "s3://bkt/d?region=us-east-1&endpoint=https://S3.Example.net/",
+       "https://s3.example.net", ""},
+      {list, "s3://bkt/d?region=us-east-1&endpoint=http://10.1.2.3:9000", "http://10.1.2.3:9000",
+       ""},
+      {list, "s3://bkt/d?region=us-east-1&endpoint=https://minio.example.net:9443",
+       "https://minio.example.net:9443/", ""},
+      // Refused: any other host, the right host over plain http, another port, and any
+      // endpoint at all where the operator configured none.
+      {one, "s3://bkt/d?region=us-east-1&endpoint=https://evil.example.com", "",
+       "allowed here: https://s3.example.net"},
+      {one, "s3://bkt/d?region=us-east-1&endpoint=http://s3.example.net", "", "is not allowed"},
+      {list, "s3://bkt/d?region=us-east-1&endpoint=http://10.1.2.3:9001", "",
+       "allowed here: https://s3.example.net, http://10.1.2.3:9000, "
+       "https://minio.example.net:9443/"},
+      {none, "s3://bkt/d?region=us-east-1&endpoint=http://127.0.0.1:9000", "",
+       "none is configured, so leave endpoint= out"},
+  };
+  for (const auto &r : rows) {
+    auto uri = parseDestinationUri(r.conf);
+    ASSERT_TRUE(uri) << r.conf;
+    auto e = s3EndpointFor(*uri, r.settings);
+    auto allowed = checkDestinationAllowed(*uri, r.settings);
+    if (r.error.empty()) {
+      ASSERT_TRUE(e) << r.conf << ": " << e.error().message;
+      EXPECT_EQ(*e, r.endpoint) << r.conf;
+      EXPECT_TRUE(allowed) << r.conf;
+      continue;
+    }
+    ASSERT_FALSE(e) << r.conf;
+    EXPECT_EQ(e.error().code, EINVAL);
+    EXPECT_EQ(e.error().message.rfind("destination_conf: endpoint \"", 0), 0u) << e.error().message;
+    EXPECT_NE(e.error().message.find("s3.allowed_endpoints"), std::string::npos);
+    EXPECT_NE(e.error().message.find(r.error), std::string::npos) << e.error().message;
+    ASSERT_FALSE(allowed) << r.conf;
+    EXPECT_EQ(allowed.error().message, e.error().message);
+    // openDestination refuses it as well (a record from before the rule, resumed).
+    auto dest = openDestination(*uri, r.settings);
+    ASSERT_FALSE(dest) << r.conf;
+    EXPECT_EQ(dest.error().message, e.error().message);
+  }
+}

@@ -108,3 +108,21 @@ TEST_F(JobStoreTest, RetentionRemovesTheOldestFinishedCapturesFirst) {
   EXPECT_TRUE((*s)->find(c.id));
   EXPECT_TRUE(fs::exists(dir_ + "/captures/" + c.fileName));
 }
+
+// A record's text is made valid UTF-8 where it comes in; should invalid bytes reach save()
+// anyway, they are replaced: save() neither throws nor writes invalid JSON.
+TEST_F(JobStoreTest, SaveNeverThrowsOnInvalidUtf8) {
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  auto r = record(1, CaptureStatus::Failed, 0);
+  r.errorMessage = "server said: Acc\xe8s refus\xe9 \xff cut \xe2\x82";
+  Result<void> saved;
+  EXPECT_NO_THROW(saved = (*s)->save(r));
+  ASSERT_TRUE(saved) << saved.error().message;
+  auto again = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(again);
+  const CaptureRecord *back = (*again)->find(r.id);
+  ASSERT_NE(back, nullptr) << "the record written was not readable JSON";
+  EXPECT_EQ(back->status, CaptureStatus::Failed);
+  EXPECT_EQ(back->errorMessage.rfind("server said: Acc", 0), 0u) << back->errorMessage;
+}
