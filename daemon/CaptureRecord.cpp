@@ -137,7 +137,11 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.id = j.at("id").get<std::string>();
     if (!isCaptureId(r.id))
       return Error{EINVAL, "bad id"};
-    auto request = validateCaptureRequest(j.at("request"), RequestMode::Api);
+    // Records written before offset_time was refused may hold one that did nothing.
+    nlohmann::json body = j.at("request");
+    if (body.is_object())
+      body.erase("offset_time");
+    auto request = validateCaptureRequest(body, RequestMode::Api);
     if (!request)
       return Error{EINVAL, "request: " + request.error().message};
     r.request = std::move(*request);

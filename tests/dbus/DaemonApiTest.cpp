@@ -130,6 +130,8 @@ TEST_F(DaemonTest, BadRequestsAreRefusedBeforeAnyJobExists) {
       {"destination_conf on simple", with(stringField("destination_conf", "file:///tmp")),
        "destination_conf"},
       {"offset_time not RFC 3339", with(stringField("offset_time", "yesterday")), "offset_time"},
+      {"offset_time well-formed (no history on this host)",
+       with(stringField("offset_time", "2026-11-26T10:00:00Z")), "offset_time"},
       {"unknown top-level key", with(stringField("colour", "blue")), "colour"},
       {"type x", with(stringField("type", "x")), "type"},
       {"type missing", without("type"), "type"},

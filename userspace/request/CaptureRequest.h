@@ -26,7 +26,8 @@ struct CaptureRequest {
   FilterV1 filter_v1;
   std::optional<std::string> colo_name;
   std::optional<std::string> destination_conf;
-  std::optional<std::string> offset_time; // RFC 3339, as given
+  // offset_time is not a member: no host keeps the packet history it would look back in,
+  // so the validator refuses it (after checking its RFC 3339 form).
 
   // Cloudflare-shaped request fields; absent ones (and an empty filter_v1) are omitted.
   nlohmann::json toJson() const;
