@@ -66,28 +66,51 @@ void notifyStatus(Daemon &d) {
   }
 }
 
+// One entry of attachments.json, or why it cannot be used.
+Result<std::pair<std::string, uint32_t>> parseAttachment(const nlohmann::json &a) {
+  if (!a.is_object())
+    return Error{EINVAL, "an entry is not an object"};
+  const auto name = a.find("ifname");
+  if (name == a.end() || !name->is_string() || name->get_ref<const std::string &>().empty() ||
+      name->get_ref<const std::string &>().size() >= IF_NAMESIZE)
+    return Error{EINVAL, "ifname is not an interface name"};
+  const auto id = a.find("program_id");
+  if (id == a.end() || !id->is_number_unsigned() || id->get<uint64_t>() == 0 ||
+      id->get<uint64_t>() > UINT32_MAX)
+    return Error{EINVAL, "program_id is not a program id"};
+  return std::make_pair(name->get<std::string>(), uint32_t(id->get<uint64_t>()));
+}
+
 // Removes what a previous ringcapd (killed before it could clean up) left attached, using
-// the program ids it recorded; then records this daemon's own attachments.
+// the program ids it recorded; then records this daemon's own attachments. A damaged file
+// is warned about and removed: the start goes on as a clean one.
 void detachPrevious(Daemon &d) {
   std::ifstream in(d.attachmentsFile);
   if (!in)
     return;
   auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_array())
-    for (const auto &a : j) {
-      if (!a.is_object() || !a.contains("ifname") || !a.contains("program_id"))
-        continue;
-      std::string name = a["ifname"].template get<std::string>();
-      unsigned ifindex = if_nametoindex(name.c_str());
-      if (!ifindex)
-        continue;
-      auto r =
-          CaptureProgram::detachProgramById(int(ifindex), a["program_id"].template get<uint32_t>());
-      if (!r)
-        spdlog::warn("removing the previous daemon's program from {}: {}", name, r.error().message);
-      else if (*r)
-        spdlog::info("removed the XDP program a previous ringcapd left on {}", name);
+  if (!j.is_array()) {
+    spdlog::warn("{} is damaged ({}): ignored; a program a killed ringcapd left attached stays "
+                 "until it is removed by hand",
+                 d.attachmentsFile, j.is_discarded() ? "not JSON" : "not an array");
+    j = nlohmann::json::array();
+  }
+  for (const auto &entry : j) {
+    auto a = parseAttachment(entry);
+    if (!a) {
+      spdlog::warn("{}: an entry is ignored: {}", d.attachmentsFile, a.error().message);
+      continue;
     }
+    const auto &[name, programId] = *a;
+    unsigned ifindex = if_nametoindex(name.c_str());
+    if (!ifindex)
+      continue;
+    auto r = CaptureProgram::detachProgramById(int(ifindex), programId);
+    if (!r)
+      spdlog::warn("removing the previous daemon's program from {}: {}", name, r.error().message);
+    else if (*r)
+      spdlog::info("removed the XDP program a previous ringcapd left on {}", name);
+  }
   unlink(d.attachmentsFile.c_str());
 }
 

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <fcntl.h>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <regex>
@@ -143,6 +144,46 @@ TEST_F(DaemonTest, RestartMarksTheInterruptedCaptureFailedAndKeepsItsFile) {
   ASSERT_TRUE(lab().stopDaemon(SIGTERM, &ws));
   EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "ringcapd exit status " << ws;
   EXPECT_EQ(lab().xdpProgramsAttached(), 0) << lab().linkDetails();
+}
+
+// A damaged attachments.json (a crash while it was written, a disk error, a hand edit) must
+// not keep ringcapd from starting: each one gives a warning and a clean start.
+TEST_F(DaemonTest, DamagedAttachmentsFileGivesAWarningAndACleanStart) {
+  RINGCAP_LAB_UP();
+  const std::string file = lab().stateDirectory() + "/attachments.json";
+  const std::string ifname = lab().captureInterface();
+  const std::vector<std::pair<const char *, std::string>> damaged = {
+      {"ifname a number, program_id a string", R"([{"ifname":5,"program_id":"x"}])"},
+      {"program_id negative", R"([{"ifname":")" + ifname + R"(","program_id":-1}])"},
+      {"program_id too large", R"([{"ifname":")" + ifname + R"(","program_id":1e30}])"},
+      {"program_id null", R"([{"ifname":")" + ifname + R"(","program_id":null}])"},
+      {"not an array", R"({"ifname":")" + ifname + R"("})"},
+      {"cut short", R"([{"ifname":")" + ifname + R"(","progr)"},
+      {"not JSON", std::string("\0\xff\xfe garbage", 12)},
+  };
+  for (const auto &[what, content] : damaged) {
+    SCOPED_TRACE(what);
+    int ws = 0;
+    ASSERT_TRUE(lab().stopDaemon(SIGTERM, &ws));
+    ASSERT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "ringcapd exit status " << ws;
+    {
+      std::ofstream out(file, std::ios::binary | std::ios::trunc);
+      out << content;
+      ASSERT_TRUE(out.good());
+    }
+    const size_t logBefore = lab().daemonLog().size();
+    ASSERT_TRUE(lab().startDaemon());
+    const std::string log = lab().daemonLog().substr(logBefore);
+    EXPECT_NE(log.find("attachments.json"), std::string::npos)
+        << "no warning names the damaged file:\n"
+        << log;
+    // Started cleanly: its own program attached and recorded, and it answers.
+    EXPECT_EQ(lab().xdpProgramsAttached(), 1) << lab().linkDetails();
+    EXPECT_NE(recordedProgram(lab()), 0u) << readFile(file);
+    DictResult r = root().create(simpleRequest(300, 10));
+    ASSERT_TRUE(r.call.ok()) << r.call.describe();
+    EXPECT_TRUE(root().stop(r.dict.value("id", "")).ok());
+  }
 }
 
 } // namespace
