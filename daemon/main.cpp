@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <net/if.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -129,6 +130,33 @@ void saveAttachments(Daemon &d) {
     rename(tmp.c_str(), d.attachmentsFile.c_str());
 }
 
+// journald reads a syslog priority "<N>" at the start of each line of a stream that it
+// collects; spdlog's level names ("<info>") it would keep as text, with every line at the
+// unit's default priority.
+class SyslogPriorityFlag : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg &msg, const std::tm &,
+              spdlog::memory_buf_t &dest) override {
+    // trace, debug, info, warn, err, critical, off
+    static constexpr char kPriority[] = {'7', '7', '6', '4', '3', '2', '6'};
+    const char prefix[] = {'<', kPriority[msg.level], '>'};
+    dest.append(prefix, prefix + sizeof prefix);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<SyslogPriorityFlag>();
+  }
+};
+
+// Whether standard error is the journal's stream: JOURNAL_STREAM names its device and inode
+// (an inherited variable with another stderr does not count).
+bool stderrIsJournal() {
+  const char *stream = getenv("JOURNAL_STREAM");
+  unsigned long long dev = 0, ino = 0;
+  struct stat st {};
+  return stream && std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+         fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
 int onTick(sd_event_source *s, uint64_t usec, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
   if (auto r = d.drainer->consume(); !r)
@@ -204,8 +232,14 @@ int main(int argc, char **argv) {
 
   auto logger = spdlog::stderr_logger_mt("ringcapd"); // the worker thread logs too
   spdlog::set_default_logger(logger);
-  // Under systemd the journal adds the time and the unit.
-  spdlog::set_pattern(getenv("JOURNAL_STREAM") ? "%^<%l>%$ %v" : "%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
+  if (stderrIsJournal()) {
+    // The journal adds the time and the unit; the prefix gives each line its priority.
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%v");
+    spdlog::set_formatter(std::move(formatter));
+  } else {
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
+  }
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   umask(0027);
 

@@ -199,6 +199,8 @@ struct LabOptions {
   // false: the bus lets everyone talk to ringcapd (a permissive policy replaces
   // systemd/org.ringcap.Ringcap1.conf), so only the daemon's own check stands.
   bool shippedPolicy = true;
+  // ringcapd's standard error is the journal's stream: JOURNAL_STREAM names its log file.
+  bool journalStream = false;
 };
 
 class Lab {

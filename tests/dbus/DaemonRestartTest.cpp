@@ -186,5 +186,28 @@ TEST_F(DaemonTest, DamagedAttachmentsFileGivesAWarningAndACleanStart) {
   }
 }
 
+// Under systemd, ringcapd's standard error is the journal's stream (JOURNAL_STREAM names it):
+// every line must start with the "<N>" syslog priority that journald reads, so that
+// `journalctl -p warning` finds the warnings and nothing else.
+TEST_F(DaemonTest, UnderTheJournalEveryLineCarriesASyslogPriority) {
+  LabOptions options;
+  options.journalStream = true;
+  RINGCAP_LAB_UP(options);
+  int ws = 0;
+  ASSERT_TRUE(lab().stopDaemon(SIGTERM, &ws));
+  const std::string file = lab().stateDirectory() + "/attachments.json";
+  std::ofstream(file) << "not JSON";
+  ASSERT_TRUE(lab().startDaemon());
+  const std::string log = lab().daemonLog();
+  std::vector<std::string> logLines = lines(log);
+  ASSERT_FALSE(logLines.empty());
+  for (const auto &line : logLines)
+    EXPECT_TRUE(std::regex_search(line, std::regex("^<[0-7]>[^<]"))) << "no priority: " << line;
+  EXPECT_NE(log.find("<6>ready: "), std::string::npos) << log;
+  EXPECT_NE(log.find("<4>" + file + " is damaged"), std::string::npos) << log;
+  EXPECT_EQ(log.find("<info>"), std::string::npos) << log;
+  EXPECT_EQ(log.find("<warning>"), std::string::npos) << log;
+}
+
 } // namespace
 } // namespace ringcap::dbustest
