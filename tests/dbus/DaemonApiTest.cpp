@@ -5,7 +5,9 @@
 #include <cstring>
 #include <filesystem>
 #include <grp.h>
+#include <iostream>
 #include <regex>
+#include <sstream>
 #include <sys/stat.h>
 
 namespace ringcap::dbustest {
@@ -174,6 +176,56 @@ TEST_F(DaemonTest, BadRequestsAreRefusedBeforeAnyJobExists) {
   EXPECT_TRUE(root().stop(idOf(ok)).ok());
 }
 
+// ringcapd's resident memory high-water mark (VmHWM), in KiB; -1 when unknown.
+long daemonPeakKiB(pid_t pid) {
+  std::istringstream status(readFile("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0)
+      return std::stol(line.substr(6));
+  return -1;
+}
+
+Field byteArrayField(std::string key, size_t bytes) {
+  return {std::move(key), [bytes](sd_bus_message *m) {
+            const std::vector<uint8_t> data(bytes, 0x5a);
+            int r = sd_bus_message_open_container(m, 'v', "ay");
+            if (r >= 0)
+              r = sd_bus_message_append_array(m, 'y', data.data(), data.size());
+            return r < 0 ? r : sd_bus_message_close_container(m);
+          }};
+}
+
+// A request of 24 MiB (an ay under an unknown key, or under a known key that takes one value)
+// must cost ringcapd about its size, not the ~600 MiB the array would take as JSON.
+TEST_F(DaemonTest, LargeValuesAreRefusedWithoutBuildingThem) {
+  RINGCAP_LAB_UP();
+  constexpr size_t kBytes = 24 << 20; // the bus's default limit is 32 MiB a message
+  const struct {
+    Field field;
+    std::string message;
+  } rows[] = {
+      {byteArrayField("colour", kBytes), "colour: unknown field"},
+      {byteArrayField("destination_conf", kBytes),
+       "destination_conf: unsupported D-Bus type \"ay\" (must be a single value such as s or u, "
+       "not a container)"},
+  };
+  for (const auto &row : rows) {
+    SCOPED_TRACE(row.field.key);
+    const long before = daemonPeakKiB(lab().daemonPid());
+    ASSERT_GT(before, 0);
+    DictResult r = root().create(dictArgs(with(row.field)));
+    EXPECT_EQ(r.call.error, kInvalidRequest) << r.call.describe();
+    EXPECT_EQ(r.call.message, row.message);
+    const long grown = daemonPeakKiB(lab().daemonPid()) - before;
+    std::cerr << "ringcapd VmHWM " << before << " KiB, +" << grown << " KiB for a "
+              << (kBytes >> 20) << " MiB " << row.field.key << "\n";
+    // The message itself is held once (24 MiB), in sd-bus's buffer.
+    EXPECT_LT(grown, 40 * 1024) << "ringcapd's peak memory grew by " << grown << " KiB";
+  }
+  EXPECT_EQ(root().list().size(), 0u);
+}
+
 // Variant.h: a value of a type requests never hold is refused with its key and its D-Bus
 // signature.
 TEST_F(DaemonTest, UnsupportedValueTypesAreNamedByTheirSignature) {
@@ -193,7 +245,8 @@ TEST_F(DaemonTest, UnsupportedValueTypesAreNamedByTheirSignature) {
     SCOPED_TRACE("time_limit as " + signature);
     DictResult r = root().create(dictArgs(with(field)));
     EXPECT_EQ(r.call.error, kInvalidRequest) << r.call.describe();
-    EXPECT_EQ(r.call.message, "time_limit: unsupported D-Bus type \"" + signature + "\"");
+    EXPECT_EQ(r.call.message, "time_limit: unsupported D-Bus type \"" + signature +
+                                  "\" (must be a single value such as s or u, not a container)");
   }
   EXPECT_EQ(root().list().size(), 0u);
 }

@@ -162,6 +162,8 @@ json CaptureRequest::toJson() const {
   return j;
 }
 
+std::span<const std::string_view> captureRequestFields() { return kFields; }
+
 Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode) {
   if (!body.is_object())
     return invalid("request", "must be a JSON object" + got(body));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,9 @@ enum class RequestMode {
   // or offset_time (those belong to the daemon's API).
   Tool,
 };
+
+// The keys a request body may have.
+std::span<const std::string_view> captureRequestFields();
 
 // Validates a request body. Unknown keys, wrong types, out-of-range values and fields that
 // the capture type does not allow are rejected; null stands for an absent field. The error
