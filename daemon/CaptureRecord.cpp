@@ -92,6 +92,8 @@ nlohmann::json CaptureRecord::toJson() const {
     j["started"] = formatRfc3339(startedNs);
   if (finishedNs)
     j["finished"] = formatRfc3339(finishedNs);
+  if (stopRequestedNs)
+    j["stop_requested"] = formatRfc3339(stopRequestedNs);
   if (!stopReason.empty())
     j["stop_reason"] = stopReason;
   if (!fileName.empty())
@@ -112,6 +114,7 @@ nlohmann::json CaptureRecord::toStateJson() const {
   j["submitted_ns"] = submittedNs;
   j["started_ns"] = startedNs;
   j["finished_ns"] = finishedNs;
+  j["stop_requested_ns"] = stopRequestedNs;
   j["error_message"] = errorMessage;
   j["stop_reason"] = stopReason;
   j["counters"] = {{"seen", counters.seen},
@@ -152,6 +155,7 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.submittedNs = j.at("submitted_ns").get<int64_t>();
     r.startedNs = j.at("started_ns").get<int64_t>();
     r.finishedNs = j.at("finished_ns").get<int64_t>();
+    r.stopRequestedNs = j.value("stop_requested_ns", int64_t(0)); // absent in older records
     r.errorMessage = j.at("error_message").get<std::string>();
     r.stopReason = j.at("stop_reason").get<std::string>();
     const auto &c = j.at("counters");

@@ -136,10 +136,13 @@ Result<const CaptureRecord *> CaptureService::get(const std::string &id) {
 }
 
 Result<void> CaptureService::stop(const std::string &id) {
-  if (!store_.find(id))
+  CaptureRecord *r = store_.find(id);
+  if (!r)
     return Error{kNotFound, "no capture with id \"" + id + "\""};
-  if (jobs_.count(id))
+  if (jobs_.count(id)) {
+    r->stopRequestedNs = wallClockNowNs(); // saved by finish()
     finish(id, StopReason::Stopped);
+  }
   return {};
 }
 

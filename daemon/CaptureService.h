@@ -46,7 +46,8 @@ public:
   std::vector<const CaptureRecord *> list(size_t n = 50) const { return store_.newest(n); }
   // Stops a running capture (it ends `success` with what it holds); finished ones are left.
   Result<void> stop(const std::string &id);
-  // A read-only fd of a finished capture's file (the caller owns it).
+  // A read-only fd of a finished capture's file (the caller owns it): success, or failed with
+  // its partial file (docs/dbus-api.md, OpenCaptureFile).
   Result<int> openFile(const std::string &id);
 
   // Checks limits, interfaces and files; finishes captures that are done. Call often

@@ -347,6 +347,11 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
   EXPECT_EQ(got.dict.value("status", ""), "success");
   EXPECT_EQ(got.dict.value("stop_reason", ""), "stopped");
   EXPECT_TRUE(std::regex_match(got.dict.value("finished", ""), kRfc3339)) << got.dict.dump();
+  // When the stop was asked for: RFC 3339 in UTC of one width, so the strings compare.
+  const std::string requested = got.dict.value("stop_requested", "");
+  EXPECT_TRUE(std::regex_match(requested, kRfc3339)) << got.dict.dump();
+  EXPECT_LE(got.dict.value("started", ""), requested) << got.dict.dump();
+  EXPECT_LE(requested, got.dict.value("finished", "")) << got.dict.dump();
   EXPECT_TRUE(got.dict.contains("file_size")) << got.dict.dump();
   EXPECT_FALSE(got.dict.contains("error_message")) << got.dict.dump();
   EXPECT_TRUE(root().waitFor([&] { return root().finishedSignalFor(id); }, 10s))
@@ -354,6 +359,7 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
   // Stopping a finished capture leaves it as it is.
   EXPECT_TRUE(root().stop(id).ok());
   EXPECT_EQ(root().get(id).dict.value("stop_reason", ""), "stopped");
+  EXPECT_EQ(root().get(id).dict.value("stop_requested", ""), requested);
 
   CallResult unknown = root().stop(std::string(32, 'a'));
   EXPECT_EQ(unknown.error, kNotFound) << unknown.describe();
