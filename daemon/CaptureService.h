@@ -59,6 +59,9 @@ public:
   void failAll(const std::string &message);
   // Delivers the full captures a previous daemon finished but had not delivered.
   void resumeDeliveries();
+  // Counts the packets in the files of captures a restart interrupted (JobStore::failInterrupted)
+  // on the worker thread, then corrects their records' packets_captured and bytes_captured.
+  void recountInterrupted(const std::vector<std::string> &ids);
 
   // Deliveries try this often, waiting 2 s, 4 s, 8 s, ... between attempts.
   static constexpr int kDeliveryAttempts = 5;
@@ -77,6 +80,8 @@ private:
     std::unique_ptr<CaptureJob> job;
     std::vector<Attachment> ifaces;
     Clock::time_point lastSave;
+    // The kernel's byte budget is the spool budget (no smaller byte_limit was asked for).
+    bool spoolBounded = false;
   };
   void finish(const std::string &id, StopReason reason, std::optional<Error> fault = {});
   void refreshCounters(CaptureRecord &record, Running &run);
@@ -87,6 +92,8 @@ private:
   Result<void> checkFull(const CaptureRequest &request) const;
   void deliver(const std::string &id);
   std::optional<Error> checkInterfaces(const Running &run) const;
+  // Bytes free for ringcapd on the state directory's filesystem (nullopt: unknown).
+  std::optional<uint64_t> freeSpace() const;
 
   const DaemonConfig &config_;
   JobStore &store_;

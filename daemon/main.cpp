@@ -262,8 +262,9 @@ int main(int argc, char **argv) {
   if (!store)
     return fatal(store.error().message);
   d.store = std::move(*store);
-  for (const auto &id : d.store->failInterrupted(
-           "ringcapd restarted during the capture; the file holds the packets captured until then"))
+  const std::vector<std::string> interrupted = d.store->failInterrupted(
+      "ringcapd restarted during the capture; the file holds the packets captured until then");
+  for (const auto &id : interrupted)
     spdlog::warn("capture {} was interrupted by a restart: marked failed", id);
 
   d.attachmentsFile = d.config.state_directory + "/attachments.json";
@@ -358,6 +359,7 @@ int main(int argc, char **argv) {
   notifyStatus(d);
   sd_notify(0, "READY=1");
   spdlog::info("ready: {} on the bus, {} interface(s)", kBusName, d.program->attachments().size());
+  d.service->recountInterrupted(interrupted); // after READY: a large file takes a while
   r = sd_event_loop(d.event);
 
   sd_notify(0, "STOPPING=1\nSTATUS=Stopping");

@@ -745,7 +745,8 @@ testing::AssertionResult Lab::up() {
                          << "state_directory = \"" << stateDirectory() << "\"\n\n"
                          << "[destinations]\nfile_roots = [\"" << destinationRoot() << "\"]\n\n"
                          << "[systems]\nmagic-transit = [\"" << ifCap_ << "\"]\n\n"
-                         << "[capture]\nring_size_mib = 8\n\n"
+                         << "[capture]\nring_size_mib = 8\n"
+                         << options_.captureConfig << "\n\n"
                          << "[rate_limits]\nsimple_interval_seconds = "
                          << options_.simpleIntervalSeconds << "\n";
   return startDaemon();

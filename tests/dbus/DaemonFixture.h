@@ -201,6 +201,8 @@ struct LabOptions {
   bool shippedPolicy = true;
   // ringcapd's standard error is the journal's stream: JOURNAL_STREAM names its log file.
   bool journalStream = false;
+  // TOML lines added to the [capture] table of ringcapd's configuration.
+  std::string captureConfig;
 };
 
 class Lab {

@@ -109,6 +109,18 @@ TEST_F(DaemonTest, RestartMarksTheInterruptedCaptureFailedAndKeepsItsFile) {
   EXPECT_EQ(rec.value("stop_reason", ""), "restart") << rec.dump();
   EXPECT_NE(rec.value("error_message", "").find("restarted"), std::string::npos) << rec.dump();
   EXPECT_TRUE(rec.contains("finished")) << rec.dump();
+  // The record's counters are corrected from the file, after READY: counting a large partial
+  // file must not hold up the start (systemd's start timeout would kill it on every retry).
+  ASSERT_TRUE(root().waitFor(
+      [&] { return root().get(id).dict.value("packets_captured", size_t(0)) == onDisk; }, 20s))
+      << root().get(id).dict.dump();
+  {
+    const std::string log = lab().daemonLog();
+    const size_t ready = log.rfind("ready: ");
+    const size_t recounted = log.find("capture " + id + ": recounted its file after the restart");
+    ASSERT_NE(recounted, std::string::npos) << log;
+    EXPECT_LT(ready, recounted) << "the file was counted before READY:\n" << log;
+  }
 
   UniqueFd fd;
   CallResult opened = root().openFile(id, fd);
