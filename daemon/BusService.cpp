@@ -216,7 +216,8 @@ int BusService::fail(const Error &error, sd_bus_error *e) const {
 
 int BusService::onCreate(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   auto *self = static_cast<BusService *>(userdata);
-  auto request = readVariantDict(m);
+  // Unknown keys and container types are refused before their values are read.
+  auto request = readVariantDict(m, captureRequestSchema());
   if (!request)
     return self->fail(Error{kInvalidRequest, request.error().message}, e);
   auto created = self->service_.create(*request);

@@ -86,6 +86,8 @@ nlohmann::json CaptureRecord::toJson() const {
     j["started"] = formatRfc3339(startedNs);
   if (finishedNs)
     j["finished"] = formatRfc3339(finishedNs);
+  if (stopRequestedNs)
+    j["stop_requested"] = formatRfc3339(stopRequestedNs);
   if (!stopReason.empty())
     j["stop_reason"] = stopReason;
   if (!fileName.empty())
@@ -106,6 +108,7 @@ nlohmann::json CaptureRecord::toStateJson() const {
   j["submitted_ns"] = submittedNs;
   j["started_ns"] = startedNs;
   j["finished_ns"] = finishedNs;
+  j["stop_requested_ns"] = stopRequestedNs;
   j["error_message"] = errorMessage;
   j["stop_reason"] = stopReason;
   j["counters"] = countersStateJson(counters);
@@ -124,7 +127,11 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.id = j.at("id").get<std::string>();
     if (!isCaptureId(r.id))
       return Error{EINVAL, "bad id"};
-    auto request = validateCaptureRequest(j.at("request"), RequestMode::Api);
+    // Records written before offset_time was refused may hold one that did nothing.
+    nlohmann::json body = j.at("request");
+    if (body.is_object())
+      body.erase("offset_time");
+    auto request = validateCaptureRequest(body, RequestMode::Api);
     if (!request)
       return Error{EINVAL, "request: " + request.error().message};
     r.request = std::move(*request);
@@ -135,6 +142,7 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.submittedNs = j.at("submitted_ns").get<int64_t>();
     r.startedNs = j.at("started_ns").get<int64_t>();
     r.finishedNs = j.at("finished_ns").get<int64_t>();
+    r.stopRequestedNs = j.value("stop_requested_ns", int64_t(0)); // absent in older records
     r.errorMessage = j.at("error_message").get<std::string>();
     r.stopReason = j.at("stop_reason").get<std::string>();
     r.counters = countersFromStateJson(j.at("counters"));

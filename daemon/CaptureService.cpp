@@ -1,12 +1,15 @@
 #include "CaptureService.h"
 
 #include "util/Text.h"
+#include "pcap/PcapReader.h"
 
 #include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace ringcap {
@@ -81,6 +84,12 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
                                    std::to_string(config_.simple_interval_seconds) +
                                    " s; the next is allowed in " +
                                    seconds(*lastSimple_ + interval - now)};
+  if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
+    return Error{ENOSPC, "No space left on device: the state directory " + config_.state_directory +
+                             " has " + std::to_string(*free) +
+                             " bytes free, not more than "
+                             "capture.min_free_bytes (" +
+                             std::to_string(config_.min_free_bytes) + "); free space first"};
   if (!program_.freeSlot())
     return Error{kCaptureBusy, "all " + std::to_string(RINGCAP_MAX_SLOTS) +
                                    " capture slots are in use; try again when one ends"};
@@ -99,7 +108,13 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
 
   SlotOptions options;
   options.sampleRate = request->type == CaptureType::Simple ? config_.simple_sample_rate : 1;
-  auto job = CaptureJob::start(program_, drainer_, *request, options, store_.filePath(*stored),
+  // The spool budget bounds the capture in the kernel too, so that a burst between two ticks
+  // cannot take the file far past it: the slot's byte budget is the smaller of the two.
+  CaptureRequest armed = *request;
+  const bool spoolBounded = !armed.byte_limit || *armed.byte_limit > config_.spool_max_bytes;
+  if (spoolBounded)
+    armed.byte_limit = config_.spool_max_bytes;
+  auto job = CaptureJob::start(program_, drainer_, armed, options, store_.filePath(*stored),
                                *ifaces, "ringcapd " RINGCAP_VERSION);
   if (!job) {
     stored->status = CaptureStatus::Failed;
@@ -119,7 +134,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   stored->startedNs = wallClockNowNs();
   persist(*stored);
   bool wasBusy = busy();
-  jobs_[stored->id] = Running{std::move(*job), *ifaces, now};
+  jobs_[stored->id] = Running{std::move(*job), *ifaces, now, spoolBounded};
   if (!wasBusy && busyListener_)
     busyListener_();
   spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
@@ -141,10 +156,13 @@ Result<const CaptureRecord *> CaptureService::get(const std::string &id) {
 }
 
 Result<void> CaptureService::stop(const std::string &id) {
-  if (!store_.find(id))
+  CaptureRecord *r = store_.find(id);
+  if (!r)
     return Error{kNotFound, "no capture with id \"" + id + "\""};
-  if (jobs_.count(id))
+  if (jobs_.count(id)) {
+    r->stopRequestedNs = wallClockNowNs(); // saved by finish()
     finish(id, StopReason::Stopped);
+  }
   return {};
 }
 
@@ -203,6 +221,13 @@ void CaptureService::interfaceGone(int ifindex, const std::string &ifname) {
            Error{ENODEV, "interface " + ifname + " disappeared during the capture"});
 }
 
+std::optional<uint64_t> CaptureService::freeSpace() const {
+  struct statvfs vfs {};
+  if (statvfs(store_.capturesDirectory().c_str(), &vfs) != 0)
+    return std::nullopt;
+  return uint64_t(vfs.f_bavail) * vfs.f_frsize;
+}
+
 std::optional<Error> CaptureService::checkInterfaces(const Running &run) const {
   for (const auto &a : run.ifaces) {
     char name[IF_NAMESIZE];
@@ -219,6 +244,11 @@ void CaptureService::tick(Clock::time_point now) {
   bool checkIfaces = now - lastInterfaceCheck_ >= std::chrono::seconds(1);
   if (checkIfaces)
     lastInterfaceCheck_ = now;
+  // The spool: each file within capture.spool_max_bytes, the disk above min_free_bytes.
+  bool lowSpace = false;
+  if (!jobs_.empty() && now - lastCounters_ >= kCounterInterval)
+    if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
+      lowSpace = true;
   for (auto &[id, run] : jobs_) {
     if (checkIfaces)
       if (auto e = checkInterfaces(run)) {
@@ -226,6 +256,14 @@ void CaptureService::tick(Clock::time_point now) {
         continue;
       }
     StopReason reason = run.job->check(now);
+    if (reason == StopReason::ByteLimit && run.spoolBounded)
+      reason = StopReason::SpoolLimit;
+    struct stat st {};
+    if (reason == StopReason::None && stat(run.job->path().c_str(), &st) == 0 &&
+        uint64_t(st.st_size) >= config_.spool_max_bytes)
+      reason = StopReason::SpoolLimit;
+    if (reason == StopReason::None && lowSpace)
+      reason = StopReason::DiskSpace;
     if (reason != StopReason::None)
       done.emplace_back(id, reason);
   }
@@ -421,6 +459,47 @@ void CaptureService::resumeDeliveries() {
       persist(*rec);
       deliver(r->id);
     }
+}
+
+void CaptureService::recountInterrupted(const std::vector<std::string> &ids) {
+  for (const std::string &id : ids) {
+    CaptureRecord *r = store_.find(id);
+    if (!r || !r->fileSize)
+      continue;
+    struct Count {
+      bool done = false;
+      uint64_t packets = 0, bytes = 0;
+    };
+    auto count = std::make_shared<Count>();
+    worker_.post(
+        // On the worker thread: only copies, no service state.
+        [this, path = store_.filePath(*r), count] {
+          auto reader = PcapReader::open(path);
+          if (!reader)
+            return;
+          while (true) {
+            auto p = (*reader)->next();
+            if (!p || !*p)
+              break; // the end, or a block cut by the kill
+            count->packets++;
+            count->bytes += (*p)->data.size();
+            if (count->packets % 65536 == 0 && !worker_.pause(std::chrono::milliseconds(0)))
+              return; // the daemon is stopping
+          }
+          count->done = true;
+        },
+        [this, id, count] {
+          CaptureRecord *rec = store_.find(id);
+          if (!rec || !count->done)
+            return;
+          rec->counters.captured = count->packets;
+          rec->counters.bytesCaptured = count->bytes;
+          persist(*rec);
+          notify(*rec, false);
+          spdlog::info("capture {}: recounted its file after the restart: {} packets, {} bytes", id,
+                       count->packets, count->bytes);
+        });
+  }
 }
 
 void CaptureService::failAll(const std::string &message) {

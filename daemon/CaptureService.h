@@ -36,7 +36,8 @@ public:
   std::vector<const CaptureRecord *> list(size_t n = 50) const { return store_.newest(n); }
   // Stops a running capture (it ends `success` with what it holds); finished ones are left.
   Result<void> stop(const std::string &id);
-  // A read-only fd of a finished capture's file (the caller owns it).
+  // A read-only fd of a finished capture's file (the caller owns it): success, or failed with
+  // its partial file (docs/dbus-api.md, OpenCaptureFile).
   Result<int> openFile(const std::string &id);
 
   // Checks limits, interfaces and files; finishes captures that are done. Call every
@@ -51,6 +52,9 @@ public:
   void failAll(const std::string &message);
   // Delivers the full captures a previous daemon finished but had not delivered.
   void resumeDeliveries();
+  // Counts the packets in the files of captures a restart interrupted (JobStore::failInterrupted)
+  // on the worker thread, then corrects their records' packets_captured and bytes_captured.
+  void recountInterrupted(const std::vector<std::string> &ids);
 
   // Deliveries try this often, waiting 2 s, 4 s, 8 s, ... between attempts.
   static constexpr int kDeliveryAttempts = 5;
@@ -79,6 +83,8 @@ private:
     std::unique_ptr<CaptureJob> job;
     std::vector<Attachment> ifaces;
     Clock::time_point lastSave;
+    // The kernel's byte budget is the spool budget (no smaller byte_limit was asked for).
+    bool spoolBounded = false;
   };
   // Stops the capture; it completes at once if its records are all drained, or later in
   // completeDrained().
@@ -94,6 +100,8 @@ private:
   std::optional<Error> checkInterfaces(const Running &run) const;
   // The attachments of a system's interfaces, or an error naming one that is missing.
   Result<std::vector<Attachment>> systemInterfaces(const std::string &system) const;
+  // Bytes free for ringcapd on the state directory's filesystem (nullopt: unknown).
+  std::optional<uint64_t> freeSpace() const;
 
   const DaemonConfig &config_;
   JobStore &store_;

@@ -181,8 +181,12 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
     return r.error("systems", "at most 64 interfaces in all");
 
   if (const toml::table *t = r.table(root, "capture", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "capture.",
+                           {"simple_sample_rate", "ring_size_mib", "missing_interfaces",
+                            "spool_max_bytes", "min_free_bytes"}));
     RINGCAP_TRY(
-        r.onlyKeys(*t, "capture.", {"simple_sample_rate", "ring_size_mib", "missing_interfaces"}));
+        r.integer(*t, "capture.", "spool_max_bytes", 65536, int64_t(1) << 62, c.spool_max_bytes));
+    RINGCAP_TRY(r.integer(*t, "capture.", "min_free_bytes", 0, int64_t(1) << 62, c.min_free_bytes));
     RINGCAP_TRY(r.integer(*t, "capture.", "simple_sample_rate", 1, 1000000, c.simple_sample_rate));
     RINGCAP_TRY(r.integer(*t, "capture.", "ring_size_mib", 1, 2048, c.ring_size_mib));
     if (c.ring_size_mib & (c.ring_size_mib - 1))

@@ -20,6 +20,8 @@ struct DaemonConfig {
   uint32_t simple_sample_rate = 1;
   uint32_t ring_size_mib = 32;
   bool skip_missing_interfaces = false;
+  uint64_t spool_max_bytes = 4ull << 30; // one capture's file
+  uint64_t min_free_bytes = 1ull << 30;  // free space kept on the state directory's filesystem
 
   uint32_t simple_interval_seconds = 60;
   uint32_t full_concurrent = 1;

@@ -1,6 +1,5 @@
 #include "JobStore.h"
 
-#include "pcap/PcapReader.h"
 #include "util/AtomicFile.h"
 
 #include <algorithm>
@@ -60,21 +59,8 @@ std::vector<std::string> JobStore::failInterrupted(const std::string &message) {
     r.stopReason = "restart";
     r.finishedNs = wallClockNowNs();
     refreshFileSize(r);
-    // The record was saved every few seconds; the file knows what was captured last.
-    if (r.fileSize) {
-      if (auto reader = PcapReader::open(filePath(r))) {
-        uint64_t packets = 0, bytes = 0;
-        while (true) {
-          auto p = (*reader)->next();
-          if (!p || !*p)
-            break; // the end, or a block cut by the kill
-          packets++;
-          bytes += (*p)->data.size();
-        }
-        r.counters.captured = packets;
-        r.counters.bytesCaptured = bytes;
-      }
-    }
+    // The counters are those of the last periodic save: CaptureService::recountInterrupted
+    // counts the file after the daemon is ready (a large file must not delay the start).
     if (auto s = save(r); !s)
       spdlog::error("capture {}: {}", id, s.error().message);
     ids.push_back(id);

@@ -19,6 +19,7 @@
 #include <grp.h>
 #include <net/if.h>
 #include <set>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -78,28 +79,51 @@ void notifyStatus(Daemon &d) {
   }
 }
 
+// One entry of attachments.json, or why it cannot be used.
+Result<std::pair<std::string, uint32_t>> parseAttachment(const nlohmann::json &a) {
+  if (!a.is_object())
+    return Error{EINVAL, "an entry is not an object"};
+  const auto name = a.find("ifname");
+  if (name == a.end() || !name->is_string() || name->get_ref<const std::string &>().empty() ||
+      name->get_ref<const std::string &>().size() >= IF_NAMESIZE)
+    return Error{EINVAL, "ifname is not an interface name"};
+  const auto id = a.find("program_id");
+  if (id == a.end() || !id->is_number_unsigned() || id->get<uint64_t>() == 0 ||
+      id->get<uint64_t>() > UINT32_MAX)
+    return Error{EINVAL, "program_id is not a program id"};
+  return std::make_pair(name->get<std::string>(), uint32_t(id->get<uint64_t>()));
+}
+
 // Removes what a previous ringcapd (killed before it could clean up) left attached, using
-// the program ids it recorded; then records this daemon's own attachments.
+// the program ids it recorded; then records this daemon's own attachments. A damaged file
+// is warned about and removed: the start goes on as a clean one.
 void detachPrevious(Daemon &d) {
   std::ifstream in(d.attachmentsFile);
   if (!in)
     return;
   auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_array())
-    for (const auto &a : j) {
-      if (!a.is_object() || !a.contains("ifname") || !a.contains("program_id"))
-        continue;
-      std::string name = a["ifname"].template get<std::string>();
-      unsigned ifindex = if_nametoindex(name.c_str());
-      if (!ifindex)
-        continue;
-      auto r =
-          CaptureProgram::detachProgramById(int(ifindex), a["program_id"].template get<uint32_t>());
-      if (!r)
-        spdlog::warn("removing the previous daemon's program from {}: {}", name, r.error().message);
-      else if (*r)
-        spdlog::info("removed the XDP program a previous ringcapd left on {}", name);
+  if (!j.is_array()) {
+    spdlog::warn("{} is damaged ({}): ignored; a program a killed ringcapd left attached stays "
+                 "until it is removed by hand",
+                 d.attachmentsFile, j.is_discarded() ? "not JSON" : "not an array");
+    j = nlohmann::json::array();
+  }
+  for (const auto &entry : j) {
+    auto a = parseAttachment(entry);
+    if (!a) {
+      spdlog::warn("{}: an entry is ignored: {}", d.attachmentsFile, a.error().message);
+      continue;
     }
+    const auto &[name, programId] = *a;
+    unsigned ifindex = if_nametoindex(name.c_str());
+    if (!ifindex)
+      continue;
+    auto r = CaptureProgram::detachProgramById(int(ifindex), programId);
+    if (!r)
+      spdlog::warn("removing the previous daemon's program from {}: {}", name, r.error().message);
+    else if (*r)
+      spdlog::info("removed the XDP program a previous ringcapd left on {}", name);
+  }
   unlink(d.attachmentsFile.c_str());
 }
 
@@ -147,6 +171,33 @@ void startTicking(Daemon &d) {
   sd_event_now(d.event, CLOCK_MONOTONIC, &now);
   sd_event_source_set_time(d.tick, now + kTickUsec);
   sd_event_source_set_enabled(d.tick, SD_EVENT_ON);
+}
+
+// journald reads a syslog priority "<N>" at the start of each line of a stream that it
+// collects; spdlog's level names ("<info>") it would keep as text, with every line at the
+// unit's default priority.
+class SyslogPriorityFlag : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg &msg, const std::tm &,
+              spdlog::memory_buf_t &dest) override {
+    // trace, debug, info, warn, err, critical, off
+    static constexpr char kPriority[] = {'7', '7', '6', '4', '3', '2', '6'};
+    const char prefix[] = {'<', kPriority[msg.level], '>'};
+    dest.append(prefix, prefix + sizeof prefix);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<SyslogPriorityFlag>();
+  }
+};
+
+// Whether standard error is the journal's stream: JOURNAL_STREAM names its device and inode
+// (an inherited variable with another stderr does not count).
+bool stderrIsJournal() {
+  const char *stream = getenv("JOURNAL_STREAM");
+  unsigned long long dev = 0, ino = 0;
+  struct stat st {};
+  return stream && std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+         fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
 int onTick(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -278,8 +329,14 @@ int main(int argc, char **argv) {
 
   auto logger = spdlog::stderr_logger_mt("ringcapd"); // the worker thread logs too
   spdlog::set_default_logger(logger);
-  // Under systemd the journal adds the time and the unit.
-  spdlog::set_pattern(getenv("JOURNAL_STREAM") ? "%^<%l>%$ %v" : "%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
+  if (stderrIsJournal()) {
+    // The journal adds the time and the unit; the prefix gives each line its priority.
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%v");
+    spdlog::set_formatter(std::move(formatter));
+  } else {
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
+  }
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   umask(0027);
 
@@ -302,8 +359,9 @@ int main(int argc, char **argv) {
   if (!store)
     return fatal(store.error().message);
   d.store = std::move(*store);
-  for (const auto &id : d.store->failInterrupted(
-           "ringcapd restarted during the capture; the file holds the packets captured until then"))
+  const std::vector<std::string> interrupted = d.store->failInterrupted(
+      "ringcapd restarted during the capture; the file holds the packets captured until then");
+  for (const auto &id : interrupted)
     spdlog::warn("capture {} was interrupted by a restart: marked failed", id);
 
   d.attachmentsFile = d.config.state_directory + "/attachments.json";
@@ -416,6 +474,7 @@ int main(int argc, char **argv) {
   sd_notify(0, "READY=1");
   spdlog::info("ready: {} on the bus, {} interface(s)", api::kBusName,
                d.program->attachments().size());
+  d.service->recountInterrupted(interrupted); // after READY: a large file takes a while
   r = sd_event_loop(d.event);
 
   sd_notify(0, "STOPPING=1\nSTATUS=Stopping");

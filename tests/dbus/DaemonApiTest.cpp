@@ -6,7 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <grp.h>
+#include <iostream>
 #include <regex>
+#include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +145,8 @@ TEST_F(DaemonTest, BadRequestsAreRefusedBeforeAnyJobExists) {
       {"destination_conf on simple", with(stringField("destination_conf", "file:///tmp")),
        "destination_conf"},
       {"offset_time not RFC 3339", with(stringField("offset_time", "yesterday")), "offset_time"},
+      {"offset_time well-formed (no history on this host)",
+       with(stringField("offset_time", "2026-11-26T10:00:00Z")), "offset_time"},
       {"unknown top-level key", with(stringField("colour", "blue")), "colour"},
       {"type x", with(stringField("type", "x")), "type"},
       {"type missing", without("type"), "type"},
@@ -185,6 +189,56 @@ TEST_F(DaemonTest, BadRequestsAreRefusedBeforeAnyJobExists) {
   EXPECT_TRUE(root().stop(idOf(ok)).ok());
 }
 
+// ringcapd's resident memory high-water mark (VmHWM), in KiB; -1 when unknown.
+long daemonPeakKiB(pid_t pid) {
+  std::istringstream status(readFile("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0)
+      return std::stol(line.substr(6));
+  return -1;
+}
+
+Field byteArrayField(std::string key, size_t bytes) {
+  return {std::move(key), [bytes](sd_bus_message *m) {
+            const std::vector<uint8_t> data(bytes, 0x5a);
+            int r = sd_bus_message_open_container(m, 'v', "ay");
+            if (r >= 0)
+              r = sd_bus_message_append_array(m, 'y', data.data(), data.size());
+            return r < 0 ? r : sd_bus_message_close_container(m);
+          }};
+}
+
+// A request of 24 MiB (an ay under an unknown key, or under a known key that takes one value)
+// must cost ringcapd about its size, not the ~600 MiB the array would take as JSON.
+TEST_F(DaemonTest, LargeValuesAreRefusedWithoutBuildingThem) {
+  RINGCAP_LAB_UP();
+  constexpr size_t kBytes = 24 << 20; // the bus's default limit is 32 MiB a message
+  const struct {
+    Field field;
+    std::string message;
+  } rows[] = {
+      {byteArrayField("colour", kBytes), "colour: unknown field"},
+      {byteArrayField("destination_conf", kBytes),
+       "destination_conf: unsupported D-Bus type \"ay\" (must be a single value such as s or u, "
+       "not a container)"},
+  };
+  for (const auto &row : rows) {
+    SCOPED_TRACE(row.field.key);
+    const long before = daemonPeakKiB(lab().daemonPid());
+    ASSERT_GT(before, 0);
+    DictResult r = root().create(dictArgs(with(row.field)));
+    EXPECT_EQ(r.call.error, kInvalidRequest) << r.call.describe();
+    EXPECT_EQ(r.call.message, row.message);
+    const long grown = daemonPeakKiB(lab().daemonPid()) - before;
+    std::cerr << "ringcapd VmHWM " << before << " KiB, +" << grown << " KiB for a "
+              << (kBytes >> 20) << " MiB " << row.field.key << "\n";
+    // The message itself is held once (24 MiB), in sd-bus's buffer.
+    EXPECT_LT(grown, 40 * 1024) << "ringcapd's peak memory grew by " << grown << " KiB";
+  }
+  EXPECT_EQ(root().list().size(), 0u);
+}
+
 // Variant.h: a value of a type requests never hold is refused with its key and its D-Bus
 // signature.
 TEST_F(DaemonTest, UnsupportedValueTypesAreNamedByTheirSignature) {
@@ -204,7 +258,8 @@ TEST_F(DaemonTest, UnsupportedValueTypesAreNamedByTheirSignature) {
     SCOPED_TRACE("time_limit as " + signature);
     DictResult r = root().create(dictArgs(with(field)));
     EXPECT_EQ(r.call.error, kInvalidRequest) << r.call.describe();
-    EXPECT_EQ(r.call.message, "time_limit: unsupported D-Bus type \"" + signature + "\"");
+    EXPECT_EQ(r.call.message, "time_limit: unsupported D-Bus type \"" + signature +
+                                  "\" (must be a single value such as s or u, not a container)");
   }
   EXPECT_EQ(root().list().size(), 0u);
 }
@@ -305,6 +360,11 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
   EXPECT_EQ(got.dict.value("status", ""), "success");
   EXPECT_EQ(got.dict.value("stop_reason", ""), "stopped");
   EXPECT_TRUE(std::regex_match(got.dict.value("finished", ""), kRfc3339)) << got.dict.dump();
+  // When the stop was asked for: RFC 3339 in UTC of one width, so the strings compare.
+  const std::string requested = got.dict.value("stop_requested", "");
+  EXPECT_TRUE(std::regex_match(requested, kRfc3339)) << got.dict.dump();
+  EXPECT_LE(got.dict.value("started", ""), requested) << got.dict.dump();
+  EXPECT_LE(requested, got.dict.value("finished", "")) << got.dict.dump();
   EXPECT_TRUE(got.dict.contains("file_size")) << got.dict.dump();
   EXPECT_FALSE(got.dict.contains("error_message")) << got.dict.dump();
   EXPECT_TRUE(root().waitFor([&] { return root().finishedSignalFor(id); }, 10s))
@@ -312,6 +372,7 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
   // Stopping a finished capture leaves it as it is.
   EXPECT_TRUE(root().stop(id).ok());
   EXPECT_EQ(root().get(id).dict.value("stop_reason", ""), "stopped");
+  EXPECT_EQ(root().get(id).dict.value("stop_requested", ""), requested);
 
   CallResult unknown = root().stop(std::string(32, 'a'));
   EXPECT_EQ(unknown.error, kNotFound) << unknown.describe();

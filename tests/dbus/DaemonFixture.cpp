@@ -749,7 +749,8 @@ testing::AssertionResult Lab::up() {
                          << "state_directory = \"" << stateDirectory() << "\"\n\n"
                          << "[destinations]\nfile_roots = [\"" << destinationRoot() << "\"]\n\n"
                          << "[systems]\nmagic-transit = [\"" << ifCap_ << "\"]\n\n"
-                         << "[capture]\nring_size_mib = 8\n\n"
+                         << "[capture]\nring_size_mib = 8\n"
+                         << options_.captureConfig << "\n\n"
                          << "[rate_limits]\nsimple_interval_seconds = "
                          << options_.simpleIntervalSeconds << "\n\n"
                          << options_.extraConfig;
@@ -823,9 +824,13 @@ testing::AssertionResult Lab::startDaemon() {
     return testing::AssertionFailure() << "ringcapd is already running";
   UniqueFd log(
       open((tmp_ + "/ringcapd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  daemon_ = spawn({"ip", "netns", "exec", nsCap_, RINGCAPD_PATH, "--config", config_},
-                  {"DBUS_SYSTEM_BUS_ADDRESS=" + busAddress(), "LIBXDP_BPFFS=" + bpffs_}, log.get(),
-                  log.get());
+  std::vector<std::string> env = {"DBUS_SYSTEM_BUS_ADDRESS=" + busAddress(),
+                                  "LIBXDP_BPFFS=" + bpffs_};
+  struct stat st {};
+  if (options_.journalStream && fstat(log.get(), &st) == 0)
+    env.push_back("JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
+  daemon_ = spawn({"ip", "netns", "exec", nsCap_, RINGCAPD_PATH, "--config", config_}, env,
+                  log.get(), log.get());
   UniqueFd pidfd = pidfdOpen(daemon_);
   bool exited = false;
   if (root_->waitFor([&] { return root_->serviceNameOwned(); }, 30s, pidfd.get(), &exited))

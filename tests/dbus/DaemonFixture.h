@@ -203,6 +203,10 @@ struct LabOptions {
   bool shippedPolicy = true;
   // Appended to ringcapd's configuration file (whole TOML tables, such as "[ownership]\n...").
   std::string extraConfig{};
+  // ringcapd's standard error is the journal's stream: JOURNAL_STREAM names its log file.
+  bool journalStream = false;
+  // TOML lines added to the [capture] table of ringcapd's configuration.
+  std::string captureConfig;
 };
 
 class Lab {

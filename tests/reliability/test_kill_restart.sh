@@ -61,7 +61,9 @@ expect_failed_by_restart() {
   expect_eq "$(disk_field "$id" status)" failed "$what: status in the on-disk record"
   expect_readable "$spool" "$what: the partial file"
   # What the record says was captured should be what the file holds (the kill came between
-  # two periodic saves of the counters; the restart refreshes file_size but not the counters).
+  # two periodic saves of the counters): the restarted daemon counts the file after READY.
+  wait_until 60 grep -q "capture $id: recounted its file after the restart" "$LAB_TMP/ringcapd.log"
+  rec=$(ctl --json get "$id")
   soft_expect_eq "$(json_field "$rec" packets_captured)" "$(packets_in "$spool")" \
     "$what: packets_captured in the record after the restart vs packets in the file"
   ctl download "$id" -o "$LAB_TMP/dl.pcapng" --force >/dev/null

@@ -22,7 +22,11 @@ cleanup_state() {
 }
 trap 'rc=$?; cleanup_state; lab_down "$rc"' EXIT
 start_bus
-CONF="[rate_limits]
+# min_free_bytes = 0: this test is about the disk filling anyway (a write error), not about
+# the free-space floor that stops captures before it.
+CONF="[capture]
+min_free_bytes = 0
+[rate_limits]
 simple_interval_seconds = 0"
 start_ringcapd "$CONF"
 

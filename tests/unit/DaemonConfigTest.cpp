@@ -25,6 +25,8 @@ TEST(DaemonConfig, MinimalFileGetsTheDocumentedDefaults) {
   EXPECT_EQ(c->ring_size_mib, 32u);
   EXPECT_EQ(c->max_captures, 1000u);
   EXPECT_EQ(c->max_bytes, 10ull << 30);
+  EXPECT_EQ(c->spool_max_bytes, 4ull << 30);
+  EXPECT_EQ(c->min_free_bytes, 1ull << 30);
   EXPECT_EQ(c->access_group, "ringcap");
   EXPECT_EQ(c->ownership_max_records, 1000u);
   EXPECT_EQ(c->ownership_pending_expiry_seconds, 86400u);
@@ -43,6 +45,8 @@ other = ["eth1", "eth2"]
 simple_sample_rate = 10
 ring_size_mib = 64
 missing_interfaces = "skip"
+spool_max_bytes = 65536
+min_free_bytes = 0
 [rate_limits]
 simple_interval_seconds = 0
 full_concurrent = 2
@@ -66,6 +70,8 @@ credentials_file = "/etc/ringcap/aws-credentials"
   EXPECT_EQ(c->colo_groups, (std::vector<std::string>{"ORD", "US"}));
   EXPECT_EQ(c->allInterfaces(), (std::vector<std::string>{"eth0", "eth1", "eth2"}));
   EXPECT_EQ(c->simple_sample_rate, 10u);
+  EXPECT_EQ(c->spool_max_bytes, 65536u);
+  EXPECT_EQ(c->min_free_bytes, 0u);
   EXPECT_TRUE(c->skip_missing_interfaces);
   EXPECT_EQ(c->full_concurrent, 2u);
   EXPECT_EQ(c->max_bytes, 1000u);
@@ -99,6 +105,10 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
        "capture.simple_sample_rate: must be an integer from 1 to 1000000 (got 0)"},
       {"colo_name = \"a\"\n" + systems + "[capture]\nmissing_interfaces = \"ignore\"\n",
        "capture.missing_interfaces: must be \"fail\" or \"skip\""},
+      {"colo_name = \"a\"\n" + systems + "[capture]\nspool_max_bytes = 65535\n",
+       "capture.spool_max_bytes: must be an integer from 65536 to 4611686018427387904 (got 65535)"},
+      {"colo_name = \"a\"\n" + systems + "[capture]\nmin_free_bytes = -1\n",
+       "capture.min_free_bytes: must be an integer from 0 to 4611686018427387904 (got -1)"},
       {"colo_name = \"a\"\n" + systems + "[capture]\nsnaplen = 5\n",
        "capture.snaplen: unknown key"},
       {"colo_name = \"a\"\n" + systems + "[rate_limits]\nsimple_interval_seconds = -1\n",

@@ -126,3 +126,26 @@ TEST_F(JobStoreTest, SaveNeverThrowsOnInvalidUtf8) {
   EXPECT_EQ(back->status, CaptureStatus::Failed);
   EXPECT_EQ(back->errorMessage.rfind("server said: Acc", 0), 0u) << back->errorMessage;
 }
+
+// Records saved before offset_time was refused (it was accepted and did nothing) and before
+// stop_requested existed are still read.
+TEST_F(JobStoreTest, OlderRecordsWithOffsetTimeAndWithoutStopRequestedAreRead) {
+  std::string id;
+  {
+    auto s = JobStore::open(dir_, gid_t(-1));
+    ASSERT_TRUE(s);
+    auto r = record(1, CaptureStatus::Success, 10);
+    id = r.id;
+    nlohmann::json j = r.toStateJson();
+    j["request"]["offset_time"] = "2026-11-26T10:00:00Z";
+    j.erase("stop_requested_ns");
+    std::ofstream(dir_ + "/captures/" + id + ".json") << j.dump();
+  }
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  const CaptureRecord *r = (*s)->find(id);
+  ASSERT_NE(r, nullptr) << "the older record was not read";
+  EXPECT_EQ(r->stopRequestedNs, 0);
+  EXPECT_FALSE(r->toJson().contains("offset_time"));
+  EXPECT_FALSE(r->toJson().contains("stop_requested"));
+}

@@ -44,6 +44,10 @@ std::string_view toString(StopReason reason) {
     return "write_error";
   case StopReason::Fault:
     return "fault";
+  case StopReason::SpoolLimit:
+    return "spool_limit";
+  case StopReason::DiskSpace:
+    return "disk_space";
   }
   return "unknown";
 }

@@ -23,6 +23,8 @@ enum class StopReason {
   Stopped,     // asked to stop (signal, StopCapture)
   WriteError,  // the file could not be written (disk full, ...)
   Fault,       // anything else: interface gone, ring error
+  SpoolLimit,  // the file reached the daemon's spool budget (capture.spool_max_bytes)
+  DiskSpace,   // the state directory's free space fell to capture.min_free_bytes
 };
 
 std::string_view toString(StopReason reason);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -26,7 +27,8 @@ struct CaptureRequest {
   FilterV1 filter_v1;
   std::optional<std::string> colo_name;
   std::optional<std::string> destination_conf;
-  std::optional<std::string> offset_time; // RFC 3339, as given
+  // offset_time is not a member: no host keeps the packet history it would look back in,
+  // so the validator refuses it (after checking its RFC 3339 form).
 
   // Cloudflare-shaped request fields; absent ones (and an empty filter_v1) are omitted.
   nlohmann::json toJson() const;
@@ -43,6 +45,9 @@ enum class RequestMode {
   // or offset_time (those belong to the daemon's API).
   Tool,
 };
+
+// The keys a request body may have.
+std::span<const std::string_view> captureRequestFields();
 
 // Validates a request body. Unknown keys, wrong types, out-of-range values and fields that
 // the capture type does not allow are rejected; null stands for an absent field. The error
