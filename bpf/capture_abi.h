@@ -86,16 +86,40 @@ struct ringcap_config {
 	struct ringcap_slot_config slot[RINGCAP_MAX_SLOTS];
 };
 
+/*
+ * The per-slot counters, listed once: every userspace list of them (sums, differences,
+ * records, job state, D-Bus properties, tools, tests) is generated from this one.
+ * X(field, member, name, Property, description):
+ *   field        member of struct ringcap_slot_counters, and its key in the job store's state
+ *   member       member of userspace's SlotCounters (userspace/engine/SlotCounters.h)
+ *   name         key in capture records, ringcap-dump --json and ringcapctl
+ *   Property     D-Bus property of capture objects
+ *   description  what it counts
+ * The order is the struct's layout: append, never reorder.
+ */
+#define RINGCAP_SLOT_COUNTERS(X)                                                            \
+	X(seen, seen, packets_seen, PacketsSeen,                                            \
+	  "packets on the capture's interfaces while it was armed")                         \
+	X(matched, matched, packets_matched, PacketsMatched,                                \
+	  "packets that matched the filter")                                                \
+	X(sampled_out, sampledOut, packets_sampled_out, PacketsSampledOut,                  \
+	  "matching packets skipped by 1-in-N sampling")                                    \
+	X(captured, captured, packets_captured, PacketsCaptured,                            \
+	  "records the kernel wrote to the ring")                                           \
+	X(bytes_captured, bytesCaptured, bytes_captured, BytesCaptured,                     \
+	  "bytes (cap_len) of the records written to the ring")                             \
+	X(ring_lost, ringLost, packets_lost_ring_full, PacketsLostRingFull,                 \
+	  "matching packets lost because the ring was full (their budget is given back)")   \
+	X(limit_reached, limitReached, packets_over_limit, PacketsOverLimit,                \
+	  "matching packets refused because the packet or byte budget was spent")           \
+	X(copy_failed, copyFailed, packets_copy_failed, PacketsCopyFailed,                  \
+	  "matching packets lost because the kernel could not copy them (never expected)")
+
 /* Per-slot counters; the "counters" per-CPU map holds one ringcap_counters per CPU. */
 struct ringcap_slot_counters {
-	__u64 seen;           /* packets on the slot's interfaces while it was armed */
-	__u64 matched;        /* ... that matched its filter */
-	__u64 sampled_out;    /* ... skipped by 1-in-N sampling */
-	__u64 captured;       /* records written to the ring */
-	__u64 bytes_captured; /* sum of cap_len of those records */
-	__u64 ring_lost;      /* ring reservation failed (ring full): packet lost */
-	__u64 limit_reached;  /* packet or byte budget exhausted: packet not taken */
-	__u64 copy_failed;    /* bpf_xdp_load_bytes failed (never expected): packet lost */
+#define RINGCAP_SLOT_COUNTER_FIELD(field, member, name, property, description) __u64 field;
+	RINGCAP_SLOT_COUNTERS(RINGCAP_SLOT_COUNTER_FIELD)
+#undef RINGCAP_SLOT_COUNTER_FIELD
 };
 
 struct ringcap_counters {

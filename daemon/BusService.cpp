@@ -1,6 +1,8 @@
 #include "BusService.h"
 
+#include "api/ServiceApi.h"
 #include "dbus/Variant.h"
+#include "engine/SlotCounters.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -12,25 +14,6 @@ namespace ringcap {
 namespace {
 
 using namespace service_error;
-
-const char *errorName(int code) {
-  switch (code) {
-  case kInvalidRequest:
-    return "org.ringcap.Ringcap1.Error.InvalidRequest";
-  case kRateLimited:
-    return "org.ringcap.Ringcap1.Error.RateLimited";
-  case kCaptureBusy:
-    return "org.ringcap.Ringcap1.Error.CaptureBusy";
-  case kNotFound:
-    return "org.ringcap.Ringcap1.Error.NotFound";
-  case kNotReady:
-    return "org.ringcap.Ringcap1.Error.NotReady";
-  case kOwnershipRequired:
-    return "org.ringcap.Ringcap1.Error.OwnershipRequired";
-  default:
-    return "org.ringcap.Ringcap1.Error.Failed";
-  }
-}
 
 bool userInGroup(uid_t uid, gid_t gid) {
   std::vector<char> buf(16384);
@@ -58,8 +41,8 @@ int readId(sd_bus_message *m, std::string &id, sd_bus_error *e) {
     return r;
   id = s;
   if (!isCaptureId(id))
-    return sd_bus_error_setf(e, "org.ringcap.Ringcap1.Error.InvalidRequest",
-                             "id: must be 32 lowercase hexadecimal digits");
+    return sd_bus_error_set(e, api::dbusErrorName(kInvalidRequest),
+                            "id: must be 32 lowercase hexadecimal digits");
   return 0;
 }
 
@@ -125,16 +108,15 @@ const sd_bus_vtable BusService::kCaptureVtable[] = {
                     SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("Record", "a{sv}", BusService::getProperty, 0,
                     SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("PacketsCaptured", "t", BusService::getProperty, 0,
-                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("BytesCaptured", "t", BusService::getProperty, 0,
-                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("PacketsSeen", "t", BusService::getProperty, 0,
-                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_PROPERTY("PacketsMatched", "t", BusService::getProperty, 0,
-                    SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("PacketsLost", "t", BusService::getProperty, 0,
                     SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+// clang-format off
+    // One property per counter (engine/SlotCounters.h).
+#define RINGCAP_X(field, member, name, property, description) \
+    SD_BUS_PROPERTY(#property, "t", BusService::getProperty, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    RINGCAP_SLOT_COUNTERS(RINGCAP_X)
+#undef RINGCAP_X
+    // clang-format on
     SD_BUS_VTABLE_END,
 };
 
@@ -155,9 +137,9 @@ BusService::~BusService() {
 
 int BusService::filterCalls(sd_bus_message *m, void *userdata, sd_bus_error *) {
   auto *self = static_cast<BusService *>(userdata);
-  const char *path = sd_bus_message_get_path(m);
-  if (!sd_bus_message_is_method_call(m, nullptr, nullptr) || !path ||
-      std::string_view(path).rfind(kManagerPath, 0) != 0)
+  // Every method call, whatever its path: sd-bus itself answers Introspect of the paths above
+  // ringcap's tree ("/", "/org", ...) and Peer on any path.
+  if (!sd_bus_message_is_method_call(m, nullptr, nullptr))
     return 0;
   sd_bus_error err = SD_BUS_ERROR_NULL;
   if (self->checkCaller(m, &err) >= 0)
@@ -168,8 +150,8 @@ int BusService::filterCalls(sd_bus_message *m, void *userdata, sd_bus_error *) {
 }
 
 Result<void> BusService::start() {
-  // Every method call to ringcap's objects, Introspect, Peer and Properties included, passes
-  // the caller check first (the bus policy says the same; this holds without it).
+  // Every method call to ringcapd, on any path, Introspect, Peer and Properties included,
+  // passes the caller check first (the bus policy says the same; this holds without it).
   int r = sd_bus_add_filter(bus_, &slots_[3], filterCalls, this);
   if (r < 0)
     return Error::fromErrno(r, "installing the caller check");
@@ -223,18 +205,19 @@ int BusService::checkCaller(sd_bus_message *m, sd_bus_error *e) const {
     return 0;
   spdlog::warn("refused a call of {} from uid {}", sd_bus_message_get_member(m),
                uid == uid_t(-1) ? -1 : int64_t(uid));
-  return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED,
+  return sd_bus_error_setf(e, api::dbusErrorName(kAccessDenied),
                            "only root and members of the group \"%s\" may use ringcapd",
                            groupName_.c_str());
 }
 
 int BusService::fail(const Error &error, sd_bus_error *e) const {
-  return sd_bus_error_set(e, errorName(error.code), error.message.c_str());
+  return sd_bus_error_set(e, api::dbusErrorName(error.kind), error.message.c_str());
 }
 
 int BusService::onCreate(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   auto *self = static_cast<BusService *>(userdata);
-  auto request = readVariantDict(m);
+  // Unknown keys and container types are refused before their values are read.
+  auto request = readVariantDict(m, captureRequestSchema());
   if (!request)
     return self->fail(Error{kInvalidRequest, request.error().message}, e);
   auto created = self->service_.create(*request);
@@ -382,30 +365,33 @@ int BusService::getProperty(sd_bus *, const char *path, const char *, const char
     return sd_bus_message_append(reply, "s", r.errorMessage.c_str());
   if (name == "Record")
     return appendVariantDict(reply, r.toJson());
-  if (name == "PacketsCaptured")
-    return sd_bus_message_append(reply, "t", r.counters.captured);
-  if (name == "BytesCaptured")
-    return sd_bus_message_append(reply, "t", r.counters.bytesCaptured);
-  if (name == "PacketsSeen")
-    return sd_bus_message_append(reply, "t", r.counters.seen);
-  if (name == "PacketsMatched")
-    return sd_bus_message_append(reply, "t", r.counters.matched);
-  if (name == "PacketsLost")
-    return sd_bus_message_append(reply, "t", r.counters.ringLost + r.counters.copyFailed);
+  for (const auto &f : kSlotCounterFields)
+    if (name == f.property)
+      return sd_bus_message_append(reply, "t", uint64_t(r.counters.*f.member));
+  if (name == kPacketsLostProperty)
+    return sd_bus_message_append(reply, "t", packetsLost(r.counters));
   return -ENOENT;
 }
 
 void BusService::onChange(const CaptureRecord &record, bool statusChanged) {
   std::string path = capturePath(record.id);
-  int r;
-  if (statusChanged)
-    r = sd_bus_emit_properties_changed(bus_, path.c_str(), kCaptureInterface, "Status",
-                                       "ErrorMessage", "Record", "PacketsCaptured", "BytesCaptured",
-                                       "PacketsSeen", "PacketsMatched", "PacketsLost", nullptr);
-  else
-    r = sd_bus_emit_properties_changed(bus_, path.c_str(), kCaptureInterface, "Record",
-                                       "PacketsCaptured", "BytesCaptured", "PacketsSeen",
-                                       "PacketsMatched", "PacketsLost", nullptr);
+  // Record and the counters; with the status, Status and ErrorMessage first.
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v{"Status", "ErrorMessage", "Record"};
+    for (const auto &f : kSlotCounterFields)
+      v.emplace_back(f.property);
+    v.emplace_back(kPacketsLostProperty);
+    return v;
+  }();
+  static const std::vector<char *> strv = [] {
+    std::vector<char *> v;
+    for (const auto &n : names)
+      v.push_back(const_cast<char *>(n.c_str()));
+    v.push_back(nullptr);
+    return v;
+  }();
+  char **changed = const_cast<char **>(strv.data()) + (statusChanged ? 0 : 2);
+  int r = sd_bus_emit_properties_changed_strv(bus_, path.c_str(), kCaptureInterface, changed);
   if (r < 0)
     spdlog::warn("PropertiesChanged for {}: {}", record.id, std::strerror(-r));
   if (statusChanged && record.finished()) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "CaptureService.h"
+#include "api/ServiceApi.h"
 
 #include <string>
 #include <sys/types.h>
@@ -10,11 +11,11 @@
 
 namespace ringcap {
 
-inline constexpr const char *kBusName = "org.ringcap.Ringcap1";
-inline constexpr const char *kManagerPath = "/org/ringcap/Ringcap1";
-inline constexpr const char *kManagerInterface = "org.ringcap.Ringcap1.Manager";
-inline constexpr const char *kCapturePrefix = "/org/ringcap/Ringcap1/capture";
-inline constexpr const char *kCaptureInterface = "org.ringcap.Ringcap1.Capture";
+using api::kBusName;
+using api::kCaptureInterface;
+using api::kCapturePrefix;
+using api::kManagerInterface;
+using api::kManagerPath;
 
 class BusService {
 public:
@@ -26,9 +27,7 @@ public:
   // Registers the objects and takes the bus name.
   Result<void> start();
 
-  static std::string capturePath(const std::string &id) {
-    return std::string(kCapturePrefix) + "/" + id;
-  }
+  static std::string capturePath(const std::string &id) { return api::capturePath(id); }
 
 private:
   static const sd_bus_vtable kManagerVtable[];

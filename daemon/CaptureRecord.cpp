@@ -87,17 +87,13 @@ nlohmann::json CaptureRecord::toJson() const {
   j["filter_v1"] = request.filter_v1.toJson();
   if (status == CaptureStatus::Failed)
     j["error_message"] = errorMessage;
-  j["packets_seen"] = counters.seen;
-  j["packets_matched"] = counters.matched;
-  j["packets_sampled_out"] = counters.sampledOut;
-  j["packets_captured"] = counters.captured;
-  j["bytes_captured"] = counters.bytesCaptured;
-  j["packets_lost"] = counters.ringLost + counters.copyFailed;
-  j["packets_over_limit"] = counters.limitReached;
+  putCounters(j, counters);
   if (startedNs)
     j["started"] = formatRfc3339(startedNs);
   if (finishedNs)
     j["finished"] = formatRfc3339(finishedNs);
+  if (stopRequestedNs)
+    j["stop_requested"] = formatRfc3339(stopRequestedNs);
   if (!stopReason.empty())
     j["stop_reason"] = stopReason;
   j["output_format"] = toString(outputFormat);
@@ -122,16 +118,10 @@ nlohmann::json CaptureRecord::toStateJson() const {
   j["submitted_ns"] = submittedNs;
   j["started_ns"] = startedNs;
   j["finished_ns"] = finishedNs;
+  j["stop_requested_ns"] = stopRequestedNs;
   j["error_message"] = errorMessage;
   j["stop_reason"] = stopReason;
-  j["counters"] = {{"seen", counters.seen},
-                   {"matched", counters.matched},
-                   {"sampled_out", counters.sampledOut},
-                   {"captured", counters.captured},
-                   {"bytes_captured", counters.bytesCaptured},
-                   {"ring_lost", counters.ringLost},
-                   {"limit_reached", counters.limitReached},
-                   {"copy_failed", counters.copyFailed}};
+  j["counters"] = countersStateJson(counters);
   j["output_format"] = toString(outputFormat);
   j["file_name"] = fileName;
   j["file_size"] = fileSize;
@@ -148,7 +138,11 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.id = j.at("id").get<std::string>();
     if (!isCaptureId(r.id))
       return Error{EINVAL, "bad id"};
-    auto request = validateCaptureRequest(j.at("request"), RequestMode::Api);
+    // Records written before offset_time was refused may hold one that did nothing.
+    nlohmann::json body = j.at("request");
+    if (body.is_object())
+      body.erase("offset_time");
+    auto request = validateCaptureRequest(body, RequestMode::Api);
     if (!request)
       return Error{EINVAL, "request: " + request.error().message};
     r.request = std::move(*request);
@@ -159,17 +153,10 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.submittedNs = j.at("submitted_ns").get<int64_t>();
     r.startedNs = j.at("started_ns").get<int64_t>();
     r.finishedNs = j.at("finished_ns").get<int64_t>();
+    r.stopRequestedNs = j.value("stop_requested_ns", int64_t(0)); // absent in older records
     r.errorMessage = j.at("error_message").get<std::string>();
     r.stopReason = j.at("stop_reason").get<std::string>();
-    const auto &c = j.at("counters");
-    r.counters.seen = c.at("seen").get<uint64_t>();
-    r.counters.matched = c.at("matched").get<uint64_t>();
-    r.counters.sampledOut = c.at("sampled_out").get<uint64_t>();
-    r.counters.captured = c.at("captured").get<uint64_t>();
-    r.counters.bytesCaptured = c.at("bytes_captured").get<uint64_t>();
-    r.counters.ringLost = c.at("ring_lost").get<uint64_t>();
-    r.counters.limitReached = c.at("limit_reached").get<uint64_t>();
-    r.counters.copyFailed = c.at("copy_failed").get<uint64_t>();
+    r.counters = countersFromStateJson(j.at("counters"));
     // Records written before output_format existed: a delivery they resume converts.
     auto format = parseOutputFormat(j.value("output_format", "pcap"));
     if (!format)

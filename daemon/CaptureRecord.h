@@ -32,8 +32,9 @@ struct CaptureRecord {
   CaptureRequest request;
   CaptureStatus status = CaptureStatus::Pending;
   int64_t submittedNs = 0;
-  int64_t startedNs = 0;  // 0: not started
-  int64_t finishedNs = 0; // 0: not finished
+  int64_t startedNs = 0;       // 0: not started
+  int64_t finishedNs = 0;      // 0: not finished
+  int64_t stopRequestedNs = 0; // 0: nobody asked this capture to stop
   std::string errorMessage;
   std::string stopReason;
   SlotCounters counters;

@@ -1,11 +1,16 @@
 #include "CaptureService.h"
 #include "pcap/PcapConverter.h"
 
+#include "util/Text.h"
+#include "pcap/PcapReader.h"
+
 #include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace ringcap {
@@ -41,7 +46,7 @@ Result<void> CaptureService::checkFull(const CaptureRequest &request) const {
   auto uri = parseDestinationUri(*request.destination_conf);
   if (!uri)
     return Error{kInvalidRequest, uri.error().message};
-  if (auto c = checkFileConfinement(*uri, destinations_.fileRoots); !c)
+  if (auto c = checkDestinationAllowed(*uri, destinations_); !c)
     return Error{kInvalidRequest, c.error().message};
   if (!ownership_.validated(uri->canonical()))
     return Error{kOwnershipRequired,
@@ -66,11 +71,9 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   auto request = validateCaptureRequest(body, RequestMode::Api);
   if (!request)
     return Error{kInvalidRequest, request.error().message};
-  auto sys = systems_.find(request->system);
-  if (sys == systems_.end() || sys->second.empty())
-    return Error{kInvalidRequest, "system: \"" + request->system +
-                                      "\" has no interfaces on this host (see [systems] in the "
-                                      "configuration)"};
+  auto ifaces = systemInterfaces(request->system);
+  if (!ifaces)
+    return ifaces.error();
   if (request->type == CaptureType::Full)
     if (auto c = checkFull(*request); !c)
       return c.error();
@@ -82,6 +85,12 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
                                    std::to_string(config_.simple_interval_seconds) +
                                    " s; the next is allowed in " +
                                    seconds(*lastSimple_ + interval - now)};
+  if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
+    return Error{ENOSPC, "No space left on device: the state directory " + config_.state_directory +
+                             " has " + std::to_string(*free) +
+                             " bytes free, not more than "
+                             "capture.min_free_bytes (" +
+                             std::to_string(config_.min_free_bytes) + "); free space first"};
   if (!program_.freeSlot())
     return Error{kCaptureBusy, "all " + std::to_string(RINGCAP_MAX_SLOTS) +
                                    " capture slots are in use; try again when one ends"};
@@ -94,15 +103,21 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   record.outputFormat = request->output_format.value_or(config_.output_format);
   record.fileName = record.spoolName();
   if (auto r = store_.add(record); !r)
-    return Error{r.error().code == kInvalidRequest ? EIO : r.error().code, r.error().message};
+    return r.error();
   CaptureRecord *stored = store_.find(record.id);
   if (request->type == CaptureType::Simple)
     lastSimple_ = now;
 
   SlotOptions options;
   options.sampleRate = request->type == CaptureType::Simple ? config_.simple_sample_rate : 1;
-  auto job = CaptureJob::start(program_, drainer_, *request, options, store_.filePath(*stored),
-                               sys->second, "ringcapd " RINGCAP_VERSION);
+  // The spool budget bounds the capture in the kernel too, so that a burst between two ticks
+  // cannot take the file far past it: the slot's byte budget is the smaller of the two.
+  CaptureRequest armed = *request;
+  const bool spoolBounded = !armed.byte_limit || *armed.byte_limit > config_.spool_max_bytes;
+  if (spoolBounded)
+    armed.byte_limit = config_.spool_max_bytes;
+  auto job = CaptureJob::start(program_, drainer_, armed, options, store_.filePath(*stored),
+                               *ifaces, "ringcapd " RINGCAP_VERSION);
   if (!job) {
     stored->status = CaptureStatus::Failed;
     stored->errorMessage = "the capture could not start: " + job.error().message;
@@ -120,7 +135,10 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   stored->status = CaptureStatus::Running;
   stored->startedNs = wallClockNowNs();
   persist(*stored);
-  jobs_[stored->id] = Running{std::move(*job), sys->second, now};
+  bool wasBusy = busy();
+  jobs_[stored->id] = Running{std::move(*job), *ifaces, now, spoolBounded};
+  if (!wasBusy && busyListener_)
+    busyListener_();
   spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
                request->system);
   notify(*stored, true);
@@ -134,14 +152,19 @@ Result<const CaptureRecord *> CaptureService::get(const std::string &id) {
     return Error{kNotFound, "no capture with id \"" + id + "\""};
   if (auto it = jobs_.find(id); it != jobs_.end())
     refreshCounters(*r, it->second);
+  else if (auto f = finishing_.find(id); f != finishing_.end())
+    refreshCounters(*r, f->second);
   return r;
 }
 
 Result<void> CaptureService::stop(const std::string &id) {
-  if (!store_.find(id))
+  CaptureRecord *r = store_.find(id);
+  if (!r)
     return Error{kNotFound, "no capture with id \"" + id + "\""};
-  if (jobs_.count(id))
+  if (jobs_.count(id)) {
+    r->stopRequestedNs = wallClockNowNs(); // saved by finish()
     finish(id, StopReason::Stopped);
+  }
   return {};
 }
 
@@ -170,6 +193,43 @@ void CaptureService::notify(const CaptureRecord &record, bool statusChanged) {
     listener_(record, statusChanged);
 }
 
+Result<std::vector<Attachment>> CaptureService::systemInterfaces(const std::string &system) const {
+  auto sys = config_.systems.find(system);
+  if (sys == config_.systems.end() || sys->second.empty())
+    return Error{kInvalidRequest, "system: \"" + system +
+                                      "\" has no interfaces on this host (see [systems] in the "
+                                      "configuration)"};
+  std::vector<Attachment> out;
+  for (const auto &name : sys->second) {
+    auto a = std::find_if(program_.attachments().begin(), program_.attachments().end(),
+                          [&](const Attachment &x) { return x.ifname == name; });
+    if (a == program_.attachments().end())
+      return Error{kNotReady, "interface " + name + " of system \"" + system +
+                                  "\" is missing (deleted, or not created yet); captures on " +
+                                  system + " can start once it exists again"};
+    out.push_back(*a);
+  }
+  return out;
+}
+
+void CaptureService::interfaceGone(int ifindex, const std::string &ifname) {
+  std::vector<std::string> ids;
+  for (const auto &[id, run] : jobs_)
+    for (const auto &a : run.ifaces)
+      if (a.ifindex == ifindex)
+        ids.push_back(id);
+  for (const auto &id : ids)
+    finish(id, StopReason::Fault,
+           Error{ENODEV, "interface " + ifname + " disappeared during the capture"});
+}
+
+std::optional<uint64_t> CaptureService::freeSpace() const {
+  struct statvfs vfs {};
+  if (statvfs(store_.capturesDirectory().c_str(), &vfs) != 0)
+    return std::nullopt;
+  return uint64_t(vfs.f_bavail) * vfs.f_frsize;
+}
+
 std::optional<Error> CaptureService::checkInterfaces(const Running &run) const {
   for (const auto &a : run.ifaces) {
     char name[IF_NAMESIZE];
@@ -180,11 +240,17 @@ std::optional<Error> CaptureService::checkInterfaces(const Running &run) const {
 }
 
 void CaptureService::tick(Clock::time_point now) {
+  completeDrained(now);
   std::vector<std::pair<std::string, StopReason>> done;
   std::vector<std::pair<std::string, Error>> faults;
   bool checkIfaces = now - lastInterfaceCheck_ >= std::chrono::seconds(1);
   if (checkIfaces)
     lastInterfaceCheck_ = now;
+  // The spool: each file within capture.spool_max_bytes, the disk above min_free_bytes.
+  bool lowSpace = false;
+  if (!jobs_.empty() && now - lastCounters_ >= kCounterInterval)
+    if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
+      lowSpace = true;
   for (auto &[id, run] : jobs_) {
     if (checkIfaces)
       if (auto e = checkInterfaces(run)) {
@@ -192,6 +258,14 @@ void CaptureService::tick(Clock::time_point now) {
         continue;
       }
     StopReason reason = run.job->check(now);
+    if (reason == StopReason::ByteLimit && run.spoolBounded)
+      reason = StopReason::SpoolLimit;
+    struct stat st {};
+    if (reason == StopReason::None && stat(run.job->path().c_str(), &st) == 0 &&
+        uint64_t(st.st_size) >= config_.spool_max_bytes)
+      reason = StopReason::SpoolLimit;
+    if (reason == StopReason::None && lowSpace)
+      reason = StopReason::DiskSpace;
     if (reason != StopReason::None)
       done.emplace_back(id, reason);
   }
@@ -203,6 +277,8 @@ void CaptureService::tick(Clock::time_point now) {
   if (now - lastCounters_ < kCounterInterval)
     return;
   lastCounters_ = now;
+  for (const std::string &id : std::set<std::string>(waitingDelivery_))
+    deliver(id);
   for (const std::string &id : std::set<std::string>(unsaved_))
     if (CaptureRecord *r = store_.find(id))
       persist(*r);
@@ -214,8 +290,7 @@ void CaptureService::tick(Clock::time_point now) {
       continue;
     SlotCounters before = r->counters;
     refreshCounters(*r, run);
-    bool changed = before.seen != r->counters.seen || before.captured != r->counters.captured ||
-                   before.ringLost != r->counters.ringLost || before.matched != r->counters.matched;
+    bool changed = before != r->counters;
     if (now - run.lastSave >= kSaveInterval) {
       run.lastSave = now;
       store_.refreshFileSize(*r);
@@ -235,8 +310,38 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
   auto it = jobs_.find(id);
   if (it == jobs_.end())
     return;
-  CaptureSummary s = it->second.job->finish(reason, fault);
+  Running run = std::move(it->second);
   jobs_.erase(it);
+  run.job->stop(reason, std::move(fault));
+  // Usually the job's last records are already in the ring: one slice of it brings them, and
+  // the capture completes before the caller (StopCapture, a limit) returns.
+  if (!run.job->drained())
+    if (auto n = drainer_.consume(kDrainBatch); !n)
+      spdlog::warn("draining the ring: {}", n.error().message);
+  if (run.job->drained()) {
+    complete(id, *run.job);
+    return;
+  }
+  // Records of the job are still in the ring: the event loop drains them (and serves the
+  // bus meanwhile); completeDrained() ends the capture.
+  spdlog::debug("capture {} stopped; draining its last records", id);
+  finishing_.emplace(id, std::move(run));
+}
+
+void CaptureService::completeDrained(Clock::time_point now) {
+  // One per call: completing writes and syncs the file, and the bus is served in between.
+  for (auto it = finishing_.begin(); it != finishing_.end(); ++it)
+    if (it->second.job->drained(now)) {
+      Running run = std::move(it->second);
+      std::string id = it->first;
+      finishing_.erase(it);
+      complete(id, *run.job);
+      return;
+    }
+}
+
+void CaptureService::complete(const std::string &id, CaptureJob &job) {
+  CaptureSummary s = job.complete();
   CaptureRecord *r = store_.find(id);
   if (!r)
     return;
@@ -296,12 +401,14 @@ void CaptureService::adoptOutput(CaptureRecord &record) {
 
 void CaptureService::deliver(const std::string &id) {
   CaptureRecord *r = store_.find(id);
-  if (!r)
+  if (!r || r->status != CaptureStatus::ConversionPending) {
+    waitingDelivery_.erase(id);
     return;
+  }
   auto uri = parseDestinationUri(*r->request.destination_conf);
   if (!uri) {
     r->status = CaptureStatus::Failed;
-    r->errorMessage = uri.error().message;
+    r->errorMessage = safeText(uri.error().message, 4096);
     persist(*r);
     notify(*r, true);
     return;
@@ -314,8 +421,8 @@ void CaptureService::deliver(const std::string &id) {
   auto result = std::make_shared<Result<std::string>>(Error{EIO, "not delivered"});
   auto conversion = std::make_shared<Result<void>>();
   auto attempts = std::make_shared<int>(0);
-  worker_.post(
-      // On the worker thread: only copies, no service state.
+  auto posted = worker_.post(
+      // On a worker thread: only copies, no service state.
       [this, settings = destinations_, uri = *uri, key, path, result, attempts, convert, spool,
        conversion] {
         if (convert) {
@@ -335,10 +442,10 @@ void CaptureService::deliver(const std::string &id) {
           // Refused credentials, a missing bucket or a bad path will not heal by waiting.
           int code = result->ok() ? 0 : result->error().code;
           if (result->ok() || code == EACCES || code == ENOENT || code == EINVAL || code == EPERM ||
-              i == kDeliveryAttempts)
+              code == ECANCELED || i == kDeliveryAttempts)
             return;
-          spdlog::warn("delivery of {} (attempt {} of {}): {}", key, i, kDeliveryAttempts,
-                       result->error().message);
+          spdlog::warn("delivery of {} (attempt {} of {}): {}", safeText(key), i, kDeliveryAttempts,
+                       safeText(result->error().message, 4096));
           if (!worker_.pause(backoff))
             return; // the daemon is stopping; the next one resumes the delivery
           backoff *= 2;
@@ -364,10 +471,11 @@ void CaptureService::deliver(const std::string &id) {
           spdlog::info("capture {} delivered to {} ({})", id, rec->location, rec->checksum);
         } else {
           rec->status = CaptureStatus::Failed;
-          rec->errorMessage =
-              "delivery to " + uri.describe(key) + " failed after " + std::to_string(*attempts) +
-              " attempt(s): " + result->error().message + "; the capture is kept in " +
-              store_.filePath(*rec) + " until retention removes it";
+          rec->errorMessage = "delivery to " + safeText(uri.describe(key)) + " failed after " +
+                              std::to_string(*attempts) +
+                              " attempt(s): " + safeText(result->error().message, 4096) +
+                              "; the capture is kept in " + store_.filePath(*rec) +
+                              " until retention removes it";
           spdlog::error("capture {}: {}", id, rec->errorMessage);
         }
         persist(*rec);
@@ -380,7 +488,16 @@ void CaptureService::deliver(const std::string &id) {
         rec->status = CaptureStatus::ConversionRunning;
         persist(*rec);
         notify(*rec, true);
-      });
+      },
+      // One destination's deliveries one after another; other destinations' beside them.
+      uri->canonical());
+  if (!posted) {
+    // The queue is full: the capture stays conversion_pending and tick() posts it again.
+    if (waitingDelivery_.insert(id).second)
+      spdlog::warn("capture {}: delivery waits: {}", id, posted.error().message);
+    return;
+  }
+  waitingDelivery_.erase(id);
 }
 
 void CaptureService::resumeDeliveries() {
@@ -398,12 +515,64 @@ void CaptureService::resumeDeliveries() {
     }
 }
 
+void CaptureService::recountInterrupted(const std::vector<std::string> &ids) {
+  for (const std::string &id : ids) {
+    CaptureRecord *r = store_.find(id);
+    if (!r || !r->fileSize)
+      continue;
+    struct Count {
+      bool done = false;
+      uint64_t packets = 0, bytes = 0;
+    };
+    auto count = std::make_shared<Count>();
+    worker_.post(
+        // On the worker thread: only copies, no service state.
+        [this, path = store_.filePath(*r), count] {
+          auto reader = PcapReader::open(path);
+          if (!reader)
+            return;
+          while (true) {
+            auto p = (*reader)->next();
+            if (!p || !*p)
+              break; // the end, or a block cut by the kill
+            count->packets++;
+            count->bytes += (*p)->data.size();
+            if (count->packets % 65536 == 0 && !worker_.pause(std::chrono::milliseconds(0)))
+              return; // the daemon is stopping
+          }
+          count->done = true;
+        },
+        [this, id, count] {
+          CaptureRecord *rec = store_.find(id);
+          if (!rec || !count->done)
+            return;
+          rec->counters.captured = count->packets;
+          rec->counters.bytesCaptured = count->bytes;
+          persist(*rec);
+          notify(*rec, false);
+          spdlog::info("capture {}: recounted its file after the restart: {} packets, {} bytes", id,
+                       count->packets, count->bytes);
+        });
+  }
+}
+
 void CaptureService::failAll(const std::string &message) {
   std::vector<std::string> ids;
   for (auto &[id, run] : jobs_)
     ids.push_back(id);
   for (const auto &id : ids)
     finish(id, StopReason::Fault, Error{ECANCELED, message});
+  // The daemon is stopping: nothing else to serve, so wait here for the last records.
+  while (!finishing_.empty()) {
+    if (auto n = drainer_.poll(10); !n) {
+      spdlog::warn("draining the ring: {}", n.error().message);
+      break;
+    }
+    completeDrained();
+  }
+  for (auto &[id, run] : finishing_)
+    complete(id, *run.job);
+  finishing_.clear();
 }
 
 void CaptureService::persist(CaptureRecord &record) {

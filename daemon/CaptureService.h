@@ -17,16 +17,6 @@
 
 namespace ringcap {
 
-// Error codes the service returns; the bus layer maps them to D-Bus error names.
-namespace service_error {
-inline constexpr int kInvalidRequest = EINVAL;
-inline constexpr int kRateLimited = EAGAIN;
-inline constexpr int kCaptureBusy = EBUSY;
-inline constexpr int kNotFound = ENOENT;
-inline constexpr int kNotReady = EINPROGRESS;
-inline constexpr int kOwnershipRequired = EACCES;
-} // namespace service_error
-
 class CaptureService {
 public:
   using Clock = std::chrono::steady_clock;
@@ -46,27 +36,44 @@ public:
   std::vector<const CaptureRecord *> list(size_t n = 50) const { return store_.newest(n); }
   // Stops a running capture (it ends `success` with what it holds); finished ones are left.
   Result<void> stop(const std::string &id);
-  // A read-only fd of a finished capture's file (the caller owns it).
+  // A read-only fd of a finished capture's file (the caller owns it): success, or failed with
+  // its partial file (docs/dbus-api.md, OpenCaptureFile).
   Result<int> openFile(const std::string &id);
 
-  // Checks limits, interfaces and files; finishes captures that are done. Call often
-  // (every few ms); counters are refreshed every counterInterval.
+  // Checks limits, interfaces and files; finishes captures that are done. Call every
+  // kTickInterval while busy(); counters are refreshed every kCounterInterval.
   void tick(Clock::time_point now = Clock::now());
+  // Completes a capture that was stopped and whose records have all been drained from the
+  // ring (or waited for long enough), one per call. Call after draining the ring.
+  void completeDrained(Clock::time_point now = Clock::now());
   // Makes every running capture's file readable up to the last drained packet.
   void flush();
   // Ends every running capture as failed with `message` (daemon stopping).
   void failAll(const std::string &message);
   // Delivers the full captures a previous daemon finished but had not delivered.
   void resumeDeliveries();
+  // Counts the packets in the files of captures a restart interrupted (JobStore::failInterrupted)
+  // on the worker thread, then corrects their records' packets_captured and bytes_captured.
+  void recountInterrupted(const std::vector<std::string> &ids);
 
   // Deliveries try this often, waiting 2 s, 4 s, 8 s, ... between attempts.
   static constexpr int kDeliveryAttempts = 5;
 
   size_t running() const { return jobs_.size(); }
-  // Interfaces the program is attached to, by system.
-  void setSystems(std::map<std::string, std::vector<Attachment>> systems) {
-    systems_ = std::move(systems);
-  }
+  // Captures run or drain: tick() must be called every kTickInterval. While not busy,
+  // nothing needs a timer.
+  bool busy() const { return !jobs_.empty() || !finishing_.empty(); }
+  // Called when the service becomes busy (a capture started), so that the caller starts
+  // its tick timer.
+  void setBusyListener(std::function<void()> listener) { busyListener_ = std::move(listener); }
+  // How often tick() runs while busy: limits, counters, and the drain that brings a trickle
+  // of packets (too few to wake the loop through the ring) into the files.
+  static constexpr auto kTickInterval = std::chrono::milliseconds(100);
+  // Records drained from the ring in one go (per event-loop dispatch): a full ring is drained
+  // in slices, and the bus is served between them.
+  static constexpr uint64_t kDrainBatch = 1024;
+  // An interface the program was attached to is gone: the captures on it fail.
+  void interfaceGone(int ifindex, const std::string &ifname);
 
   static constexpr auto kCounterInterval = std::chrono::milliseconds(250);
   static constexpr auto kSaveInterval = std::chrono::seconds(5);
@@ -76,8 +83,13 @@ private:
     std::unique_ptr<CaptureJob> job;
     std::vector<Attachment> ifaces;
     Clock::time_point lastSave;
+    // The kernel's byte budget is the spool budget (no smaller byte_limit was asked for).
+    bool spoolBounded = false;
   };
+  // Stops the capture; it completes at once if its records are all drained, or later in
+  // completeDrained().
   void finish(const std::string &id, StopReason reason, std::optional<Error> fault = {});
+  void complete(const std::string &id, CaptureJob &job);
   void refreshCounters(CaptureRecord &record, Running &run);
   void notify(const CaptureRecord &record, bool statusChanged);
   void retain();
@@ -90,6 +102,10 @@ private:
   // Points the record at its converted output, saves it, then removes the spool.
   void adoptOutput(CaptureRecord &record);
   std::optional<Error> checkInterfaces(const Running &run) const;
+  // The attachments of a system's interfaces, or an error naming one that is missing.
+  Result<std::vector<Attachment>> systemInterfaces(const std::string &system) const;
+  // Bytes free for ringcapd on the state directory's filesystem (nullopt: unknown).
+  std::optional<uint64_t> freeSpace() const;
 
   const DaemonConfig &config_;
   JobStore &store_;
@@ -99,13 +115,15 @@ private:
   Worker &worker_;
   DestinationSettings destinations_;
   std::string hostname_;
-  std::map<std::string, std::vector<Attachment>> systems_;
   std::map<std::string, Running> jobs_;
+  std::map<std::string, Running> finishing_; // stopped, draining their last records
+  std::function<void()> busyListener_;
   std::optional<Clock::time_point> lastSimple_;
   Clock::time_point lastCounters_{};
   Clock::time_point lastInterfaceCheck_{};
   ChangeListener listener_;
-  std::set<std::string> unsaved_; // records whose last save failed
+  std::set<std::string> unsaved_;         // records whose last save failed
+  std::set<std::string> waitingDelivery_; // deliveries the worker's full queue refused
 };
 
 } // namespace ringcap

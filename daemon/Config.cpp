@@ -1,6 +1,8 @@
 #include "Config.h"
 #include "request/IpAddress.h"
 
+#include "destination/DestinationUri.h"
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -136,9 +138,10 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   }
   Reader r(source);
   DaemonConfig c;
-  RINGCAP_TRY(r.onlyKeys(root, "",
-                         {"colo_name", "colo_groups", "state_directory", "systems", "capture",
-                          "rate_limits", "retention", "access", "destinations", "s3"}));
+  RINGCAP_TRY(
+      r.onlyKeys(root, "",
+                 {"colo_name", "colo_groups", "state_directory", "systems", "capture",
+                  "rate_limits", "retention", "access", "destinations", "s3", "ownership"}));
 
   if (!root.get("colo_name"))
     return r.error("colo_name", "required (the site this host belongs to)");
@@ -179,9 +182,12 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
     return r.error("systems", "at most 64 interfaces in all");
 
   if (const toml::table *t = r.table(root, "capture", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "capture.",
+                           {"simple_sample_rate", "ring_size_mib", "missing_interfaces",
+                            "spool_max_bytes", "min_free_bytes", "output_format"}));
     RINGCAP_TRY(
-        r.onlyKeys(*t, "capture.",
-                   {"simple_sample_rate", "ring_size_mib", "missing_interfaces", "output_format"}));
+        r.integer(*t, "capture.", "spool_max_bytes", 65536, int64_t(1) << 62, c.spool_max_bytes));
+    RINGCAP_TRY(r.integer(*t, "capture.", "min_free_bytes", 0, int64_t(1) << 62, c.min_free_bytes));
     RINGCAP_TRY(r.integer(*t, "capture.", "simple_sample_rate", 1, 1000000, c.simple_sample_rate));
     RINGCAP_TRY(r.integer(*t, "capture.", "ring_size_mib", 1, 2048, c.ring_size_mib));
     if (c.ring_size_mib & (c.ring_size_mib - 1))
@@ -218,6 +224,14 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   }
   if (err)
     return *err;
+  if (const toml::table *t = r.table(root, "ownership", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "ownership.", {"max_records", "pending_expiry_seconds"}));
+    RINGCAP_TRY(r.integer(*t, "ownership.", "max_records", 1, 10000, c.ownership_max_records));
+    RINGCAP_TRY(r.integer(*t, "ownership.", "pending_expiry_seconds", 1, 2592000,
+                          c.ownership_pending_expiry_seconds));
+  }
+  if (err)
+    return *err;
   if (const toml::table *t = r.table(root, "access", err)) {
     RINGCAP_TRY(r.onlyKeys(*t, "access.", {"group"}));
     RINGCAP_TRY(r.string(*t, "access.", "group", c.access_group));
@@ -237,10 +251,18 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   if (err)
     return *err;
   if (const toml::table *t = r.table(root, "s3", err)) {
-    RINGCAP_TRY(r.onlyKeys(*t, "s3.", {"endpoint", "credentials_file"}));
+    RINGCAP_TRY(r.onlyKeys(*t, "s3.", {"endpoint", "allowed_endpoints", "credentials_file"}));
     std::string endpoint, creds;
     RINGCAP_TRY(r.string(*t, "s3.", "endpoint", endpoint));
     RINGCAP_TRY(r.string(*t, "s3.", "credentials_file", creds));
+    RINGCAP_TRY(r.strings(*t, "s3.", "allowed_endpoints", c.s3_allowed_endpoints));
+    for (const auto &e : c.s3_allowed_endpoints) {
+      auto uri = parseDestinationUri("s3://bucket?region=us-east-1&endpoint=" + e);
+      if (e.find_first_of("&?#") != std::string::npos || !uri)
+        return r.error("s3.allowed_endpoints",
+                       "each must be http://host[:port] or https://host[:port] (got \"" + e +
+                           "\")");
+    }
     if (t->get("endpoint")) {
       if (endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0)
         return r.error("s3.endpoint",

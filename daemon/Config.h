@@ -23,6 +23,8 @@ struct DaemonConfig {
   bool skip_missing_interfaces = false;
   // What captures deliver unless their request says (a request's output_format).
   OutputFormat output_format = OutputFormat::Pcap;
+  uint64_t spool_max_bytes = 4ull << 30; // one capture's file
+  uint64_t min_free_bytes = 1ull << 30;  // free space kept on the state directory's filesystem
 
   uint32_t simple_interval_seconds = 60;
   uint32_t full_concurrent = 1;
@@ -32,8 +34,12 @@ struct DaemonConfig {
 
   std::string access_group = "ringcap";
 
+  uint32_t ownership_max_records = 1000;
+  uint32_t ownership_pending_expiry_seconds = 86400;
+
   std::vector<std::string> file_roots;
   std::optional<std::string> s3_endpoint;
+  std::vector<std::string> s3_allowed_endpoints; // endpoints a request's endpoint= may name
   std::optional<std::string> s3_credentials_file;
 
   // Every interface of every system, each once, in configuration order.

@@ -1,6 +1,5 @@
 #include "JobStore.h"
 
-#include "pcap/PcapReader.h"
 #include "util/AtomicFile.h"
 
 #include <algorithm>
@@ -60,21 +59,8 @@ std::vector<std::string> JobStore::failInterrupted(const std::string &message) {
     r.stopReason = "restart";
     r.finishedNs = wallClockNowNs();
     refreshFileSize(r);
-    // The record was saved every few seconds; the file knows what was captured last.
-    if (r.fileSize) {
-      if (auto reader = PcapReader::open(filePath(r))) {
-        uint64_t packets = 0, bytes = 0;
-        while (true) {
-          auto p = (*reader)->next();
-          if (!p || !*p)
-            break; // the end, or a block cut by the kill
-          packets++;
-          bytes += (*p)->data.size();
-        }
-        r.counters.captured = packets;
-        r.counters.bytesCaptured = bytes;
-      }
-    }
+    // The counters are those of the last periodic save: CaptureService::recountInterrupted
+    // counts the file after the daemon is ready (a large file must not delay the start).
     if (auto s = save(r); !s)
       spdlog::error("capture {}: {}", id, s.error().message);
     ids.push_back(id);
@@ -83,8 +69,11 @@ std::vector<std::string> JobStore::failInterrupted(const std::string &message) {
 }
 
 Result<void> JobStore::save(const CaptureRecord &record) {
-  return writeFileAtomically(dir_ + "/" + record.id + ".json", record.toStateJson().dump(1) + "\n",
-                             group_);
+  // Text in a record is made valid UTF-8 where it comes in (util/Text.h); should anything
+  // slip through, its bad bytes become U+FFFD here rather than an exception.
+  std::string text =
+      record.toStateJson().dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return writeFileAtomically(dir_ + "/" + record.id + ".json", text + "\n", group_);
 }
 
 Result<void> JobStore::add(CaptureRecord record) {

@@ -18,7 +18,8 @@ public:
   static Result<std::unique_ptr<JobStore>> open(const std::string &stateDirectory, gid_t group);
 
   // Marks every capture that was pending or running when the daemon stopped as failed, with
-  // `message`; returns their ids. Captures being delivered are left to resume.
+  // `message`; returns their ids. Captures being delivered are left to resume. Their counters
+  // are those of the last save until CaptureService::recountInterrupted has read the files.
   std::vector<std::string> failInterrupted(const std::string &message);
 
   Result<void> save(const CaptureRecord &record);

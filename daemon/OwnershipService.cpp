@@ -2,6 +2,7 @@
 
 #include "CaptureRecord.h"
 #include "CaptureService.h"
+#include "util/Text.h"
 
 #include <memory>
 #include <spdlog/spdlog.h>
@@ -13,29 +14,37 @@ void OwnershipService::create(const std::string &destinationConf,
   auto uri = parseDestinationUri(destinationConf);
   if (!uri)
     return done(Error{service_error::kInvalidRequest, uri.error().message});
-  if (auto c = checkFileConfinement(*uri, settings_.fileRoots); !c)
+  if (auto c = checkDestinationAllowed(*uri, settings_); !c)
     return done(Error{service_error::kInvalidRequest, c.error().message});
-  auto record =
-      std::make_shared<OwnershipRecord>(OwnershipStore::make(destinationConf, uri->canonical()));
+  if (auto room = store_.checkRoom(uri->canonical(), wallClockNowNs()); !room)
+    return done(room.error());
+  NewOwnership made = OwnershipStore::make(destinationConf, uri->canonical(), wallClockNowNs());
+  auto record = std::make_shared<OwnershipRecord>(std::move(made.record));
   auto result = std::make_shared<Result<void>>();
-  worker_.post(
-      [settings = settings_, uri = *uri, record, result] {
+  // Copied before `done` is moved into the completion: a refused post still answers.
+  auto answer = done;
+  auto posted = worker_.post(
+      [settings = settings_, uri = *uri, record, token = std::move(made.token), result] {
         auto dest = openDestination(uri, settings);
-        *result = dest ? (*dest)->putObject(record->filename, record->token + "\n")
-                       : Result<void>(dest.error());
+        *result =
+            dest ? (*dest)->putObject(record->filename, token + "\n") : Result<void>(dest.error());
       },
       [this, record, result, done = std::move(done)] {
         if (!*result) {
-          spdlog::warn("ownership challenge for {}: {}", record->destinationConf,
-                       result->error().message);
-          return done(Error{EIO, "writing the ownership challenge: " + result->error().message});
+          std::string why = safeText(result->error().message, 4096);
+          spdlog::warn("ownership challenge for {}: {}", safeText(record->destinationConf), why);
+          return done(Error{EIO, "writing the ownership challenge: " + why});
         }
-        if (auto s = store_.save(*record); !s)
+        if (auto s = store_.add(*record, wallClockNowNs()); !s)
           return done(s.error());
         spdlog::info("ownership {} for {}: challenge {} written", record->id,
                      record->destinationConf, record->filename);
         done(*record);
-      });
+      },
+      nullptr, uri->canonical());
+  if (!posted)
+    answer(Error{service_error::kRateLimited,
+                 "writing the ownership challenge: " + posted.error().message});
 }
 
 Result<OwnershipRecord> OwnershipService::validate(const std::string &destinationConf,
@@ -43,6 +52,7 @@ Result<OwnershipRecord> OwnershipService::validate(const std::string &destinatio
   auto uri = parseDestinationUri(destinationConf);
   if (!uri)
     return Error{service_error::kInvalidRequest, uri.error().message};
+  store_.expire(wallClockNowNs());
   OwnershipRecord *r = store_.findByDestination(uri->canonical());
   if (!r)
     return Error{service_error::kNotFound,
@@ -51,16 +61,21 @@ Result<OwnershipRecord> OwnershipService::validate(const std::string &destinatio
   while (!given.empty() && (given.back() == '\n' || given.back() == '\r' || given.back() == ' '))
     given.pop_back();
   OwnershipRecord next = *r;
-  if (given == r->token) {
+  if (r->matches(given)) {
     next.status = OwnershipStatus::Success;
     next.validatedNs = wallClockNowNs();
   } else {
     next.status = OwnershipStatus::Failed;
     next.validatedNs = 0;
   }
-  if (auto s = store_.save(next); !s)
+  if (auto s = store_.update(next); !s)
     return s.error();
   return next;
+}
+
+std::vector<const OwnershipRecord *> OwnershipService::list() {
+  store_.expire(wallClockNowNs());
+  return store_.list();
 }
 
 } // namespace ringcap

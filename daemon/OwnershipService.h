@@ -14,17 +14,21 @@ public:
   OwnershipService(OwnershipStore &store, Worker &worker, DestinationSettings settings)
       : store_(store), worker_(worker), settings_(std::move(settings)) {}
 
-  // Checks the destination, then writes the challenge file on the worker thread; `done`
-  // gets the new pending record, or the error (nothing is recorded then).
+  // Checks the destination and that there is room for a record (ownership.max_records), then
+  // writes the challenge file on the worker thread; `done` gets the new pending record, which
+  // from then on is the destination's newest (an earlier success no longer counts), or the
+  // error (nothing is recorded then).
   void create(const std::string &destinationConf,
               std::function<void(Result<OwnershipRecord>)> done);
-  // Compares the challenge with the destination's newest record: `success` when it matches
-  // (also after an earlier failure), `failed` otherwise (also after an earlier success: the
-  // destination then needs the right challenge again).
+  // Compares the challenge with the destination's newest record (pending ones expire first):
+  // `success` when it matches (also after an earlier failure), `failed` otherwise (also after
+  // an earlier success: the destination then needs the right challenge again).
   Result<OwnershipRecord> validate(const std::string &destinationConf,
                                    const std::string &challenge);
-  std::vector<const OwnershipRecord *> list() const { return store_.list(); }
+  // Every record, newest first (expired pending ones removed first).
+  std::vector<const OwnershipRecord *> list();
   Result<void> remove(const std::string &id) { return store_.remove(id); }
+  // Whether the destination's newest record has passed the challenge.
   bool validated(const std::string &canonical) const { return store_.validated(canonical); }
 
 private:

@@ -4,9 +4,11 @@
 #include "CaptureService.h"
 #include "Config.h"
 #include "JobStore.h"
+#include "LinkMonitor.h"
 #include "OwnershipService.h"
 #include "Worker.h"
 #include "engine/BpfLog.h"
+#include "engine/ClockStepWatch.h"
 #include "engine/KernelSupport.h"
 
 #include <csignal>
@@ -16,6 +18,8 @@
 #include <getopt.h>
 #include <grp.h>
 #include <net/if.h>
+#include <set>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -27,13 +31,19 @@ using namespace ringcap;
 
 namespace {
 
-constexpr uint64_t kTickUsec = 10'000; // drain, limits, faults: every 10 ms
+// While captures run or drain: drain, limits, counters, every 100 ms. Off while idle.
+constexpr uint64_t kTickUsec =
+    std::chrono::duration_cast<std::chrono::microseconds>(CaptureService::kTickInterval).count();
+constexpr uint64_t kDrainBatch = CaptureService::kDrainBatch;
 
 struct Daemon {
   DaemonConfig config;
   std::unique_ptr<JobStore> store;
   std::unique_ptr<CaptureProgram> program;
   std::unique_ptr<RingDrainer> drainer;
+  std::unique_ptr<ClockStepWatch> clockWatch;
+  std::unique_ptr<LinkMonitor> links;
+  std::set<std::string> everAttached; // interfaces attached since the start, by name
   std::unique_ptr<OwnershipStore> ownerships;
   std::unique_ptr<Worker> worker;
   std::unique_ptr<OwnershipService> ownership;
@@ -41,17 +51,20 @@ struct Daemon {
   std::unique_ptr<BusService> busService;
   sd_event *event = nullptr;
   sd_bus *bus = nullptr;
+  sd_event_source *tick = nullptr;
   std::string attachmentsFile;
   std::string lastStatus;
   unsigned ticks = 0;
 };
 
 void usage(FILE *out) {
-  std::fprintf(out, "Usage: ringcapd [--config FILE] [--verbose]\n\n"
-                    "The ringcap capture service (D-Bus name org.ringcap.Ringcap1).\n"
-                    "  --config FILE   configuration (default /etc/ringcap/ringcapd.toml)\n"
-                    "  -v, --verbose   debug logging\n"
-                    "  --version       print the version\n");
+  std::fprintf(out,
+               "Usage: ringcapd [--config FILE] [--verbose]\n\n"
+               "The ringcap capture service (D-Bus name %s).\n"
+               "  --config FILE   configuration (default /etc/ringcap/ringcapd.toml)\n"
+               "  -v, --verbose   debug logging\n"
+               "  --version       print the version\n",
+               api::kBusName);
 }
 
 void notifyStatus(Daemon &d) {
@@ -66,28 +79,51 @@ void notifyStatus(Daemon &d) {
   }
 }
 
+// One entry of attachments.json, or why it cannot be used.
+Result<std::pair<std::string, uint32_t>> parseAttachment(const nlohmann::json &a) {
+  if (!a.is_object())
+    return Error{EINVAL, "an entry is not an object"};
+  const auto name = a.find("ifname");
+  if (name == a.end() || !name->is_string() || name->get_ref<const std::string &>().empty() ||
+      name->get_ref<const std::string &>().size() >= IF_NAMESIZE)
+    return Error{EINVAL, "ifname is not an interface name"};
+  const auto id = a.find("program_id");
+  if (id == a.end() || !id->is_number_unsigned() || id->get<uint64_t>() == 0 ||
+      id->get<uint64_t>() > UINT32_MAX)
+    return Error{EINVAL, "program_id is not a program id"};
+  return std::make_pair(name->get<std::string>(), uint32_t(id->get<uint64_t>()));
+}
+
 // Removes what a previous ringcapd (killed before it could clean up) left attached, using
-// the program ids it recorded; then records this daemon's own attachments.
+// the program ids it recorded; then records this daemon's own attachments. A damaged file
+// is warned about and removed: the start goes on as a clean one.
 void detachPrevious(Daemon &d) {
   std::ifstream in(d.attachmentsFile);
   if (!in)
     return;
   auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_array())
-    for (const auto &a : j) {
-      if (!a.is_object() || !a.contains("ifname") || !a.contains("program_id"))
-        continue;
-      std::string name = a["ifname"].template get<std::string>();
-      unsigned ifindex = if_nametoindex(name.c_str());
-      if (!ifindex)
-        continue;
-      auto r =
-          CaptureProgram::detachProgramById(int(ifindex), a["program_id"].template get<uint32_t>());
-      if (!r)
-        spdlog::warn("removing the previous daemon's program from {}: {}", name, r.error().message);
-      else if (*r)
-        spdlog::info("removed the XDP program a previous ringcapd left on {}", name);
+  if (!j.is_array()) {
+    spdlog::warn("{} is damaged ({}): ignored; a program a killed ringcapd left attached stays "
+                 "until it is removed by hand",
+                 d.attachmentsFile, j.is_discarded() ? "not JSON" : "not an array");
+    j = nlohmann::json::array();
+  }
+  for (const auto &entry : j) {
+    auto a = parseAttachment(entry);
+    if (!a) {
+      spdlog::warn("{}: an entry is ignored: {}", d.attachmentsFile, a.error().message);
+      continue;
     }
+    const auto &[name, programId] = *a;
+    unsigned ifindex = if_nametoindex(name.c_str());
+    if (!ifindex)
+      continue;
+    auto r = CaptureProgram::detachProgramById(int(ifindex), programId);
+    if (!r)
+      spdlog::warn("removing the previous daemon's program from {}: {}", name, r.error().message);
+    else if (*r)
+      spdlog::info("removed the XDP program a previous ringcapd left on {}", name);
+  }
   unlink(d.attachmentsFile.c_str());
 }
 
@@ -106,23 +142,135 @@ void saveAttachments(Daemon &d) {
     rename(tmp.c_str(), d.attachmentsFile.c_str());
 }
 
+// Ring timestamps are boot-time; the offset to the wall clock is read again after the wall
+// clock was set, when a capture starts and every second while captures run (NTP slews).
+void refreshClockOffset(Daemon &d, const char *why) {
+  int64_t change = d.drainer->refreshClockOffset();
+  if (change > 1'000'000 || change < -1'000'000)
+    spdlog::info("{}: packet timestamps now follow it (offset changed by {:.3f} s)", why,
+                 double(change) / 1e9);
+  else
+    spdlog::debug("{}: clock offset changed by {} ns", why, change);
+}
+
+int onClockStep(sd_event_source *, int, uint32_t, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (d.clockWatch->stepped())
+    refreshClockOffset(d, "the wall clock was set");
+  return 0;
+}
+
+// The tick runs while the service is busy and stops when it is idle again.
+void startTicking(Daemon &d) {
+  refreshClockOffset(d, "a capture starts");
+  int enabled = SD_EVENT_OFF;
+  sd_event_source_get_enabled(d.tick, &enabled);
+  if (enabled != SD_EVENT_OFF)
+    return;
+  uint64_t now = 0;
+  sd_event_now(d.event, CLOCK_MONOTONIC, &now);
+  sd_event_source_set_time(d.tick, now + kTickUsec);
+  sd_event_source_set_enabled(d.tick, SD_EVENT_ON);
+}
+
+// journald reads a syslog priority "<N>" at the start of each line of a stream that it
+// collects; spdlog's level names ("<info>") it would keep as text, with every line at the
+// unit's default priority.
+class SyslogPriorityFlag : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg &msg, const std::tm &,
+              spdlog::memory_buf_t &dest) override {
+    // trace, debug, info, warn, err, critical, off
+    static constexpr char kPriority[] = {'7', '7', '6', '4', '3', '2', '6'};
+    const char prefix[] = {'<', kPriority[msg.level], '>'};
+    dest.append(prefix, prefix + sizeof prefix);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<SyslogPriorityFlag>();
+  }
+};
+
+// Whether standard error is the journal's stream: JOURNAL_STREAM names its device and inode
+// (an inherited variable with another stderr does not count).
+bool stderrIsJournal() {
+  const char *stream = getenv("JOURNAL_STREAM");
+  unsigned long long dev = 0, ino = 0;
+  struct stat st {};
+  return stream && std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+         fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
 int onTick(sd_event_source *s, uint64_t usec, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
-  if (auto r = d.drainer->consume(); !r)
+  if (auto r = d.drainer->consume(kDrainBatch); !r)
     spdlog::error("{}", r.error().message);
   d.service->tick();
-  if (++d.ticks % 10 == 0) {
-    d.service->flush();
+  // Every drained packet readable in its file within a tick (a write only when some wait).
+  d.service->flush();
+  if (++d.ticks % 10 == 0 || !d.service->busy())
     notifyStatus(d);
-  }
-  sd_event_source_set_time(s, usec + kTickUsec);
+  if (d.ticks % 10 == 0)
+    refreshClockOffset(d, "the periodic clock check");
+  if (d.service->busy())
+    sd_event_source_set_time(s, usec + kTickUsec);
+  else
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
   return 0;
 }
 
 int onRing(sd_event_source *, int, uint32_t, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
-  if (auto r = d.drainer->consume(); !r)
+  if (auto r = d.drainer->consume(kDrainBatch); !r)
     spdlog::error("{}", r.error().message);
+  d.service->completeDrained();
+  return 0;
+}
+
+// Compares the attachments with the interfaces that exist now: an attached interface that is
+// gone (or whose index now has another name) ends its captures and is detached; a configured
+// interface that exists and is not attached is attached. attachments.json follows.
+void followLinks(Daemon &d) {
+  bool changed = false;
+  std::vector<Attachment> attached = d.program->attachments();
+  for (const auto &a : attached) {
+    char name[IF_NAMESIZE];
+    if (if_indextoname(static_cast<unsigned>(a.ifindex), name) && a.ifname == name)
+      continue;
+    spdlog::warn("interface {} (ifindex {}) is gone: its captures fail, and captures on its "
+                 "system are refused until it is back",
+                 a.ifname, a.ifindex);
+    d.service->interfaceGone(a.ifindex, a.ifname);
+    if (auto r = d.program->detach(a.ifindex); !r)
+      spdlog::warn("{}", r.error().message);
+    changed = true;
+  }
+  for (const auto &name : d.config.allInterfaces()) {
+    bool isAttached = false;
+    for (const auto &a : d.program->attachments())
+      isAttached |= a.ifname == name;
+    unsigned ifindex = if_nametoindex(name.c_str());
+    if (isAttached || !ifindex)
+      continue;
+    if (auto r = d.program->attach({name}); !r) {
+      spdlog::error("interface {} appeared (ifindex {}) but could not be attached: {}", name,
+                    ifindex, r.error().message);
+      continue;
+    }
+    spdlog::info("interface {} {} (ifindex {}), attached", name,
+                 d.everAttached.count(name) ? "reappeared" : "appeared", ifindex);
+    d.everAttached.insert(name);
+    changed = true;
+  }
+  if (changed) {
+    saveAttachments(d);
+    notifyStatus(d);
+  }
+}
+
+int onLinkChange(sd_event_source *, int, uint32_t, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (d.links->drain())
+    followLinks(d);
   return 0;
 }
 
@@ -181,8 +329,14 @@ int main(int argc, char **argv) {
 
   auto logger = spdlog::stderr_logger_mt("ringcapd"); // the worker thread logs too
   spdlog::set_default_logger(logger);
-  // Under systemd the journal adds the time and the unit.
-  spdlog::set_pattern(getenv("JOURNAL_STREAM") ? "%^<%l>%$ %v" : "%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
+  if (stderrIsJournal()) {
+    // The journal adds the time and the unit; the prefix gives each line its priority.
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%v");
+    spdlog::set_formatter(std::move(formatter));
+  } else {
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
+  }
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   umask(0027);
 
@@ -205,8 +359,9 @@ int main(int argc, char **argv) {
   if (!store)
     return fatal(store.error().message);
   d.store = std::move(*store);
-  for (const auto &id : d.store->failInterrupted(
-           "ringcapd restarted during the capture; the file holds the packets captured until then"))
+  const std::vector<std::string> interrupted = d.store->failInterrupted(
+      "ringcapd restarted during the capture; the file holds the packets captured until then");
+  for (const auto &id : interrupted)
     spdlog::warn("capture {} was interrupted by a restart: marked failed", id);
 
   d.attachmentsFile = d.config.state_directory + "/attachments.json";
@@ -233,18 +388,16 @@ int main(int argc, char **argv) {
   if (auto r = d.program->attach(ifaces); !r)
     return fatal(r.error().message);
   saveAttachments(d);
-
-  std::map<std::string, std::vector<Attachment>> systems;
-  for (const auto &[name, members] : d.config.systems)
-    for (const auto &a : d.program->attachments())
-      if (std::find(members.begin(), members.end(), a.ifname) != members.end())
-        systems[name].push_back(a);
+  for (const auto &a : d.program->attachments())
+    d.everAttached.insert(a.ifname);
 
   auto drainer = RingDrainer::create(d.program->ringFd());
   if (!drainer)
     return fatal(drainer.error().message);
   d.drainer = std::move(*drainer);
-  auto ownerships = OwnershipStore::open(d.config.state_directory, group);
+  auto ownerships = OwnershipStore::open(
+      d.config.state_directory, group,
+      OwnershipLimits{d.config.ownership_max_records, d.config.ownership_pending_expiry_seconds});
   if (!ownerships)
     return fatal(ownerships.error().message);
   d.ownerships = std::move(*ownerships);
@@ -264,27 +417,46 @@ int main(int argc, char **argv) {
   r = sd_event_add_io(d.event, &ring, d.drainer->epollFd(), EPOLLIN, onRing, &d);
   if (r < 0)
     return fatal(Error::fromErrno(r, "watching the ring").message);
-  uint64_t now = 0;
-  sd_event_now(d.event, CLOCK_MONOTONIC, &now);
-  sd_event_source *tick = nullptr;
-  r = sd_event_add_time(d.event, &tick, CLOCK_MONOTONIC, now + kTickUsec, 1000, onTick, &d);
+  auto clockWatch = ClockStepWatch::create();
+  if (!clockWatch)
+    return fatal(clockWatch.error().message);
+  d.clockWatch = std::move(*clockWatch);
+  sd_event_source *clockStep = nullptr;
+  r = sd_event_add_io(d.event, &clockStep, d.clockWatch->fd(), EPOLLIN, onClockStep, &d);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "watching the wall clock").message);
+  // Off until a capture starts (startTicking).
+  r = sd_event_add_time(d.event, &d.tick, CLOCK_MONOTONIC, 0, 1000, onTick, &d);
   if (r >= 0)
-    r = sd_event_source_set_enabled(tick, SD_EVENT_ON);
+    r = sd_event_source_set_enabled(d.tick, SD_EVENT_OFF);
   if (r < 0)
     return fatal(Error::fromErrno(r, "the tick timer").message);
 
   DestinationSettings destinations;
   destinations.fileRoots = d.config.file_roots;
   destinations.s3Endpoint = d.config.s3_endpoint;
+  destinations.s3AllowedEndpoints = d.config.s3_allowed_endpoints;
   destinations.credentialsFile = d.config.s3_credentials_file;
   destinations.fastRetries = getenv("RINGCAP_TEST_FAST_RETRIES") != nullptr;
   char host[256] = "localhost";
   gethostname(host, sizeof host - 1);
   d.worker = std::make_unique<Worker>(d.event);
+  destinations.cancel = d.worker->cancellation();
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
-  d.service->setSystems(std::move(systems));
+  // Interfaces deleted and created again (a driver reload, a rebuilt bond, a veth recreated by
+  // a container runtime): followed through rtnetlink.
+  auto links = LinkMonitor::open();
+  if (!links)
+    return fatal(links.error().message);
+  d.links = std::move(*links);
+  sd_event_source *linkSource = nullptr;
+  r = sd_event_add_io(d.event, &linkSource, d.links->fd(), EPOLLIN, onLinkChange, &d);
+  if (r < 0)
+    return fatal(Error::fromErrno(r, "watching link changes").message);
+  followLinks(d); // what changed between the attach above and the subscription
+  d.service->setBusyListener([&d] { startTicking(d); });
 
   r = sd_bus_open_system(&d.bus);
   if (r < 0)
@@ -300,7 +472,9 @@ int main(int argc, char **argv) {
   d.service->resumeDeliveries();
   notifyStatus(d);
   sd_notify(0, "READY=1");
-  spdlog::info("ready: {} on the bus, {} interface(s)", kBusName, d.program->attachments().size());
+  spdlog::info("ready: {} on the bus, {} interface(s)", api::kBusName,
+               d.program->attachments().size());
+  d.service->recountInterrupted(interrupted); // after READY: a large file takes a while
   r = sd_event_loop(d.event);
 
   sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
@@ -308,12 +482,18 @@ int main(int argc, char **argv) {
   sd_bus_flush(d.bus);
   d.busService.reset();
   sd_bus_flush_close_unref(d.bus);
-  d.worker.reset(); // waits for a delivery in progress; queued ones resume after a restart
-  d.service.reset();
-  d.drainer.reset();
+  // Transfers in progress are aborted (they give up within about a second) and the
+  // program is detached before anything is waited for, so that a stuck bucket server cannot
+  // keep it attached until systemd's SIGKILL. Deliveries not done resume after a restart.
+  d.worker->cancel();
   d.program->detachAll();
   unlink(d.attachmentsFile.c_str());
-  sd_event_source_unref(tick);
+  d.worker.reset(); // joins the worker threads
+  d.service.reset();
+  d.drainer.reset();
+  sd_event_source_unref(d.tick);
+  sd_event_source_unref(clockStep);
+  sd_event_source_unref(linkSource);
   sd_event_source_unref(ring);
   sd_event_unref(d.event);
   spdlog::info("stopped");

@@ -30,7 +30,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$LOGS/ubsan"
 unset RINGCAP_DUMP RINGCAPD RINGCAPCTL
 
 rc=0
-ctest --test-dir "$BUILD_DIR" -L 'unit|bpf|dbus|integration' --output-on-failure -j2 "$@" || rc=$?
+ctest --test-dir "$BUILD_DIR" -L 'unit|bpf|dbus|integration' --output-on-failure --no-tests=error -j2 "$@" || rc=$?
 
 reports=$(find "$LOGS" -type f | sort)
 if [ -n "$reports" ]; then

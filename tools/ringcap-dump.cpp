@@ -1,7 +1,9 @@
 // ringcap-dump: a foreground capture, like tcpdump -w, on ringcap's XDP engine.
 #include "engine/BpfLog.h"
 #include "engine/CaptureJob.h"
+#include "engine/ClockStepWatch.h"
 #include "engine/KernelSupport.h"
+#include "engine/SlotCounters.h"
 #include "request/CaptureRequest.h"
 #include "request/OptionNames.h"
 
@@ -211,14 +213,7 @@ nlohmann::json summaryJson(const CaptureSummary &s, const Options &o, double sec
   j["stop_reason"] = toString(s.reason);
   j["duration_seconds"] = seconds;
   j["interfaces"] = o.ifaces;
-  j["packets_seen"] = s.counters.seen;
-  j["packets_matched"] = s.counters.matched;
-  j["packets_sampled_out"] = s.counters.sampledOut;
-  j["packets_captured"] = s.counters.captured;
-  j["bytes_captured"] = s.counters.bytesCaptured;
-  j["packets_lost_ring_full"] = s.counters.ringLost;
-  j["packets_over_limit"] = s.counters.limitReached;
-  j["packets_copy_failed"] = s.counters.copyFailed;
+  putCounters(j, s.counters);
   j["packets_written"] = s.packetsWritten;
   j["packets_unwritten"] = s.packetsUnwritten;
   j["file_bytes"] = s.fileBytes;
@@ -238,14 +233,7 @@ void printSummary(const CaptureSummary &s, const Options &o, double seconds) {
   std::fprintf(stderr, "  %llu packets written to %s (%llu bytes)\n",
                (unsigned long long)s.packetsWritten, o.file.c_str(),
                (unsigned long long)s.fileBytes);
-  std::fprintf(stderr,
-               "  seen %llu, matched %llu, sampled out %llu, captured %llu (%llu bytes), "
-               "lost (ring full) %llu, over the limits %llu\n",
-               (unsigned long long)s.counters.seen, (unsigned long long)s.counters.matched,
-               (unsigned long long)s.counters.sampledOut, (unsigned long long)s.counters.captured,
-               (unsigned long long)s.counters.bytesCaptured,
-               (unsigned long long)s.counters.ringLost,
-               (unsigned long long)s.counters.limitReached);
+  std::fprintf(stderr, "  %s\n", describeCounters(s.counters).c_str());
   if (s.error)
     std::fprintf(stderr, "ringcap-dump: error: %s\n", s.error->message.c_str());
 }
@@ -314,13 +302,19 @@ int run(const Options &o) {
   watch((*drainer)->epollFd());
   watch(sigfd);
   watch(tfd);
+  // Boot-time stamps follow the wall clock: after it was set, and every second (NTP slews).
+  auto clockWatch = ClockStepWatch::create();
+  if (clockWatch)
+    watch((*clockWatch)->fd());
+  else
+    spdlog::warn("{}", clockWatch.error().message);
 
   StopReason reason = StopReason::None;
   std::optional<Error> fault;
   unsigned ticks = 0;
   while (reason == StopReason::None) {
-    epoll_event events[3];
-    int n = epoll_wait(ep, events, 3, -1);
+    epoll_event events[4];
+    int n = epoll_wait(ep, events, 4, -1);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
@@ -335,6 +329,13 @@ int run(const Options &o) {
         while (read(sigfd, &si, sizeof si) == sizeof si)
           spdlog::info("signal {}: stopping", si.ssi_signo);
         reason = StopReason::Stopped;
+      } else if (clockWatch && fd == (*clockWatch)->fd()) {
+        if ((*clockWatch)->stepped()) {
+          int64_t change = (*drainer)->refreshClockOffset();
+          spdlog::info("the wall clock was set: packet timestamps now follow it (offset changed "
+                       "by {:.3f} s)",
+                       double(change) / 1e9);
+        }
       } else if (fd == tfd) {
         uint64_t expirations;
         (void)!read(tfd, &expirations, sizeof expirations);
@@ -344,6 +345,8 @@ int run(const Options &o) {
         }
         if (++ticks % 10 == 0)
           (void)(*job)->flush();
+        if (ticks % 100 == 0)
+          (*drainer)->refreshClockOffset();
         if (reason == StopReason::None)
           reason = (*job)->check();
       } else if (auto r = (*drainer)->consume(); !r) {

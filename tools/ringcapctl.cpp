@@ -25,7 +25,7 @@ using nlohmann::json;
 
 namespace {
 
-const char kUsage[] = R"(Usage: ringcapctl [--json] COMMAND [ARGS...]
+constexpr char kUsage[] = R"(Usage: ringcapctl [--json] COMMAND [ARGS...]
 
 Asks ringcapd, the packet-capture service, for captures over the system bus
 (org.ringcap.Ringcap1; DBUS_SYSTEM_BUS_ADDRESS names another bus). Requests and
@@ -50,6 +50,8 @@ Options:
 Exit codes: 0 success, 1 ringcapd or the bus refused or failed (or a watched capture
 failed), 2 invalid usage, 3 ringcapd is not running.
 )";
+static_assert(std::string_view(kUsage).find(ringcap::api::kBusName) != std::string_view::npos,
+              "the usage names the bus name of api/ServiceApi.h");
 
 const char kCreateUsage[] = R"(Usage: ringcapctl create [REQUEST OPTIONS] [--wait] [--json]
        ringcapctl create -f FILE|- [--wait] [--json]

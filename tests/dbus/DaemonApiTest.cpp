@@ -1,20 +1,36 @@
 // ringcapd's D-Bus API (docs/dbus-api.md) through a real dbus-daemon: requests, records,
 // errors, limits and access control.
 #include "DaemonFixture.h"
+#include "engine/SlotCounters.h"
 
 #include <cstring>
 #include <filesystem>
 #include <grp.h>
+#include <iostream>
 #include <regex>
+#include <sstream>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace ringcap::dbustest {
 namespace {
 
 const std::regex kRfc3339(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z)");
-const char *kCounters[] = {"packets_seen",      "packets_matched", "packets_sampled_out",
-                           "packets_captured",  "bytes_captured",  "packets_lost",
-                           "packets_over_limit"};
+// Every counter of a record and of a capture object (engine/SlotCounters.h).
+std::vector<std::string> counterNames() {
+  std::vector<std::string> v;
+  for (const auto &f : kSlotCounterFields)
+    v.emplace_back(f.name);
+  v.emplace_back(kPacketsLostName);
+  return v;
+}
+std::vector<std::string> counterProperties() {
+  std::vector<std::string> v;
+  for (const auto &f : kSlotCounterFields)
+    v.emplace_back(f.property);
+  v.emplace_back(kPacketsLostProperty);
+  return v;
+}
 
 std::string idOf(const DictResult &d) { return d.dict.value("id", ""); }
 
@@ -60,7 +76,7 @@ TEST_F(DaemonTest, CreateCaptureAnswersARunningRecordAndMakesACaptureObject) {
   EXPECT_EQ(rec.value("filter_v1", json()), filter);
   EXPECT_TRUE(std::regex_match(rec.value("submitted", ""), kRfc3339)) << rec.dump();
   EXPECT_TRUE(std::regex_match(rec.value("started", ""), kRfc3339)) << rec.dump();
-  for (const char *key : kCounters)
+  for (const auto &key : counterNames())
     EXPECT_TRUE(rec.contains(key) && rec[key].is_number_unsigned()) << key << " in " << rec.dump();
   for (const char *key : {"finished", "stop_reason", "error_message", "byte_limit", "colo_name"})
     EXPECT_FALSE(rec.contains(key)) << key << " in " << rec.dump();
@@ -75,7 +91,7 @@ TEST_F(DaemonTest, CreateCaptureAnswersARunningRecordAndMakesACaptureObject) {
   ASSERT_TRUE(intro.ok()) << intro.describe();
   const char *xml = "";
   ASSERT_GE(sd_bus_message_read(intro.reply.get(), "s", &xml), 0);
-  EXPECT_NE(std::string(xml).find("<interface name=\"org.ringcap.Ringcap1.Capture\">"),
+  EXPECT_NE(std::string(xml).find(std::string("<interface name=\"") + kCaptureInterface + "\">"),
             std::string::npos)
       << xml;
   CallResult parent =
@@ -92,8 +108,7 @@ TEST_F(DaemonTest, CreateCaptureAnswersARunningRecordAndMakesACaptureObject) {
   EXPECT_EQ(props.value("Status", ""), "running");
   EXPECT_EQ(props.value("ErrorMessage", "x"), "");
   EXPECT_EQ(props.value("Record", json()).value("id", ""), id);
-  for (const char *key :
-       {"PacketsCaptured", "BytesCaptured", "PacketsSeen", "PacketsMatched", "PacketsLost"})
+  for (const auto &key : counterProperties())
     EXPECT_TRUE(props.contains(key) && props[key].is_number_unsigned()) << key << props.dump();
   EXPECT_TRUE(root().stop(id).ok());
 }
@@ -132,6 +147,8 @@ TEST_F(DaemonTest, BadRequestsAreRefusedBeforeAnyJobExists) {
       {"offset_time not RFC 3339", with(stringField("offset_time", "yesterday")), "offset_time"},
       {"output_format pcap2", with(stringField("output_format", "pcap2")), "output_format"},
       {"output_format as u", with(intField("output_format", 'u', 1)), "output_format"},
+      {"offset_time well-formed (no history on this host)",
+       with(stringField("offset_time", "2026-11-26T10:00:00Z")), "offset_time"},
       {"unknown top-level key", with(stringField("colour", "blue")), "colour"},
       {"type x", with(stringField("type", "x")), "type"},
       {"type missing", without("type"), "type"},
@@ -174,6 +191,56 @@ TEST_F(DaemonTest, BadRequestsAreRefusedBeforeAnyJobExists) {
   EXPECT_TRUE(root().stop(idOf(ok)).ok());
 }
 
+// ringcapd's resident memory high-water mark (VmHWM), in KiB; -1 when unknown.
+long daemonPeakKiB(pid_t pid) {
+  std::istringstream status(readFile("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0)
+      return std::stol(line.substr(6));
+  return -1;
+}
+
+Field byteArrayField(std::string key, size_t bytes) {
+  return {std::move(key), [bytes](sd_bus_message *m) {
+            const std::vector<uint8_t> data(bytes, 0x5a);
+            int r = sd_bus_message_open_container(m, 'v', "ay");
+            if (r >= 0)
+              r = sd_bus_message_append_array(m, 'y', data.data(), data.size());
+            return r < 0 ? r : sd_bus_message_close_container(m);
+          }};
+}
+
+// A request of 24 MiB (an ay under an unknown key, or under a known key that takes one value)
+// must cost ringcapd about its size, not the ~600 MiB the array would take as JSON.
+TEST_F(DaemonTest, LargeValuesAreRefusedWithoutBuildingThem) {
+  RINGCAP_LAB_UP();
+  constexpr size_t kBytes = 24 << 20; // the bus's default limit is 32 MiB a message
+  const struct {
+    Field field;
+    std::string message;
+  } rows[] = {
+      {byteArrayField("colour", kBytes), "colour: unknown field"},
+      {byteArrayField("destination_conf", kBytes),
+       "destination_conf: unsupported D-Bus type \"ay\" (must be a single value such as s or u, "
+       "not a container)"},
+  };
+  for (const auto &row : rows) {
+    SCOPED_TRACE(row.field.key);
+    const long before = daemonPeakKiB(lab().daemonPid());
+    ASSERT_GT(before, 0);
+    DictResult r = root().create(dictArgs(with(row.field)));
+    EXPECT_EQ(r.call.error, kInvalidRequest) << r.call.describe();
+    EXPECT_EQ(r.call.message, row.message);
+    const long grown = daemonPeakKiB(lab().daemonPid()) - before;
+    std::cerr << "ringcapd VmHWM " << before << " KiB, +" << grown << " KiB for a "
+              << (kBytes >> 20) << " MiB " << row.field.key << "\n";
+    // The message itself is held once (24 MiB), in sd-bus's buffer.
+    EXPECT_LT(grown, 40 * 1024) << "ringcapd's peak memory grew by " << grown << " KiB";
+  }
+  EXPECT_EQ(root().list().size(), 0u);
+}
+
 // Variant.h: a value of a type requests never hold is refused with its key and its D-Bus
 // signature.
 TEST_F(DaemonTest, UnsupportedValueTypesAreNamedByTheirSignature) {
@@ -193,7 +260,8 @@ TEST_F(DaemonTest, UnsupportedValueTypesAreNamedByTheirSignature) {
     SCOPED_TRACE("time_limit as " + signature);
     DictResult r = root().create(dictArgs(with(field)));
     EXPECT_EQ(r.call.error, kInvalidRequest) << r.call.describe();
-    EXPECT_EQ(r.call.message, "time_limit: unsupported D-Bus type \"" + signature + "\"");
+    EXPECT_EQ(r.call.message, "time_limit: unsupported D-Bus type \"" + signature +
+                                  "\" (must be a single value such as s or u, not a container)");
   }
   EXPECT_EQ(root().list().size(), 0u);
 }
@@ -294,6 +362,11 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
   EXPECT_EQ(got.dict.value("status", ""), "success");
   EXPECT_EQ(got.dict.value("stop_reason", ""), "stopped");
   EXPECT_TRUE(std::regex_match(got.dict.value("finished", ""), kRfc3339)) << got.dict.dump();
+  // When the stop was asked for: RFC 3339 in UTC of one width, so the strings compare.
+  const std::string requested = got.dict.value("stop_requested", "");
+  EXPECT_TRUE(std::regex_match(requested, kRfc3339)) << got.dict.dump();
+  EXPECT_LE(got.dict.value("started", ""), requested) << got.dict.dump();
+  EXPECT_LE(requested, got.dict.value("finished", "")) << got.dict.dump();
   EXPECT_TRUE(got.dict.contains("file_size")) << got.dict.dump();
   EXPECT_FALSE(got.dict.contains("error_message")) << got.dict.dump();
   EXPECT_TRUE(root().waitFor([&] { return root().finishedSignalFor(id); }, 10s))
@@ -301,6 +374,7 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
   // Stopping a finished capture leaves it as it is.
   EXPECT_TRUE(root().stop(id).ok());
   EXPECT_EQ(root().get(id).dict.value("stop_reason", ""), "stopped");
+  EXPECT_EQ(root().get(id).dict.value("stop_requested", ""), requested);
 
   CallResult unknown = root().stop(std::string(32, 'a'));
   EXPECT_EQ(unknown.error, kNotFound) << unknown.describe();
@@ -313,6 +387,48 @@ TEST_F(DaemonTest, StopCaptureEndsARunningCapture) {
     EXPECT_EQ(root().get(bad).call.error, kInvalidRequest);
   }
   EXPECT_EQ(root().get(std::string(32, 'b')).call.error, kNotFound);
+}
+
+// NotFound is a kind the service chooses, for every method that takes an id, not an ENOENT
+// that happened to come back from a store.
+TEST_F(DaemonTest, UnknownIdsAreNotFoundForEveryMethod) {
+  RINGCAP_LAB_UP();
+  const std::string unknown(32, 'c');
+  for (const char *method : {"GetCapture", "StopCapture", "OpenCaptureFile", "DeleteOwnership"}) {
+    SCOPED_TRACE(method);
+    CallResult r = root().manager(method, stringArg(unknown));
+    EXPECT_EQ(r.error, kNotFound) << r.describe();
+    EXPECT_NE(r.message.find(unknown), std::string::npos) << r.message;
+  }
+  std::string destination = "file://" + lab().destinationRoot() + "/never-challenged";
+  CallResult validate = root().manager("ValidateOwnership", [&](sd_bus_message *m) {
+    return sd_bus_message_append(m, "ss", destination.c_str(), "token");
+  });
+  EXPECT_EQ(validate.error, kNotFound) << validate.describe();
+}
+
+// A system error is not a service error: when open() of a finished capture's file fails
+// (here ENOENT: the file was removed behind the daemon's back), the caller gets Failed with
+// the system's words in the message, not NotFound ("no capture with that id").
+TEST_F(DaemonTest, OpenCaptureFileReportsASystemErrorAsFailed) {
+  RINGCAP_LAB_UP();
+  DictResult r = root().create(simpleRequest(300, 100));
+  ASSERT_TRUE(r.call.ok()) << r.call.describe();
+  std::string id = idOf(r);
+  ASSERT_TRUE(root().stop(id).ok());
+  std::string file = lab().stateDirectory() + "/captures/" + id + ".pcapng";
+  ASSERT_EQ(unlink(file.c_str()), 0) << file << ": " << std::strerror(errno);
+
+  UniqueFd fd;
+  CallResult opened = root().openFile(id, fd);
+  EXPECT_EQ(opened.error, kFailed) << opened.describe();
+  EXPECT_NE(opened.message.find(id), std::string::npos) << opened.message;
+  EXPECT_NE(opened.message.find(std::strerror(ENOENT)), std::string::npos) << opened.message;
+  EXPECT_EQ(fd.get(), -1);
+  // The capture itself is still there.
+  DictResult got = root().get(id);
+  ASSERT_TRUE(got.call.ok()) << got.call.describe();
+  EXPECT_EQ(got.dict.value("status", ""), "success") << got.dict.dump();
 }
 
 TEST_F(DaemonTest, ListCapturesAnswersThe50NewestNewestFirst) {

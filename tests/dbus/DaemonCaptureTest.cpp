@@ -1,6 +1,7 @@
 // Captures with real traffic through ringcapd's D-Bus API: limits, signals and the file, read
 // back with tshark.
 #include "DaemonFixture.h"
+#include "engine/SlotCounters.h"
 
 #include <fcntl.h>
 
@@ -133,6 +134,14 @@ TEST_F(DaemonTest, PropertiesChangedFollowsTheCountersToTheEnd) {
   EXPECT_GE(progress.value("PacketsMatched", 0), kFirst) << progress.dump();
   EXPECT_GE(progress.value("PacketsSeen", 0), kFirst) << progress.dump();
   EXPECT_EQ(progress.value("BytesCaptured", 0), kFirst * kSnaplen) << progress.dump();
+  // Every counter changes with it (read one by one, so their values may differ from Record's).
+  for (const auto &f : kSlotCounterFields) {
+    std::string property(f.property), name(f.name);
+    EXPECT_TRUE(progress.contains(property) && progress[property].is_number_unsigned())
+        << property << " in " << progress.dump();
+    EXPECT_TRUE(progress.value("Record", json()).contains(name)) << name << progress.dump();
+  }
+  EXPECT_TRUE(progress.contains("PacketsLost")) << progress.dump();
   ASSERT_TRUE(progress.contains("Record")) << progress.dump();
   EXPECT_EQ(progress["Record"].value("status", ""), "running");
   EXPECT_EQ(progress["Record"].value("packets_captured", 0), kFirst);
@@ -163,6 +172,69 @@ TEST_F(DaemonTest, PropertiesChangedFollowsTheCountersToTheEnd) {
       EXPECT_EQ(f.path, r.path);
       EXPECT_EQ(f.status, "success");
     }
+}
+
+// A full capture without byte_limit is bounded by the spool budget (capture.spool_max_bytes):
+// it stops with stop_reason spool_limit, its file readable and delivered.
+TEST_F(DaemonTest, FullCaptureStopsAtTheSpoolBudget) {
+  constexpr uint64_t kBudget = 65536;
+  LabOptions options;
+  options.captureConfig = "spool_max_bytes = " + std::to_string(kBudget);
+  RINGCAP_LAB_UP(options);
+  const std::string destination = "file://" + lab().destinationRoot();
+  CallResult created = root().manager("CreateOwnership", stringArg(destination));
+  ASSERT_TRUE(created.ok()) << created.describe();
+  const json ownership = readReply(created.reply.get());
+  const std::string token =
+      readFile(lab().destinationRoot() + "/" + ownership.value("filename", "?"));
+  ASSERT_FALSE(token.empty()) << ownership.dump();
+  CallResult validated = root().manager("ValidateOwnership", [&](sd_bus_message *m) {
+    return sd_bus_message_append(m, "ss", destination.c_str(), token.c_str());
+  });
+  ASSERT_TRUE(validated.ok()) << validated.describe();
+
+  root().watchFinished();
+  DictResult r = root().create(json{{"system", "magic-transit"},
+                                    {"type", "full"},
+                                    {"time_limit", 120},
+                                    {"colo_name", "lab01"},
+                                    {"destination_conf", destination},
+                                    {"filter_v1", {{"destination_port", 7005}}}});
+  ASSERT_TRUE(r.call.ok()) << r.call.describe();
+  const std::string id = r.dict.value("id", "");
+  // About 600 KB of packets: far over the budget.
+  ASSERT_TRUE(lab().sendUdp(40005, 7005, 1000, 500));
+  ASSERT_TRUE(root().waitFor([&] { return root().finishedSignalFor(id); }, 60s))
+      << "the capture did not end; " << root().get(id).dict.dump();
+  const json rec = root().get(id).dict;
+  EXPECT_EQ(rec.value("status", ""), "success") << rec.dump();
+  EXPECT_EQ(rec.value("stop_reason", ""), "spool_limit") << rec.dump();
+  const uint64_t size = rec.value("file_size", uint64_t(0));
+  EXPECT_GE(size, kBudget) << rec.dump();
+  // The kernel stops at the budget in captured bytes; the file adds block headers.
+  EXPECT_LT(size, 2 * kBudget) << "the capture went on far past the budget: " << rec.dump();
+
+  UniqueFd fd;
+  CallResult opened = root().openFile(id, fd);
+  ASSERT_TRUE(opened.ok()) << opened.describe();
+  const std::string file = lab().tmp() + "/spool.pcapng";
+  EXPECT_EQ(copyToFile(fd.get(), file), int64_t(size));
+  RunResult t = tsharkFields(file, {"udp.dstport"});
+  ASSERT_EQ(t.status, 0) << "tshark could not read the file: " << t.err;
+  EXPECT_EQ(lines(t.out).size(), rec.value("packets_captured", size_t(0))) << rec.dump();
+  EXPECT_GT(lines(t.out).size(), 0u);
+}
+
+// No capture starts when the state directory's filesystem has no more than
+// capture.min_free_bytes free (here: more than any disk has).
+TEST_F(DaemonTest, NoCaptureStartsBelowTheFreeSpaceFloor) {
+  LabOptions options;
+  options.captureConfig = "min_free_bytes = 4611686018427387904";
+  RINGCAP_LAB_UP(options);
+  DictResult r = root().create(simpleRequest(10, 10));
+  EXPECT_EQ(r.call.error, "org.ringcap.Ringcap1.Error.Failed") << r.call.describe();
+  EXPECT_NE(r.call.message.find("capture.min_free_bytes"), std::string::npos) << r.call.message;
+  EXPECT_EQ(root().list().size(), 0u);
 }
 
 } // namespace

@@ -3,6 +3,8 @@
 // plus sd-bus clients that call it as root or as another user.
 #pragma once
 
+#include "api/ServiceApi.h"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -21,25 +23,25 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using Millis = std::chrono::milliseconds;
 
-inline constexpr const char *kBusName = "org.ringcap.Ringcap1";
-inline constexpr const char *kManagerPath = "/org/ringcap/Ringcap1";
-inline constexpr const char *kManager = "org.ringcap.Ringcap1.Manager";
-inline constexpr const char *kCapturePrefix = "/org/ringcap/Ringcap1/capture";
-inline constexpr const char *kCaptureInterface = "org.ringcap.Ringcap1.Capture";
-inline constexpr const char *kInvalidRequest = "org.ringcap.Ringcap1.Error.InvalidRequest";
-inline constexpr const char *kRateLimited = "org.ringcap.Ringcap1.Error.RateLimited";
-inline constexpr const char *kCaptureBusy = "org.ringcap.Ringcap1.Error.CaptureBusy";
-inline constexpr const char *kNotFound = "org.ringcap.Ringcap1.Error.NotFound";
-inline constexpr const char *kNotReady = "org.ringcap.Ringcap1.Error.NotReady";
-inline constexpr const char *kOwnershipRequired = "org.ringcap.Ringcap1.Error.OwnershipRequired";
-inline constexpr const char *kAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
+using api::kBusName;
+using api::kCaptureInterface;
+using api::kCapturePrefix;
+using api::kManagerPath;
+inline constexpr const char *kManager = api::kManagerInterface;
+// The D-Bus error names the tests expect, from the service's table.
+inline constexpr const char *kFailed = api::dbusErrorName(ErrorKind::Failed);
+inline constexpr const char *kInvalidRequest = api::dbusErrorName(ErrorKind::InvalidRequest);
+inline constexpr const char *kRateLimited = api::dbusErrorName(ErrorKind::RateLimited);
+inline constexpr const char *kCaptureBusy = api::dbusErrorName(ErrorKind::CaptureBusy);
+inline constexpr const char *kNotFound = api::dbusErrorName(ErrorKind::NotFound);
+inline constexpr const char *kNotReady = api::dbusErrorName(ErrorKind::NotReady);
+inline constexpr const char *kOwnershipRequired = api::dbusErrorName(ErrorKind::OwnershipRequired);
+inline constexpr const char *kAccessDenied = api::dbusErrorName(ErrorKind::AccessDenied);
 inline constexpr const char *kUnprivilegedUser = "ringcap-test-user";
 inline constexpr const char *kMemberUser = "ringcap-test-member";
 inline constexpr const char *kGroup = "ringcap";
 
-inline std::string capturePath(const std::string &id) {
-  return std::string(kCapturePrefix) + "/" + id;
-}
+inline std::string capturePath(const std::string &id) { return api::capturePath(id); }
 
 class UniqueFd {
 public:
@@ -199,6 +201,12 @@ struct LabOptions {
   // false: the bus lets everyone talk to ringcapd (a permissive policy replaces
   // systemd/org.ringcap.Ringcap1.conf), so only the daemon's own check stands.
   bool shippedPolicy = true;
+  // Appended to ringcapd's configuration file (whole TOML tables, such as "[ownership]\n...").
+  std::string extraConfig{};
+  // ringcapd's standard error is the journal's stream: JOURNAL_STREAM names its log file.
+  bool journalStream = false;
+  // TOML lines added to the [capture] table of ringcapd's configuration.
+  std::string captureConfig;
 };
 
 class Lab {
@@ -215,6 +223,10 @@ public:
   testing::AssertionResult startDaemon();
   // Sends `signal` to ringcapd, waits for it to exit and for its bus name to be released.
   testing::AssertionResult stopDaemon(int signal, int *waitStatus = nullptr);
+  // The end of every test: stops a running ringcapd with SIGTERM, which must end it with exit
+  // code 0, and fails when its log (every run of the lab) holds a sanitizer report, so that
+  // a crash or a UBSan/ASan report at shutdown does not pass.
+  testing::AssertionResult shutdown();
 
   Client &root() { return *root_; }
   std::string busAddress() const { return "unix:path=" + tmp_ + "/system_bus_socket"; }
@@ -252,7 +264,7 @@ private:
 };
 
 // The fixture: skips (fails under CI=true) unless it runs as root with BPF and the tools it
-// needs; each test makes its own lab.
+// needs; each test makes its own lab, and TearDown checks how ringcapd ended (Lab::shutdown).
 class DaemonTest : public testing::Test {
 protected:
   void SetUp() override;

@@ -19,6 +19,7 @@
 // Properties: no crash or leak; validation errors are short and printable; an accepted
 // request, written back with toJson(), is accepted again as the same request.
 #include "FuzzCheck.h"
+#include "api/ServiceApi.h"
 #include "dbus/Variant.h"
 #include "request/CaptureRequest.h"
 
@@ -51,7 +52,7 @@ sd_bus *bus() {
   return b;
 }
 
-constexpr const char *kPaths[] = {"/", "/org/ringcap/Ringcap1", "/a/b_c/D0"};
+constexpr const char *kPaths[] = {"/", ringcap::api::kManagerPath, "/a/b_c/D0"};
 constexpr const char *kSignatures[] = {"", "s", "a{sv}", "(iu)", "aav"};
 constexpr char kBasic[] = "ybnqiuxtdsog";
 constexpr int kMaxDepth = 6;
@@ -80,12 +81,12 @@ private:
 
 struct Node {
   enum Kind { Basic, Dict, Array, Struct, Variant, StringDict } kind = Basic;
-  char type = 's';                                   // Basic
-  uint64_t integer = 0;                              // Basic integers and booleans
-  double real = 0;                                   // Basic 'd'
-  std::string text;                                  // Basic 's', 'o', 'g'
-  std::vector<std::string> keys;                     // Dict, StringDict
-  std::string elementSignature;                      // Array
+  char type = 's';               // Basic
+  uint64_t integer = 0;          // Basic integers and booleans
+  double real = 0;               // Basic 'd'
+  std::string text;              // Basic 's', 'o', 'g'
+  std::vector<std::string> keys; // Dict, StringDict
+  std::string elementSignature;  // Array
   // Dict and StringDict values (Basic 's' for StringDict), Array items, Struct members, the
   // Variant's contents.
   std::vector<Node> children;
@@ -335,9 +336,9 @@ void validate(const json &body, RequestMode mode, const char *name) {
   }
   auto again = validateCaptureRequest(request->toJson(), mode);
   FUZZ_CHECK(again.ok(), std::string(name) + ": toJson() of an accepted request is refused: " +
-                              (again ? "" : again.error().message));
+                             (again ? "" : again.error().message));
   FUZZ_CHECK(*again == *request,
-              std::string(name) + ": toJson() changes the request: " + request->toJson().dump());
+             std::string(name) + ": toJson() changes the request: " + request->toJson().dump());
 }
 
 struct MessageRef {
@@ -353,8 +354,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const bool dictArray = signatureOf(top) == "aa{sv}";
 
   MessageRef msg;
-  if (sd_bus_message_new_method_call(bus(), &msg.m, "org.ringcap.Ringcap1",
-                                     "/org/ringcap/Ringcap1", "org.ringcap.Ringcap1.Manager",
+  if (sd_bus_message_new_method_call(bus(), &msg.m, ringcap::api::kBusName,
+                                     ringcap::api::kManagerPath, ringcap::api::kManagerInterface,
                                      "CreateCapture") < 0)
     fuzz::fail("cannot make a method call message");
   if (!append(msg.m, top))

@@ -5,30 +5,18 @@
 #   $NS_GEN  (generator)    : $IF_GEN  10.$NET.0.2/24  fd00:$NET::2/64
 # Nothing is created in the root namespace; lab_down (run on EXIT) deletes both namespaces.
 
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/check.sh" # fail, skip, expect_eq, expect_rc ...
 
 BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
 RINGCAP_DUMP=${RINGCAP_DUMP:-$BUILD_DIR/tools/ringcap-dump}
 TRAFFIC="/usr/bin/python3 $(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/traffic.py"
-SKIP=77
 
-fail() {
-  echo "FAIL: $*" >&2
+# Called by fail (check.sh): the end of ringcapd's log.
+on_fail() {
   if [ -n "${LAB_TMP:-}" ] && [ -s "$LAB_TMP/ringcapd.log" ]; then
-    echo "--- last lines of ringcapd's log:" >&2
-    tail -n 30 "$LAB_TMP/ringcapd.log" >&2
+    echo "--- last lines of ringcapd's log:"
+    tail -n 30 "$LAB_TMP/ringcapd.log"
   fi
-  exit 1
-}
-
-# Skips (exit 77) when the machine cannot run the test; under CI a skip is a failure.
-skip() {
-  if [ "${CI:-}" = "true" ]; then
-    echo "FAIL (would skip, but CI=true): $*" >&2
-    exit 1
-  fi
-  echo "SKIP: $*" >&2
-  exit $SKIP
 }
 
 require_lab() {
@@ -38,9 +26,29 @@ require_lab() {
   [ -x "$RINGCAP_DUMP" ] || fail "ringcap-dump not built at $RINGCAP_DUMP"
 }
 
-# Runs on EXIT. It returns 0 whatever happened: the script's own exit status stands, and
-# under set -e a failing status here would replace it.
+# Runs on EXIT (a trap of the script's own passes the exit status as $1). Ends what the lab
+# started. When the script passed, ringcapd's end is checked too: a ringcapd still running is
+# stopped with stop_ringcapd's checks (exit code 0), and its log must hold no sanitizer report
+# (ASan, LSan, UBSan: a report at shutdown must not pass). A failure there makes the script
+# fail; otherwise the script's own exit status stands (under set -e a failing status of a
+# command here would replace it, hence the explicit exit).
 lab_down() {
+  local rc=${1:-$?} problem=""
+  if [ "$rc" -eq 0 ] && [ -n "${RINGCAPD_PID:-}" ]; then
+    if kill -0 "$RINGCAPD_PID" 2>/dev/null; then
+      ringcapd_stop_check
+      problem=$STOP_PROBLEM
+    fi
+    if [ -z "$problem" ] && [ -n "${LAB_TMP:-}" ]; then
+      problem=$(sanitizer_lines "$LAB_TMP/ringcapd.log" | head -n 20)
+      [ -z "$problem" ] || problem="a sanitizer report in ringcapd's log: $problem"
+    fi
+    if [ -n "$problem" ]; then
+      echo "FAIL (at the end of the test): $problem" >&2
+      tail -n 30 "$LAB_TMP/ringcapd.log" >&2 || true
+      rc=1
+    fi
+  fi
   if [ -n "${LAB_PIDS:-}" ]; then
     for pid in $LAB_PIDS; do kill "$pid" 2>/dev/null || true; done
   fi
@@ -48,6 +56,7 @@ lab_down() {
   [ -n "${NS_GEN:-}" ] && ip netns del "$NS_GEN" 2>/dev/null || true
   [ -n "${LAB_BPFFS:-}" ] && umount "$LAB_BPFFS" 2>/dev/null || true
   [ -n "${LAB_TMP:-}" ] && rm -rf "$LAB_TMP"
+  [ -z "$problem" ] || exit "$rc"
   return 0
 }
 
@@ -162,11 +171,6 @@ expect_pcapng() {
   expect_eq "$(capinfos -t -M "$1" | awk -F': *' '/File type/ {print $2}')" pcapng "$2: file type (capinfos -t)"
 }
 
-expect_eq() {
-  [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
-  echo "ok: $3 = $2"
-}
-
 # No XDP program may stay attached after a capture ends.
 expect_detached() {
   if in_cap ip -d link show "$IF_CAP" | grep -q 'prog/xdp'; then
@@ -228,9 +232,36 @@ CONF
   done
 }
 
+# SIGTERM to ringcapd (not in a subshell: it waits for its child); sets STOP_PROBLEM to what
+# is wrong with how it ended, empty when it exited with code 0 within 30 s and its log holds
+# no sanitizer report.
+ringcapd_stop_check() {
+  local rc=0 deadline=$((SECONDS + 30)) lines
+  STOP_PROBLEM=""
+  kill -TERM "$RINGCAPD_PID" 2>/dev/null || true
+  while kill -0 "$RINGCAPD_PID" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      kill -KILL "$RINGCAPD_PID" 2>/dev/null || true
+      STOP_PROBLEM="ringcapd did not exit within 30 s of SIGTERM (killed)"
+      return 0
+    fi
+    sleep 0.05
+  done
+  wait "$RINGCAPD_PID" 2>/dev/null || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    STOP_PROBLEM="ringcapd exited with code $rc after SIGTERM (0 expected)"
+    return 0
+  fi
+  lines=$(sanitizer_lines "$LAB_TMP/ringcapd.log" | head -n 20)
+  [ -z "$lines" ] || STOP_PROBLEM="a sanitizer report in ringcapd's log: $lines"
+}
+
+# Stops ringcapd with SIGTERM and checks its end: exit code 0 within 30 s, no sanitizer report
+# (runtime error:, AddressSanitizer, LeakSanitizer) in its log.
 stop_ringcapd() {
-  kill "$RINGCAPD_PID"
-  wait "$RINGCAPD_PID" || true
+  ringcapd_stop_check
+  [ -z "$STOP_PROBLEM" ] || fail "$STOP_PROBLEM"
+  echo "ok: ringcapd stopped: exit code 0, no sanitizer report in its log"
 }
 
 ctl() { "$RINGCAPCTL" "$@"; }
@@ -239,7 +270,8 @@ ctl() { "$RINGCAPCTL" "$@"; }
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 # Starts s3rver on a free loopback port of the capture namespace (where ringcapd runs) with
-# the given buckets; sets S3_ENDPOINT, S3_PID and the AWS_* variables for awscli.
+# the given buckets; sets S3_ENDPOINT, S3_PID and the AWS_* variables for awscli. The server
+# logs every request it answered to $S3_REQUESTS ("METHOD URL STATUS").
 start_s3rver() {
   local modules=$SOURCE_DIR/tests/s3/node_modules
   [ -d "$modules" ] || skip "needs tests/s3/node_modules (npm ci --prefix tests/s3)"
@@ -247,8 +279,9 @@ start_s3rver() {
   mkdir -p "$LAB_TMP/s3"
   local args=()
   for b in "$@"; do args+=(--bucket "$b"); done
+  S3_REQUESTS=$LAB_TMP/s3rver.requests
   ip netns exec "$NS_CAP" node --openssl-legacy-provider "$SOURCE_DIR/tests/s3/s3rver.js" --directory "$LAB_TMP/s3" \
-    "${args[@]}" >"$LAB_TMP/s3rver.out" 2>"$LAB_TMP/s3rver.log" &
+    --request-log "$S3_REQUESTS" "${args[@]}" >"$LAB_TMP/s3rver.out" 2>"$LAB_TMP/s3rver.log" &
   S3_PID=$!
   LAB_PIDS="$LAB_PIDS $S3_PID"
   wait_until 20 grep -q '^ready ' "$LAB_TMP/s3rver.out"

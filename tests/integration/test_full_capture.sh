@@ -3,6 +3,8 @@
 # SigV4 signatures (s3rver) on loopback, and awscli as the independent reader.
 #  - ownership: create, a wrong challenge fails, the right one succeeds; a full capture into
 #    a destination without it is refused;
+#  - a destination naming an S3 endpoint the operator did not configure is refused at
+#    CreateOwnership and CreateCapture, and that server receives no request;
 #  - a full capture delivered to <dir>/<hostname>/pcap_<id>.pcap, read back with awscli and
 #    checked with tshark; the same into a file:// destination;
 #  - a capture of more than 100 MiB delivered as a multipart upload, byte for byte;
@@ -19,11 +21,12 @@ mkdir -p "$LAB_TMP/files"
 start_ringcapd "[destinations]
 file_roots = [\"$LAB_TMP/files\"]
 [s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
 HOST=$(hostname)
-DEST="s3://ringcap-test/pcaps?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-test/pcaps?region=us-east-1"
 
 # own DEST: passes the ownership challenge of DEST, reading the token with READER.
 own() {
@@ -58,13 +61,41 @@ finish() {
 send() { in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7400 "$@" >/dev/null; }
 
 echo "== refused before ownership"
-rc=0
-ctl create --type full --colo-name LAB --destination-conf "$DEST" --time-limit 5 2>"$LAB_TMP/e" || rc=$?
-expect_eq "$rc" 1 "exit code without ownership"
-grep -q "OwnershipRequired" "$LAB_TMP/e" || fail "expected OwnershipRequired: $(cat "$LAB_TMP/e")"
-rc=0
-ctl create --type full --colo-name ORD --destination-conf "$DEST" --time-limit 5 2>"$LAB_TMP/e" || rc=$?
-grep -q '"ORD" is neither this host' "$LAB_TMP/e" || fail "expected a colo_name error: $(cat "$LAB_TMP/e")"
+expect_rc 1 "a full capture without ownership" \
+  ctl create --type full --colo-name LAB --destination-conf "$DEST" --time-limit 5
+expect_grep "OwnershipRequired" "$RC_ERR" "a full capture without ownership"
+expect_rc 1 "a full capture for another colo" \
+  ctl create --type full --colo-name ORD --destination-conf "$DEST" --time-limit 5
+expect_grep '"ORD" is neither this host' "$RC_ERR" "a full capture for another colo"
+
+echo "== an endpoint the operator did not allow"
+# A server of the caller's choosing: ringcapd must never send it a request (signed with the
+# operator's key id), neither a challenge nor a delivery.
+mkdir -p "$LAB_TMP/rogue"
+# A simple command (not the in_cap function), so that $! is the server itself: ip execs it.
+ip netns exec "$NS_CAP" /usr/bin/python3 "$SOURCE_DIR/tests/reliability/scripted_bucket.py" --directory "$LAB_TMP/rogue" \
+  >"$LAB_TMP/rogue.out" 2>"$LAB_TMP/rogue.log" &
+LAB_PIDS="$LAB_PIDS $!"
+wait_until 20 grep -q '^ready ' "$LAB_TMP/rogue.out"
+ROGUE="s3://ringcap-test/pcaps?region=us-east-1&endpoint=http://$(awk '/^ready / {print $2}' "$LAB_TMP/rogue.out")"
+for call in "ownership create $ROGUE" \
+  "create --type full --colo-name LAB --destination-conf $ROGUE --time-limit 5"; do
+  rc=0
+  # shellcheck disable=SC2086 # the call's words
+  ctl $call 2>"$LAB_TMP/e" || rc=$?
+  expect_eq "$rc" 1 "exit code of '$call'"
+  # (ringcapctl names the field by its option, --destination-conf.)
+  grep -Eq '(destination_conf|--destination-conf): endpoint "http://127.0.0.1:[0-9]*" is not allowed' "$LAB_TMP/e" &&
+    grep -q "s3.allowed_endpoints" "$LAB_TMP/e" && grep -q "allowed here: $S3_ENDPOINT" "$LAB_TMP/e" ||
+    fail "expected an error naming destination_conf and the rule: $(cat "$LAB_TMP/e")"
+done
+[ ! -s "$LAB_TMP/rogue/requests.log" ] ||
+  fail "ringcapd sent requests to an endpoint it was not allowed to: $(cat "$LAB_TMP/rogue/requests.log")"
+echo "ok: no request reached the endpoint that was not allowed"
+# Naming the configured endpoint is allowed (a trailing / does not matter).
+ctl --json ownership create "s3://ringcap-test/named?region=us-east-1&endpoint=$S3_ENDPOINT/" >/dev/null ||
+  fail "a destination naming the configured endpoint was refused"
+echo "ok: a destination naming the configured endpoint is accepted"
 
 echo "== ownership of the bucket"
 own "$DEST" read_s3_challenge
@@ -111,9 +142,8 @@ ctl create --type full --colo-name LAB --destination-conf "$FDEST" --time-limit 
 expect_eq "$rc" 1 "exit code of an unknown output format"
 grep -q -- '--output-format: must be "pcap" or "pcapng" (got "pcap-ng")' "$LAB_TMP/e" || fail "unclear error: $(cat "$LAB_TMP/e")"
 
-rc=0
-ctl ownership create "file:///etc/x" 2>"$LAB_TMP/e" || rc=$?
-grep -q "is not below an allowed directory" "$LAB_TMP/e" || fail "file:///etc was not refused: $(cat "$LAB_TMP/e")"
+expect_rc 1 "CreateOwnership of file:///etc/x" ctl ownership create "file:///etc/x"
+expect_grep "is not below an allowed directory" "$RC_ERR" "CreateOwnership of file:///etc/x"
 
 echo "== more than 100 MiB, delivered as a multipart upload"
 ID=$(full_capture "$DEST" --byte-limit 110000000 --time-limit 120)
@@ -123,11 +153,15 @@ REC=$(finish "$ID")
 expect_eq "$(json_field "$REC" status)" success "large capture status"
 BYTES=$(json_field "$REC" file_size)
 [ "$BYTES" -gt $((100 << 20)) ] || fail "the large capture holds only $BYTES bytes"
-# s3rver reports the MD5 of the whole object as a multipart upload's ETag, so the daemon's
-# log says how the object went up.
-grep -q "pcap_$ID.pcap ($BYTES bytes) as a multipart upload of" "$LAB_TMP/ringcapd.log" ||
-  fail "the large capture did not go up as a multipart upload"
-echo "ok: $BYTES bytes in a multipart upload"
+# What the server was asked (its request log, not ringcapd's): one CreateMultipartUpload, two
+# parts or more, and a CompleteMultipartUpload, all answered 200; no plain PUT of the object.
+KEY="/ringcap-test/pcaps/$HOST/pcap_$ID.pcap"
+expect_eq "$(grep -cE "^POST $KEY\?uploads=? 200\$" "$S3_REQUESTS" || true)" 1 "CreateMultipartUpload requests for the large capture"
+PARTS=$(grep -cE "^PUT $KEY\?(uploadId=[^&]+&)?partNumber=[0-9]+(&uploadId=[^ ]+)? 200\$" "$S3_REQUESTS" || true)
+[ "$PARTS" -ge 2 ] || fail "the server stored $PARTS part(s) of the large capture: $(grep -F "$KEY" "$S3_REQUESTS")"
+expect_eq "$(grep -cE "^POST $KEY\?uploadId=[^ &]+ 200\$" "$S3_REQUESTS" || true)" 1 "CompleteMultipartUpload requests"
+expect_eq "$(grep -cE "^PUT $KEY [0-9]+\$" "$S3_REQUESTS" || true)" 0 "single PUTs of the large capture"
+echo "ok: $BYTES bytes in a multipart upload of $PARTS parts (the server's request log)"
 ctl download "$ID" -o "$LAB_TMP/local.pcap"
 aws_s3 s3 cp "s3://ringcap-test/pcaps/$HOST/pcap_$ID.pcap" "$LAB_TMP/big.pcap" >/dev/null
 cmp "$LAB_TMP/local.pcap" "$LAB_TMP/big.pcap" || fail "the object differs from the local capture"
@@ -159,7 +193,7 @@ printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n'
 no_uploads_left ringcap-test
 
 echo "== a bucket that disappeared"
-GONE="s3://ringcap-gone/x?region=us-east-1&endpoint=$S3_ENDPOINT"
+GONE="s3://ringcap-gone/x?region=us-east-1"
 read_gone_challenge() { aws_s3 s3 cp "s3://ringcap-gone/x/$1" -; }
 own "$GONE" read_gone_challenge
 aws_s3 s3 rb s3://ringcap-gone --force >/dev/null

@@ -8,27 +8,12 @@
 # equal times); ringcap-merge keeps the order of the inputs. The reference of a timestamp merge
 # is therefore mergecap given the inputs in reverse order, which yields exactly that order.
 set -euo pipefail
+source "$(dirname "$0")/../lib/check.sh" # fail, skip, expect_eq, expect_rc, expect_grep
 
 BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 MERGE=${RINGCAP_MERGE:-$BUILD_DIR/tools/ringcap-merge}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-skip() {
-  if [ "${CI:-}" = "true" ]; then
-    echo "FAIL (would skip, but CI=true): $*" >&2
-    exit 1
-  fi
-  echo "SKIP: $*" >&2
-  exit 77
-}
-expect_eq() {
-  [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
-  echo "ok: $3 = $2"
-}
 
 for tool in mergecap tshark capinfos tcpdump python3; do
   command -v $tool >/dev/null || skip "needs $tool (wireshark-common, tshark, tcpdump, python3)"
@@ -157,17 +142,19 @@ expect_eq "$(tshark -r hosts.pcapng -T fields -e frame.interface_description 2>/
 run 0 -w sections.pcapng "$F" "$A"
 mergecap -w ref_sections.pcapng "$A" "$F"
 compare_noname sections.pcapng ref_sections.pcapng "sections"
-tshark -r sections.pcapng -Y 'data.data[0:2] == 66:3a' -T fields -e frame.interface_name \
+# Prints "<packets checked> <wrong names>": all 120 packets of the three sections are checked.
+names=$(tshark -r sections.pcapng -Y 'data.data[0:2] == 66:3a' -T fields -e frame.interface_name \
   -e data.data 2>/dev/null | python3 -c '
 import sys
-bad = 0
+total = bad = 0
 for line in sys.stdin:
     name, data = line.rstrip("\n").split("\t")
     n = int(bytes.fromhex(data[:40]).split(b":")[1])
     want = f"sec{n // 40}" if n % 2 else "eth0"
+    total += 1
     bad += name != want
-sys.exit(bad)' || fail "sections: wrong interface names"
-echo "ok: sections: interface names"
+print(total, bad)')
+expect_eq "$names" "120 0" "sections: packets checked and wrong interface names"
 
 # Truncated inputs: the last packet cut short is dropped with a warning, like a file that ends
 # before it (which mergecap merges); --strict makes it an error.

@@ -3,24 +3,13 @@
 # SigV4; tests/s3/s3rver.js) on loopback, loaded with Debian's awscli. The result must equal
 # mergecap's merge of the same files taken locally. Exit 77 = skipped (a failure if CI=true).
 set -euo pipefail
+source "$(dirname "$0")/../lib/check.sh" # fail, skip, expect_eq, expect_rc, expect_grep
 
 BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 MERGE=${RINGCAP_MERGE:-$BUILD_DIR/tools/ringcap-merge}
 HERE=$(cd "$(dirname "$0")" && pwd)
 S3DIR=$(cd "$HERE/../s3" && pwd)
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-skip() {
-  if [ "${CI:-}" = "true" ]; then
-    echo "FAIL (would skip, but CI=true): $*" >&2
-    exit 1
-  fi
-  echo "SKIP: $*" >&2
-  exit 77
-}
 
 for tool in mergecap tshark python3 node aws; do
   command -v $tool >/dev/null || skip "needs $tool (wireshark-common, tshark, python3, nodejs, awscli)"
@@ -130,17 +119,19 @@ echo "ok: --strict names the object"
 
 # Failures: wrong secret, empty prefix, missing bucket, bad URL, no credentials.
 AWS_SECRET_ACCESS_KEY=wrong run 1 -w bad.pcapng "$URL"
-echo "ok: wrong secret: $(head -1 err)"
+expect_grep "s3://captures/incident/*: the credentials were refused (SignatureDoesNotMatch): check the secret access key" \
+  "$(cat err)" "wrong secret"
 run 1 -w bad.pcapng "s3://captures/nothing?region=us-east-1&endpoint=$ENDPOINT"
 grep -q "no object named pcap_\*.pcap below s3://captures/nothing/" err || fail "empty: $(cat err)"
 run 1 -w bad.pcapng "s3://nobucket/incident?region=us-east-1&endpoint=$ENDPOINT"
-echo "ok: missing bucket: $(head -1 err)"
+expect_grep "bucket \"nobucket\" does not exist at $ENDPOINT (NoSuchBucket)" "$(cat err)" "missing bucket"
 run 1 -w bad.pcapng "s3://captures/incident?endpoint=$ENDPOINT"
 grep -q "needs ?region=REGION" err || fail "no region: $(cat err)"
 (
   unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
   run 1 -w bad.pcapng --credentials-file "$TMP/missing" "$URL"
-  echo "ok: missing credentials: $(head -1 err)"
+  expect_grep "AWS credentials file $TMP/missing: cannot open: No such file or directory" "$(cat err)" \
+    "missing credentials"
 )
 [ ! -e bad.pcapng ] || fail "a failed S3 input left an output file"
 echo "PASS"

@@ -23,6 +23,7 @@
 //   no-read [--calls N]
 //       sends N ListCaptures and never reads the connection, until standard input reaches
 //       end of file.
+#include "api/ServiceApi.h"
 #include "dbus/Variant.h"
 
 #include <algorithm>
@@ -46,9 +47,9 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char *kBusName = "org.ringcap.Ringcap1";
-constexpr const char *kManagerPath = "/org/ringcap/Ringcap1";
-constexpr const char *kManager = "org.ringcap.Ringcap1.Manager";
+using ringcap::api::kBusName;
+using ringcap::api::kManagerPath;
+constexpr const char *kManager = ringcap::api::kManagerInterface;
 
 struct Options {
   std::string mode, address, capture, call;

@@ -47,6 +47,23 @@ expect_readable() {
   echo "ok: $what: tshark and capinfos read $(packets_in "$file") packets"
 }
 
+# The three checks of docs/reliability.md for capture ID once it finished: the record as
+# GetCapture answers it and as it lies on disk agree (status, packets captured), and the
+# capture file the record names is read to its end by tshark and capinfos, holding packets_captured packets.
+expect_record_and_file() {
+  local id=$1 what=$2 live status captured
+  live=$(ctl --json get "$id") || fail "$what: GetCapture $id failed"
+  status=$(json_field "$live" status)
+  captured=$(json_field "$live" packets_captured)
+  case $status in success | failed) ;; *) fail "$what: capture $id is '$status', not finished" ;; esac
+  expect_eq "$(disk_field "$id" status)" "$status" "$what: status on disk = GetCapture's"
+  expect_eq "$(disk_field "$id" counters.captured)" "$captured" "$what: packets captured on disk = GetCapture's"
+  local file
+  file="$LAB_TMP/state/captures/$(disk_field "$id" file_name)" # the spool, or what it became
+  expect_readable "$file" "$what"
+  expect_eq "$(packets_in "$file")" "$captured" "$what: packets in the file = packets_captured"
+}
+
 # Polls until capture ID has status STATUS (the record GetCapture answers), for up to $3 s.
 wait_status() {
   local id=$1 status=$2 timeout=${3:-60} deadline now=""
@@ -83,8 +100,10 @@ expect_serving() {
 
 # kill -9 of ringcapd; waits for the process and for the bus to drop its name.
 kill9_ringcapd() {
+  local rc=0
   kill -9 "$RINGCAPD_PID"
-  wait "$RINGCAPD_PID" 2>/dev/null || true
+  wait "$RINGCAPD_PID" 2>/dev/null || rc=$?
+  expect_eq "$rc" 137 "ringcapd's exit status after SIGKILL (128 + 9)"
   local deadline=$((SECONDS + 20))
   while busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" status org.ringcap.Ringcap1 >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || fail "the bus name is still owned 20 s after kill -9"

@@ -18,10 +18,11 @@ start_bus
 CREDS=$LAB_TMP/aws-credentials
 printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$CREDS"
 start_ringcapd "[s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
-DEST="s3://ringcap-rel/restart?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-rel/restart?region=us-east-1"
 read_s3_challenge() { aws_s3 s3 cp "s3://ringcap-rel/restart/$1" -; }
 own_destination "$DEST" read_s3_challenge
 in_cap tc qdisc add dev lo root tbf rate 100mbit burst 256kb latency 200ms
@@ -64,6 +65,10 @@ echo "ok: the object is byte for byte the converted capture ($SIZE bytes)"
 ETAG=$(aws_s3 s3api head-object --bucket ringcap-rel --key "restart/$(hostname)/pcap_$ID.pcap" \
   --query ETag --output text | tr -d '"')
 expect_eq "$(json_field "$REC" checksum)" "etag:$ETAG" "checksum in the record"
-echo "info: multipart uploads left behind by the interrupted attempt: $(uploads_left ringcap-rel)"
+# The killed server's upload may stay (docs/reliability.md, limits); the delivered one may not.
+LEFT=$(uploads_left ringcap-rel)
+[ "$LEFT" -le 1 ] || fail "$LEFT multipart uploads left in the bucket (at most the interrupted one)"
+echo "ok: multipart uploads left behind by the interrupted attempt: $LEFT"
+expect_record_and_file "$ID" "the delivered capture"
 expect_serving "after the bucket server came back"
 echo "PASS"

@@ -18,6 +18,7 @@ mkdir -p "$LAB_TMP/files"
 CONF="[destinations]
 file_roots = [\"$LAB_TMP/files\"]
 [s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
@@ -60,7 +61,9 @@ expect_failed_by_restart() {
   expect_eq "$(disk_field "$id" status)" failed "$what: status in the on-disk record"
   expect_readable "$spool" "$what: the partial file"
   # What the record says was captured should be what the file holds (the kill came between
-  # two periodic saves of the counters; the restart refreshes file_size but not the counters).
+  # two periodic saves of the counters): the restarted daemon counts the file after READY.
+  wait_until 60 grep -q "capture $id: recounted its file after the restart" "$LAB_TMP/ringcapd.log"
+  rec=$(ctl --json get "$id")
   soft_expect_eq "$(json_field "$rec" packets_captured)" "$(packets_in "$spool")" \
     "$what: packets_captured in the record after the restart vs packets in the file"
   ctl download "$id" -o "$LAB_TMP/dl.pcapng" --force >/dev/null
@@ -114,12 +117,12 @@ expect_failed_by_restart "$ID" "full capture"
 echo "ok: nothing delivered for the failed full capture"
 
 echo "== C. kill -9 during the delivery (conversion_running), server not answering"
-DEST="s3://ringcap-rel/kill?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-rel/kill?region=us-east-1"
 read_s3_challenge() { aws_s3 s3 cp "s3://ringcap-rel/kill/$1" -; }
 own_destination "$DEST" read_s3_challenge
 kill -STOP "$S3_PID"
 S3_STOPPED=1
-trap '[ -n "${S3_STOPPED:-}" ] && kill -CONT "$S3_PID" 2>/dev/null; lab_down' EXIT
+trap 'rc=$?; [ -n "${S3_STOPPED:-}" ] && kill -CONT "$S3_PID" 2>/dev/null; lab_down "$rc"' EXIT
 # Above the 16 MiB multipart threshold.
 ID=$(json_field "$(ctl --json create --type full --colo-name LAB --destination-conf "$DEST" \
   --time-limit 120 --byte-limit 20000000 --destination-port 7502)" id)

@@ -116,6 +116,7 @@ expect_eq "$(json_field "$REC" packets_lost)" 0 "packets_lost (a 32 MiB ring, 2 
 expect_readable "$(output_path "$ID")" "the capture file"
 expect_eq "$(packets_in "$(output_path "$ID")")" 10000 "packets in the file"
 expect_eq "$(tshark_fields "$(output_path "$ID")" udp.dstport | sort -u)" 7560 "ports in the file"
+expect_record_and_file "$ID" "the capture under load"
 echo "figure: the capture saw $(json_field "$REC" packets_seen) packets, matched $(json_field "$REC" packets_matched), over the limit $(json_field "$REC" packets_over_limit)"
 expect_serving "after the load"
 echo "PASS"

@@ -61,6 +61,7 @@ RINGCAPD=$LAB_TMP/ringcapd-verbose
 CONF="[destinations]
 file_roots = [\"$ROOT\"]
 [s3]
+endpoint = \"$S3_ENDPOINT\"
 credentials_file = \"$CREDS\"
 [rate_limits]
 simple_interval_seconds = 0"
@@ -127,26 +128,38 @@ file:relative/x|must start with s3:// or file://
 file://@ROOT@/@LONG@|at most 2048 bytes
 TABLE
 
-# A link inside the root to a directory inside the root: refused at request time or when the
-# challenge is written (delivery opens every component with O_NOFOLLOW); either way nothing
-# lands outside the root and the daemon answers.
+# A link inside the root to a directory inside the root: CreateOwnership is refused when the
+# challenge is written (delivery opens every component with O_NOFOLLOW), nothing lands outside
+# the root and the daemon answers.
 rc=0
 ctlk ownership create "file://$ROOT/inner-link/x" >/dev/null || rc=$?
-echo "info: a link inside the root: exit $rc: $(cat "$OUTS/$n.err" "$OUTS/$n.out" | head -c 300)"
+expect_eq "$rc" 1 "exit code of CreateOwnership through a link inside the root"
+expect_grep "/inner-link is a symbolic link or not a directory" "$(cat "$OUTS/$n.err")" \
+  "CreateOwnership through a link inside the root"
+[ -z "$(find "$ROOT/real" -mindepth 1)" ] || fail "a challenge was written through the inner link: $(find "$ROOT/real" -mindepth 1)"
 expect_nothing_outside "inner link"
-# The root itself, with and without a trailing slash: accepted (the challenge lands in the
-# root) or refused - but ringcapd must survive it.
+expect_serving "after CreateOwnership through a link inside the root"
+# The root itself, with and without a trailing slash: accepted, the challenge lands in the
+# root, and ringcapd survives it (bug 2 aborted it).
 for value in "file://$ROOT" "file://$ROOT/"; do
   rc=0
-  ctlk ownership create "$value" >/dev/null || rc=$?
+  ctlk --json ownership create "$value" >/dev/null || rc=$?
   if ! kill -0 "$RINGCAPD_PID" 2>/dev/null; then
-    wait "$RINGCAPD_PID" 2>/dev/null || true
+    wait "$RINGCAPD_PID" 2>/dev/null || true # exit status: a crash, already a failure
     soft_fail "CreateOwnership of the allowed root itself ('$value') killed ringcapd: $(grep -A1 'terminate called' "$LAB_TMP/ringcapd.log" | tail -2 | tr '\n' ' ')"
     start_ringcapd "$CONF"
     continue
   fi
-  echo "info: '$value': exit $rc: $(cat "$OUTS/$n.err" "$OUTS/$n.out" | head -c 300)"
-  [ "$rc" -le 1 ] || soft_fail "'$value': exit code $rc"
+  if [ "$rc" -ne 0 ]; then
+    soft_fail "CreateOwnership of the root itself ('$value'): exit code $rc, expected 0: $(cat "$OUTS/$n.err")"
+  else
+    challenge=$(json_field "$(cat "$OUTS/$n.out")" filename)
+    if [ -f "$ROOT/$challenge" ]; then
+      echo "ok: '$value': accepted, the challenge $challenge is in the root"
+    else
+      soft_fail "'$value': accepted, but the challenge '$challenge' is not in the root"
+    fi
+  fi
   expect_serving "after CreateOwnership of the root itself ($value)"
   expect_nothing_outside "$value"
 done
@@ -167,7 +180,8 @@ ln -s "$OUTSIDE" "$ROOT/swap"
 send5 7581
 REC=$(wait_finished "$ID" 60)
 expect_eq "$(json_field "$REC" status)" failed "a delivery into a directory swapped for a link"
-echo "ok: $(json_field "$REC" error_message)"
+expect_grep "leads out of the allowed directory" "$(json_field "$REC" error_message)" "the swapped directory's error_message"
+expect_grep "through a symbolic link" "$(json_field "$REC" error_message)" "the swapped directory's error_message"
 expect_nothing_outside "swapped directory"
 rc=0
 ctlk create --type full --colo-name LAB --destination-conf "file://$ROOT/swap" --time-limit 5 >/dev/null || rc=$?
@@ -180,7 +194,7 @@ ID=$(full "file://$ROOT/plant" 7582)
 send5 7582
 REC=$(wait_finished "$ID" 60)
 expect_eq "$(json_field "$REC" status)" failed "a delivery through a planted <hostname> link"
-echo "ok: $(json_field "$REC" error_message)"
+expect_grep "is a symbolic link or not a directory" "$(json_field "$REC" error_message)" "the planted link's error_message"
 expect_nothing_outside "planted link"
 
 echo "== 1c. a delivery that succeeds (for the modes below)"
@@ -188,9 +202,10 @@ own_destination "file://$ROOT/ok/team" "read_file $ROOT/ok/team"
 OKID=$(full "file://$ROOT/ok/team" 7586)
 send5 7586
 expect_eq "$(json_field "$(wait_finished "$OKID" 60)" status)" success "a file:// delivery"
+expect_record_and_file "$OKID" "the delivered capture"
 
 echo "== 2. secrets"
-DEST="s3://ringcap-sec/sec?region=us-east-1&endpoint=$S3_ENDPOINT"
+DEST="s3://ringcap-sec/sec?region=us-east-1"
 read_s3() { in_cap aws --endpoint-url "$S3_ENDPOINT" s3 cp "s3://ringcap-sec/sec/$1" -; }
 rec=$(ctlk --json ownership create "$DEST")
 token=$(read_s3 "$(json_field "$rec" filename)")
@@ -202,7 +217,7 @@ expect_eq "$(json_field "$(wait_finished "$ID" 60)" status)" success "a delivery
 ctlk --json get "$ID" >/dev/null
 ctlk get "$ID" >/dev/null
 ctlk --json watch "$ID" >/dev/null
-GONE="s3://ringcap-gone/x?region=us-east-1&endpoint=$S3_ENDPOINT"
+GONE="s3://ringcap-gone/x?region=us-east-1"
 rec=$(ctlk --json ownership create "$GONE")
 token=$(in_cap aws --endpoint-url "$S3_ENDPOINT" s3 cp "s3://ringcap-gone/x/$(json_field "$rec" filename)" -)
 ctlk --json ownership validate "$GONE" "$token" >/dev/null
@@ -217,12 +232,14 @@ ID=$(full "$DEST" 7585)
 send5 7585
 REC=$(wait_finished "$ID" 60)
 expect_eq "$(json_field "$REC" status)" failed "a delivery with a wrong secret"
-echo "ok: $(json_field "$REC" error_message)"
+REFUSED="the credentials were refused (SignatureDoesNotMatch): check the secret access key"
+expect_grep "$REFUSED" "$(json_field "$REC" error_message)" "a delivery with a wrong secret"
 ctlk --json get "$ID" >/dev/null
 ctlk get "$ID" >/dev/null
 rc=0
-ctlk ownership create "s3://ringcap-sec/other?region=us-east-1&endpoint=$S3_ENDPOINT" >/dev/null || rc=$?
-echo "info: CreateOwnership with the wrong secret: exit $rc: $(cat "$OUTS/$n.err")"
+ctlk ownership create "s3://ringcap-sec/other?region=us-east-1" >/dev/null || rc=$?
+expect_eq "$rc" 1 "exit code of CreateOwnership with the wrong secret"
+expect_grep "$REFUSED" "$(cat "$OUTS/$n.err")" "CreateOwnership with the wrong secret"
 ctlk --json list >/dev/null
 ctlk list >/dev/null
 ctlk --json ownership list >/dev/null

@@ -16,13 +16,17 @@ cleanup_state() {
   # ringcapd holds files on the tmpfs: stop it (by pid) before the unmount.
   if [ -n "${RINGCAPD_PID:-}" ] && kill -0 "$RINGCAPD_PID" 2>/dev/null; then
     kill "$RINGCAPD_PID" 2>/dev/null || true
-    wait "$RINGCAPD_PID" 2>/dev/null || true
+    wait "$RINGCAPD_PID" 2>/dev/null || true # exit status: the test already failed
   fi
   umount "$STATE" 2>/dev/null || umount -l "$STATE" 2>/dev/null || true
 }
-trap 'cleanup_state; lab_down' EXIT
+trap 'rc=$?; cleanup_state; lab_down "$rc"' EXIT
 start_bus
-CONF="[rate_limits]
+# min_free_bytes = 0: this test is about the disk filling anyway (a write error), not about
+# the free-space floor that stops captures before it.
+CONF="[capture]
+min_free_bytes = 0
+[rate_limits]
 simple_interval_seconds = 0"
 start_ringcapd "$CONF"
 
@@ -106,4 +110,5 @@ live_field "$ID" error_message | grep -q "No space left on device" ||
   soft_fail "after a restart the record says: '$(live_field "$ID" error_message)'"
 expect_readable "$SPOOL" "the file after the restart"
 expect_serving "after the restart"
+stop_ringcapd
 finish_test

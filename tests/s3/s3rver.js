@@ -2,7 +2,7 @@
 // Starts @20minutes/s3rver (4.x) for ringcap's S3 tests, on loopback only.
 //
 //   node --openssl-legacy-provider tests/s3/s3rver.js --directory DIR [--port N]
-//        [--bucket NAME]... [--access-key ID --secret-key SECRET]
+//        [--bucket NAME]... [--access-key ID --secret-key SECRET] [--request-log FILE]
 //
 // --openssl-legacy-provider: s3rver encrypts its ListObjectsV2 continuation tokens with DES,
 // which OpenSSL 3 keeps in its legacy provider; without it a listing of more than 1000 keys
@@ -13,6 +13,9 @@
 // The server checks SigV4 signatures (no --allow-mismatched-signatures here): besides its
 // built-in key pair S3RVER/S3RVER it accepts the pair given with --access-key/--secret-key.
 // It serves path-style requests only (virtual-hosted buckets are off).
+// --request-log FILE appends one line per request answered, "METHOD URL STATUS", so that a
+// test sees what the server was asked (a multipart upload: POST ?uploads, PUT ?partNumber=N,
+// POST ?uploadId=) without trusting the client's own account.
 'use strict';
 
 const path = require('path');
@@ -21,13 +24,20 @@ function usage(message) {
   process.stderr.write(`s3rver.js: ${message}\n`);
   process.stderr.write(
     'usage: s3rver.js --directory DIR [--port N] [--bucket NAME]... ' +
-      '[--access-key ID --secret-key SECRET]\n',
+      '[--access-key ID --secret-key SECRET] [--request-log FILE]\n',
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { port: 0, directory: undefined, buckets: [], accessKey: undefined, secretKey: undefined };
+  const opts = {
+    port: 0,
+    directory: undefined,
+    buckets: [],
+    accessKey: undefined,
+    secretKey: undefined,
+    requestLog: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -52,6 +62,9 @@ function parseArgs(argv) {
         break;
       case '--secret-key':
         opts.secretKey = value();
+        break;
+      case '--request-log':
+        opts.requestLog = path.resolve(value());
         break;
       default:
         usage(`unknown argument "${arg}"`);
@@ -89,6 +102,14 @@ async function main() {
     configureBuckets: opts.buckets.map((name) => ({ name, configs: [] })),
   });
   const { address, port } = await server.run();
+  if (opts.requestLog !== undefined) {
+    const fs = require('fs');
+    server.httpServer.on('request', (req, res) => {
+      res.on('finish', () => {
+        fs.appendFileSync(opts.requestLog, `${req.method} ${req.url} ${res.statusCode}\n`);
+      });
+    });
+  }
   // SIGTERM keeps Node's default (exit at once): the tests stop the server by PID.
   process.stdout.write(`ready ${address}:${port}\n`);
 }

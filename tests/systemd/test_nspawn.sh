@@ -23,6 +23,7 @@
 # not stop) on exit, and the run's copy removed. Exit code 77 = skipped (a failure under
 # CI=true).
 set -euo pipefail
+source "$(dirname "$0")/../lib/check.sh" # fail, skip, expect_eq, expect_rc, expect_grep
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build}
@@ -32,18 +33,6 @@ BUS_NAME=org.ringcap.Ringcap1
 OBJ=/org/ringcap/Ringcap1
 IFACE=org.ringcap.Ringcap1.Manager
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-skip() {
-  if [ "${CI:-}" = "true" ]; then
-    echo "FAIL (would skip, but CI=true): $*" >&2
-    exit 1
-  fi
-  echo "SKIP: $*" >&2
-  exit 77
-}
 step() { echo "== $*"; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, systemd-nspawn)"
@@ -247,15 +236,19 @@ in_ct ip link show rc0 | grep -q 'xdp' || fail "ringcapd is running but rc0 has 
 
 busctl_ct() { in_ct timeout 20 busctl --json=short "$@"; }
 step "a simple capture over D-Bus"
-created=$(busctl_ct call "$BUS_NAME" "$OBJ" "$IFACE" CreateCapture 'a{sv}' 4 \
-  system s magic-transit type s simple time_limit u 5 packet_limit u 20) ||
+# Only the generated datagrams (UDP to port 9) match, so the counts below are exact.
+created=$(busctl_ct call "$BUS_NAME" "$OBJ" "$IFACE" CreateCapture 'a{sv}' 5 \
+  system s magic-transit type s simple time_limit u 30 packet_limit u 20 \
+  filter_v1 'a{sv}' 2 destination_port q 9 protocol y 17) ||
   fail "CreateCapture failed: $created"
 id=$(jq -r '.data[1].id.data' <<<"$created")
 [[ "$id" =~ ^[0-9a-f]{32}$ ]] || fail "CreateCapture returned no id: $created"
 echo "capture $id"
-# 30 UDP datagrams from the namespace gen, with bash's /dev/udp (no extra package needed).
+# 30 UDP datagrams from the namespace gen, with bash's /dev/udp (no extra package needed):
+# the capture stops at its packet_limit, 20.
 # shellcheck disable=SC2016
-in_ct ip netns exec gen bash -c 'for i in $(seq 30); do echo ringcap >/dev/udp/10.77.0.1/9; sleep 0.05; done' || true
+in_ct ip netns exec gen bash -c 'for i in $(seq 30); do echo ringcap >/dev/udp/10.77.0.1/9; sleep 0.05; done' ||
+  fail "sending the 30 datagrams from the namespace gen failed"
 status=""
 for _ in $(seq 60); do
   record=$(busctl_ct call "$BUS_NAME" "$OBJ" "$IFACE" GetCapture s "$id") || fail "GetCapture failed: $record"
@@ -265,13 +258,15 @@ for _ in $(seq 60); do
 done
 [ "$status" = success ] || fail "capture $id ended as '$status': $record"
 captured=$(jq -r '.data[0].packets_captured.data' <<<"$record")
-[ "$captured" -ge 1 ] || fail "capture $id captured nothing: $record"
+expect_eq "$captured" 20 "packets_captured of capture $id (packet_limit 20, 30 sent)"
+expect_eq "$(jq -r '.data[0].stop_reason.data' <<<"$record")" packet_limit "stop_reason of capture $id"
 file=$(find "$ROOT/var/lib/ringcap" -name "$id.pcap*" -type f | head -n1)
 [ -n "$file" ] || fail "no capture file for $id under /var/lib/ringcap"
 perm=$(in_ct stat -c '%a %G' "${file#"$ROOT"}")
 [ "$perm" = "640 ringcap" ] || fail "capture file is '$perm', expected '640 ringcap'"
 udp=$(tshark -r "$file" -Y 'udp.dstport == 9' 2>/dev/null | wc -l)
-[ "$udp" -ge 1 ] || fail "tshark finds no generated packet in $file"
+expect_eq "$udp" 20 "generated UDP packets in $file (tshark)"
+expect_eq "$(tshark -r "$file" 2>/dev/null | wc -l)" 20 "packets in $file (tshark)"
 echo "ok: $captured packets captured, $udp of the generated UDP packets in the file (tshark), mode $perm"
 
 step "who may call"
@@ -283,8 +278,16 @@ in_ct setpriv --reuid=rcmember --regid=nogroup --init-groups \
   fail "a member of ringcap was refused"
 echo "ok: nobody refused, ringcap member allowed"
 
+# How the service's main process ended, as systemd saw it: a clean stop is Result=success with
+# exit status 0 (a crash or a non-zero exit at shutdown must not pass).
+expect_clean_stop() {
+  expect_eq "$(in_ct systemctl show -p Result --value ringcapd)" success "ringcapd.service Result after the stop"
+  expect_eq "$(in_ct systemctl show -p ExecMainStatus --value ringcapd)" 0 "ringcapd's exit status after the stop"
+}
+
 step "systemctl stop ringcapd"
 in_ct timeout 60 systemctl stop ringcapd || fail "systemctl stop ringcapd failed"
+expect_clean_stop
 if in_ct ip link show rc0 | grep -q 'xdp'; then
   in_ct ip link show rc0 >&2
   fail "an XDP program is still attached to rc0 after the stop"
@@ -312,5 +315,6 @@ if [ "$(in_ct systemctl show -p MainPID --value ringcapd)" != "$pid" ] ||
 fi
 echo "ok: the same ringcapd ($pid) after 3 watchdog intervals"
 in_ct timeout 60 systemctl stop ringcapd || fail "systemctl stop ringcapd failed"
+expect_clean_stop
 in_ct ip link show rc0 | grep -q 'xdp' && fail "an XDP program is still attached to rc0 after the stop"
 echo "PASS"

@@ -14,6 +14,7 @@
 #     anyone else gets AccessDenied from the bus.
 # Exit code 77 = skipped because a tool is missing (a failure under CI=true).
 set -euo pipefail
+source "$(dirname "$0")/../lib/check.sh" # fail, skip, expect_eq, expect_rc, expect_grep
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build}
@@ -22,18 +23,6 @@ BUILD_DIR=${BUILD_DIR:-$SRC/build}
 RINGCAP_MAX_EXPOSURE=${RINGCAP_MAX_EXPOSURE:-2.2}
 BUS_NAME=org.ringcap.Ringcap1
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-skip() {
-  if [ "${CI:-}" = "true" ]; then
-    echo "FAIL (would skip, but CI=true): $*" >&2
-    exit 1
-  fi
-  echo "SKIP: $*" >&2
-  exit 77
-}
 
 for tool in systemd-analyze systemd-sysusers dbus-daemon dbus-send setpriv timeout cmake; do
   command -v "$tool" >/dev/null || skip "needs $tool"
@@ -184,6 +173,8 @@ checks=(
   "$C org.freedesktop.DBus.Properties.Get string:org.ringcap.Ringcap1.Capture string:Status"
   "$M org.freedesktop.DBus.Introspectable.Introspect"
   "$M org.freedesktop.DBus.Peer.Ping"
+  "/ org.freedesktop.DBus.Introspectable.Introspect"
+  "/ org.freedesktop.DBus.Peer.GetMachineId"
 )
 n=0
 for who in root member nobody; do

@@ -25,7 +25,11 @@ TEST(DaemonConfig, MinimalFileGetsTheDocumentedDefaults) {
   EXPECT_EQ(c->ring_size_mib, 32u);
   EXPECT_EQ(c->max_captures, 1000u);
   EXPECT_EQ(c->max_bytes, 10ull << 30);
+  EXPECT_EQ(c->spool_max_bytes, 4ull << 30);
+  EXPECT_EQ(c->min_free_bytes, 1ull << 30);
   EXPECT_EQ(c->access_group, "ringcap");
+  EXPECT_EQ(c->ownership_max_records, 1000u);
+  EXPECT_EQ(c->ownership_pending_expiry_seconds, 86400u);
   EXPECT_FALSE(c->skip_missing_interfaces);
   EXPECT_EQ(c->output_format, OutputFormat::Pcap);
   EXPECT_EQ(c->allInterfaces(), std::vector<std::string>{"eth0"});
@@ -43,18 +47,24 @@ simple_sample_rate = 10
 ring_size_mib = 64
 missing_interfaces = "skip"
 output_format = "pcapng"
+spool_max_bytes = 65536
+min_free_bytes = 0
 [rate_limits]
 simple_interval_seconds = 0
 full_concurrent = 2
 [retention]
 max_captures = 5
 max_bytes = 1000
+[ownership]
+max_records = 50
+pending_expiry_seconds = 600
 [access]
 group = "netops"
 [destinations]
 file_roots = ["/srv/pcaps"]
 [s3]
 endpoint = "http://127.0.0.1:9000"
+allowed_endpoints = ["https://s3.example.net", "http://10.1.2.3:9000"]
 credentials_file = "/etc/ringcap/aws-credentials"
 )",
                              "test");
@@ -62,12 +72,18 @@ credentials_file = "/etc/ringcap/aws-credentials"
   EXPECT_EQ(c->colo_groups, (std::vector<std::string>{"ORD", "US"}));
   EXPECT_EQ(c->allInterfaces(), (std::vector<std::string>{"eth0", "eth1", "eth2"}));
   EXPECT_EQ(c->simple_sample_rate, 10u);
+  EXPECT_EQ(c->spool_max_bytes, 65536u);
+  EXPECT_EQ(c->min_free_bytes, 0u);
   EXPECT_TRUE(c->skip_missing_interfaces);
   EXPECT_EQ(c->output_format, OutputFormat::Pcapng);
   EXPECT_EQ(c->full_concurrent, 2u);
   EXPECT_EQ(c->max_bytes, 1000u);
   EXPECT_EQ(c->access_group, "netops");
+  EXPECT_EQ(c->ownership_max_records, 50u);
+  EXPECT_EQ(c->ownership_pending_expiry_seconds, 600u);
   EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(c->s3_allowed_endpoints,
+            (std::vector<std::string>{"https://s3.example.net", "http://10.1.2.3:9000"}));
 }
 
 TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
@@ -96,6 +112,10 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
        "capture.output_format: must be \"pcap\" or \"pcapng\" (got \"PCAP\")"},
       {"colo_name = \"a\"\n" + systems + "[capture]\noutput_format = 1\n",
        "capture.output_format: must be a string"},
+      {"colo_name = \"a\"\n" + systems + "[capture]\nspool_max_bytes = 65535\n",
+       "capture.spool_max_bytes: must be an integer from 65536 to 4611686018427387904 (got 65535)"},
+      {"colo_name = \"a\"\n" + systems + "[capture]\nmin_free_bytes = -1\n",
+       "capture.min_free_bytes: must be an integer from 0 to 4611686018427387904 (got -1)"},
       {"colo_name = \"a\"\n" + systems + "[capture]\nsnaplen = 5\n",
        "capture.snaplen: unknown key"},
       {"colo_name = \"a\"\n" + systems + "[rate_limits]\nsimple_interval_seconds = -1\n",
@@ -106,6 +126,11 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
        "rate_limits.full_concurrent: must be an integer"},
       {"colo_name = \"a\"\n" + systems + "[retention]\nmax_captures = 0\n",
        "retention.max_captures: must be an integer from 1"},
+      {"colo_name = \"a\"\n" + systems + "[ownership]\nmax_records = 10001\n",
+       "ownership.max_records: must be an integer from 1 to 10000 (got 10001)"},
+      {"colo_name = \"a\"\n" + systems + "[ownership]\npending_expiry_seconds = 0\n",
+       "ownership.pending_expiry_seconds: must be an integer from 1 to 2592000 (got 0)"},
+      {"colo_name = \"a\"\n" + systems + "[ownership]\nmax = 1\n", "ownership.max: unknown key"},
       {"colo_name = \"a\"\n" + systems + "[access]\ngroup = \"\"\n",
        "access.group: must not be empty"},
       {"colo_name = \"a\"\n" + systems + "[destinations]\nfile_roots = [\"srv\"]\n",
@@ -113,6 +138,12 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
       {"colo_name = \"a\"\n" + systems + "[s3]\nendpoint = \"ftp://x\"\n",
        "s3.endpoint: must be an http:// or https:// URL"},
       {"colo_name = \"a\"\n" + systems + "[s3]\nsecret = \"x\"\n", "s3.secret: unknown key"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = [\"ftp://x\"]\n",
+       "s3.allowed_endpoints: each must be http://host[:port] or https://host[:port]"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = [\"http://h/x?y\"]\n",
+       "s3.allowed_endpoints: each must be"},
+      {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = \"http://h\"\n",
+       "s3.allowed_endpoints"},
       {"colo_name = \"a\"\ncapture = 5\n" + systems, "capture: must be a table"},
       {"colo_name = \"a\n", "line 1"},
   };

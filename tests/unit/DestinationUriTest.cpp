@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <iterator>
 #include <unistd.h>
 
 using namespace ringcap;
@@ -157,10 +158,22 @@ TEST_F(Confinement, DeliversAndVerifiesAFile) {
   settings.fileRoots = {root_};
   auto dest = openDestination(*u, settings);
   ASSERT_TRUE(dest) << dest.error().message;
+  // The oracle is not the code under test: the SHA-256 of these 100000 bytes as sha256sum
+  // (and Python's hashlib) compute it, and the delivered bytes compared one by one.
+  const std::string kExpectedSum =
+      "sha256:cd2df694e424bc7968cc37f47751019e5ca0cd1bdf2e479ea537c3a1c32ee1aa";
+  auto bytesOf = [](const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string content = bytesOf(src);
+  ASSERT_EQ(content.size(), 100000u);
   auto sum = (*dest)->uploadFile("host1/pcap_abc.pcap", src);
   ASSERT_TRUE(sum) << sum.error().message;
-  EXPECT_EQ(*sum, *sha256OfFile(src));
-  EXPECT_EQ(*sha256OfFile(root_ + "/ok/host1/pcap_abc.pcap"), *sum);
+  EXPECT_EQ(*sum, kExpectedSum);
+  EXPECT_TRUE(bytesOf(root_ + "/ok/host1/pcap_abc.pcap") == content)
+      << "the delivered file differs from the source";
+  EXPECT_EQ(*sha256OfFile(root_ + "/ok/host1/pcap_abc.pcap"), kExpectedSum);
   EXPECT_EQ(fs::status(root_ + "/ok/host1/pcap_abc.pcap").permissions() & fs::perms::others_all,
             fs::perms::none);
   // The root itself is a destination too.
@@ -169,8 +182,68 @@ TEST_F(Confinement, DeliversAndVerifiesAFile) {
   ASSERT_TRUE(atRoot) << atRoot.error().message;
   auto again = (*atRoot)->uploadFile("host2/pcap_def.pcap", src);
   ASSERT_TRUE(again) << again.error().message;
-  EXPECT_EQ(*sha256OfFile(root_ + "/host2/pcap_def.pcap"), *sum);
+  EXPECT_EQ(*again, kExpectedSum);
+  EXPECT_TRUE(bytesOf(root_ + "/host2/pcap_def.pcap") == content)
+      << "the file delivered at the root differs from the source";
   // No temporary files stay behind.
   for (const auto &e : fs::directory_iterator(root_ + "/ok/host1"))
     EXPECT_EQ(e.path().filename(), "pcap_abc.pcap");
+}
+
+// endpoint= in a request: only an endpoint the operator configured, so that a caller cannot
+// have ringcapd send signed requests to a server of its choice, or over plain http.
+TEST(S3Endpoint, OnlyTheOperatorsEndpointsMayBeNamed) {
+  DestinationSettings none;
+  DestinationSettings one;
+  one.s3Endpoint = "https://s3.example.net";
+  DestinationSettings list = one;
+  list.s3AllowedEndpoints = {"http://10.1.2.3:9000", "https://minio.example.net:9443/"};
+  struct Row {
+    const DestinationSettings &settings;
+    std::string conf;
+    std::string endpoint; // "" with `error`: refused
+    std::string error;
+  } rows[] = {
+      {none, "s3://bkt/d?region=us-east-1", "", ""}, // AWS
+      {one, "s3://bkt/d?region=us-east-1", "https://s3.example.net", ""},
+      {one, "s3://bkt/d?region=us-east-1&endpoint=https://S3.Example.net/",
+       "https://s3.example.net", ""},
+      {list, "s3://bkt/d?region=us-east-1&endpoint=http://10.1.2.3:9000", "http://10.1.2.3:9000",
+       ""},
+      {list, "s3://bkt/d?region=us-east-1&endpoint=https://minio.example.net:9443",
+       "https://minio.example.net:9443/", ""},
+      // Refused: any other host, the right host over plain http, another port, and any
+      // endpoint at all where the operator configured none.
+      {one, "s3://bkt/d?region=us-east-1&endpoint=https://evil.example.com", "",
+       "allowed here: https://s3.example.net"},
+      {one, "s3://bkt/d?region=us-east-1&endpoint=http://s3.example.net", "", "is not allowed"},
+      {list, "s3://bkt/d?region=us-east-1&endpoint=http://10.1.2.3:9001", "",
+       "allowed here: https://s3.example.net, http://10.1.2.3:9000, "
+       "https://minio.example.net:9443/"},
+      {none, "s3://bkt/d?region=us-east-1&endpoint=http://127.0.0.1:9000", "",
+       "none is configured, so leave endpoint= out"},
+  };
+  for (const auto &r : rows) {
+    auto uri = parseDestinationUri(r.conf);
+    ASSERT_TRUE(uri) << r.conf;
+    auto e = s3EndpointFor(*uri, r.settings);
+    auto allowed = checkDestinationAllowed(*uri, r.settings);
+    if (r.error.empty()) {
+      ASSERT_TRUE(e) << r.conf << ": " << e.error().message;
+      EXPECT_EQ(*e, r.endpoint) << r.conf;
+      EXPECT_TRUE(allowed) << r.conf;
+      continue;
+    }
+    ASSERT_FALSE(e) << r.conf;
+    EXPECT_EQ(e.error().code, EINVAL);
+    EXPECT_EQ(e.error().message.rfind("destination_conf: endpoint \"", 0), 0u) << e.error().message;
+    EXPECT_NE(e.error().message.find("s3.allowed_endpoints"), std::string::npos);
+    EXPECT_NE(e.error().message.find(r.error), std::string::npos) << e.error().message;
+    ASSERT_FALSE(allowed) << r.conf;
+    EXPECT_EQ(allowed.error().message, e.error().message);
+    // openDestination refuses it as well (a record from before the rule, resumed).
+    auto dest = openDestination(*uri, r.settings);
+    ASSERT_FALSE(dest) << r.conf;
+    EXPECT_EQ(dest.error().message, e.error().message);
+  }
 }

@@ -172,3 +172,44 @@ TEST_F(JobStoreTest, RetentionAlsoRemovesASpoolLeftBesideItsPcapFile) {
   EXPECT_FALSE(fs::exists(dir_ + "/captures/" + a.id + ".pcapng"));
   EXPECT_TRUE(fs::exists(dir_ + "/captures/" + b.id + ".pcapng"));
 }
+
+// A record's text is made valid UTF-8 where it comes in; should invalid bytes reach save()
+// anyway, they are replaced: save() neither throws nor writes invalid JSON.
+TEST_F(JobStoreTest, SaveNeverThrowsOnInvalidUtf8) {
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  auto r = record(1, CaptureStatus::Failed, 0);
+  r.errorMessage = "server said: Acc\xe8s refus\xe9 \xff cut \xe2\x82";
+  Result<void> saved;
+  EXPECT_NO_THROW(saved = (*s)->save(r));
+  ASSERT_TRUE(saved) << saved.error().message;
+  auto again = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(again);
+  const CaptureRecord *back = (*again)->find(r.id);
+  ASSERT_NE(back, nullptr) << "the record written was not readable JSON";
+  EXPECT_EQ(back->status, CaptureStatus::Failed);
+  EXPECT_EQ(back->errorMessage.rfind("server said: Acc", 0), 0u) << back->errorMessage;
+}
+
+// Records saved before offset_time was refused (it was accepted and did nothing) and before
+// stop_requested existed are still read.
+TEST_F(JobStoreTest, OlderRecordsWithOffsetTimeAndWithoutStopRequestedAreRead) {
+  std::string id;
+  {
+    auto s = JobStore::open(dir_, gid_t(-1));
+    ASSERT_TRUE(s);
+    auto r = record(1, CaptureStatus::Success, 10);
+    id = r.id;
+    nlohmann::json j = r.toStateJson();
+    j["request"]["offset_time"] = "2026-11-26T10:00:00Z";
+    j.erase("stop_requested_ns");
+    std::ofstream(dir_ + "/captures/" + id + ".json") << j.dump();
+  }
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  const CaptureRecord *r = (*s)->find(id);
+  ASSERT_NE(r, nullptr) << "the older record was not read";
+  EXPECT_EQ(r->stopRequestedNs, 0);
+  EXPECT_FALSE(r->toJson().contains("offset_time"));
+  EXPECT_FALSE(r->toJson().contains("stop_requested"));
+}

@@ -7,6 +7,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
+#include <map>
 #include <random>
 #include <string_view>
 
@@ -365,15 +367,63 @@ std::vector<ByteVec> validSamples() {
   };
 }
 
+// Where the blocks (pcapng) or the header and records (pcap) of a valid file end, each with the
+// number of packets before it: parsed here from the format's own length fields, apart from the
+// reader under test.
+std::map<size_t, size_t> blockEnds(const ByteVec &file) {
+  auto u32 = [&](size_t at, bool be) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i)
+      v |= uint32_t(file[at + i]) << (be ? 8 * (3 - i) : 8 * i);
+    return v;
+  };
+  std::map<size_t, size_t> ends;
+  size_t packets = 0;
+  const uint32_t magic = u32(0, false);
+  if (magic == 0x0A0D0D0Au) { // pcapng
+    bool be = false;
+    for (size_t off = 0; off + 12 <= file.size();) {
+      if (u32(off, false) == 0x0A0D0D0Au)
+        be = u32(off + 8, false) != 0x1A2B3C4Du;
+      const uint32_t type = u32(off, be);
+      if (type == 6 || type == 3 || type == 2)
+        ++packets;
+      off += u32(off + 4, be);
+      ends[off] = packets;
+    }
+  } else { // pcap
+    const bool be = magic == 0xD4C3B2A1u || magic == 0x4D3CB2A1u;
+    ends[24] = 0;
+    for (size_t off = 24; off + 16 <= file.size();) {
+      off += 16 + u32(off + 8, be);
+      ends[off] = ++packets;
+    }
+  }
+  return ends;
+}
+
+// Every prefix of a valid file: cut where a block (record) ends, it reads without an error and
+// yields exactly the packets before the cut; cut anywhere else (also empty), it ends with a
+// "truncated" error after the whole packets before the cut.
 void expectTruncatedPrefixes(const ByteVec &whole, const std::function<ReadAll(ByteVec)> &read) {
   const ReadAll full = read(whole);
   ASSERT_EQ(full.error, "");
   ASSERT_FALSE(full.packets.empty());
+  const std::map<size_t, size_t> ends = blockEnds(whole);
+  ASSERT_EQ(ends.rbegin()->first, whole.size()) << "the sample is not whole blocks";
+  ASSERT_EQ(ends.rbegin()->second, full.packets.size());
   for (size_t len = 0; len < whole.size(); ++len) {
     const ReadAll cut = read(ByteVec(whole.begin(), whole.begin() + len));
-    if (!cut.error.empty()) {
-      EXPECT_NE(cut.error.find("truncated"), std::string::npos) << len << ": " << cut.error;
+    auto end = ends.upper_bound(len); // the first block end after the cut
+    const size_t wholePackets = end == ends.begin() ? 0 : std::prev(end)->second;
+    if (ends.count(len)) {
+      EXPECT_EQ(cut.error, "") << "cut at a block end, " << len << " bytes";
+    } else {
+      EXPECT_NE(cut.error.find("truncated"), std::string::npos)
+          << "cut in the middle of a block, " << len << " bytes, read without a truncation "
+          << "error: '" << cut.error << "'";
     }
+    EXPECT_EQ(cut.packets.size(), wholePackets) << len << " bytes";
     ASSERT_LE(cut.packets.size(), full.packets.size()) << len;
     for (size_t i = 0; i < cut.packets.size(); ++i) {
       EXPECT_EQ(cut.packets[i].data, full.packets[i].data) << len;

@@ -1,5 +1,7 @@
 // JSON <-> a{sv} conversion (dbus/Variant), through real sd-bus messages.
 #include "dbus/Variant.h"
+#include "api/ServiceApi.h"
+#include "engine/SlotCounters.h"
 
 #include <cerrno>
 #include <cstdint>
@@ -8,9 +10,11 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
+#include <vector>
 
 using namespace ringcap;
 using nlohmann::json;
@@ -39,9 +43,8 @@ protected:
   sd_bus_message *message() {
     sd_bus_message_unref(m_);
     m_ = nullptr;
-    EXPECT_GE(sd_bus_message_new_method_call(bus_, &m_, "org.ringcap.Ringcap1",
-                                             "/org/ringcap/Ringcap1",
-                                             "org.ringcap.Ringcap1.Manager", "CreateCapture"),
+    EXPECT_GE(sd_bus_message_new_method_call(bus_, &m_, api::kBusName, api::kManagerPath,
+                                             api::kManagerInterface, "CreateCapture"),
               0);
     return m_;
   }
@@ -143,23 +146,13 @@ TEST_F(VariantTest, IntegerFieldsTakeTheirDocumentedTypes) {
 }
 
 TEST_F(VariantTest, RecordCountersAreSentAsT) {
-  json record = json::parse(R"({"id":"ab","time_limit":10,"packets_seen":0,"packets_matched":1,
-      "packets_sampled_out":2,"packets_captured":3,"bytes_captured":4,"packets_lost":5,
-      "packets_over_limit":6,"file_size":7,"packets_copy_failed":8,"filter_v1":{}})");
+  json record = json::parse(R"({"id":"ab","time_limit":10,"file_size":7,"filter_v1":{}})");
+  putCounters(record, SlotCounters{0, 1, 2, 3, 4, 5, 6, 7});
   std::map<std::string, std::string> expected{
-      {"id", "s"},
-      {"time_limit", "u"},
-      {"packets_seen", "t"},
-      {"packets_matched", "t"},
-      {"packets_sampled_out", "t"},
-      {"packets_captured", "t"},
-      {"bytes_captured", "t"},
-      {"packets_lost", "t"},
-      {"packets_over_limit", "t"},
-      {"file_size", "t"},
-      {"packets_copy_failed", "t"},
-      {"filter_v1", "a{sv}"},
-  };
+      {"id", "s"}, {"time_limit", "u"}, {"file_size", "t"}, {"filter_v1", "a{sv}"}};
+  for (const auto &f : kSlotCounterFields)
+    expected.emplace(f.name, "t");
+  expected.emplace(kPacketsLostName, "t");
   EXPECT_EQ(signaturesOf(record), expected);
   EXPECT_EQ(roundTrip(record), record);
 }
@@ -270,7 +263,8 @@ TEST_F(VariantTest, ReadsEveryOtherSupportedTypeOfARecord) {
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "d", "d", 0.5), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "b", "b", 1), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "s", "s", "caf\xc3\xa9"), 0);
-  ASSERT_GE(sd_bus_message_append(m, "{sv}", "o", "o", "/org/ringcap/Ringcap1/capture/ab"), 0);
+  const std::string path = api::capturePath("ab");
+  ASSERT_GE(sd_bus_message_append(m, "{sv}", "o", "o", path.c_str()), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "g", "g", "a{sv}"), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "ay", "ay", 2, 1, 2), 0);
   ASSERT_GE(sd_bus_message_append(m, "{sv}", "as", "as", 0), 0);
@@ -286,10 +280,11 @@ TEST_F(VariantTest, ReadsEveryOtherSupportedTypeOfARecord) {
   seal();
   auto record = readVariantDict(m);
   ASSERT_TRUE(record) << record.error().message;
-  EXPECT_EQ(*record, json::parse(R"({"d":0.5,"b":true,"s":"caf\u00e9",
-      "o":"/org/ringcap/Ringcap1/capture/ab","g":"a{sv}","ay":[1,2],"as":[],
-      "aas":[["a"],["b","c"]],"av":[5,["z"],{"k":false}],"aa{sv}":[{"k":"v"},{}],
-      "nested":{"deeper":{"n":80}}})"));
+  json expected = json::parse(R"({"d":0.5,"b":true,"s":"caf\u00e9","g":"a{sv}","ay":[1,2],
+      "as":[],"aas":[["a"],["b","c"]],"av":[5,["z"],{"k":false}],"aa{sv}":[{"k":"v"},{}],
+      "nested":{"deeper":{"n":80}}})");
+  expected["o"] = path;
+  EXPECT_EQ(*record, expected);
   EXPECT_EQ(sd_bus_message_at_end(m, true), 1);
 }
 
@@ -394,6 +389,105 @@ TEST_F(VariantTest, ARecordMustBeADictionary) {
   r = readVariantDict(m_);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message, "expected a dictionary (a{sv}), but the message ends");
+}
+
+// The resident memory's high-water mark of this process, in KiB.
+long peakRssKiB() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+// Appends {key: ay of `bytes` bytes} as one entry of an open a{sv}.
+int appendByteArrayEntry(sd_bus_message *m, const char *key, size_t bytes) {
+  const std::vector<uint8_t> data(bytes, 0x5a);
+  int r = sd_bus_message_open_container(m, 'e', "sv");
+  if (r >= 0)
+    r = sd_bus_message_append(m, "s", key);
+  if (r >= 0)
+    r = sd_bus_message_open_container(m, 'v', "ay");
+  if (r >= 0)
+    r = sd_bus_message_append_array(m, 'y', data.data(), data.size());
+  if (r >= 0)
+    r = sd_bus_message_close_container(m);
+  return r < 0 ? r : sd_bus_message_close_container(m);
+}
+
+// A request of a{sv} whose `key` holds an ay of 16 MiB (nested in filter_v1 when `nested`).
+// As JSON that array would take some 400 MiB; the schema refuses it unread.
+TEST_F(VariantTest, TheRequestSchemaRefusesLargeValuesWithoutReadingThem) {
+  constexpr size_t kBytes = 16 << 20;
+  struct Row {
+    const char *key;
+    bool nested;
+    std::string error;
+  } rows[] = {
+      {"colour", false, "colour: unknown field"},
+      {"vlan", true, "filter_v1.vlan: unknown field"},
+      {"time_limit", false,
+       "time_limit: unsupported D-Bus type \"ay\" (must be a single value such as s or u, not a "
+       "container)"},
+      {"source_address", true,
+       "filter_v1.source_address: unsupported D-Bus type \"ay\" (must be a single value such as "
+       "s or u, not a container)"},
+      {"filter_v1", false, "filter_v1: unsupported D-Bus type \"ay\" (must be a dictionary a{sv})"},
+  };
+  for (const Row &row : rows) {
+    SCOPED_TRACE(row.key);
+    sd_bus_message *m = message();
+    ASSERT_GE(sd_bus_message_open_container(m, 'a', "{sv}"), 0);
+    ASSERT_GE(sd_bus_message_append(m, "{sv}", "system", "s", "magic-transit"), 0);
+    if (row.nested) {
+      ASSERT_GE(sd_bus_message_open_container(m, 'e', "sv"), 0);
+      ASSERT_GE(sd_bus_message_append(m, "s", "filter_v1"), 0);
+      ASSERT_GE(sd_bus_message_open_container(m, 'v', "a{sv}"), 0);
+      ASSERT_GE(sd_bus_message_open_container(m, 'a', "{sv}"), 0);
+      ASSERT_GE(sd_bus_message_append(m, "{sv}", "protocol", "y", uint8_t(17)), 0);
+      ASSERT_GE(appendByteArrayEntry(m, row.key, kBytes), 0);
+      ASSERT_GE(sd_bus_message_close_container(m), 0);
+      ASSERT_GE(sd_bus_message_close_container(m), 0);
+      ASSERT_GE(sd_bus_message_close_container(m), 0);
+    } else {
+      ASSERT_GE(appendByteArrayEntry(m, row.key, kBytes), 0);
+    }
+    ASSERT_GE(sd_bus_message_close_container(m), 0);
+    seal();
+    const long before = peakRssKiB();
+    auto r = readVariantDict(m_, captureRequestSchema());
+    const long grown = peakRssKiB() - before;
+    ASSERT_FALSE(r) << r->dump().substr(0, 200);
+    EXPECT_EQ(r.error().code, EINVAL);
+    EXPECT_EQ(r.error().message, row.error);
+    EXPECT_LT(grown, 4096) << "reading the refused request grew the peak RSS by " << grown
+                           << " KiB";
+  }
+}
+
+TEST_F(VariantTest, TheRequestSchemaPassesBasicValuesOnToTheValidator) {
+  // Wrong basic types under known keys are read: the validator names the rule they break.
+  ASSERT_GE(sd_bus_message_append(message(), "a{sv}", 4, "system", "s", "magic-transit",
+                                  "time_limit", "s", "10", "filter_v1", "a{sv}", 1, "source_port",
+                                  "s", "53", "type", "b", 1),
+            0);
+  seal();
+  auto r = readVariantDict(m_, captureRequestSchema());
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, json::parse(R"({"system":"magic-transit","time_limit":"10",
+                                "filter_v1":{"source_port":"53"},"type":true})"));
+  // A struct and another dictionary type are refused by type.
+  ASSERT_GE(sd_bus_message_append(message(), "a{sv}", 1, "packet_limit", "(ii)", 1, 2), 0);
+  seal();
+  r = readVariantDict(m_, captureRequestSchema());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "packet_limit: unsupported D-Bus type \"(ii)\" (must be a single "
+                               "value such as s or u, not a container)");
+  ASSERT_GE(sd_bus_message_append(message(), "a{sv}", 1, "filter_v1", "a{ss}", 1, "protocol", "6"),
+            0);
+  seal();
+  r = readVariantDict(m_, captureRequestSchema());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message,
+            "filter_v1: unsupported D-Bus type \"a{ss}\" (must be a dictionary a{sv})");
 }
 
 } // namespace

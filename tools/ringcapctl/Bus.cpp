@@ -13,16 +13,17 @@ Failure failureFromError(const sd_bus_error *error, int r) {
     return Failure(kExitFailure, std::string("D-Bus call failed: ") + std::strerror(-r));
   std::string name = error->name;
   std::string message = error->message ? error->message : name;
-  if (name == SD_BUS_ERROR_SERVICE_UNKNOWN || name == SD_BUS_ERROR_NAME_HAS_NO_OWNER)
-    return Failure(kExitNotRunning, std::string("ringcapd is not running on the system bus (") +
-                                        kService + " has no owner)");
-  if (name.starts_with("org.freedesktop.DBus.Error.Spawn."))
-    return Failure(kExitNotRunning,
-                   "ringcapd could not be started: " + message + " (" + name + ")");
-  if (name == SD_BUS_ERROR_ACCESS_DENIED && message.starts_with("Rejected send message"))
+  ErrorKind kind = api::errorKindFromDbusName(name);
+  int exit = api::exitCode(kind);
+  if (kind == ErrorKind::Unavailable && name.starts_with("org.freedesktop.DBus.Error.Spawn."))
+    return Failure(exit, "ringcapd could not be started: " + message + " (" + name + ")");
+  if (kind == ErrorKind::Unavailable)
+    return Failure(exit, std::string("ringcapd is not running on the system bus (") + kService +
+                             " has no owner)");
+  if (kind == ErrorKind::AccessDenied && message.starts_with("Rejected send message"))
     message = "the bus refused the call: only root and members of the group ringcap may call "
               "ringcapd"; // the bus's own message is a dump of its policy match
-  return Failure(kExitFailure, message + " (" + name + ")");
+  return Failure(exit, message + " (" + name + ")");
 }
 
 Bus::Bus() {

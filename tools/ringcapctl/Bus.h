@@ -1,6 +1,7 @@
 // Bus: ringcapctl's connection to the system bus and calls to ringcapd's manager object.
 #pragma once
 
+#include "api/ServiceApi.h"
 #include "ringcapctl/Failure.h"
 
 #include <functional>
@@ -11,19 +12,19 @@
 
 namespace ringcap::ctl {
 
-inline constexpr const char *kService = "org.ringcap.Ringcap1";
-inline constexpr const char *kManagerPath = "/org/ringcap/Ringcap1";
-inline constexpr const char *kManagerInterface = "org.ringcap.Ringcap1.Manager";
-inline constexpr const char *kCaptureInterface = "org.ringcap.Ringcap1.Capture";
-inline constexpr const char *kCapturePathPrefix = "/org/ringcap/Ringcap1/capture/";
+using api::kCaptureInterface;
+using api::kManagerInterface;
+using api::kManagerPath;
+inline constexpr const char *kService = api::kBusName;
 
 struct MessageUnref {
   void operator()(sd_bus_message *m) const { sd_bus_message_unref(m); }
 };
 using Message = std::unique_ptr<sd_bus_message, MessageUnref>;
 
-// The Failure for a D-Bus error (r is the negative errno that came with it): exit code 3
-// when nothing owns ringcapd's name, 1 otherwise, with "<message> (<name>)".
+// The Failure for a D-Bus error (r is the negative errno that came with it): the name's
+// ErrorKind and its exit code (api::errorKindFromDbusName, api::exitCode: 3 when nothing
+// owns ringcapd's name, 1 otherwise), with "<message> (<name>)".
 Failure failureFromError(const sd_bus_error *error, int r);
 
 class Bus {

@@ -1,15 +1,18 @@
 // Failure: why ringcapctl stops, with the exit code that tells it to scripts.
 #pragma once
 
+#include "api/ServiceApi.h"
+
 #include <stdexcept>
 #include <string>
 
 namespace ringcap::ctl {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;    // ringcapd or the bus refused or failed; a capture failed
-constexpr int kExitUsage = 2;      // invalid command line
-constexpr int kExitNotRunning = 3; // ringcapd is not on the bus, or the bus is unreachable
+// The exit codes are api/ServiceApi.h's, where each ErrorKind has its own.
+using api::kExitFailure;    // ringcapd or the bus refused or failed; a capture failed
+using api::kExitNotRunning; // ringcapd is not on the bus, or the bus is unreachable
+using api::kExitOk;
+using api::kExitUsage; // invalid command line
 
 struct Failure : std::runtime_error {
   Failure(int exitCode, const std::string &message)

@@ -1,5 +1,7 @@
 #include "ringcapctl/Output.h"
 
+#include "engine/SlotCounters.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <fmt/format.h>
@@ -18,11 +20,14 @@ const std::vector<std::string> kRecordOrder = [] {
   std::istringstream in(
       "id system type status error_message submitted started finished validated stop_reason "
       "time_limit packet_limit byte_limit filter_v1 colo_name destination_conf filename "
-      "offset_time output_format packets_seen packets_matched packets_sampled_out "
-      "packets_captured "
-      "bytes_captured packets_lost packets_over_limit file_name file_size location checksum");
+      "offset_time output_format");
   for (std::string key; in >> key;)
     keys.push_back(key);
+  for (const auto &f : kSlotCounterFields)
+    keys.emplace_back(f.name);
+  keys.emplace_back(kPacketsLostName);
+  for (const char *key : {"file_name", "file_size", "location", "checksum"})
+    keys.emplace_back(key);
   return keys;
 }();
 
@@ -132,7 +137,7 @@ std::string formatProgress(const json &record, std::time_t now) {
   line += " packets, " + field(record, "bytes_captured") + " bytes";
   if (auto lost = record.find("packets_lost");
       lost != record.end() && lost->is_number() && lost->get<double>() > 0)
-    line += ", " + text(*lost) + " lost (ring full)";
+    line += ", " + text(*lost) + " lost";
   auto started = parseTimestamp(field(record, "started"));
   auto limit = record.find("time_limit");
   if (status == "running" && started && limit != record.end() && limit->is_number()) {

@@ -1,6 +1,7 @@
 #include "ringcapctl/Watch.h"
 
 #include "dbus/Variant.h"
+#include "engine/SlotCounters.h"
 #include "ringcapctl/Output.h"
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <optional>
+#include <vector>
 
 namespace ringcap::ctl {
 
@@ -17,16 +19,14 @@ namespace {
 using nlohmann::json;
 
 // Capture properties and the record keys they mirror.
-const std::pair<const char *, const char *> kProperties[] = {
-    {"Id", "id"},
-    {"Status", "status"},
-    {"ErrorMessage", "error_message"},
-    {"PacketsCaptured", "packets_captured"},
-    {"BytesCaptured", "bytes_captured"},
-    {"PacketsSeen", "packets_seen"},
-    {"PacketsMatched", "packets_matched"},
-    {"PacketsLost", "packets_lost"},
-};
+const std::vector<std::pair<std::string, std::string>> kProperties = [] {
+  std::vector<std::pair<std::string, std::string>> v{
+      {"Id", "id"}, {"Status", "status"}, {"ErrorMessage", "error_message"}};
+  for (const auto &f : kSlotCounterFields)
+    v.emplace_back(f.property, f.name);
+  v.emplace_back(kPacketsLostProperty, kPacketsLostName);
+  return v;
+}();
 
 // Reads the invalidated properties (as) of a PropertiesChanged signal, those whose new values
 // it does not carry, and tells whether there are any.
@@ -65,7 +65,7 @@ public:
 
   int run() {
     sd_bus *bus = bus_.get();
-    std::string path = kCapturePathPrefix + id_;
+    std::string path = api::capturePath(id_);
     if (!sd_bus_object_path_is_valid(path.c_str())) {
       readRecord(bus_.call("GetCapture", id_).get()); // ringcapd names the problem
       throw Failure(kExitFailure, "capture \"" + id_ + "\" has no object path to watch");
@@ -73,12 +73,12 @@ public:
     int r = sd_bus_match_signal(bus, &changed_, kService, path.c_str(),
                                 "org.freedesktop.DBus.Properties", "PropertiesChanged",
                                 &Watcher::onPropertiesChanged, this);
+    std::string ownerMatch = "type='signal',sender='org.freedesktop.DBus',"
+                             "path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
+                             "member='NameOwnerChanged',arg0='" +
+                             std::string(kService) + "'";
     if (r >= 0)
-      r = sd_bus_add_match(bus, &owner_,
-                           "type='signal',sender='org.freedesktop.DBus',"
-                           "path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
-                           "member='NameOwnerChanged',arg0='org.ringcap.Ringcap1'",
-                           &Watcher::onNameOwnerChanged, this);
+      r = sd_bus_add_match(bus, &owner_, ownerMatch.c_str(), &Watcher::onNameOwnerChanged, this);
     if (r < 0)
       throw Failure(kExitFailure,
                     std::string("subscribing to the capture's signals: ") + std::strerror(-r));

@@ -1,4 +1,8 @@
 #include "dbus/Variant.h"
+#include "engine/SlotCounters.h"
+
+#include "request/CaptureRequest.h"
+#include "request/FilterV1.h"
 
 #include <cerrno>
 #include <cstdint>
@@ -380,17 +384,54 @@ Result<void> appendObject(sd_bus_message *m, const json &object, const VariantTy
 } // namespace
 
 const VariantTypeHints &captureFieldTypes() {
-  static const VariantTypeHints hints = {
-      {"time_limit", 'u'},         {"packet_limit", 'u'},     {"byte_limit", 't'},
-      {"source_port", 'q'},        {"destination_port", 'q'}, {"protocol", 'y'},
-      {"packets_seen", 't'},       {"packets_matched", 't'},  {"packets_sampled_out", 't'},
-      {"packets_captured", 't'},   {"bytes_captured", 't'},   {"packets_lost", 't'},
-      {"packets_over_limit", 't'}, {"file_size", 't'},        {"packets_copy_failed", 't'},
-  };
+  static const VariantTypeHints hints = [] {
+    VariantTypeHints h = {
+        {"time_limit", 'u'},       {"packet_limit", 'u'},
+        {"byte_limit", 't'},       {"source_port", 'q'},
+        {"destination_port", 'q'}, {"protocol", 'y'},
+        {"file_size", 't'},        {std::string(kPacketsLostName), 't'},
+    };
+    for (const auto &f : kSlotCounterFields)
+      h.emplace(std::string(f.name), 't');
+    return h;
+  }();
   return hints;
 }
 
-Result<json> readVariantDict(sd_bus_message *m, const std::string &path) {
+namespace {
+
+// Reads the value of a schema's field: only a basic value, or an a{sv} where the field has a
+// nested schema; anything else is refused before it is read.
+Result<json> readField(sd_bus_message *m, const VariantSchema::Field &field,
+                       const std::string &where) {
+  char type;
+  const char *contents = nullptr;
+  int r = sd_bus_message_peek_type(m, &type, &contents);
+  if (r < 0)
+    return readError(r, where);
+  if (r == 0 || type != 'v' || !contents)
+    return Error{EBADMSG, where + ": expected a variant"};
+  const std::string signature = contents; // contents does not outlive the container
+  if (signature.size() == 1 && isBasic(signature[0]))
+    return readVariant(m, where);
+  if (signature != "a{sv}" || !field.dict)
+    return Error{EINVAL,
+                 where + ": unsupported D-Bus type \"" + signature + "\" (" +
+                     (field.dict ? "must be a dictionary a{sv}"
+                                 : "must be a single value such as s or u, not a container") +
+                     ")"};
+  if ((r = sd_bus_message_enter_container(m, 'v', signature.c_str())) < 0)
+    return readError(r, where);
+  auto out = readVariantDict(m, *field.dict, where);
+  if (!out)
+    return out;
+  if ((r = sd_bus_message_exit_container(m)) < 0)
+    return readError(r, where);
+  return out;
+}
+
+// readVariantDict, with or without a schema.
+Result<json> readDict(sd_bus_message *m, const VariantSchema *schema, const std::string &path) {
   if (auto r = expect(m, 'a', "{sv}", "a dictionary (a{sv})", path); !r)
     return r.error();
   int r = sd_bus_message_enter_container(m, 'a', "{sv}");
@@ -402,10 +443,13 @@ Result<json> readVariantDict(sd_bus_message *m, const std::string &path) {
     if ((r = sd_bus_message_read_basic(m, 's', &key)) <= 0)
       return readError(r < 0 ? r : -EBADMSG, path);
     std::string name = key;
+    const VariantSchema::Field *field = schema ? schema->find(name) : nullptr;
+    if (schema && !field)
+      return Error{EINVAL, join(path, describeJsonKey(name)) + ": unknown field"};
     std::string where = join(path, name);
     if (out.contains(name))
       return Error{EINVAL, where + ": given more than once"};
-    auto value = readVariant(m, where);
+    auto value = field ? readField(m, *field, where) : readVariant(m, where);
     if (!value)
       return value.error();
     out[name] = std::move(*value);
@@ -417,6 +461,40 @@ Result<json> readVariantDict(sd_bus_message *m, const std::string &path) {
   if ((r = sd_bus_message_exit_container(m)) < 0)
     return readError(r, path);
   return out;
+}
+
+} // namespace
+
+const VariantSchema::Field *VariantSchema::find(std::string_view key) const {
+  for (const Field &f : fields)
+    if (f.key == key)
+      return &f;
+  return nullptr;
+}
+
+const VariantSchema &captureRequestSchema() {
+  static const VariantSchema filter = [] {
+    VariantSchema s;
+    for (std::string_view key : filterV1Fields())
+      s.fields.push_back({key});
+    return s;
+  }();
+  static const VariantSchema request = [] {
+    VariantSchema s;
+    for (std::string_view key : captureRequestFields())
+      s.fields.push_back({key, key == "filter_v1" ? &filter : nullptr});
+    return s;
+  }();
+  return request;
+}
+
+Result<json> readVariantDict(sd_bus_message *m, const std::string &path) {
+  return readDict(m, nullptr, path);
+}
+
+Result<json> readVariantDict(sd_bus_message *m, const VariantSchema &schema,
+                             const std::string &path) {
+  return readDict(m, &schema, path);
 }
 
 Result<json> readVariantDictArray(sd_bus_message *m) {

@@ -7,6 +7,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
 struct sd_bus_message;
 
@@ -29,6 +31,29 @@ const VariantTypeHints &captureFieldTypes();
 // ("filter_v1.source_port: unsupported D-Bus type \"(qq)\"", "list[2]: ..." for an array
 // element), and so is a key given twice. `path` prefixes the keys in error messages.
 Result<nlohmann::json> readVariantDict(sd_bus_message *m, const std::string &path = "");
+
+// What a dictionary may hold, checked before a value is read: an unknown key, or a value of a
+// type its field never takes (an array of 30 MiB under any key), is refused without reading
+// the value, so a request costs no more memory than the message it came in.
+struct VariantSchema {
+  struct Field {
+    std::string_view key;
+    // null: the field takes one basic value (s, an integer type, b, d, o, g), whose type and
+    // range the caller checks; else it also takes an a{sv} read with this schema.
+    const VariantSchema *dict = nullptr;
+  };
+  std::vector<Field> fields;
+  const Field *find(std::string_view key) const;
+};
+
+// The schema of a CreateCapture request (the keys of docs/dbus-api.md, filter_v1 nested).
+const VariantSchema &captureRequestSchema();
+
+// readVariantDict with a schema: a key the schema lacks is "<path>: unknown field"; a value
+// whose type the field does not take is "<path>: unsupported D-Bus type \"ay\" (...)". Both
+// are EINVAL and leave the value unread.
+Result<nlohmann::json> readVariantDict(sd_bus_message *m, const VariantSchema &schema,
+                                       const std::string &path = "");
 
 // Reads an aa{sv} at the message's read position into a JSON array of objects, as
 // readVariantDict does for each ("[1].status: ..." in error messages).

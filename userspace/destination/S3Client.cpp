@@ -1,5 +1,7 @@
 #include "destination/S3Client.h"
 
+#include "util/Text.h"
+
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
@@ -359,26 +361,8 @@ bool parseU64(std::string_view s, uint64_t &out) {
   return !t.empty() && ec == std::errc() && p == t.data() + t.size();
 }
 
-// Text from the server or a key, made safe for one line of a message: control bytes escaped,
-// at most `max` bytes.
-std::string printable(std::string_view s, size_t max = 300) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= max) {
-      out += "...";
-      break;
-    }
-    if (c < 0x20 || c == 0x7F) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+// Text from the server or a key, made safe for one line of a message (util/Text.h).
+std::string printable(std::string_view s, size_t max = 300) { return safeText(s, max); }
 
 std::string seconds(std::chrono::milliseconds ms) {
   if (ms.count() % 1000 == 0)
@@ -449,7 +433,14 @@ struct Transfer {
   bool tooLarge = false;
   std::span<const uint8_t> upload;
   size_t uploaded = 0;
+  const Cancellation *cancel = nullptr;
 };
+
+// Called by curl at least once a second, also while nothing moves: non-zero aborts.
+int onProgress(void *user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto *t = static_cast<Transfer *>(user);
+  return t->cancel && t->cancel->cancelled() ? 1 : 0;
+}
 
 size_t onHeader(char *data, size_t size, size_t n, void *user) {
   auto *t = static_cast<Transfer *>(user);
@@ -606,7 +597,9 @@ std::string S3Client::url(const std::string &key, const std::string &query) cons
 }
 
 Error S3Client::fail(const Request &request, int code, std::string what) const {
-  std::string message = "S3 " + request.operation + " " + request.target + ": " + what;
+  // Every part is already bounded; this makes sure that nothing unescaped gets through.
+  std::string message =
+      safeText("S3 " + request.operation + " " + request.target + ": " + what, 8192);
   // Belt and braces: nothing the server sent back may echo a secret into a log.
   if (creds_.secretAccessKey.size() >= 4)
     replaceAll(message, creds_.secretAccessKey, "<secret>");
@@ -623,6 +616,8 @@ Result<S3Client::Response> S3Client::perform(const Request &request) {
                 "no credentials: the access key id or the secret access key is empty");
   std::chrono::milliseconds backoff = options_.firstBackoff;
   for (int attempt = 1;; ++attempt) {
+    if (options_.cancel && options_.cancel->cancelled())
+      return fail(request, ECANCELED, "cancelled: ringcapd is stopping");
     bool retryable = false;
     auto r = performOnce(request, retryable);
     if (r.ok())
@@ -633,7 +628,9 @@ Result<S3Client::Response> S3Client::perform(const Request &request) {
         e.message += " (after " + std::to_string(attempt) + " attempts)";
       return fail(request, e.code, e.message);
     }
-    std::this_thread::sleep_for(backoff);
+    if (options_.cancel ? !options_.cancel->waitFor(backoff)
+                        : (std::this_thread::sleep_for(backoff), false))
+      return fail(request, ECANCELED, "cancelled: ringcapd is stopping (" + e.message + ")");
     backoff *= 2;
   }
 }
@@ -643,7 +640,7 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
   curl_easy_reset(h); // keeps the connection cache
   curl_->errbuf[0] = 0;
   Response response;
-  Transfer t{h, &response, request.maxBody, false, request.body, 0};
+  Transfer t{h, &response, request.maxBody, false, request.body, 0, options_.cancel.get()};
 
   std::string query = s3detail::canonicalQuery(request.query);
   std::string target = url(request.key, query);
@@ -666,6 +663,9 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, onBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, onProgress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 
   // curl 7.88 signs the payload hash it finds in this header (and S3 requires the header).
   curl_slist *headers = nullptr;
@@ -754,6 +754,8 @@ Result<S3Client::Response> S3Client::performOnce(const Request &request, bool &r
     case CURLE_HTTP2_STREAM:
     case CURLE_SSL_CONNECT_ERROR:
       return retryable(EIO, "the connection to " + origin + " broke: " + curlText);
+    case CURLE_ABORTED_BY_CALLBACK:
+      return final(ECANCELED, "cancelled: ringcapd is stopping");
     case CURLE_WRITE_ERROR:
       if (t.tooLarge)
         return final(EIO, "the answer is larger than " + std::to_string(request.maxBody >> 20) +

@@ -6,11 +6,13 @@
 //
 // Errors say which operation on which s3://bucket/key failed, why, and what to check. Codes:
 // EACCES (credentials or permissions refused), ENOENT (NoSuchBucket, NoSuchKey, NoSuchUpload),
-// ECONNREFUSED / ETIMEDOUT / EHOSTUNREACH (network), EIO otherwise. They never contain the
+// ECONNREFUSED / ETIMEDOUT / EHOSTUNREACH (network), ECANCELED (S3Options::cancel raised),
+// EIO otherwise. They never contain the
 // secret access key, the session token or the Authorization header.
 #pragma once
 
 #include "destination/AwsCredentials.h"
+#include "util/Cancellation.h"
 #include "util/Result.h"
 
 #include <chrono>
@@ -47,6 +49,9 @@ struct S3Options {
   std::chrono::milliseconds firstBackoff{500};
   uint64_t multipartThreshold = 16u << 20; // files larger than this go up as multipart
   uint64_t partSize = 8u << 20;            // raised to S3's minimum of 5 MiB when smaller
+  // When raised, the transfer in progress is aborted within about a second (curl's progress
+  // callback), backoff waits end at once, and the call fails with ECANCELED.
+  std::shared_ptr<const Cancellation> cancel;
 };
 
 class S3Client {

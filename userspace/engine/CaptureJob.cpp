@@ -1,4 +1,5 @@
 #include "engine/CaptureJob.h"
+#include "engine/SlotCounters.h"
 
 #include <ctime>
 #include <spdlog/spdlog.h>
@@ -43,6 +44,10 @@ std::string_view toString(StopReason reason) {
     return "write_error";
   case StopReason::Fault:
     return "fault";
+  case StopReason::SpoolLimit:
+    return "spool_limit";
+  case StopReason::DiskSpace:
+    return "disk_space";
   }
   return "unknown";
 }
@@ -86,6 +91,7 @@ Result<std::unique_ptr<CaptureJob>> CaptureJob::start(CaptureProgram &program, R
     return r.error();
   }
   job->armed_ = true;
+  job->routed_ = true;
   if (request.time_limit)
     job->deadline_ = Clock::now() + std::chrono::seconds(*request.time_limit);
   spdlog::debug("capture armed in slot {} (cookie {:#x}), writing {}", *slot, options.cookie, path);
@@ -93,9 +99,11 @@ Result<std::unique_ptr<CaptureJob>> CaptureJob::start(CaptureProgram &program, R
 }
 
 CaptureJob::~CaptureJob() {
-  if (armed_) {
+  if (armed_)
     (void)program_.disarmSlot(slot_);
+  if (routed_) {
     drainer_.unroute(slot_);
+    program_.holdSlot(slot_, false);
   }
 }
 
@@ -120,27 +128,52 @@ StopReason CaptureJob::check(Clock::time_point now) {
 
 Result<void> CaptureJob::flush() { return sink_->flush(); }
 
-CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault) {
-  CaptureSummary s;
-  s.reason = reason;
+void CaptureJob::stop(StopReason reason, std::optional<Error> fault) {
+  if (stopped())
+    return;
+  stopReason_ = reason == StopReason::None ? StopReason::Stopped : reason;
+  fault_ = std::move(fault);
   if (armed_) {
     if (auto r = program_.disarmSlot(slot_); !r)
       spdlog::warn("disarming slot {}: {}", slot_, r.error().message);
     armed_ = false;
+    program_.holdSlot(slot_, true);
   }
   // Records of this job that are still in the ring: the kernel counted `captured` of them.
-  // Drain until the sink has them all; a record reserved on another CPU just before the
-  // slot was disarmed is committed within microseconds, so the wait is bounded and short.
-  auto counters = program_.slotCounters(slot_);
-  auto until = Clock::now() + std::chrono::seconds(2);
-  while (counters && sink_->packetsReceived() < counters->captured && Clock::now() < until) {
+  // A record reserved on another CPU just before the slot was disarmed is committed within
+  // microseconds, so the wait is bounded and short.
+  if (auto c = program_.slotCounters(slot_))
+    finalCounters_ = *c;
+  drainUntil_ = Clock::now() + kDrainTimeout;
+}
+
+bool CaptureJob::drained(Clock::time_point now) const {
+  return !finalCounters_ || sink_->packetsReceived() >= finalCounters_->captured ||
+         now >= drainUntil_;
+}
+
+CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault) {
+  stop(reason, std::move(fault));
+  while (!drained()) {
     auto n = drainer_.poll(10);
     if (!n) {
       spdlog::warn("draining the ring: {}", n.error().message);
       break;
     }
   }
+  return complete();
+}
+
+CaptureSummary CaptureJob::complete() {
+  if (!stopped())
+    stop(StopReason::Stopped);
+  CaptureSummary s;
+  StopReason reason = stopReason_;
+  s.reason = reason;
   drainer_.unroute(slot_);
+  program_.holdSlot(slot_, false);
+  routed_ = false;
+  const auto &counters = finalCounters_;
   if (counters)
     s.counters = *counters;
   if (counters && sink_->packetsReceived() < counters->captured)
@@ -153,16 +186,11 @@ CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault)
     stats[i].timestampNs = now;
     if (i == 0) {
       stats[i].received = s.counters.seen;
-      stats[i].dropped = s.counters.ringLost;
+      stats[i].dropped = packetsLost(s.counters);
       stats[i].accepted = s.counters.matched;
-      stats[i].comment = "ringcap: " + std::string(toString(reason)) +
-                         "; counters of all interfaces of this capture: seen " +
-                         std::to_string(s.counters.seen) + ", matched " +
-                         std::to_string(s.counters.matched) + ", sampled out " +
-                         std::to_string(s.counters.sampledOut) + ", captured " +
-                         std::to_string(s.counters.captured) + ", lost (ring full) " +
-                         std::to_string(s.counters.ringLost) + ", over the limits " +
-                         std::to_string(s.counters.limitReached);
+      stats[i].comment =
+          "ringcap: " + std::string(toString(reason)) +
+          "; counters of all interfaces of this capture: " + describeCounters(s.counters);
     } else {
       stats[i].comment = "ringcap: counted under the first interface";
     }
@@ -175,8 +203,8 @@ CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault)
   }
   if (s.error && reason != StopReason::Fault)
     s.reason = StopReason::WriteError;
-  if (fault)
-    s.error = fault;
+  if (fault_)
+    s.error = fault_;
   s.packetsWritten = sink_->writer().packetsWritten();
   s.fileBytes = sink_->writer().bytesWritten();
   s.packetsUnwritten = sink_->packetsDropped();

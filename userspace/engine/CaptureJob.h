@@ -23,6 +23,8 @@ enum class StopReason {
   Stopped,     // asked to stop (signal, StopCapture)
   WriteError,  // the file could not be written (disk full, ...)
   Fault,       // anything else: interface gone, ring error
+  SpoolLimit,  // the file reached the daemon's spool budget (capture.spool_max_bytes)
+  DiskSpace,   // the state directory's free space fell to capture.min_free_bytes
 };
 
 std::string_view toString(StopReason reason);
@@ -54,9 +56,22 @@ public:
   StopReason check(Clock::time_point now = Clock::now());
   // Makes every packet drained so far readable in the file.
   Result<void> flush();
-  // Disarms the slot, drains what the ring still holds for this job, writes the statistics
-  // blocks and closes the file. Call once.
+  // Ending a capture without blocking the caller's event loop, in three steps:
+  // stop() disarms the slot (it stays held, so no other job takes it) and notes how many
+  // records the kernel counted for the job; the caller's loop keeps draining the ring until
+  // drained() (every counted record arrived, or kDrainTimeout passed); complete() then
+  // writes the statistics blocks, closes the file and frees the slot. Each is called once.
+  void stop(StopReason reason, std::optional<Error> fault = std::nullopt);
+  bool stopped() const { return stopReason_ != StopReason::None; }
+  bool drained(Clock::time_point now = Clock::now()) const;
+  CaptureSummary complete();
+  // stop(), then drains the ring here until drained(), then complete(): for a caller with
+  // nothing else to serve meanwhile (ringcap-dump, a daemon that is stopping).
   CaptureSummary finish(StopReason reason, std::optional<Error> fault = std::nullopt);
+
+  // How long stop() waits at most for records the kernel counted but the ring has not
+  // handed over (a record reserved on another CPU as the slot was disarmed: microseconds).
+  static constexpr auto kDrainTimeout = std::chrono::seconds(2);
 
   Result<SlotCounters> counters() const { return program_.slotCounters(slot_); }
   Clock::time_point deadline() const { return deadline_; }
@@ -74,9 +89,15 @@ private:
   CaptureRequest request_;
   unsigned slot_ = 0;
   bool armed_ = false;
+  bool routed_ = false; // the slot's records go to this job (and the slot is held once disarmed)
   std::string path_;
   std::unique_ptr<PcapFileSink> sink_;
   Clock::time_point deadline_ = Clock::time_point::max();
+  // Set by stop().
+  StopReason stopReason_ = StopReason::None;
+  std::optional<Error> fault_;
+  std::optional<SlotCounters> finalCounters_;
+  Clock::time_point drainUntil_{};
 };
 
 } // namespace ringcap

@@ -16,16 +16,6 @@ namespace {
 
 bool isPowerOfTwo(uint32_t v) { return v && !(v & (v - 1)); }
 
-SlotCounters minus(const SlotCounters &a, const SlotCounters &b) {
-  return {a.seen - b.seen,
-          a.matched - b.matched,
-          a.sampledOut - b.sampledOut,
-          a.captured - b.captured,
-          a.bytesCaptured - b.bytesCaptured,
-          a.ringLost - b.ringLost,
-          a.limitReached - b.limitReached};
-}
-
 } // namespace
 
 Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgramOptions &options) {
@@ -199,7 +189,7 @@ int CaptureProgram::ringFd() const { return bpf_map__fd(skel_->maps.ring); }
 
 std::optional<unsigned> CaptureProgram::freeSlot() const {
   for (unsigned i = 0; i < RINGCAP_MAX_SLOTS; i++)
-    if (!slotArmed(i))
+    if (!slotArmed(i) && !(held_ & (1u << i)))
       return i;
   return std::nullopt;
 }
@@ -296,13 +286,8 @@ Result<SlotCounters> CaptureProgram::sumSlot(unsigned slot) const {
   if (!all)
     return all.error();
   SlotCounters sum;
-  for (const auto &c : *all) {
-    const ringcap_slot_counters &one = c.slot[slot];
-    sum.seen += one.seen, sum.matched += one.matched, sum.sampledOut += one.sampled_out;
-    sum.captured += one.captured, sum.bytesCaptured += one.bytes_captured;
-    sum.ringLost += one.ring_lost, sum.limitReached += one.limit_reached;
-    sum.copyFailed += one.copy_failed;
-  }
+  for (const auto &c : *all)
+    addKernel(sum, c.slot[slot]);
   return sum;
 }
 

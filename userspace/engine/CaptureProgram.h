@@ -3,6 +3,7 @@
 #pragma once
 
 #include "capture_abi.h"
+#include "engine/SlotCounters.h"
 #include "util/Result.h"
 
 #include <array>
@@ -33,11 +34,6 @@ struct SlotSettings {
   ringcap_filter filter{};
   std::optional<uint64_t> packetLimit;
   std::optional<uint64_t> byteLimit;
-};
-
-struct SlotCounters {
-  uint64_t seen = 0, matched = 0, sampledOut = 0, captured = 0, bytesCaptured = 0, ringLost = 0,
-           limitReached = 0, copyFailed = 0;
 };
 
 struct GlobalCounters {
@@ -73,10 +69,17 @@ public:
   void detachAll();
   const std::vector<Attachment> &attachments() const { return attachments_; }
 
+  // A slot that is neither armed nor held.
   std::optional<unsigned> freeSlot() const;
   Result<void> armSlot(unsigned slot, const SlotSettings &settings);
   Result<void> disarmSlot(unsigned slot);
   bool slotArmed(unsigned slot) const { return config_.active_mask & (1u << slot); }
+  // A held slot is not free although disarmed: its job still drains its records from the
+  // ring and reads its counters.
+  void holdSlot(unsigned slot, bool held) {
+    if (slot < RINGCAP_MAX_SLOTS)
+      held_ = held ? held_ | (1u << slot) : held_ & ~(1u << slot);
+  }
 
   // Counters since the slot was last armed.
   Result<SlotCounters> slotCounters(unsigned slot) const;
@@ -106,6 +109,7 @@ private:
   uint32_t ringBytes_ = 0;
   bool loaded_ = false;
   bool standalone_ = false;
+  uint32_t held_ = 0; // slots held by holdSlot()
   std::array<SlotCounters, RINGCAP_MAX_SLOTS> baseline_{};
 };
 

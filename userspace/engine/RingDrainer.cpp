@@ -38,13 +38,21 @@ int64_t realtimeMinusBoottimeNs() {
   return best;
 }
 
-Result<std::unique_ptr<RingDrainer>> RingDrainer::create(int ringFd) {
+Result<std::unique_ptr<RingDrainer>> RingDrainer::create(int ringFd,
+                                                         ClockOffsetSource clockOffset) {
   std::unique_ptr<RingDrainer> d(new RingDrainer());
+  d->clockOffset_ = clockOffset;
   d->rb_ = ring_buffer__new(ringFd, &RingDrainer::onRecord, d.get(), nullptr);
   if (!d->rb_)
     return Error::fromErrno(errno, "opening the capture ring");
-  d->offsetNs_ = realtimeMinusBoottimeNs();
+  d->offsetNs_ = d->clockOffset_();
   return d;
+}
+
+int64_t RingDrainer::refreshClockOffset() {
+  int64_t before = offsetNs_;
+  offsetNs_ = clockOffset_();
+  return offsetNs_ - before;
 }
 
 RingDrainer::~RingDrainer() { ring_buffer__free(rb_); }
@@ -61,31 +69,50 @@ void RingDrainer::unroute(unsigned slot) {
 
 int RingDrainer::epollFd() const { return ring_buffer__epoll_fd(rb_); }
 
+namespace {
+// What onRecord returns to make libbpf stop after the record it was handed (libbpf advances
+// the consumer position past that record first).
+constexpr int kBudgetSpent = -ERANGE;
+} // namespace
+
 int RingDrainer::onRecord(void *ctx, void *data, size_t size) {
   auto *self = static_cast<RingDrainer *>(ctx);
+  self->deliver(data, size);
+  if (self->budget_ != UINT64_MAX && --self->budget_ == 0)
+    return kBudgetSpent;
+  return 0;
+}
+
+void RingDrainer::deliver(void *data, size_t size) {
   auto rec = parseRingRecord({static_cast<const uint8_t *>(data), size});
   if (!rec) {
-    self->stats_.malformed++;
-    return 0;
+    stats_.malformed++;
+    return;
   }
-  const Route &route = self->routes_[rec->header.slot];
+  const Route &route = routes_[rec->header.slot];
   if (!route.sink || route.cookie != rec->header.cookie) {
-    self->stats_.stale++;
-    return 0;
+    stats_.stale++;
+    return;
   }
   CapturedPacket p;
-  p.tsNs = uint64_t(int64_t(rec->header.tstamp_boot_ns) + self->offsetNs_);
+  p.tsNs = uint64_t(int64_t(rec->header.tstamp_boot_ns) + offsetNs_);
   p.ifindex = rec->header.ifindex;
   p.rxQueue = rec->header.rx_queue;
   p.pktLen = rec->header.pkt_len;
   p.data = rec->data;
-  self->stats_.records++;
+  stats_.records++;
   route.sink->onPacket(p);
-  return 0;
 }
 
-Result<uint64_t> RingDrainer::consume() {
+Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
+  if (maxRecords == 0)
+    return uint64_t(0);
+  budget_ = maxRecords;
   int n = ring_buffer__consume(rb_);
+  uint64_t taken = maxRecords == UINT64_MAX ? 0 : maxRecords - budget_;
+  budget_ = UINT64_MAX;
+  if (n == kBudgetSpent)
+    return taken;
   if (n < 0)
     return Error::fromErrno(n, "draining the capture ring");
   return uint64_t(n);

@@ -50,7 +50,10 @@ struct DrainerStats {
 
 class RingDrainer {
 public:
-  static Result<std::unique_ptr<RingDrainer>> create(int ringFd);
+  // Where the clock offset comes from: realtimeMinusBoottimeNs, or a fake in tests.
+  using ClockOffsetSource = int64_t (*)();
+  static Result<std::unique_ptr<RingDrainer>>
+  create(int ringFd, ClockOffsetSource clockOffset = realtimeMinusBoottimeNs);
   ~RingDrainer();
   RingDrainer(const RingDrainer &) = delete;
   RingDrainer &operator=(const RingDrainer &) = delete;
@@ -61,18 +64,23 @@ public:
 
   // An fd that is readable when records wait (for epoll / sd-event).
   int epollFd() const;
-  // Hands every record available now to its sink; returns how many were consumed.
-  Result<uint64_t> consume();
+  // Hands the records available now to their sinks, at most maxRecords of them (the rest
+  // stay in the ring, whose fd stays readable); returns how many were consumed.
+  Result<uint64_t> consume(uint64_t maxRecords = UINT64_MAX);
   // Waits up to timeoutMs for records, then consumes them.
   Result<uint64_t> poll(int timeoutMs);
 
   const DrainerStats &stats() const { return stats_; }
-  // Re-reads the clock offset (after a wall-clock step, for example).
-  void refreshClockOffset() { offsetNs_ = realtimeMinusBoottimeNs(); }
+  // Re-reads the clock offset: after the wall clock was set (ClockStepWatch), and now and
+  // then while capturing (NTP slews the real-time clock against the boot-time clock).
+  // Records drained afterwards are converted with the new offset. Returns the change in ns.
+  int64_t refreshClockOffset();
+  int64_t clockOffsetNs() const { return offsetNs_; }
 
 private:
   RingDrainer() = default;
   static int onRecord(void *ctx, void *data, size_t size);
+  void deliver(void *data, size_t size);
 
   struct Route {
     PacketSink *sink = nullptr;
@@ -82,6 +90,8 @@ private:
   std::array<Route, RINGCAP_MAX_SLOTS> routes_{};
   DrainerStats stats_;
   int64_t offsetNs_ = 0;
+  ClockOffsetSource clockOffset_ = realtimeMinusBoottimeNs;
+  uint64_t budget_ = UINT64_MAX; // records consume() may still take in this call
 };
 
 } // namespace ringcap

@@ -19,6 +19,9 @@ constexpr uint64_t kMaxPacketLimit = 10000;
 constexpr uint64_t kMaxByteLimit = 1000000000;
 constexpr size_t kMaxColoName = 64;
 constexpr size_t kMaxDestinationConf = 2048;
+constexpr std::string_view kOffsetTimeUnsupported =
+    "not supported on this host: it keeps no packet history to look back in (leave "
+    "offset_time out to capture from now on)";
 
 Error invalid(std::string_view path, std::string_view rule) {
   return Error{EINVAL, std::string(path) + ": " + std::string(rule)};
@@ -174,12 +177,12 @@ json CaptureRequest::toJson() const {
     j["colo_name"] = *colo_name;
   if (destination_conf)
     j["destination_conf"] = *destination_conf;
-  if (offset_time)
-    j["offset_time"] = *offset_time;
   if (output_format)
     j["output_format"] = std::string(toString(*output_format));
   return j;
 }
+
+std::span<const std::string_view> captureRequestFields() { return kFields; }
 
 Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode) {
   if (!body.is_object())
@@ -243,11 +246,14 @@ Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode
   if (r)
     r = readString(body, "destination_conf", fullField, isDestinationConf,
                    "must be a non-empty string of at most 2048 bytes", req.destination_conf);
+  // The look-back needs the packet history, which this host does not keep: a well-formed
+  // offset_time is refused rather than accepted and ignored.
+  std::optional<std::string> offset;
   if (r)
     r = readString(body, "offset_time", offsetTime, isRfc3339DateTime,
-                   "must be an RFC 3339 date-time such as \"2026-11-26T10:00:00Z\"",
-                   req.offset_time);
-  std::optional<std::string> format;
+                   "must be an RFC 3339 date-time such as \"2026-11-26T10:00:00Z\"", offset);
+  if (r && offset)
+    r = invalid("offset_time", kOffsetTimeUnsupported);
   if (r)
     r = readString(body, "output_format", api ? optionalField : apiOnly, isOutputFormat,
                    "must be \"pcap\" or \"pcapng\"", format);

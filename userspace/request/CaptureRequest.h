@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -36,7 +37,8 @@ struct CaptureRequest {
   FilterV1 filter_v1;
   std::optional<std::string> colo_name;
   std::optional<std::string> destination_conf;
-  std::optional<std::string> offset_time; // RFC 3339, as given
+  // offset_time is not a member: no host keeps the packet history it would look back in,
+  // so the validator refuses it (after checking its RFC 3339 form).
   // ringcap's own field (not Cloudflare's): absent means the daemon's configured default.
   std::optional<OutputFormat> output_format;
 
@@ -55,6 +57,9 @@ enum class RequestMode {
   // offset_time or output_format (those belong to the daemon's API).
   Tool,
 };
+
+// The keys a request body may have.
+std::span<const std::string_view> captureRequestFields();
 
 // Validates a request body. Unknown keys, wrong types, out-of-range values and fields that
 // the capture type does not allow are rejected; null stands for an absent field. The error

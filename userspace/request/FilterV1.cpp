@@ -150,6 +150,8 @@ std::string describeJsonValue(const json &value) {
   }
 }
 
+std::span<const std::string_view> filterV1Fields() { return kFields; }
+
 std::string describeJsonKey(std::string_view key) {
   const bool plain =
       !key.empty() && key.size() <= 64 &&

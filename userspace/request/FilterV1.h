@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,9 @@ struct FilterV1 {
 
   bool operator==(const FilterV1 &) const = default;
 };
+
+// The keys a filter_v1 object may have.
+std::span<const std::string_view> filterV1Fields();
 
 // Parses a filter_v1 object (null is an empty filter). Errors (EINVAL) name the field path,
 // such as "filter_v1.source_port: must be an integer from 0 to 65535 (got 70000)".
