@@ -1,8 +1,8 @@
 #include "CaptureService.h"
 #include "pcap/PcapConverter.h"
 
-#include "util/Text.h"
 #include "pcap/PcapReader.h"
+#include "util/Text.h"
 
 #include <algorithm>
 #include <cstring>

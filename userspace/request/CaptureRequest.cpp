@@ -254,6 +254,7 @@ Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode
                    "must be an RFC 3339 date-time such as \"2026-11-26T10:00:00Z\"", offset);
   if (r && offset)
     r = invalid("offset_time", kOffsetTimeUnsupported);
+  std::optional<std::string> format;
   if (r)
     r = readString(body, "output_format", api ? optionalField : apiOnly, isOutputFormat,
                    "must be \"pcap\" or \"pcapng\"", format);
