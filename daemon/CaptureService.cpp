@@ -137,8 +137,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   persist(*stored);
   bool wasBusy = busy();
   jobs_[stored->id] = Running{std::move(*job), *ifaces, now, spoolBounded};
-  if (!wasBusy && busyListener_)
-    busyListener_();
+  noteBusy(wasBusy);
   spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
                request->system);
   notify(*stored, true);
@@ -279,6 +278,8 @@ void CaptureService::tick(Clock::time_point now) {
   lastCounters_ = now;
   for (const std::string &id : std::set<std::string>(waitingDelivery_))
     deliver(id);
+  for (const std::string &id : std::set<std::string>(waitingRecount_))
+    recount(id);
   for (const std::string &id : std::set<std::string>(unsaved_))
     if (CaptureRecord *r = store_.find(id))
       persist(*r);
@@ -493,8 +494,10 @@ void CaptureService::deliver(const std::string &id) {
       uri->canonical());
   if (!posted) {
     // The queue is full: the capture stays conversion_pending and tick() posts it again.
+    bool wasBusy = busy();
     if (waitingDelivery_.insert(id).second)
       spdlog::warn("capture {}: delivery waits: {}", id, posted.error().message);
+    noteBusy(wasBusy);
     return;
   }
   waitingDelivery_.erase(id);
@@ -516,44 +519,64 @@ void CaptureService::resumeDeliveries() {
 }
 
 void CaptureService::recountInterrupted(const std::vector<std::string> &ids) {
-  for (const std::string &id : ids) {
-    CaptureRecord *r = store_.find(id);
-    if (!r || !r->fileSize)
-      continue;
-    struct Count {
-      bool done = false;
-      uint64_t packets = 0, bytes = 0;
-    };
-    auto count = std::make_shared<Count>();
-    worker_.post(
-        // On the worker thread: only copies, no service state.
-        [this, path = store_.filePath(*r), count] {
-          auto reader = PcapReader::open(path);
-          if (!reader)
-            return;
-          while (true) {
-            auto p = (*reader)->next();
-            if (!p || !*p)
-              break; // the end, or a block cut by the kill
-            count->packets++;
-            count->bytes += (*p)->data.size();
-            if (count->packets % 65536 == 0 && !worker_.pause(std::chrono::milliseconds(0)))
-              return; // the daemon is stopping
-          }
-          count->done = true;
-        },
-        [this, id, count] {
-          CaptureRecord *rec = store_.find(id);
-          if (!rec || !count->done)
-            return;
-          rec->counters.captured = count->packets;
-          rec->counters.bytesCaptured = count->bytes;
-          persist(*rec);
-          notify(*rec, false);
-          spdlog::info("capture {}: recounted its file after the restart: {} packets, {} bytes", id,
-                       count->packets, count->bytes);
-        });
+  for (const std::string &id : ids)
+    recount(id);
+}
+
+void CaptureService::recount(const std::string &id) {
+  CaptureRecord *r = store_.find(id);
+  if (!r || !r->fileSize) {
+    waitingRecount_.erase(id);
+    return;
   }
+  struct Count {
+    bool done = false;
+    uint64_t packets = 0, bytes = 0;
+  };
+  auto count = std::make_shared<Count>();
+  auto posted = worker_.post(
+      // On the worker thread: only copies, no service state.
+      [this, path = store_.filePath(*r), count] {
+        auto reader = PcapReader::open(path);
+        if (!reader)
+          return;
+        while (true) {
+          auto p = (*reader)->next();
+          if (!p || !*p)
+            break; // the end, or a block cut by the kill
+          count->packets++;
+          count->bytes += (*p)->data.size();
+          if (count->packets % 65536 == 0 && !worker_.pause(std::chrono::milliseconds(0)))
+            return; // the daemon is stopping
+        }
+        count->done = true;
+      },
+      [this, id, count] {
+        CaptureRecord *rec = store_.find(id);
+        if (!rec || !count->done)
+          return;
+        rec->counters.captured = count->packets;
+        rec->counters.bytesCaptured = count->bytes;
+        persist(*rec);
+        notify(*rec, false);
+        spdlog::info("capture {}: recounted its file after the restart: {} packets, {} bytes", id,
+                     count->packets, count->bytes);
+      });
+  if (!posted) {
+    // The queue is full: tick() posts it again; until then the record keeps the counters of
+    // its last periodic save.
+    bool wasBusy = busy();
+    if (waitingRecount_.insert(id).second)
+      spdlog::warn("capture {}: counting its file waits: {}", id, posted.error().message);
+    noteBusy(wasBusy);
+    return;
+  }
+  waitingRecount_.erase(id);
+}
+
+void CaptureService::noteBusy(bool wasBusy) {
+  if (!wasBusy && busy() && busyListener_)
+    busyListener_();
 }
 
 void CaptureService::failAll(const std::string &message) {
@@ -578,8 +601,10 @@ void CaptureService::failAll(const std::string &message) {
 void CaptureService::persist(CaptureRecord &record) {
   if (auto r = store_.save(record); !r) {
     // A full disk, for example: kept in memory and saved again on the next ticks.
+    bool wasBusy = busy();
     if (unsaved_.insert(record.id).second)
       spdlog::error("capture {}: saving its record: {} (will retry)", record.id, r.error().message);
+    noteBusy(wasBusy);
     return;
   }
   unsaved_.erase(record.id);

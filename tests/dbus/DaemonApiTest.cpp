@@ -416,7 +416,7 @@ TEST_F(DaemonTest, OpenCaptureFileReportsASystemErrorAsFailed) {
   ASSERT_TRUE(r.call.ok()) << r.call.describe();
   std::string id = idOf(r);
   ASSERT_TRUE(root().stop(id).ok());
-  std::string file = lab().stateDirectory() + "/captures/" + id + ".pcapng";
+  std::string file = lab().stateDirectory() + "/captures/" + id + ".pcap"; // converted
   ASSERT_EQ(unlink(file.c_str()), 0) << file << ": " << std::strerror(errno);
 
   UniqueFd fd;

@@ -44,6 +44,10 @@ STATUS_AT_KILL=$(live_field "$ID" status)
 [ "$STATUS_AT_KILL" = conversion_running ] ||
   fail "the delivery had ended ('$STATUS_AT_KILL') before the server was stopped: nothing was tested"
 echo "ok: s3rver killed during the delivery, after it stored part 2 of 8"
+# The server stays down until ringcapd has seen a delivery attempt fail: the S3 client's own
+# retries of one request can outlast a quick restart, and then nothing would be tested.
+wait_until 60 grep -q "delivery of .*pcap_$ID.pcap (attempt [0-9] of 5)" "$LAB_TMP/ringcapd.log"
+echo "ok: a delivery attempt failed while the server was down"
 restart_s3rver_same_port ringcap-rel
 T1=$(date +%s.%N)
 DOWN=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$T0" "$T1")

@@ -68,8 +68,14 @@ grep -q "No space left on device" "$LAB_TMP/err" || fail "CreateCapture on a ful
 echo "ok: CreateCapture on a full disk: $(cat "$LAB_TMP/err")"
 expect_eq "$(ctl --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1 "captures listed (the refused one made none)"
 
-echo "== space freed: a new capture works"
+echo "== space freed: the failed record is saved, while no capture runs"
 rm -f "$STATE/filler" "$STATE/filler2"
+# The final record of the capture that filled the disk could not be written; ringcapd tries
+# again every 250 ms even though it is idle (no capture runs, so nothing else wakes it).
+on_disk_failed() { [ "$(disk_field "$ID" status)" = failed ]; }
+wait_until 5 on_disk_failed
+echo "ok: the on-disk record says failed within 5 s of the space being freed, with no capture running"
+echo "== a new capture works"
 ID2=$(json_field "$(ctl --json create --type simple --time-limit 60 --packet-limit 10 --destination-port 7511)" id)
 in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7511 --count 10 --size 100 >/dev/null
 REC2=$(wait_finished "$ID2" 30)
