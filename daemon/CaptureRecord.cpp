@@ -73,6 +73,12 @@ bool isCaptureId(std::string_view text) {
   return true;
 }
 
+std::string CaptureRecord::publicFileName() const {
+  if (fileName.empty())
+    return "";
+  return "pcap_" + id + fileName.substr(fileName.find('.'));
+}
+
 nlohmann::json CaptureRecord::toJson() const {
   nlohmann::json j = request.toJson();
   j["id"] = id;
@@ -90,8 +96,12 @@ nlohmann::json CaptureRecord::toJson() const {
     j["stop_requested"] = formatRfc3339(stopRequestedNs);
   if (!stopReason.empty())
     j["stop_reason"] = stopReason;
-  if (!fileName.empty())
+  j["output_format"] = toString(outputFormat);
+  if (!fileName.empty()) {
     j["file_size"] = fileSize;
+    if (finished())
+      j["file_name"] = publicFileName();
+  }
   if (!location.empty())
     j["location"] = location;
   if (!checksum.empty())
@@ -112,6 +122,7 @@ nlohmann::json CaptureRecord::toStateJson() const {
   j["error_message"] = errorMessage;
   j["stop_reason"] = stopReason;
   j["counters"] = countersStateJson(counters);
+  j["output_format"] = toString(outputFormat);
   j["file_name"] = fileName;
   j["file_size"] = fileSize;
   j["location"] = location;
@@ -146,11 +157,16 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.errorMessage = j.at("error_message").get<std::string>();
     r.stopReason = j.at("stop_reason").get<std::string>();
     r.counters = countersFromStateJson(j.at("counters"));
+    // Records written before output_format existed: a delivery they resume converts.
+    auto format = parseOutputFormat(j.value("output_format", "pcap"));
+    if (!format)
+      return Error{EINVAL, "bad output_format"};
+    r.outputFormat = *format;
     r.fileName = j.at("file_name").get<std::string>();
     r.fileSize = j.at("file_size").get<uint64_t>();
     r.location = j.value("location", "");
     r.checksum = j.value("checksum", "");
-    if (!r.fileName.empty() && r.fileName != r.id + ".pcapng")
+    if (!r.fileName.empty() && r.fileName != r.spoolName() && r.fileName != r.outputName())
       return Error{EINVAL, "bad file name"};
     return r;
   } catch (const nlohmann::json::exception &e) {

@@ -38,7 +38,12 @@ struct CaptureRecord {
   std::string errorMessage;
   std::string stopReason;
   SlotCounters counters;
-  std::string fileName; // below the state directory's captures/, empty: no file
+  // What the capture delivers: the request's output_format or the configured default.
+  OutputFormat outputFormat = OutputFormat::Pcap;
+  // The capture's file below the state directory's captures/, empty: no file. The spool
+  // (<id>.pcapng) while capturing; <id>.pcap once converted to PCAP (the spool is then
+  // removed). A failed capture or conversion keeps the spool.
+  std::string fileName;
   uint64_t fileSize = 0;
   std::string location; // full captures: where the file was delivered
   std::string checksum; // full captures: the verified checksum of the delivered file
@@ -46,6 +51,15 @@ struct CaptureRecord {
   bool finished() const {
     return status == CaptureStatus::Success || status == CaptureStatus::Failed;
   }
+  // <id>.pcapng: what the capture writes.
+  std::string spoolName() const { return id + ".pcapng"; }
+  // The file that holds the deliverable: <id>.pcap, or the spool itself for pcapng.
+  std::string outputName() const { return id + std::string(fileExtension(outputFormat)); }
+  // The spool still has to be converted (the conversion step) before delivery.
+  bool needsConversion() const { return fileName == spoolName() && outputName() != spoolName(); }
+  // The name the file goes by for users (delivered objects, downloads): pcap_<id>.pcap, or
+  // pcap_<id>.pcapng for the pcapng option and for a spool that was never converted.
+  std::string publicFileName() const;
   // The record users get (docs/dbus-api.md).
   nlohmann::json toJson() const;
   // What the job store keeps: the record plus what the daemon needs after a restart.

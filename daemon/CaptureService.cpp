@@ -1,7 +1,8 @@
 #include "CaptureService.h"
+#include "pcap/PcapConverter.h"
 
-#include "util/Text.h"
 #include "pcap/PcapReader.h"
+#include "util/Text.h"
 
 #include <algorithm>
 #include <cstring>
@@ -99,7 +100,8 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   record.request = *request;
   record.status = CaptureStatus::Pending;
   record.submittedNs = wallClockNowNs();
-  record.fileName = record.id + ".pcapng";
+  record.outputFormat = request->output_format.value_or(config_.output_format);
+  record.fileName = record.spoolName();
   if (auto r = store_.add(record); !r)
     return r.error();
   CaptureRecord *stored = store_.find(record.id);
@@ -135,8 +137,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   persist(*stored);
   bool wasBusy = busy();
   jobs_[stored->id] = Running{std::move(*job), *ifaces, now, spoolBounded};
-  if (!wasBusy && busyListener_)
-    busyListener_();
+  noteBusy(wasBusy);
   spdlog::info("capture {} running: {} on {}", stored->id, request->toJson().dump(),
                request->system);
   notify(*stored, true);
@@ -277,6 +278,8 @@ void CaptureService::tick(Clock::time_point now) {
   lastCounters_ = now;
   for (const std::string &id : std::set<std::string>(waitingDelivery_))
     deliver(id);
+  for (const std::string &id : std::set<std::string>(waitingRecount_))
+    recount(id);
   for (const std::string &id : std::set<std::string>(unsaved_))
     if (CaptureRecord *r = store_.find(id))
       persist(*r);
@@ -358,16 +361,43 @@ void CaptureService::complete(const std::string &id, CaptureJob &job) {
     r->status = CaptureStatus::ConversionPending;
     spdlog::info("capture {} captured ({}): {} packets, {} bytes; delivering", id, r->stopReason,
                  s.packetsWritten, r->fileSize);
+  } else if (auto converted = convertSimple(*r); !converted) {
+    r->status = CaptureStatus::Failed;
+    r->errorMessage =
+        converted.error().message + "; the capture is kept in " + store_.filePath(*r) + " (pcapng)";
+    spdlog::error("capture {} failed: {}", id, r->errorMessage);
   } else {
     r->status = CaptureStatus::Success;
-    spdlog::info("capture {} finished ({}): {} packets, {} bytes", id, r->stopReason,
-                 s.packetsWritten, r->fileSize);
+    spdlog::info("capture {} finished ({}): {} packets, {} bytes of {}", id, r->stopReason,
+                 s.packetsWritten, r->fileSize, toString(r->outputFormat));
   }
   persist(*r);
   notify(*r, true);
   if (r->status == CaptureStatus::ConversionPending)
     deliver(id);
   retain();
+}
+
+Result<void> CaptureService::convertSimple(CaptureRecord &record) {
+  if (!record.needsConversion())
+    return {};
+  // On the event loop: a simple capture is small (at most 10000 packets of 160 bytes).
+  const std::string spool = store_.filePath(record);
+  const std::string output = store_.capturesDirectory() + "/" + record.outputName();
+  auto converted = convertToPcap(spool, output);
+  if (!converted)
+    return converted.error();
+  adoptOutput(record);
+  return {};
+}
+
+void CaptureService::adoptOutput(CaptureRecord &record) {
+  const std::string spool = store_.filePath(record);
+  record.fileName = record.outputName();
+  store_.refreshFileSize(record);
+  persist(record); // the record names the output before the spool goes
+  if (::unlink(spool.c_str()) != 0 && errno != ENOENT)
+    spdlog::warn("capture {}: removing the spool {}: {}", record.id, spool, std::strerror(errno));
 }
 
 void CaptureService::deliver(const std::string &id) {
@@ -384,13 +414,27 @@ void CaptureService::deliver(const std::string &id) {
     notify(*r, true);
     return;
   }
-  std::string key = hostname_ + "/pcap_" + id + ".pcap";
-  std::string path = store_.filePath(*r);
+  std::string key = hostname_ + "/pcap_" + id + std::string(fileExtension(r->outputFormat));
+  // The conversion step: the pcapng spool becomes <id>.pcap before it is delivered.
+  const bool convert = r->needsConversion();
+  std::string spool = store_.filePath(*r);
+  std::string path = convert ? store_.capturesDirectory() + "/" + r->outputName() : spool;
   auto result = std::make_shared<Result<std::string>>(Error{EIO, "not delivered"});
+  auto conversion = std::make_shared<Result<void>>();
   auto attempts = std::make_shared<int>(0);
   auto posted = worker_.post(
       // On a worker thread: only copies, no service state.
-      [this, settings = destinations_, uri = *uri, key, path, result, attempts] {
+      [this, settings = destinations_, uri = *uri, key, path, result, attempts, convert, spool,
+       conversion] {
+        if (convert) {
+          auto converted = convertToPcap(spool, path);
+          if (!converted) {
+            *conversion = converted.error();
+            return;
+          }
+          spdlog::info("converted {} to {} ({} packets, {} bytes)", spool, path, converted->packets,
+                       converted->bytes);
+        }
         auto backoff = std::chrono::milliseconds(settings.fastRetries ? 500 : 2000);
         for (int i = 1; i <= kDeliveryAttempts; i++) {
           *attempts = i;
@@ -408,12 +452,20 @@ void CaptureService::deliver(const std::string &id) {
           backoff *= 2;
         }
       },
-      [this, id, key, uri = *uri, result, attempts] {
+      [this, id, key, uri = *uri, result, attempts, convert, conversion] {
         CaptureRecord *rec = store_.find(id);
         if (!rec)
           return;
         rec->finishedNs = wallClockNowNs();
-        if (result->ok()) {
+        if (convert && conversion->ok())
+          adoptOutput(*rec);
+        if (!conversion->ok()) {
+          rec->status = CaptureStatus::Failed;
+          rec->errorMessage = conversion->error().message +
+                              "; not delivered; the capture is kept in " + store_.filePath(*rec) +
+                              " (pcapng) until retention removes it";
+          spdlog::error("capture {}: {}", id, rec->errorMessage);
+        } else if (result->ok()) {
           rec->status = CaptureStatus::Success;
           rec->location = uri.describe(key);
           rec->checksum = **result;
@@ -442,8 +494,10 @@ void CaptureService::deliver(const std::string &id) {
       uri->canonical());
   if (!posted) {
     // The queue is full: the capture stays conversion_pending and tick() posts it again.
+    bool wasBusy = busy();
     if (waitingDelivery_.insert(id).second)
       spdlog::warn("capture {}: delivery waits: {}", id, posted.error().message);
+    noteBusy(wasBusy);
     return;
   }
   waitingDelivery_.erase(id);
@@ -456,50 +510,73 @@ void CaptureService::resumeDeliveries() {
       spdlog::info("capture {}: resuming its delivery", r->id);
       CaptureRecord *rec = store_.find(r->id);
       rec->status = CaptureStatus::ConversionPending;
+      // Converted, but stopped before the spool was removed.
+      if (rec->fileName != rec->spoolName())
+        (void)::unlink((store_.capturesDirectory() + "/" + rec->spoolName()).c_str());
       persist(*rec);
       deliver(r->id);
     }
 }
 
 void CaptureService::recountInterrupted(const std::vector<std::string> &ids) {
-  for (const std::string &id : ids) {
-    CaptureRecord *r = store_.find(id);
-    if (!r || !r->fileSize)
-      continue;
-    struct Count {
-      bool done = false;
-      uint64_t packets = 0, bytes = 0;
-    };
-    auto count = std::make_shared<Count>();
-    worker_.post(
-        // On the worker thread: only copies, no service state.
-        [this, path = store_.filePath(*r), count] {
-          auto reader = PcapReader::open(path);
-          if (!reader)
-            return;
-          while (true) {
-            auto p = (*reader)->next();
-            if (!p || !*p)
-              break; // the end, or a block cut by the kill
-            count->packets++;
-            count->bytes += (*p)->data.size();
-            if (count->packets % 65536 == 0 && !worker_.pause(std::chrono::milliseconds(0)))
-              return; // the daemon is stopping
-          }
-          count->done = true;
-        },
-        [this, id, count] {
-          CaptureRecord *rec = store_.find(id);
-          if (!rec || !count->done)
-            return;
-          rec->counters.captured = count->packets;
-          rec->counters.bytesCaptured = count->bytes;
-          persist(*rec);
-          notify(*rec, false);
-          spdlog::info("capture {}: recounted its file after the restart: {} packets, {} bytes", id,
-                       count->packets, count->bytes);
-        });
+  for (const std::string &id : ids)
+    recount(id);
+}
+
+void CaptureService::recount(const std::string &id) {
+  CaptureRecord *r = store_.find(id);
+  if (!r || !r->fileSize) {
+    waitingRecount_.erase(id);
+    return;
   }
+  struct Count {
+    bool done = false;
+    uint64_t packets = 0, bytes = 0;
+  };
+  auto count = std::make_shared<Count>();
+  auto posted = worker_.post(
+      // On the worker thread: only copies, no service state.
+      [this, path = store_.filePath(*r), count] {
+        auto reader = PcapReader::open(path);
+        if (!reader)
+          return;
+        while (true) {
+          auto p = (*reader)->next();
+          if (!p || !*p)
+            break; // the end, or a block cut by the kill
+          count->packets++;
+          count->bytes += (*p)->data.size();
+          if (count->packets % 65536 == 0 && !worker_.pause(std::chrono::milliseconds(0)))
+            return; // the daemon is stopping
+        }
+        count->done = true;
+      },
+      [this, id, count] {
+        CaptureRecord *rec = store_.find(id);
+        if (!rec || !count->done)
+          return;
+        rec->counters.captured = count->packets;
+        rec->counters.bytesCaptured = count->bytes;
+        persist(*rec);
+        notify(*rec, false);
+        spdlog::info("capture {}: recounted its file after the restart: {} packets, {} bytes", id,
+                     count->packets, count->bytes);
+      });
+  if (!posted) {
+    // The queue is full: tick() posts it again; until then the record keeps the counters of
+    // its last periodic save.
+    bool wasBusy = busy();
+    if (waitingRecount_.insert(id).second)
+      spdlog::warn("capture {}: counting its file waits: {}", id, posted.error().message);
+    noteBusy(wasBusy);
+    return;
+  }
+  waitingRecount_.erase(id);
+}
+
+void CaptureService::noteBusy(bool wasBusy) {
+  if (!wasBusy && busy() && busyListener_)
+    busyListener_();
 }
 
 void CaptureService::failAll(const std::string &message) {
@@ -524,8 +601,10 @@ void CaptureService::failAll(const std::string &message) {
 void CaptureService::persist(CaptureRecord &record) {
   if (auto r = store_.save(record); !r) {
     // A full disk, for example: kept in memory and saved again on the next ticks.
+    bool wasBusy = busy();
     if (unsaved_.insert(record.id).second)
       spdlog::error("capture {}: saving its record: {} (will retry)", record.id, r.error().message);
+    noteBusy(wasBusy);
     return;
   }
   unsaved_.erase(record.id);

@@ -60,11 +60,15 @@ public:
   static constexpr int kDeliveryAttempts = 5;
 
   size_t running() const { return jobs_.size(); }
-  // Captures run or drain: tick() must be called every kTickInterval. While not busy,
-  // nothing needs a timer.
-  bool busy() const { return !jobs_.empty() || !finishing_.empty(); }
-  // Called when the service becomes busy (a capture started), so that the caller starts
-  // its tick timer.
+  // Captures run or drain, or work waits to be tried again (a record to save, a delivery or a
+  // recount the worker's full queue refused): tick() must be called every kTickInterval.
+  // While not busy, nothing needs a timer.
+  bool busy() const {
+    return !jobs_.empty() || !finishing_.empty() || !unsaved_.empty() ||
+           !waitingDelivery_.empty() || !waitingRecount_.empty();
+  }
+  // Called when the service becomes busy (a capture started, or work waits to be tried
+  // again), so that the caller starts its tick timer.
   void setBusyListener(std::function<void()> listener) { busyListener_ = std::move(listener); }
   // How often tick() runs while busy: limits, counters, and the drain that brings a trickle
   // of packets (too few to wake the loop through the ring) into the files.
@@ -97,6 +101,10 @@ private:
   void persist(CaptureRecord &record);
   Result<void> checkFull(const CaptureRequest &request) const;
   void deliver(const std::string &id);
+  // Converts a finished simple capture's spool to PCAP when its format asks for it.
+  Result<void> convertSimple(CaptureRecord &record);
+  // Points the record at its converted output, saves it, then removes the spool.
+  void adoptOutput(CaptureRecord &record);
   std::optional<Error> checkInterfaces(const Running &run) const;
   // The attachments of a system's interfaces, or an error naming one that is missing.
   Result<std::vector<Attachment>> systemInterfaces(const std::string &system) const;
@@ -120,6 +128,10 @@ private:
   ChangeListener listener_;
   std::set<std::string> unsaved_;         // records whose last save failed
   std::set<std::string> waitingDelivery_; // deliveries the worker's full queue refused
+  std::set<std::string> waitingRecount_;  // recounts the worker's full queue refused
+  // Runs the busy listener when `wasBusy` was false and the service is busy now.
+  void noteBusy(bool wasBusy);
+  void recount(const std::string &id);
 };
 
 } // namespace ringcap

@@ -1,4 +1,5 @@
 #include "Config.h"
+#include "request/IpAddress.h"
 
 #include "destination/DestinationUri.h"
 
@@ -183,7 +184,7 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   if (const toml::table *t = r.table(root, "capture", err)) {
     RINGCAP_TRY(r.onlyKeys(*t, "capture.",
                            {"simple_sample_rate", "ring_size_mib", "missing_interfaces",
-                            "spool_max_bytes", "min_free_bytes"}));
+                            "spool_max_bytes", "min_free_bytes", "output_format"}));
     RINGCAP_TRY(
         r.integer(*t, "capture.", "spool_max_bytes", 65536, int64_t(1) << 62, c.spool_max_bytes));
     RINGCAP_TRY(r.integer(*t, "capture.", "min_free_bytes", 0, int64_t(1) << 62, c.min_free_bytes));
@@ -198,6 +199,13 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
       return r.error("capture.missing_interfaces",
                      "must be \"fail\" or \"skip\" (got \"" + missing + "\")");
     c.skip_missing_interfaces = missing == "skip";
+    std::string format = "pcap";
+    RINGCAP_TRY(r.string(*t, "capture.", "output_format", format));
+    auto parsed = parseOutputFormat(format);
+    if (!parsed)
+      return r.error("capture.output_format",
+                     "must be \"pcap\" or \"pcapng\" (got " + quoteForMessage(format) + ")");
+    c.output_format = *parsed;
   }
   if (err)
     return *err;

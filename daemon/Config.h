@@ -1,6 +1,7 @@
 // ringcapd's configuration file (TOML); docs/configuration.md documents every key.
 #pragma once
 
+#include "request/CaptureRequest.h"
 #include "util/Result.h"
 
 #include <cstdint>
@@ -20,6 +21,8 @@ struct DaemonConfig {
   uint32_t simple_sample_rate = 1;
   uint32_t ring_size_mib = 32;
   bool skip_missing_interfaces = false;
+  // What captures deliver unless their request says (a request's output_format).
+  OutputFormat output_format = OutputFormat::Pcap;
   uint64_t spool_max_bytes = 4ull << 30; // one capture's file
   uint64_t min_free_bytes = 1ull << 30;  // free space kept on the state directory's filesystem
 

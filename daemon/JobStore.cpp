@@ -122,6 +122,9 @@ std::vector<std::string> JobStore::enforceRetention(uint64_t maxCaptures, uint64
       spdlog::error("retention: removing {}: {}", filePath(*r), std::strerror(errno));
       continue;
     }
+    // A spool that a stop between conversion and its removal left behind.
+    if (r->fileName != r->spoolName())
+      (void)unlink((dir_ + "/" + r->spoolName()).c_str());
     if (unlink((dir_ + "/" + id + ".json").c_str()) != 0 && errno != ENOENT) {
       spdlog::error("retention: removing the record of {}: {}", id, std::strerror(errno));
       continue;

@@ -43,7 +43,8 @@ void OwnershipService::create(const std::string &destinationConf,
       },
       nullptr, uri->canonical());
   if (!posted)
-    answer(Error{service_error::kRateLimited,
+    answer(Error{posted.error().code == Worker::kQueueFull ? service_error::kRateLimited
+                                                           : service_error::kFailed,
                  "writing the ownership challenge: " + posted.error().message});
 }
 

@@ -36,7 +36,8 @@ Commands:
   get ID                             show a capture's record
   list                               list the 50 newest captures
   stop ID                            stop a capture
-  download ID -o FILE [--force]      copy a finished capture's file ('-o -': standard output)
+  download ID [-o FILE] [--force]    copy a finished capture's file (default pcap_ID.pcap or
+                                     pcap_ID.pcapng, as the record's file_name says)
   watch ID                           follow a capture until it ends
   ownership create DEST              start the ownership challenge of a bucket
   ownership validate DEST CHALLENGE  pass it with the challenge file's contents
@@ -74,6 +75,8 @@ Request fields (ranges are ringcapd's):
   --destination-conf URI      s3://bucket/dir?region=... or file:///dir, with a passed
                               ownership challenge (full only, required)
   --offset-time T             RFC 3339 time to look back to (simple only)
+  --output-format pcap|pcapng the file's format (ringcap's own field; default: ringcapd's
+                              [capture] output_format, normally pcap)
 Other options:
   -f, --file FILE             send the JSON request body in FILE ('-': standard input) as it
                               is, instead of request options, e.g. {"system":"magic-transit",
@@ -99,10 +102,13 @@ const char kStopUsage[] = R"(Usage: ringcapctl stop ID
 Stops capture ID. A capture that has ended stays as it is.
 )";
 
-const char kDownloadUsage[] = R"(Usage: ringcapctl download ID -o FILE [--force]
+const char kDownloadUsage[] = R"(Usage: ringcapctl download ID [-o FILE] [--force]
 
-Copies the file of capture ID, once the capture has ended, to FILE (created with mode 0640).
-  -o, --output FILE           the file to write; '-' writes to standard output (not a terminal)
+Copies the file of capture ID, once the capture has ended, to FILE (created with mode 0640):
+classic PCAP, or pcapng for captures requested with output_format pcapng.
+  -o, --output FILE           the file to write; '-' writes to standard output (not a
+                              terminal); default: the record's file_name in the current
+                              directory (pcap_ID.pcap or pcap_ID.pcapng)
   --force                     replace FILE if it exists
   -h, --help                  this text
 )";
@@ -238,6 +244,7 @@ int cmdCreate(int argc, char **argv, bool &asJson) {
       {"colo-name", "colo_name", false, false},
       {"destination-conf", "destination_conf", false, false},
       {"offset-time", "offset_time", false, false},
+      {"output-format", "output_format", false, false},
   };
   std::vector<option> longopts{{"file", required_argument, nullptr, 'f'},
                                {"wait", no_argument, nullptr, OPT_WAIT}};
@@ -377,8 +384,6 @@ int cmdDownload(int argc, char **argv, bool &asJson) {
           force = true;
       });
   expectArguments(args, 1, "download", "a capture ID is");
-  if (output.empty())
-    usageError("-o: an output file is needed ('-' for standard output)", "download");
   bool toStdout = output == "-";
   if (toStdout && isatty(STDOUT_FILENO))
     usageError("-o -: standard output is a terminal; redirect it or name a file", "download");
@@ -393,6 +398,20 @@ int cmdDownload(int argc, char **argv, bool &asJson) {
   if (in < 0)
     throw Failure(kExitFailure, std::string("receiving the capture file: ") + std::strerror(errno));
   reply.reset();
+  if (output.empty()) {
+    // The name the record gives the file: its extension says the format.
+    json record = readRecord(bus.call("GetCapture", args[0]).get());
+    auto name = record.find("file_name");
+    if (name == record.end() || !name->is_string()) {
+      close(in);
+      throw Failure(kExitFailure, "capture " + args[0] + " has no file_name; name a file with -o");
+    }
+    output = name->get<std::string>();
+    if (output.find('/') != std::string::npos || output.rfind("pcap_", 0) != 0) {
+      close(in);
+      throw Failure(kExitFailure, "unexpected file_name from ringcapd: " + output);
+    }
+  }
 
   int out = STDOUT_FILENO;
   if (!toStdout) {

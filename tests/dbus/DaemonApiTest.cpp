@@ -145,6 +145,8 @@ TEST_F(DaemonTest, BadRequestsAreRefusedBeforeAnyJobExists) {
       {"destination_conf on simple", with(stringField("destination_conf", "file:///tmp")),
        "destination_conf"},
       {"offset_time not RFC 3339", with(stringField("offset_time", "yesterday")), "offset_time"},
+      {"output_format pcap2", with(stringField("output_format", "pcap2")), "output_format"},
+      {"output_format as u", with(intField("output_format", 'u', 1)), "output_format"},
       {"offset_time well-formed (no history on this host)",
        with(stringField("offset_time", "2026-11-26T10:00:00Z")), "offset_time"},
       {"unknown top-level key", with(stringField("colour", "blue")), "colour"},
@@ -414,7 +416,7 @@ TEST_F(DaemonTest, OpenCaptureFileReportsASystemErrorAsFailed) {
   ASSERT_TRUE(r.call.ok()) << r.call.describe();
   std::string id = idOf(r);
   ASSERT_TRUE(root().stop(id).ok());
-  std::string file = lab().stateDirectory() + "/captures/" + id + ".pcapng";
+  std::string file = lab().stateDirectory() + "/captures/" + id + ".pcap"; // converted
   ASSERT_EQ(unlink(file.c_str()), 0) << file << ": " << std::strerror(errno);
 
   UniqueFd fd;
@@ -554,7 +556,8 @@ TEST_F(DaemonTest, StateFilesAreNotWorldReadable) {
   ASSERT_TRUE(root().stop(idOf(r)).ok());
   const group *g = getgrnam(kGroup);
   ASSERT_NE(g, nullptr);
-  std::string capture = lab().stateDirectory() + "/captures/" + idOf(r) + ".pcapng";
+  // Stopped, the capture was converted to PCAP; the file keeps the spool's mode and group.
+  std::string capture = lab().stateDirectory() + "/captures/" + idOf(r) + ".pcap";
   struct stat st {};
   ASSERT_EQ(stat(capture.c_str(), &st), 0) << capture << ": " << std::strerror(errno);
   EXPECT_EQ(st.st_mode & 07777, 0640u) << capture;

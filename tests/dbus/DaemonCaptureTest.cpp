@@ -62,8 +62,12 @@ TEST_F(DaemonTest, TrafficEndsAFilteredCaptureAtItsPacketLimit) {
   ASSERT_TRUE(opened.ok()) << opened.describe();
   ASSERT_GE(fd.get(), 0);
   EXPECT_EQ(fcntl(fd.get(), F_GETFL) & O_ACCMODE, O_RDONLY);
-  std::string file = lab().tmp() + "/downloaded.pcapng";
+  // The download is classic PCAP with nanosecond timestamps (the default output_format).
+  EXPECT_EQ(rec.value("output_format", ""), "pcap") << rec.dump();
+  EXPECT_EQ(rec.value("file_name", ""), "pcap_" + id + ".pcap") << rec.dump();
+  std::string file = lab().tmp() + "/downloaded.pcap";
   EXPECT_EQ(copyToFile(fd.get(), file), rec.value("file_size", int64_t(-1)));
+  EXPECT_EQ(captureFileType(file), "nsecpcap");
 
   RunResult t = tsharkFields(
       file, {"ip.src", "ip.dst", "udp.srcport", "udp.dstport", "frame.len", "frame.cap_len"});
@@ -72,6 +76,35 @@ TEST_F(DaemonTest, TrafficEndsAFilteredCaptureAtItsPacketLimit) {
                          " 40002 7002 " + std::to_string(kFrameLen) + " " +
                          std::to_string(kSnaplen);
   EXPECT_EQ(lines(t.out), std::vector<std::string>(kLimit, expected)) << t.out;
+}
+
+TEST_F(DaemonTest, OutputFormatPcapngKeepsTheSpoolFormat) {
+  RINGCAP_LAB_UP();
+  constexpr int kLimit = 4;
+  root().watchFinished();
+  json request = simpleRequest(60, kLimit, udpFilter(40009, 7009));
+  request["output_format"] = "pcapng";
+  DictResult r = root().create(request);
+  ASSERT_TRUE(r.call.ok()) << r.call.describe();
+  std::string id = r.dict.value("id", "");
+  EXPECT_EQ(r.dict.value("output_format", ""), "pcapng") << r.dict.dump();
+  ASSERT_TRUE(lab().sendUdp(40009, 7009, 3 * kLimit, kPayload));
+  ASSERT_TRUE(root().waitFor([&] { return root().finishedSignalFor(id); }, 20s))
+      << "the capture did not end by itself: " << root().get(id).dict.dump();
+
+  const json rec = root().get(id).dict;
+  EXPECT_EQ(rec.value("status", ""), "success") << rec.dump();
+  EXPECT_EQ(rec.value("output_format", ""), "pcapng") << rec.dump();
+  EXPECT_EQ(rec.value("file_name", ""), "pcap_" + id + ".pcapng") << rec.dump();
+  UniqueFd fd;
+  CallResult opened = root().openFile(id, fd);
+  ASSERT_TRUE(opened.ok()) << opened.describe();
+  std::string file = lab().tmp() + "/downloaded.pcapng";
+  EXPECT_EQ(copyToFile(fd.get(), file), rec.value("file_size", int64_t(-1)));
+  EXPECT_EQ(captureFileType(file), "pcapng");
+  RunResult t = tsharkFields(file, {"frame.interface_name", "udp.dstport"});
+  ASSERT_EQ(t.status, 0) << t.err;
+  EXPECT_EQ(lines(t.out).size(), size_t(kLimit)) << t.out;
 }
 
 TEST_F(DaemonTest, PropertiesChangedFollowsTheCountersToTheEnd) {

@@ -993,4 +993,14 @@ RunResult tsharkFields(const std::string &file, const std::vector<std::string> &
   return run(argv);
 }
 
+std::string captureFileType(const std::string &file) {
+  RunResult r = run({"capinfos", "-t", "-M", file});
+  if (r.status != 0)
+    return "";
+  for (const auto &line : lines(r.out))
+    if (line.rfind("File type:", 0) == 0)
+      return line.substr(line.find_first_not_of(' ', sizeof "File type:" - 1));
+  return "";
+}
+
 } // namespace ringcap::dbustest

@@ -283,5 +283,8 @@ int64_t copyToFile(int fd, const std::string &path);
 // One line per packet of `file`, fields separated by spaces, read by tshark.
 RunResult tsharkFields(const std::string &file, const std::vector<std::string> &fields);
 std::vector<std::string> lines(const std::string &text);
+// capinfos -t -M's name of the file's type: "nsecpcap" (classic PCAP, nanoseconds), "pcapng";
+// empty when capinfos fails.
+std::string captureFileType(const std::string &file);
 
 } // namespace ringcap::dbustest

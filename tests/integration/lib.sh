@@ -155,6 +155,22 @@ tshark_fields() {
   tshark -r "$file" -T fields -E separator=' ' "${args[@]}" 2>/dev/null
 }
 
+# Fails unless FILE is classic PCAP with nanosecond timestamps (what ringcapd delivers and
+# downloads by default): capinfos names the type and the precision, and tcpdump reads it.
+expect_nanosecond_pcap() {
+  local file=$1 what=$2
+  expect_eq "$(capinfos -t -M "$file" | awk -F': *' '/File type/ {print $2}')" nsecpcap "$what: file type (capinfos -t)"
+  capinfos "$file" | grep -q 'File timestamp precision: *nanoseconds (9)' ||
+    fail "$what: capinfos does not report nanoseconds (9): $(capinfos "$file" | grep -i precision)"
+  tcpdump -r "$file" -nn >/dev/null 2>"$LAB_TMP/tcpdump.err" ||
+    fail "$what: tcpdump -r cannot read $file: $(cat "$LAB_TMP/tcpdump.err")"
+}
+
+# Fails unless FILE is pcapng (the output_format "pcapng" option).
+expect_pcapng() {
+  expect_eq "$(capinfos -t -M "$1" | awk -F': *' '/File type/ {print $2}')" pcapng "$2: file type (capinfos -t)"
+}
+
 # No XDP program may stay attached after a capture ends.
 expect_detached() {
   if in_cap ip -d link show "$IF_CAP" | grep -q 'prog/xdp'; then

@@ -107,6 +107,7 @@ REC=$(finish "$ID")
 expect_eq "$(json_field "$REC" status)" success "full capture status"
 expect_eq "$(json_field "$REC" location)" "s3://ringcap-test/pcaps/$HOST/pcap_$ID.pcap" "location"
 aws_s3 s3 cp "s3://ringcap-test/pcaps/$HOST/pcap_$ID.pcap" "$LAB_TMP/got.pcap" >/dev/null
+expect_nanosecond_pcap "$LAB_TMP/got.pcap" "the delivered object"
 expect_eq "$(tshark_fields "$LAB_TMP/got.pcap" udp.dstport frame.len frame.cap_len | sort | uniq -c | sed 's/^ *//')" \
   "300 7400 1242 1242" "tshark on the object read back with awscli"
 
@@ -118,8 +119,29 @@ ID=$(full_capture "$FDEST" --packet-limit 50 --time-limit 60)
 send --count 50 --size 500
 REC=$(finish "$ID")
 expect_eq "$(json_field "$REC" status)" success "file:// capture status"
+expect_nanosecond_pcap "$LAB_TMP/files/team/$HOST/pcap_$ID.pcap" "the delivered file"
 expect_eq "$(capinfos -c -M "$LAB_TMP/files/team/$HOST/pcap_$ID.pcap" | awk '/Number of packets/ {print $NF}')" 50 "packets in the delivered file"
 expect_eq "$(json_field "$REC" checksum)" "sha256:$(sha256sum "$LAB_TMP/files/team/$HOST/pcap_$ID.pcap" | cut -d' ' -f1)" "checksum of the delivered file"
+
+echo "== the pcapng option: delivered as pcap_<id>.pcapng, with its interface"
+ID=$(full_capture "$FDEST" --packet-limit 20 --time-limit 60 --output-format pcapng)
+send --count 20 --size 500
+REC=$(finish "$ID")
+expect_eq "$(json_field "$REC" status)" success "pcapng capture status"
+expect_eq "$(json_field "$REC" output_format)" pcapng "output_format"
+expect_eq "$(json_field "$REC" file_name)" "pcap_$ID.pcapng" "file_name"
+OBJ=$LAB_TMP/files/team/$HOST/pcap_$ID.pcapng
+[ ! -e "$LAB_TMP/files/team/$HOST/pcap_$ID.pcap" ] || fail "a pcapng capture was also delivered as .pcap"
+expect_pcapng "$OBJ" "the delivered pcapng file"
+expect_eq "$(tshark_fields "$OBJ" frame.interface_name | sort | uniq -c | sed 's/^ *//')" "20 $IF_CAP" "interface names in the pcapng file"
+(cd "$LAB_TMP" && ctl download "$ID" >/dev/null)
+cmp "$OBJ" "$LAB_TMP/pcap_$ID.pcapng" || fail "download without -o: pcap_$ID.pcapng differs from the delivered file"
+echo "ok: download without -o wrote pcap_$ID.pcapng"
+rc=0
+ctl create --type full --colo-name LAB --destination-conf "$FDEST" --time-limit 5 --output-format pcap-ng 2>"$LAB_TMP/e" || rc=$?
+expect_eq "$rc" 1 "exit code of an unknown output format"
+grep -q -- '--output-format: must be "pcap" or "pcapng" (got "pcap-ng")' "$LAB_TMP/e" || fail "unclear error: $(cat "$LAB_TMP/e")"
+
 expect_rc 1 "CreateOwnership of file:///etc/x" ctl ownership create "file:///etc/x"
 expect_grep "is not below an allowed directory" "$RC_ERR" "CreateOwnership of file:///etc/x"
 
@@ -140,11 +162,13 @@ PARTS=$(grep -cE "^PUT $KEY\?(uploadId=[^&]+&)?partNumber=[0-9]+(&uploadId=[^ ]+
 expect_eq "$(grep -cE "^POST $KEY\?uploadId=[^ &]+ 200\$" "$S3_REQUESTS" || true)" 1 "CompleteMultipartUpload requests"
 expect_eq "$(grep -cE "^PUT $KEY [0-9]+\$" "$S3_REQUESTS" || true)" 0 "single PUTs of the large capture"
 echo "ok: $BYTES bytes in a multipart upload of $PARTS parts (the server's request log)"
-ctl download "$ID" -o "$LAB_TMP/local.pcapng"
+ctl download "$ID" -o "$LAB_TMP/local.pcap"
 aws_s3 s3 cp "s3://ringcap-test/pcaps/$HOST/pcap_$ID.pcap" "$LAB_TMP/big.pcap" >/dev/null
-cmp "$LAB_TMP/local.pcapng" "$LAB_TMP/big.pcap" || fail "the object differs from the local capture"
-echo "ok: the object is byte for byte the capture"
-rm -f "$LAB_TMP/local.pcapng" "$LAB_TMP/big.pcap"
+cmp "$LAB_TMP/local.pcap" "$LAB_TMP/big.pcap" || fail "the object differs from the local capture"
+echo "ok: the object is byte for byte the converted capture"
+expect_nanosecond_pcap "$LAB_TMP/big.pcap" "the multipart object"
+[ ! -e "$LAB_TMP/state/captures/$ID.pcapng" ] || fail "the spool was kept after the conversion"
+rm -f "$LAB_TMP/local.pcap" "$LAB_TMP/big.pcap"
 
 # s3rver has no ListMultipartUploads; it keeps uploads in progress in a directory per
 # bucket, which must be empty (or absent).
@@ -190,7 +214,8 @@ expect_eq "$(json_field "$REC" status)" failed "status with the server stopped"
 MSG=$(json_field "$REC" error_message)
 echo "$MSG" | grep -q "cannot connect" || fail "unhelpful error: $MSG"
 echo "$MSG" | grep -q "kept in" || fail "the error does not say where the capture is kept: $MSG"
-[ -s "$LAB_TMP/state/captures/$ID.pcapng" ] || fail "the spool file is gone"
+[ -s "$LAB_TMP/state/captures/$ID.pcap" ] || fail "the converted capture is gone"
+echo "$MSG" | grep -q "captures/$ID.pcap " || fail "the error does not name the kept file: $MSG"
 no_uploads_left ringcap-test
 stop_ringcapd
 expect_detached

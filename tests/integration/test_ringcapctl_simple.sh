@@ -20,9 +20,15 @@ REC=$(ctl --json get "$ID")
 expect_eq "$(json_field "$REC" status)" success "status"
 expect_eq "$(json_field "$REC" stop_reason)" packet_limit "stop reason"
 expect_eq "$(json_field "$REC" packets_captured)" 40 "packets captured"
-ctl download "$ID" -o "$LAB_TMP/simple.pcapng"
-expect_eq "$(tshark_fields "$LAB_TMP/simple.pcapng" ip.src ip.dst udp.srcport udp.dstport frame.len frame.cap_len | sort | uniq -c | sed 's/^ *//')" \
+ctl download "$ID" -o "$LAB_TMP/simple.pcap"
+expect_nanosecond_pcap "$LAB_TMP/simple.pcap" "the download"
+expect_eq "$(tshark_fields "$LAB_TMP/simple.pcap" ip.src ip.dst udp.srcport udp.dstport frame.len frame.cap_len | sort | uniq -c | sed 's/^ *//')" \
   "40 $ADDR_GEN $ADDR_CAP 6000 5300 442 160" "tshark: the filtered flow, truncated to 160 bytes"
+expect_eq "$(json_field "$REC" output_format)" pcap "output_format"
+expect_eq "$(json_field "$REC" file_name)" "pcap_$ID.pcap" "file_name"
+(cd "$LAB_TMP" && ctl download "$ID" >/dev/null)
+cmp "$LAB_TMP/simple.pcap" "$LAB_TMP/pcap_$ID.pcap" || fail "download without -o did not write pcap_$ID.pcap"
+echo "ok: download without -o wrote pcap_$ID.pcap"
 expect_eq "$(ctl --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1 "captures listed"
 
 # A second simple capture inside the default 60 s interval is refused with RateLimited.

@@ -13,7 +13,10 @@ require_bus_stress() {
 
 # The record of capture ID as ringcapd keeps it on disk, and one of its fields.
 record_path() { echo "$LAB_TMP/state/captures/$1.json"; }
+# The pcapng file a capture writes, kept as it is by failed captures and the pcapng option.
 spool_path() { echo "$LAB_TMP/state/captures/$1.pcapng"; }
+# The classic PCAP file a successful capture is converted to (the spool is then removed).
+output_path() { echo "$LAB_TMP/state/captures/$1.pcap"; }
 # KEY may name a nested field: counters.captured.
 disk_field() {
   python3 -c '
@@ -46,7 +49,7 @@ expect_readable() {
 
 # The three checks of docs/reliability.md for capture ID once it finished: the record as
 # GetCapture answers it and as it lies on disk agree (status, packets captured), and the
-# capture file is read to its end by tshark and capinfos, holding packets_captured packets.
+# capture file the record names is read to its end by tshark and capinfos, holding packets_captured packets.
 expect_record_and_file() {
   local id=$1 what=$2 live status captured
   live=$(ctl --json get "$id") || fail "$what: GetCapture $id failed"
@@ -55,8 +58,10 @@ expect_record_and_file() {
   case $status in success | failed) ;; *) fail "$what: capture $id is '$status', not finished" ;; esac
   expect_eq "$(disk_field "$id" status)" "$status" "$what: status on disk = GetCapture's"
   expect_eq "$(disk_field "$id" counters.captured)" "$captured" "$what: packets captured on disk = GetCapture's"
-  expect_readable "$(spool_path "$id")" "$what"
-  expect_eq "$(packets_in "$(spool_path "$id")")" "$captured" "$what: packets in the file = packets_captured"
+  local file
+  file="$LAB_TMP/state/captures/$(disk_field "$id" file_name)" # the spool, or what it became
+  expect_readable "$file" "$what"
+  expect_eq "$(packets_in "$file")" "$captured" "$what: packets in the file = packets_captured"
 }
 
 # Polls until capture ID has status STATUS (the record GetCapture answers), for up to $3 s.

@@ -152,8 +152,8 @@ wait_until 20 grep -q '"holding":true' "$LAB_TMP/hold.out"
 echo "ok: $(cat "$LAB_TMP/hold.out")"
 burst "while the fd is held"
 # The held file's capture can still be downloaded by others, and new captures run.
-ctl download "$DONE" -o "$LAB_TMP/dl.pcapng" >/dev/null
-cmp "$(spool_path "$DONE")" "$LAB_TMP/dl.pcapng" || fail "download while another client holds the fd"
+ctl download "$DONE" -o "$LAB_TMP/dl.pcap" >/dev/null
+cmp "$(output_path "$DONE")" "$LAB_TMP/dl.pcap" || fail "download while another client holds the fd"
 NEW=$(json_field "$(ctl --json create --type simple --time-limit 60 --packet-limit 10 --destination-port 7552)" id)
 in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7552 --count 10 --size 100 >/dev/null
 expect_eq "$(json_field "$(wait_finished "$NEW" 30)" status)" success "a capture while the fd is held"

@@ -64,7 +64,7 @@ done
 ID=${IDS[2]}
 # The consumer stalls (SIGSTOP) while the ring fills: 30000 records wait when it resumes.
 kill -STOP "$RINGCAPD_PID"
-trap 'kill -CONT "$RINGCAPD_PID" 2>/dev/null; lab_down' EXIT
+trap 'rc=$?; kill -CONT "$RINGCAPD_PID" 2>/dev/null; lab_down "$rc"' EXIT
 SENT=$(in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7561 --count 10000 --size 8000 --max-seconds 60)
 expect_eq "$SENT" 10000 "jumbo datagrams sent while ringcapd was stopped"
 kill -CONT "$RINGCAPD_PID"
@@ -91,7 +91,7 @@ for id in "${IDS[@]}"; do
   REC=$(wait_finished "$id" 60)
   expect_eq "$(json_field "$REC" status)" success "status of jumbo capture $id"
   expect_eq "$(json_field "$REC" packets_captured)" 10000 "packets_captured of $id"
-  expect_eq "$(packets_in "$(spool_path "$id")")" 10000 "packets in the file of $id"
+  expect_eq "$(packets_in "$(output_path "$id")")" 10000 "packets in the file of $id"
 done
 [ "$calls" -ge 3 ] || fail "only $calls GetCapture call(s) answered while the ring drained: the loop was blocked"
 [ "$max_ms" -le 300 ] || fail "a GetCapture took $max_ms ms while the ring drained (at most 300 ms expected)"

@@ -98,7 +98,7 @@ ID2=$(json_field "$(ctl --json create --type simple --time-limit 60 --packet-lim
 in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7503 --count 10 --size 100 >/dev/null
 REC=$(wait_finished "$ID2" 30)
 expect_eq "$(json_field "$REC" status)" success "a new capture after the restart"
-expect_eq "$(packets_in "$(spool_path "$ID2")")" 10 "packets of the new capture"
+expect_eq "$(packets_in "$(output_path "$ID2")")" 10 "packets of the new capture"
 
 echo "== B. kill -9 during a running full capture"
 FDEST="file://$LAB_TMP/files/kill"
@@ -129,7 +129,9 @@ ID=$(json_field "$(ctl --json create --type full --colo-name LAB --destination-c
 in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7502 --count 15000 --size 1400 --max-seconds 60 >/dev/null
 wait_status "$ID" conversion_running 60
 expect_eq "$(disk_field "$ID" status)" conversion_running "on-disk status during the delivery"
-SPOOL_SUM=$(sha256sum "$(spool_path "$ID")" | cut -d' ' -f1)
+# The conversion to PCAP runs first, then the upload hangs; the record still names the spool.
+expect_eq "$(disk_field "$ID" file_name)" "$ID.pcapng" "the file in the record during the delivery"
+cp "$(spool_path "$ID")" "$LAB_TMP/spool-at-kill.pcapng"
 kill9_ringcapd
 kill -CONT "$S3_PID"
 S3_STOPPED=
@@ -140,11 +142,19 @@ REC=$(wait_finished "$ID" 120)
 expect_eq "$(json_field "$REC" status)" success "status of the resumed delivery"
 expect_eq "$(json_field "$REC" location)" "s3://ringcap-rel/kill/$(hostname)/pcap_$ID.pcap" "location"
 expect_eq "$(disk_field "$ID" status)" success "on-disk status after the delivery"
-expect_eq "$(sha256sum "$(spool_path "$ID")" | cut -d' ' -f1)" "$SPOOL_SUM" "the spool file is unchanged"
+expect_eq "$(disk_field "$ID" file_name)" "$ID.pcap" "the file in the record after the delivery"
+[ ! -e "$(spool_path "$ID")" ] || fail "the spool was kept after its conversion"
 aws_s3 s3 cp "s3://ringcap-rel/kill/$(hostname)/pcap_$ID.pcap" "$LAB_TMP/object.pcap" >/dev/null
-cmp "$(spool_path "$ID")" "$LAB_TMP/object.pcap" || fail "the delivered object differs from the capture"
-echo "ok: the object is byte for byte the capture ($(stat -c %s "$LAB_TMP/object.pcap") bytes)"
+cmp "$(output_path "$ID")" "$LAB_TMP/object.pcap" || fail "the delivered object differs from the converted capture"
+echo "ok: the object is byte for byte the converted capture ($(stat -c %s "$LAB_TMP/object.pcap") bytes)"
+expect_nanosecond_pcap "$LAB_TMP/object.pcap" "the delivered object"
 expect_readable "$LAB_TMP/object.pcap" "the delivered object"
+# Every packet of the spool, in order, with its timestamp and lengths.
+tshark_fields "$LAB_TMP/spool-at-kill.pcapng" frame.time_epoch frame.len frame.cap_len >"$LAB_TMP/spool.rows"
+tshark_fields "$LAB_TMP/object.pcap" frame.time_epoch frame.len frame.cap_len >"$LAB_TMP/object.rows"
+[ -s "$LAB_TMP/spool.rows" ] || fail "tshark read no packet of the spool"
+cmp "$LAB_TMP/spool.rows" "$LAB_TMP/object.rows" || fail "the object's packets differ from the spool's"
+echo "ok: the object holds the spool's $(wc -l <"$LAB_TMP/spool.rows") packets, timestamps to the nanosecond"
 echo "info: multipart uploads left in the bucket by the killed daemon: $(uploads_left ringcap-rel)"
 expect_serving "after three kills"
 stop_ringcapd

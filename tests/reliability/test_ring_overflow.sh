@@ -102,8 +102,9 @@ start_ringcapd "[capture]
 ring_size_mib = 1
 [rate_limits]
 simple_interval_seconds = 0"
+# pcapng (not the default classic PCAP): its statistics block carries the lost count.
 ID=$(json_field "$(ctl --json create --type simple --time-limit 120 --packet-limit 10000 \
-  --destination-port 7541)" id)
+  --destination-port 7541 --output-format pcapng)" id)
 kill -STOP "$RINGCAPD_PID"
 trap 'rc=$?; kill -CONT "$RINGCAPD_PID" 2>/dev/null; lab_down "$rc"' EXIT
 DROPS0=$(veth_drops)

@@ -257,7 +257,7 @@ bad=$(find "$LAB_TMP/state" -mindepth 1 \( -type f ! -perm 0640 -o -type d ! -pe
 [ -z "$bad" ] || fail "modes other than 0640 (files) and 0750 (directories): $bad"
 echo "ok: $(find "$LAB_TMP/state" -mindepth 1 | wc -l) entries under the state directory: files 0640, directories 0750"
 GID=$(getent group ringcap | cut -d: -f3)
-notgroup=$(find "$LAB_TMP/state" -name '*.pcapng' ! -gid "$GID" -printf '%p\n')
+notgroup=$(find "$LAB_TMP/state" -name '*.pcap*' ! -gid "$GID" -printf '%p\n')
 [ -z "$notgroup" ] || fail "capture files not of the group ringcap: $notgroup"
 OWNED=$(find "$ROOT" -path "$ROOT/swap.old" -prune -o -newer "$LAB_TMP/marker" -print | grep -v -e "^$ROOT\$" -e "^$ROOT/real\$" -e "^$ROOT/plant\$" -e "^$ROOT/swap\$" || true)
 badroot=$(for p in $OWNED; do
@@ -274,7 +274,7 @@ expect_eq "$(stat -c %a "$ROOT/ok")" 750 "mode of a destination directory ringca
 as_user ringcap-test-user cat "$ROOT/ok/team/$HOST/pcap_$OKID.pcap" >/dev/null 2>&1 &&
   fail "the unprivileged user can read a delivered object"
 SAMPLE_REC=$(ls "$LAB_TMP/state/captures/"*.json | head -1)
-SAMPLE_CAP=$(ls "$LAB_TMP/state/captures/"*.pcapng | head -1)
+SAMPLE_CAP=$(ls "$LAB_TMP/state/captures/"*.pcap* | head -1)
 as_user ringcap-test-user cat "$SAMPLE_REC" >/dev/null 2>&1 && fail "the unprivileged user can read a record"
 as_user ringcap-test-user cat "$SAMPLE_CAP" >/dev/null 2>&1 && fail "the unprivileged user can read a capture"
 as_user ringcap-test-user ls "$LAB_TMP/state/captures" >/dev/null 2>&1 && fail "the unprivileged user can list the captures"

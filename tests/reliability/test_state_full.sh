@@ -68,13 +68,42 @@ grep -q "No space left on device" "$LAB_TMP/err" || fail "CreateCapture on a ful
 echo "ok: CreateCapture on a full disk: $(cat "$LAB_TMP/err")"
 expect_eq "$(ctl --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1 "captures listed (the refused one made none)"
 
-echo "== space freed: a new capture works"
+echo "== space freed: the failed record is saved, while no capture runs"
 rm -f "$STATE/filler" "$STATE/filler2"
+# The final record of the capture that filled the disk could not be written; ringcapd tries
+# again every 250 ms even though it is idle (no capture runs, so nothing else wakes it).
+on_disk_failed() { [ "$(disk_field "$ID" status)" = failed ]; }
+wait_until 5 on_disk_failed
+echo "ok: the on-disk record says failed within 5 s of the space being freed, with no capture running"
+echo "== a new capture works"
 ID2=$(json_field "$(ctl --json create --type simple --time-limit 60 --packet-limit 10 --destination-port 7511)" id)
 in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7511 --count 10 --size 100 >/dev/null
 REC2=$(wait_finished "$ID2" 30)
 expect_eq "$(json_field "$REC2" status)" success "a capture after space was freed"
-expect_eq "$(packets_in "$(spool_path "$ID2")")" 10 "packets of that capture"
+expect_eq "$(packets_in "$(output_path "$ID2")")" 10 "packets of that capture"
+
+echo "== the conversion to PCAP finds the disk full: failed, the spool kept"
+# 2000 packets cut to 160 bytes: about 384 KiB of pcapng fit in the 512 KiB left; the
+# 352 KiB of PCAP beside them do not.
+AVAIL=$(df --output=avail -B1 "$STATE" | tail -1)
+head -c $((AVAIL - 512 * 1024)) /dev/zero >"$STATE/filler3"
+ID3=$(json_field "$(ctl --json create --type simple --time-limit 30 --packet-limit 2000 \
+  --destination-port 7512)" id)
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7512 --count 2000 --size 300 --max-seconds 30 >/dev/null
+REC3=$(wait_finished "$ID3" 60)
+expect_eq "$(json_field "$REC3" status)" failed "status when the conversion finds the disk full"
+MSG3=$(json_field "$REC3" error_message)
+echo "$MSG3" | grep -q "to PCAP: .*No space left on device" || fail "error_message does not say the conversion ran out of space: $MSG3"
+echo "$MSG3" | grep -q "kept in $(spool_path "$ID3")" || fail "error_message does not say where the spool is: $MSG3"
+echo "ok: error_message: $MSG3"
+expect_readable "$(spool_path "$ID3")" "the spool of the failed conversion"
+expect_eq "$(packets_in "$(spool_path "$ID3")")" "$(json_field "$REC3" packets_captured)" "packets in the kept spool"
+expect_eq "$(json_field "$REC3" file_name)" "pcap_$ID3.pcapng" "file_name of the failed conversion"
+expect_eq "$(json_field "$REC3" file_size)" "$(stat -c %s "$(spool_path "$ID3")")" "file_size of the failed conversion"
+[ ! -e "$(output_path "$ID3")" ] && [ ! -e "$(output_path "$ID3").part" ] || fail "the failed conversion left a PCAP file"
+ctl download "$ID3" -o "$LAB_TMP/dl3.pcapng" >/dev/null
+cmp "$(spool_path "$ID3")" "$LAB_TMP/dl3.pcapng" || fail "the download of the failed conversion differs from the spool"
+rm -f "$STATE/filler3"
 
 echo "== the failed record is on disk, and survives a restart"
 soft_expect_eq "$(disk_field "$ID" status)" failed "on-disk status of the capture that filled the disk"

@@ -31,6 +31,7 @@ TEST(DaemonConfig, MinimalFileGetsTheDocumentedDefaults) {
   EXPECT_EQ(c->ownership_max_records, 1000u);
   EXPECT_EQ(c->ownership_pending_expiry_seconds, 86400u);
   EXPECT_FALSE(c->skip_missing_interfaces);
+  EXPECT_EQ(c->output_format, OutputFormat::Pcap);
   EXPECT_EQ(c->allInterfaces(), std::vector<std::string>{"eth0"});
 }
 
@@ -45,6 +46,7 @@ other = ["eth1", "eth2"]
 simple_sample_rate = 10
 ring_size_mib = 64
 missing_interfaces = "skip"
+output_format = "pcapng"
 spool_max_bytes = 65536
 min_free_bytes = 0
 [rate_limits]
@@ -73,6 +75,7 @@ credentials_file = "/etc/ringcap/aws-credentials"
   EXPECT_EQ(c->spool_max_bytes, 65536u);
   EXPECT_EQ(c->min_free_bytes, 0u);
   EXPECT_TRUE(c->skip_missing_interfaces);
+  EXPECT_EQ(c->output_format, OutputFormat::Pcapng);
   EXPECT_EQ(c->full_concurrent, 2u);
   EXPECT_EQ(c->max_bytes, 1000u);
   EXPECT_EQ(c->access_group, "netops");
@@ -105,6 +108,10 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
        "capture.simple_sample_rate: must be an integer from 1 to 1000000 (got 0)"},
       {"colo_name = \"a\"\n" + systems + "[capture]\nmissing_interfaces = \"ignore\"\n",
        "capture.missing_interfaces: must be \"fail\" or \"skip\""},
+      {"colo_name = \"a\"\n" + systems + "[capture]\noutput_format = \"PCAP\"\n",
+       "capture.output_format: must be \"pcap\" or \"pcapng\" (got \"PCAP\")"},
+      {"colo_name = \"a\"\n" + systems + "[capture]\noutput_format = 1\n",
+       "capture.output_format: must be a string"},
       {"colo_name = \"a\"\n" + systems + "[capture]\nspool_max_bytes = 65535\n",
        "capture.spool_max_bytes: must be an integer from 65536 to 4611686018427387904 (got 65535)"},
       {"colo_name = \"a\"\n" + systems + "[capture]\nmin_free_bytes = -1\n",

@@ -109,6 +109,70 @@ TEST_F(JobStoreTest, RetentionRemovesTheOldestFinishedCapturesFirst) {
   EXPECT_TRUE(fs::exists(dir_ + "/captures/" + c.fileName));
 }
 
+TEST_F(JobStoreTest, OutputFormatAndTheConvertedFileSurviveAReopen) {
+  std::string converted, spooled;
+  {
+    auto s = JobStore::open(dir_, gid_t(-1));
+    ASSERT_TRUE(s);
+    auto a = record(1, CaptureStatus::Success, 10);
+    a.fileName = a.id + ".pcap"; // converted
+    std::ofstream(dir_ + "/captures/" + a.fileName) << "pcap";
+    auto b = record(2, CaptureStatus::Success, 10);
+    b.outputFormat = OutputFormat::Pcapng;
+    converted = a.id, spooled = b.id;
+    ASSERT_TRUE((*s)->add(a));
+    ASSERT_TRUE((*s)->add(b));
+  }
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  const CaptureRecord *a = (*s)->find(converted), *b = (*s)->find(spooled);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->outputFormat, OutputFormat::Pcap);
+  EXPECT_EQ(a->fileName, converted + ".pcap");
+  EXPECT_FALSE(a->needsConversion());
+  EXPECT_EQ(a->toJson().value("file_name", ""), "pcap_" + converted + ".pcap");
+  EXPECT_EQ(a->toJson().value("output_format", ""), "pcap");
+  EXPECT_EQ(b->outputFormat, OutputFormat::Pcapng);
+  EXPECT_FALSE(b->needsConversion());
+  EXPECT_EQ(b->toJson().value("file_name", ""), "pcap_" + spooled + ".pcapng");
+
+  // A pcap capture whose spool is not converted yet (a delivery to resume).
+  CaptureRecord pending = *a;
+  pending.fileName = pending.spoolName();
+  pending.status = CaptureStatus::ConversionPending;
+  EXPECT_TRUE(pending.needsConversion());
+  EXPECT_FALSE(pending.toJson().contains("file_name")) << "no file to download yet";
+
+  // A record names only its spool or its output.
+  nlohmann::json state = b->toStateJson();
+  state["file_name"] = spooled + ".pcap"; // pcapng captures have no .pcap file
+  EXPECT_FALSE(CaptureRecord::fromStateJson(state).ok());
+  state = b->toStateJson();
+  state["output_format"] = "pcap2";
+  EXPECT_FALSE(CaptureRecord::fromStateJson(state).ok());
+  // Records written before output_format existed load with the default, pcap.
+  state = b->toStateJson();
+  state.erase("output_format");
+  auto legacy = CaptureRecord::fromStateJson(state);
+  ASSERT_TRUE(legacy.ok()) << legacy.error().message;
+  EXPECT_EQ(legacy->outputFormat, OutputFormat::Pcap);
+}
+
+TEST_F(JobStoreTest, RetentionAlsoRemovesASpoolLeftBesideItsPcapFile) {
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  auto a = record(1, CaptureStatus::Success, 10); // writes <id>.pcapng: the leftover spool
+  a.fileName = a.id + ".pcap";
+  std::ofstream(dir_ + "/captures/" + a.fileName) << std::string(10, 'p');
+  auto b = record(2, CaptureStatus::Success, 10);
+  ASSERT_TRUE((*s)->add(a));
+  ASSERT_TRUE((*s)->add(b));
+  EXPECT_EQ((*s)->enforceRetention(1, 1u << 30), std::vector<std::string>{a.id});
+  EXPECT_FALSE(fs::exists(dir_ + "/captures/" + a.id + ".pcap"));
+  EXPECT_FALSE(fs::exists(dir_ + "/captures/" + a.id + ".pcapng"));
+  EXPECT_TRUE(fs::exists(dir_ + "/captures/" + b.id + ".pcapng"));
+}
+
 // A record's text is made valid UTF-8 where it comes in; should invalid bytes reach save()
 // anyway, they are replaced: save() neither throws nor writes invalid JSON.
 TEST_F(JobStoreTest, SaveNeverThrowsOnInvalidUtf8) {

@@ -20,13 +20,13 @@ const std::vector<std::string> kRecordOrder = [] {
   std::istringstream in(
       "id system type status error_message submitted started finished validated stop_reason "
       "time_limit packet_limit byte_limit filter_v1 colo_name destination_conf filename "
-      "offset_time");
+      "offset_time output_format");
   for (std::string key; in >> key;)
     keys.push_back(key);
   for (const auto &f : kSlotCounterFields)
     keys.emplace_back(f.name);
   keys.emplace_back(kPacketsLostName);
-  for (const char *key : {"file_size", "location", "checksum"})
+  for (const char *key : {"file_name", "file_size", "location", "checksum"})
     keys.emplace_back(key);
   return keys;
 }();

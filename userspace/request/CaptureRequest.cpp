@@ -10,9 +10,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kFields[] = {"system",     "type",      "time_limit", "packet_limit",
-                                        "byte_limit", "filter_v1", "colo_name",  "destination_conf",
-                                        "offset_time"};
+constexpr std::string_view kFields[] = {
+    "system",    "type",      "time_limit",       "packet_limit", "byte_limit",
+    "filter_v1", "colo_name", "destination_conf", "offset_time",  "output_format"};
 constexpr std::string_view kSystem = "magic-transit";
 constexpr uint64_t kMaxTimeLimit = 300;
 constexpr uint64_t kMaxPacketLimit = 10000;
@@ -139,10 +139,28 @@ Result<void> readString(const json &body, const char *key, Presence presence,
   return {};
 }
 
+bool isOutputFormat(std::string_view s) { return parseOutputFormat(s).has_value(); }
+
 } // namespace
 
 std::string_view toString(CaptureType type) {
   return type == CaptureType::Simple ? "simple" : "full";
+}
+
+std::string_view toString(OutputFormat format) {
+  return format == OutputFormat::Pcapng ? "pcapng" : "pcap";
+}
+
+std::optional<OutputFormat> parseOutputFormat(std::string_view text) {
+  if (text == "pcap")
+    return OutputFormat::Pcap;
+  if (text == "pcapng")
+    return OutputFormat::Pcapng;
+  return std::nullopt;
+}
+
+std::string_view fileExtension(OutputFormat format) {
+  return format == OutputFormat::Pcapng ? ".pcapng" : ".pcap";
 }
 
 json CaptureRequest::toJson() const {
@@ -159,6 +177,8 @@ json CaptureRequest::toJson() const {
     j["colo_name"] = *colo_name;
   if (destination_conf)
     j["destination_conf"] = *destination_conf;
+  if (output_format)
+    j["output_format"] = std::string(toString(*output_format));
   return j;
 }
 
@@ -234,8 +254,14 @@ Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode
                    "must be an RFC 3339 date-time such as \"2026-11-26T10:00:00Z\"", offset);
   if (r && offset)
     r = invalid("offset_time", kOffsetTimeUnsupported);
+  std::optional<std::string> format;
+  if (r)
+    r = readString(body, "output_format", api ? optionalField : apiOnly, isOutputFormat,
+                   "must be \"pcap\" or \"pcapng\"", format);
   if (!r)
     return r.error();
+  if (format)
+    req.output_format = parseOutputFormat(*format);
   return req;
 }
 

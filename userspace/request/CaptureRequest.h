@@ -18,6 +18,16 @@ enum class CaptureType { Simple, Full };
 // "simple" / "full".
 std::string_view toString(CaptureType type);
 
+// The format of a capture's deliverable: classic PCAP (nanosecond timestamps) or pcapng
+// (interface names and statistics blocks too).
+enum class OutputFormat { Pcap, Pcapng };
+
+// "pcap" / "pcapng".
+std::string_view toString(OutputFormat format);
+std::optional<OutputFormat> parseOutputFormat(std::string_view text);
+// ".pcap" / ".pcapng".
+std::string_view fileExtension(OutputFormat format);
+
 struct CaptureRequest {
   std::string system = "magic-transit";
   CaptureType type = CaptureType::Full;
@@ -29,6 +39,8 @@ struct CaptureRequest {
   std::optional<std::string> destination_conf;
   // offset_time is not a member: no host keeps the packet history it would look back in,
   // so the validator refuses it (after checking its RFC 3339 form).
+  // ringcap's own field (not Cloudflare's): absent means the daemon's configured default.
+  std::optional<OutputFormat> output_format;
 
   // Cloudflare-shaped request fields; absent ones (and an empty filter_v1) are omitted.
   nlohmann::json toJson() const;
@@ -41,8 +53,8 @@ enum class RequestMode {
   Api,
   // The foreground ringcap-dump tool: every field optional (system "magic-transit", type
   // "full" and no limits by default), the same ranges for the limits that are given,
-  // packet_limit and byte_limit allowed for both types, and no colo_name, destination_conf
-  // or offset_time (those belong to the daemon's API).
+  // packet_limit and byte_limit allowed for both types, and no colo_name, destination_conf,
+  // offset_time or output_format (those belong to the daemon's API).
   Tool,
 };
 

@@ -20,6 +20,7 @@ std::string fieldMessageToOptions(const std::string &message) {
       {"colo_name", "--colo-name"},
       {"destination_conf", "--destination-conf"},
       {"offset_time", "--offset-time"},
+      {"output_format", "--output-format"},
   };
   for (const auto &[field, option] : names) {
     std::string prefix = std::string(field) + ":";
