@@ -14,8 +14,8 @@
 //   S                  an a{ss}: count byte, then key and value strings
 //   other bytes        a basic value of the type kBasic[byte % 12]
 // The whole input is one value. An aa{sv} is read with readVariantDictArray, anything else
-// with readVariantDict (which refuses what is not an a{sv}); each object is then validated in
-// both modes.
+// with readVariantDict (which refuses what is not an a{sv}), once with ringcapd's request
+// schema and once without; each object is then validated (in both modes without the schema).
 // Properties: no crash or leak; validation errors are short and printable; an accepted
 // request, written back with toJson(), is accepted again as the same request.
 #include "FuzzCheck.h"
@@ -377,6 +377,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     return 0;
   }
+  // ringcapd's own path (CreateCapture): the request schema refuses unknown keys and
+  // container types before their values are read.
+  auto schemed = readVariantDict(msg.m, captureRequestSchema());
+  if (!schemed) {
+    FUZZ_CHECK(!schemed.error().message.empty(),
+               "readVariantDict (schema) error without a message");
+  } else {
+    FUZZ_CHECK(schemed->is_object(), "readVariantDict (schema) returned " + schemed->dump());
+    validate(*schemed, RequestMode::Api, "api, schema");
+  }
+  if (sd_bus_message_rewind(msg.m, true) < 0)
+    fuzz::fail("cannot rewind the message");
   auto body = readVariantDict(msg.m);
   if (!body) {
     FUZZ_CHECK(!body.error().message.empty(), "readVariantDict error without a message");
