@@ -3,6 +3,7 @@
 #include "pcap/PcapWriter.h"
 #include "../lib/Skip.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -278,6 +279,41 @@ TEST_F(PcapWriterTest, RejectsPacketsItCannotHold) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("classic PCAP range"), std::string::npos);
   EXPECT_EQ((*w)->packetsWritten(), 0u);
+}
+
+// A write the file takes only in part (a full non-blocking pipe) fails the writer. The error
+// counts every byte that reached the file; bytesWritten() counts the whole writes only, and
+// what reached the file stays (classic PCAP is not cut back to the last whole record).
+TEST_F(PcapWriterTest, ShortWriteFailsTheWriterAndKeepsWhatWasWritten) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  const int capacity = ::fcntl(fds[1], F_GETPIPE_SZ);
+  ASSERT_GT(capacity, 0);
+  auto w = PcapWriter::fromFd(fds[1], "pipe", 1600);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  const auto frame = udpFrame(1514, 1514, 0);
+  const uint32_t packets = 2 * static_cast<uint32_t>(capacity) / (16 + 1514); // twice too many
+  for (uint32_t i = 0; i < packets; ++i)
+    ASSERT_TRUE((*w)->writePacket(kBaseTs + i, 1514, frame).ok()) << i;
+  auto r = (*w)->finish(); // the first write of the buffer
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ((*w)->bytesWritten(), 24u);
+  EXPECT_FALSE((*w)->writePacket(kBaseTs, 1514, frame).ok());
+  EXPECT_FALSE((*w)->flush().ok());
+  EXPECT_EQ((*w)->finish().error().message, r.error().message);
+  w->reset(); // closes the write end
+  std::vector<uint8_t> got(2 * static_cast<size_t>(capacity));
+  size_t total = 0;
+  for (ssize_t n; (n = ::read(fds[0], got.data() + total, got.size() - total)) > 0;)
+    total += static_cast<size_t>(n);
+  ::close(fds[0]);
+  EXPECT_GT(total, 24u);
+  EXPECT_LT(total, 24u + packets * (16 + 1514));
+  EXPECT_EQ(r.error().code, EAGAIN);
+  EXPECT_EQ(
+      r.error().message.rfind("pipe: write failed after " + std::to_string(total) + " bytes: ", 0),
+      0u)
+      << r.error().message;
 }
 
 TEST_F(PcapWriterTest, ConvertsATwoInterfaceSpool) {
