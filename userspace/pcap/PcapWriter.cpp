@@ -37,16 +37,13 @@ Error invalid(const std::string &path, const std::string &what) {
 } // namespace
 
 PcapWriter::PcapWriter(int fd, std::string path, uint32_t snaplen, size_t bufferSize)
-    : fd_(fd), path_(std::move(path)), snaplen_(snaplen), bufferSize_(bufferSize) {
+    : out_(fd, std::move(path)), snaplen_(snaplen), bufferSize_(bufferSize) {
   buf_.reserve(bufferSize_);
 }
 
 PcapWriter::~PcapWriter() {
-  if (fd_ < 0)
-    return;
-  if (!failure_)
+  if (out_.isOpen() && !out_.failure())
     (void)flush();
-  ::close(fd_);
 }
 
 Result<std::unique_ptr<PcapWriter>> PcapWriter::create(const std::string &path, uint32_t snaplen,
@@ -73,27 +70,19 @@ Result<std::unique_ptr<PcapWriter>> PcapWriter::fromFd(int fd, const std::string
   return w;
 }
 
-Result<void> PcapWriter::usable() const {
-  if (failure_)
-    return *failure_;
-  if (finished_)
-    return invalid(path_, "capture file is already finished");
-  return {};
-}
-
 Result<void> PcapWriter::writePacket(uint64_t tsNs, uint32_t origLen,
                                      std::span<const uint8_t> data) {
-  if (auto r = usable(); !r)
+  if (auto r = out_.usable(); !r)
     return r;
   if (data.size() > origLen)
-    return invalid(path_, "captured length " + std::to_string(data.size()) +
-                              " exceeds original length " + std::to_string(origLen));
+    return invalid(path(), "captured length " + std::to_string(data.size()) +
+                               " exceeds original length " + std::to_string(origLen));
   if (data.size() > snaplen_)
-    return invalid(path_, "captured length " + std::to_string(data.size()) + " exceeds snaplen " +
-                              std::to_string(snaplen_));
+    return invalid(path(), "captured length " + std::to_string(data.size()) + " exceeds snaplen " +
+                               std::to_string(snaplen_));
   if (tsNs / kNsPerSec > UINT32_MAX)
-    return invalid(path_, "timestamp " + std::to_string(tsNs) +
-                              " ns is past the classic PCAP range (year 2106)");
+    return invalid(path(), "timestamp " + std::to_string(tsNs) +
+                               " ns is past the classic PCAP range (year 2106)");
   const RecordHeader h{static_cast<uint32_t>(tsNs / kNsPerSec),
                        static_cast<uint32_t>(tsNs % kNsPerSec), static_cast<uint32_t>(data.size()),
                        origLen};
@@ -113,8 +102,8 @@ Result<void> PcapWriter::writePacket(uint64_t tsNs, uint32_t origLen,
 }
 
 Result<void> PcapWriter::flush() {
-  if (failure_)
-    return *failure_;
+  if (out_.failure())
+    return *out_.failure();
   if (buf_.empty())
     return {};
   auto r = writeOut(buf_);
@@ -123,45 +112,20 @@ Result<void> PcapWriter::flush() {
 }
 
 Result<void> PcapWriter::finish() {
-  if (auto r = usable(); !r)
+  if (auto r = out_.usable(); !r)
     return r;
   if (auto r = flush(); !r)
     return r;
-  finished_ = true;
-  const int fd = fd_;
-  fd_ = -1;
-  int rc = ::fsync(fd);
-  int err = errno;
-  if (rc != 0 && err != EINVAL && err != EROFS) { // EINVAL/EROFS: fd cannot be synced (pipe)
-    ::close(fd);
-    failure_ = Error::fromErrno(err, path_ + ": fsync failed");
-    return *failure_;
-  }
-  rc = ::close(fd);
-  err = errno;
-  if (rc != 0 && err != EINTR) {
-    failure_ = Error::fromErrno(err, path_ + ": close failed");
-    return *failure_;
-  }
-  return {};
+  return out_.finish();
 }
 
+// A failed write leaves what reached the file: classic PCAP files are not cut back to the
+// last whole record (the converter removes its unfinished output).
 Result<void> PcapWriter::writeOut(std::span<const uint8_t> bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
-    const int err = errno;
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-    } else if (n < 0 && err == EINTR) {
-      continue;
-    } else {
-      failure_ = Error::fromErrno(n == 0 ? EIO : err, path_ + ": write failed after " +
-                                                          std::to_string(bytes_ + done) + " bytes");
-      return *failure_;
-    }
-  }
-  bytes_ += bytes.size();
+  if (const auto shortWrite = out_.write(bytes))
+    return out_.fail(Error::fromErrno(
+        shortWrite->err, out_.path() + ": write failed after " +
+                             std::to_string(out_.wholeBytes() + shortWrite->written) + " bytes"));
   return {};
 }
 

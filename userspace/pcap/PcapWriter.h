@@ -8,11 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "pcap/CaptureFileOutput.h"
 #include "util/Result.h"
 
 namespace ringcap {
@@ -46,25 +46,20 @@ public:
 
   uint64_t packetsWritten() const { return packets_; }
   // Bytes handed to the file so far (flushed).
-  uint64_t bytesWritten() const { return bytes_; }
+  uint64_t bytesWritten() const { return out_.wholeBytes(); }
   uint32_t snaplen() const { return snaplen_; }
-  const std::string &path() const { return path_; }
+  const std::string &path() const { return out_.path(); }
 
 private:
   PcapWriter(int fd, std::string path, uint32_t snaplen, size_t bufferSize);
 
-  Result<void> usable() const;
   Result<void> writeOut(std::span<const uint8_t> bytes);
 
-  int fd_;
-  std::string path_;
+  CaptureFileOutput out_;
   uint32_t snaplen_;
   size_t bufferSize_;
   std::vector<uint8_t> buf_;
   uint64_t packets_ = 0;
-  uint64_t bytes_ = 0;
-  std::optional<Error> failure_;
-  bool finished_ = false;
 };
 
 } // namespace ringcap

@@ -113,16 +113,13 @@ Result<void> validate(const std::string &path, const std::vector<PcapInterface> 
 
 PcapngWriter::PcapngWriter(int fd, std::string path, std::vector<PcapInterface> ifaces,
                            size_t bufferSize)
-    : fd_(fd), path_(std::move(path)), ifaces_(std::move(ifaces)), bufferSize_(bufferSize) {
+    : out_(fd, std::move(path)), ifaces_(std::move(ifaces)), bufferSize_(bufferSize) {
   buf_.reserve(bufferSize_);
 }
 
 PcapngWriter::~PcapngWriter() {
-  if (fd_ < 0)
-    return;
-  if (!failure_)
+  if (out_.isOpen() && !out_.failure())
     (void)flush();
-  ::close(fd_);
 }
 
 Result<std::unique_ptr<PcapngWriter>> PcapngWriter::create(const std::string &path,
@@ -149,8 +146,6 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::fromFd(int fd, const std::st
     return r.error();
   }
   std::unique_ptr<PcapngWriter> w(new PcapngWriter(fd, path, ifaces, bufferSize));
-  const off_t pos = ::lseek(fd, 0, SEEK_CUR);
-  w->base_ = pos > 0 ? pos : 0; // not seekable (pipe): nothing to truncate
 
   std::string hardware, os;
   struct utsname uts {};
@@ -200,32 +195,24 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::fromFd(int fd, const std::st
   return w;
 }
 
-Result<void> PcapngWriter::usable() const {
-  if (failure_)
-    return *failure_;
-  if (finished_)
-    return invalid(path_, "capture file is already finished");
-  return {};
-}
-
 Result<void> PcapngWriter::writePacket(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
                                        std::span<const uint8_t> data) {
-  if (auto r = usable(); !r)
+  if (auto r = out_.usable(); !r)
     return r;
   if (interfaceId >= ifaces_.size())
-    return invalid(path_, "interface id " + std::to_string(interfaceId) + " out of range (" +
-                              std::to_string(ifaces_.size()) + " interfaces)");
+    return invalid(path(), "interface id " + std::to_string(interfaceId) + " out of range (" +
+                               std::to_string(ifaces_.size()) + " interfaces)");
   if (data.size() > origLen)
-    return invalid(path_, "captured length " + std::to_string(data.size()) +
-                              " exceeds original length " + std::to_string(origLen));
+    return invalid(path(), "captured length " + std::to_string(data.size()) +
+                               " exceeds original length " + std::to_string(origLen));
   const uint32_t snaplen = ifaces_[interfaceId].snaplen;
   if (snaplen != 0 && data.size() > snaplen)
-    return invalid(path_, "captured length " + std::to_string(data.size()) + " exceeds snaplen " +
-                              std::to_string(snaplen) + " of interface " +
-                              ifaces_[interfaceId].name);
+    return invalid(path(), "captured length " + std::to_string(data.size()) + " exceeds snaplen " +
+                               std::to_string(snaplen) + " of interface " +
+                               ifaces_[interfaceId].name);
   const size_t length = kEpbOverhead + pad4(data.size());
   if (length > std::numeric_limits<uint32_t>::max())
-    return invalid(path_, "packet too large for a pcapng block");
+    return invalid(path(), "packet too large for a pcapng block");
   // The per-packet path: one resize and three copies into the buffer.
   return appendBlock(length, [&](std::vector<uint8_t> &out) {
     const uint32_t total = static_cast<uint32_t>(length);
@@ -249,13 +236,13 @@ Result<void> PcapngWriter::writePacket(uint32_t interfaceId, uint64_t tsNs, uint
 }
 
 Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats) {
-  if (auto r = usable(); !r)
+  if (auto r = out_.usable(); !r)
     return r;
   if (stats.size() != ifaces_.size())
-    return invalid(path_, "got statistics for " + std::to_string(stats.size()) +
-                              " interfaces, expected " + std::to_string(ifaces_.size()));
+    return invalid(path(), "got statistics for " + std::to_string(stats.size()) +
+                               " interfaces, expected " + std::to_string(ifaces_.size()));
   for (const auto &s : stats)
-    if (auto r = checkOption(path_, "statistics comment", s.comment); !r)
+    if (auto r = checkOption(path(), "statistics comment", s.comment); !r)
       return r;
 
   for (uint32_t id = 0; id < stats.size(); ++id) {
@@ -281,24 +268,7 @@ Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats) 
   }
   if (auto r = flush(); !r)
     return r;
-
-  finished_ = true;
-  const int fd = fd_;
-  fd_ = -1;
-  int rc = ::fsync(fd);
-  int err = errno;
-  if (rc != 0 && err != EINVAL && err != EROFS) { // EINVAL/EROFS: fd cannot be synced (pipe)
-    ::close(fd);
-    failure_ = Error::fromErrno(err, path_ + ": fsync failed");
-    return *failure_;
-  }
-  rc = ::close(fd);
-  err = errno;
-  if (rc != 0 && err != EINTR) {
-    failure_ = Error::fromErrno(err, path_ + ": close failed");
-    return *failure_;
-  }
-  return {};
+  return out_.finish();
 }
 
 template <typename Build>
@@ -317,8 +287,8 @@ Result<void> PcapngWriter::appendBlock(size_t totalLength, Build &&build) {
 }
 
 Result<void> PcapngWriter::flush() {
-  if (failure_)
-    return *failure_;
+  if (out_.failure())
+    return *out_.failure();
   if (buf_.empty())
     return {};
   auto r = writeOut(buf_);
@@ -327,18 +297,8 @@ Result<void> PcapngWriter::flush() {
 }
 
 Result<void> PcapngWriter::writeOut(std::span<const uint8_t> blocks) {
-  size_t done = 0;
-  while (done < blocks.size()) {
-    const ssize_t n = ::write(fd_, blocks.data() + done, blocks.size() - done);
-    const int err = errno;
-    if (n > 0)
-      done += static_cast<size_t>(n);
-    else if (n < 0 && err == EINTR)
-      continue;
-    else
-      return fail(blocks, done, n == 0 ? EIO : err);
-  }
-  bytes_ += blocks.size();
+  if (const auto shortWrite = out_.write(blocks))
+    return fail(blocks, shortWrite->written, shortWrite->err);
   return {};
 }
 
@@ -357,13 +317,11 @@ Error PcapngWriter::fail(std::span<const uint8_t> blocks, size_t written, int er
       ++lostPackets;
     off += length;
   }
-  bytes_ += keep;
+  out_.truncateToWhole(keep, written);
   packets_ -= lostPackets;
-  if (written > keep)
-    (void)::ftruncate(fd_, base_ + static_cast<off_t>(bytes_)); // fails only for non-files
-  failure_ = Error::fromErrno(err, path_ + ": write failed after " + std::to_string(bytes_) +
-                                       " bytes (" + std::to_string(packets_) + " packets)");
-  return *failure_;
+  return out_.fail(Error::fromErrno(err, path() + ": write failed after " +
+                                             std::to_string(out_.wholeBytes()) + " bytes (" +
+                                             std::to_string(packets_) + " packets)"));
 }
 
 } // namespace ringcap

@@ -8,11 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "pcap/CaptureFileOutput.h"
 #include "util/Result.h"
 
 namespace ringcap {
@@ -69,28 +69,22 @@ public:
   // Packets in the file or buffered for it; after a failure, packets in the file.
   uint64_t packetsWritten() const { return packets_; }
   // Bytes in the file (flushed), always the end of a whole block.
-  uint64_t bytesWritten() const { return bytes_; }
-  const std::string &path() const { return path_; }
-  bool failed() const { return failure_.has_value(); }
+  uint64_t bytesWritten() const { return out_.wholeBytes(); }
+  const std::string &path() const { return out_.path(); }
+  bool failed() const { return out_.failure().has_value(); }
 
 private:
   PcapngWriter(int fd, std::string path, std::vector<PcapInterface> ifaces, size_t bufferSize);
 
-  Result<void> usable() const;
   template <typename Build> Result<void> appendBlock(size_t totalLength, Build &&build);
   Result<void> writeOut(std::span<const uint8_t> blocks);
   Error fail(std::span<const uint8_t> blocks, size_t written, int err);
 
-  int fd_;
-  std::string path_;
+  CaptureFileOutput out_;
   std::vector<PcapInterface> ifaces_;
   size_t bufferSize_;
   std::vector<uint8_t> buf_;
-  off_t base_ = 0; // file offset of the section header
   uint64_t packets_ = 0;
-  uint64_t bytes_ = 0;
-  std::optional<Error> failure_;
-  bool finished_ = false;
 };
 
 } // namespace ringcap
