@@ -1,5 +1,6 @@
 // ringcapd's D-Bus API (docs/dbus-api.md) through a real dbus-daemon: requests, records,
 // errors, limits and access control.
+#include "../lib/Sanitizer.h"
 #include "DaemonFixture.h"
 #include "engine/SlotCounters.h"
 
@@ -235,8 +236,12 @@ TEST_F(DaemonTest, LargeValuesAreRefusedWithoutBuildingThem) {
     const long grown = daemonPeakKiB(lab().daemonPid()) - before;
     std::cerr << "ringcapd VmHWM " << before << " KiB, +" << grown << " KiB for a "
               << (kBytes >> 20) << " MiB " << row.field.key << "\n";
-    // The message itself is held once (24 MiB), in sd-bus's buffer.
-    EXPECT_LT(grown, 40 * 1024) << "ringcapd's peak memory grew by " << grown << " KiB";
+    // The message itself is held once (24 MiB), in sd-bus's buffer. Under AddressSanitizer
+    // (this binary and ringcapd come from the same build) freed memory stays in ASan's
+    // quarantine (256 MiB by default) and allocations carry redzones: measured +326 MiB there,
+    // still a third of what building the value as JSON costs without ASan (+1 GiB).
+    EXPECT_LT(grown, testsupport::kAddressSanitizer ? 512 * 1024 : 40 * 1024)
+        << "ringcapd's peak memory grew by " << grown << " KiB";
   }
   EXPECT_EQ(root().list().size(), 0u);
 }

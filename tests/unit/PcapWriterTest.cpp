@@ -2,6 +2,7 @@
 // with PcapReader and with third-party readers (capinfos, tshark, tcpdump).
 #include "pcap/PcapWriter.h"
 #include "../lib/PcapTestSupport.h"
+#include "../lib/Sanitizer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -53,19 +54,6 @@ uint64_t statusKib(const std::string &name) {
       return std::stoull(line.substr(name.size() + 1));
   return 0;
 }
-
-// AddressSanitizer keeps freed memory in quarantine: resident size says nothing there.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
 
 class PcapWriterTest : public TempDirTest {
 protected:
@@ -283,7 +271,7 @@ TEST_F(PcapWriterTest, ConversionStreamsALargeSpool) {
   ASSERT_TRUE(summary.ok()) << summary.error().message;
   EXPECT_EQ(summary->packets, 20000u);
   EXPECT_EQ(summary->bytes, 24u + 20000u * (16 + 1514));
-  if (peakReset && !kAddressSanitizer) {
+  if (peakReset && !testsupport::kAddressSanitizer) {
     std::cout << "conversion of " << summary->bytes << " bytes: resident memory " << before
               << " KiB before, peak " << peak << " KiB\n";
     EXPECT_LT(peak, before + 8 * 1024) << "the conversion should not hold the file in memory";
