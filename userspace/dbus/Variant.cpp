@@ -180,8 +180,8 @@ Result<json> readTyped(sd_bus_message *m, std::string_view signature, const std:
   return out;
 }
 
-// Reads a variant whose contents have a JSON form.
-Result<json> readVariant(sd_bus_message *m, const std::string &where) {
+// The signature of the variant at the read position (which must be a variant), not read yet.
+Result<std::string> peekVariant(sd_bus_message *m, const std::string &where) {
   char type;
   const char *contents = nullptr;
   int r = sd_bus_message_peek_type(m, &type, &contents);
@@ -189,9 +189,18 @@ Result<json> readVariant(sd_bus_message *m, const std::string &where) {
     return readError(r, where);
   if (r == 0 || type != 'v' || !contents)
     return Error{EBADMSG, where + ": expected a variant"};
-  if (!isSupported(contents))
-    return Error{EINVAL, where + ": unsupported D-Bus type \"" + contents + "\""};
-  std::string signature = contents; // contents does not outlive the container
+  return std::string(contents); // contents does not outlive the container
+}
+
+// Reads a variant whose contents have a JSON form.
+Result<json> readVariant(sd_bus_message *m, const std::string &where) {
+  auto peeked = peekVariant(m, where);
+  if (!peeked)
+    return peeked.error();
+  const std::string &signature = *peeked;
+  if (!isSupported(signature))
+    return Error{EINVAL, where + ": unsupported D-Bus type \"" + signature + "\""};
+  int r;
   if ((r = sd_bus_message_enter_container(m, 'v', signature.c_str())) < 0)
     return readError(r, where);
   auto out = readTyped(m, signature, where);
@@ -404,14 +413,10 @@ namespace {
 // nested schema; anything else is refused before it is read.
 Result<json> readField(sd_bus_message *m, const VariantSchema::Field &field,
                        const std::string &where) {
-  char type;
-  const char *contents = nullptr;
-  int r = sd_bus_message_peek_type(m, &type, &contents);
-  if (r < 0)
-    return readError(r, where);
-  if (r == 0 || type != 'v' || !contents)
-    return Error{EBADMSG, where + ": expected a variant"};
-  const std::string signature = contents; // contents does not outlive the container
+  auto peeked = peekVariant(m, where);
+  if (!peeked)
+    return peeked.error();
+  const std::string &signature = *peeked;
   if (signature.size() == 1 && isBasic(signature[0]))
     return readVariant(m, where);
   if (signature != "a{sv}" || !field.dict)
@@ -420,6 +425,7 @@ Result<json> readField(sd_bus_message *m, const VariantSchema::Field &field,
                      (field.dict ? "must be a dictionary a{sv}"
                                  : "must be a single value such as s or u, not a container") +
                      ")"};
+  int r;
   if ((r = sd_bus_message_enter_container(m, 'v', signature.c_str())) < 0)
     return readError(r, where);
   auto out = readVariantDict(m, *field.dict, where);
