@@ -61,7 +61,7 @@ state_directory = "$WORK/state"
 [systems]
 magic-transit = ["rcdemo0"]
 CONF
-LIBXDP_BPFFS="$WORK/bpffs" ip netns exec "$NS_CAP" build/daemon/ringcapd --config "$WORK/ringcapd.toml" \
+LIBXDP_BPFFS="$WORK/bpffs" ip netns exec "$NS_CAP" build/daemon/ringcapd/ringcapd --config "$WORK/ringcapd.toml" \
   2>"$WORK/ringcapd.log" &
 PIDS+=($!)
 wait_for "ringcapd on the bus" busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" status org.ringcap.Ringcap1

@@ -180,7 +180,7 @@ expect_detached() {
   echo "ok: nothing attached to $IF_CAP"
 }
 
-RINGCAPD=${RINGCAPD:-$BUILD_DIR/daemon/ringcapd}
+RINGCAPD=${RINGCAPD:-$BUILD_DIR/daemon/ringcapd/ringcapd}
 RINGCAPCTL=${RINGCAPCTL:-$BUILD_DIR/tools/ringcapctl}
 SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 

@@ -39,7 +39,7 @@ step() { echo "== $*"; }
 for tool in debootstrap systemd-nspawn nsenter ip timeout cmake tshark jq apt-config; do
   command -v "$tool" >/dev/null || skip "needs $tool"
 done
-RINGCAPD=$BUILD_DIR/daemon/ringcapd
+RINGCAPD=$BUILD_DIR/daemon/ringcapd/ringcapd
 [ -x "$RINGCAPD" ] || fail "ringcapd not built at $RINGCAPD"
 
 # --- the mirror, from this machine's apt configuration --------------------------------------
