@@ -281,23 +281,18 @@ int cmdCreate(int argc, char **argv, bool &asJson) {
   }
 
   Bus bus;
-  Message reply;
-  try {
-    reply = bus.call("CreateCapture", [&](sd_bus_message *m) {
-      if (auto r = ringcap::writeVariantDict(m, request); !r)
-        usageError((file ? "-f " + *file + ": " : "") + r.error().message, "create");
-    });
-  } catch (const Failure &f) {
+  auto created = bus->createCapture(request);
+  if (!created) {
+    const ringcap::Error &e = created.error();
+    if (e.busName.empty() && e.kind == ringcap::ErrorKind::InvalidRequest) // never sent
+      usageError((file ? "-f " + *file + ": " : "") + e.message, "create");
+    Failure f = failureFrom(e);
     if (file || f.exitCode != kExitFailure)
-      throw;
+      throw f;
     throw Failure(f.exitCode, ringcap::fieldMessageToOptions(f.what()));
   }
-  const char *path = nullptr;
-  if (int r = sd_bus_message_read(reply.get(), "o", &path); r < 0)
-    throw Failure(kExitFailure,
-                  std::string("unexpected reply from ringcapd: ") + std::strerror(-r));
-  std::string objectPath = path;
-  json record = readRecord(reply.get());
+  std::string objectPath = created->path;
+  json record = std::move(created->record);
   std::string id = recordId(record);
   if (id.empty())
     id = objectPath.substr(objectPath.rfind('/') + 1);
@@ -317,7 +312,7 @@ int cmdGet(int argc, char **argv, bool &asJson) {
   auto args = parseCommand(argc, argv, kGetUsage, asJson);
   expectArguments(args, 1, "get", "a capture ID is");
   Bus bus;
-  json record = readRecord(bus.call("GetCapture", args[0]).get());
+  json record = unwrap(bus->getCapture(args[0]));
   if (asJson)
     printJson(record);
   else
@@ -329,7 +324,7 @@ int cmdList(int argc, char **argv, bool &asJson) {
   auto args = parseCommand(argc, argv, kListUsage, asJson);
   expectArguments(args, 0, "list", "");
   Bus bus;
-  json records = readRecords(bus.call("ListCaptures").get());
+  json records = unwrap(bus->listCaptures());
   if (asJson)
     printJson(records);
   else if (records.empty())
@@ -343,7 +338,7 @@ int cmdStop(int argc, char **argv, bool &asJson) {
   auto args = parseCommand(argc, argv, kStopUsage, asJson);
   expectArguments(args, 1, "stop", "a capture ID is");
   Bus bus;
-  bus.call("StopCapture", args[0]);
+  unwrap(bus->stopCapture(args[0]));
   if (!asJson)
     std::printf("Stop requested for capture %s.\n", args[0].c_str());
   return kExitOk;
@@ -389,18 +384,10 @@ int cmdDownload(int argc, char **argv, bool &asJson) {
     usageError("-o -: standard output is a terminal; redirect it or name a file", "download");
 
   Bus bus;
-  Message reply = bus.call("OpenCaptureFile", args[0]);
-  int received = -1;
-  if (int r = sd_bus_message_read(reply.get(), "h", &received); r < 0)
-    throw Failure(kExitFailure,
-                  std::string("unexpected reply from ringcapd: ") + std::strerror(-r));
-  int in = fcntl(received, F_DUPFD_CLOEXEC, 3);
-  if (in < 0)
-    throw Failure(kExitFailure, std::string("receiving the capture file: ") + std::strerror(errno));
-  reply.reset();
+  int in = unwrap(bus->openCaptureFile(args[0])).release();
   if (output.empty()) {
     // The name the record gives the file: its extension says the format.
-    json record = readRecord(bus.call("GetCapture", args[0]).get());
+    json record = unwrap(bus->getCapture(args[0]));
     auto name = record.find("file_name");
     if (name == record.end() || !name->is_string()) {
       close(in);
@@ -459,7 +446,7 @@ int cmdOwnership(int argc, char **argv, bool &asJson) {
   if (sub == "create") {
     expectArguments(args, 1, "ownership", "a destination (DEST) is");
     Bus bus;
-    json ownership = readRecord(bus.call("CreateOwnership", args[0]).get());
+    json ownership = unwrap(bus->createOwnership(args[0]));
     if (asJson) {
       printJson(ownership);
     } else {
@@ -471,7 +458,7 @@ int cmdOwnership(int argc, char **argv, bool &asJson) {
   } else if (sub == "validate") {
     expectArguments(args, 2, "ownership", "a destination (DEST) and the CHALLENGE are");
     Bus bus;
-    json ownership = readRecord(bus.call("ValidateOwnership", args[0], args[1]).get());
+    json ownership = unwrap(bus->validateOwnership(args[0], args[1]));
     if (asJson)
       printJson(ownership);
     else
@@ -485,7 +472,7 @@ int cmdOwnership(int argc, char **argv, bool &asJson) {
   } else if (sub == "list") {
     expectArguments(args, 0, "ownership", "");
     Bus bus;
-    json ownerships = readRecords(bus.call("ListOwnerships").get());
+    json ownerships = unwrap(bus->listOwnerships());
     if (asJson)
       printJson(ownerships);
     else if (ownerships.empty())
@@ -495,7 +482,7 @@ int cmdOwnership(int argc, char **argv, bool &asJson) {
   } else if (sub == "delete") {
     expectArguments(args, 1, "ownership", "an ownership ID is");
     Bus bus;
-    bus.call("DeleteOwnership", args[0]);
+    unwrap(bus->deleteOwnership(args[0]));
     if (!asJson)
       std::printf("Deleted ownership %s.\n", args[0].c_str());
   } else {

@@ -1,10 +1,9 @@
-// Bus: ringcapctl's connection to the system bus and calls to ringcapd's manager object.
+// Bus: ringcapctl's view of api::Client: its errors become Failures with exit codes.
 #pragma once
 
-#include "api/ServiceApi.h"
+#include "api/Client.h"
 #include "ringcapctl/Failure.h"
 
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,44 +11,38 @@
 
 namespace ringcap::ctl {
 
-using api::kCaptureInterface;
-using api::kManagerInterface;
-using api::kManagerPath;
-inline constexpr const char *kService = api::kBusName;
+using api::Message;
 
-struct MessageUnref {
-  void operator()(sd_bus_message *m) const { sd_bus_message_unref(m); }
-};
-using Message = std::unique_ptr<sd_bus_message, MessageUnref>;
+// The Failure for an error of api::Client: its kind's exit code (api::exitCode: 3 when
+// ringcapd is not on the bus or the bus is unreachable, 1 otherwise), with
+// "<message> (<D-Bus error name>)" when ringcapd or the bus sent the error.
+Failure failureFrom(const Error &error);
 
-// The Failure for a D-Bus error (r is the negative errno that came with it): the name's
-// ErrorKind and its exit code (api::errorKindFromDbusName, api::exitCode: 3 when nothing
-// owns ringcapd's name, 1 otherwise), with "<message> (<name>)".
-Failure failureFromError(const sd_bus_error *error, int r);
+template <typename T> T unwrap(Result<T> result) {
+  if (!result)
+    throw failureFrom(result.error());
+  return std::move(*result);
+}
+inline void unwrap(Result<void> result) {
+  if (!result)
+    throw failureFrom(result.error());
+}
 
 class Bus {
 public:
-  // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS when set) and waits for the bus to
-  // accept the connection; Failure with exit code 3 when it cannot be reached.
-  Bus();
-  ~Bus();
-  Bus(const Bus &) = delete;
-  Bus &operator=(const Bus &) = delete;
+  // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS when set); Failure with exit code 3
+  // when it cannot be reached.
+  Bus() : client_(unwrap(api::Client::connectSystem())) {}
 
-  sd_bus *get() const { return bus_; }
-
-  // Calls a method of the manager object; append adds the arguments. Throws Failure.
-  Message call(const char *method, const std::function<void(sd_bus_message *)> &append = {});
-  // A method that takes strings.
-  Message call(const char *method, const std::string &a);
-  Message call(const char *method, const std::string &a, const std::string &b);
+  api::Client &client() { return *client_; }
+  api::Client *operator->() { return client_.get(); }
+  sd_bus *get() const { return client_->bus(); }
 
 private:
-  sd_bus *bus_ = nullptr;
+  std::unique_ptr<api::Client> client_;
 };
 
-// Reads the a{sv} / aa{sv} at the reply's current position; Failure (1) when malformed.
-nlohmann::json readRecord(sd_bus_message *m);
-nlohmann::json readRecords(sd_bus_message *m);
+// Reads the a{sv} at the reply's current position; Failure (1) when malformed.
+inline nlohmann::json readRecord(sd_bus_message *m) { return unwrap(api::readRecord(m)); }
 
 } // namespace ringcap::ctl

@@ -67,16 +67,16 @@ public:
     sd_bus *bus = bus_.get();
     std::string path = api::capturePath(id_);
     if (!sd_bus_object_path_is_valid(path.c_str())) {
-      readRecord(bus_.call("GetCapture", id_).get()); // ringcapd names the problem
+      unwrap(bus_->getCapture(id_)); // ringcapd names the problem
       throw Failure(kExitFailure, "capture \"" + id_ + "\" has no object path to watch");
     }
-    int r = sd_bus_match_signal(bus, &changed_, kService, path.c_str(),
+    int r = sd_bus_match_signal(bus, &changed_, api::kBusName, path.c_str(),
                                 "org.freedesktop.DBus.Properties", "PropertiesChanged",
                                 &Watcher::onPropertiesChanged, this);
     std::string ownerMatch = "type='signal',sender='org.freedesktop.DBus',"
                              "path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
                              "member='NameOwnerChanged',arg0='" +
-                             std::string(kService) + "'";
+                             std::string(api::kBusName) + "'";
     if (r >= 0)
       r = sd_bus_add_match(bus, &owner_, ownerMatch.c_str(), &Watcher::onNameOwnerChanged, this);
     if (r < 0)
@@ -114,8 +114,9 @@ private:
   void fetch() {
     if (fetch_)
       return; // the pending reply is as new as what made us ask
-    int r = sd_bus_call_method_async(bus_.get(), &fetch_, kService, kManagerPath, kManagerInterface,
-                                     "GetCapture", &Watcher::onRecord, this, "s", id_.c_str());
+    int r = sd_bus_call_method_async(bus_.get(), &fetch_, api::kBusName, api::kManagerPath,
+                                     api::kManagerInterface, "GetCapture", &Watcher::onRecord, this,
+                                     "s", id_.c_str());
     if (r < 0)
       throw Failure(kExitFailure, std::string("calling GetCapture: ") + std::strerror(-r));
   }
@@ -124,7 +125,8 @@ private:
     return guarded(self, [m](Watcher &w) {
       w.fetch_ = sd_bus_slot_unref(w.fetch_);
       if (sd_bus_message_is_method_error(m, nullptr))
-        throw failureFromError(sd_bus_message_get_error(m), -sd_bus_message_get_errno(m));
+        throw failureFrom(
+            api::errorFromBus(sd_bus_message_get_error(m), -sd_bus_message_get_errno(m)));
       w.update(readRecord(m));
     });
   }
@@ -133,7 +135,7 @@ private:
     return guarded(self, [m](Watcher &w) {
       const char *interface = nullptr;
       if (!w.record_ || sd_bus_message_read(m, "s", &interface) < 0 ||
-          std::strcmp(interface, kCaptureInterface) != 0)
+          std::strcmp(interface, api::kCaptureInterface) != 0)
         return;
       auto changed = readVariantDict(m);
       if (!changed)

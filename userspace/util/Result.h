@@ -41,6 +41,8 @@ struct Error {
   std::string message;
   // What the system said: a positive errno, or 0 when no system call failed.
   int code = 0;
+  // The D-Bus error name a client received (api::Client), empty otherwise.
+  std::string busName;
 
   Error() = default;
   // A service error: Error{service_error::kInvalidRequest, "field: rule"}.
