@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The demo: sets up this Debian 12 machine (as root), builds ringcap, makes a veth lab of two
 # network namespaces, starts ringcapd on it (with a private D-Bus system bus that uses the
-# shipped policy), asks it for a simple capture of DNS queries with ringcapctl while other
-# traffic passes by, downloads the file, shows what tshark sees in it, and removes the lab.
+# shipped policy) and ringcap-gateway (the REST API and the dashboard) on 127.0.0.1, asks
+# ringcapd for a simple capture of DNS queries with ringcapctl while other traffic passes by,
+# reads it back through the REST API with curl, downloads the file, shows what tshark sees in
+# it, prints the dashboard's address with a token, and removes the lab (on a terminal, once
+# Enter is pressed, so that the dashboard can be looked at first).
+# DEMO_GATEWAY_LISTEN sets the gateway's address (default 127.0.0.1:8787).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -66,6 +70,33 @@ LIBXDP_BPFFS="$WORK/bpffs" ip netns exec "$NS_CAP" build/daemon/ringcapd/ringcap
 PIDS+=($!)
 wait_for "ringcapd on the bus" busctl --address="$DBUS_SYSTEM_BUS_ADDRESS" status org.ringcap.Ringcap1
 
+echo "== ringcap-gateway on ${DEMO_GATEWAY_LISTEN:=127.0.0.1:8787}: the REST API and the dashboard"
+# Its own unprivileged user in the group ringcap, as systemd/ringcap.sysusers makes it.
+id ringcap-gateway >/dev/null 2>&1 ||
+  useradd --system --no-create-home --shell /usr/sbin/nologin --groups ringcap ringcap-gateway
+ACCOUNT=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+TOKEN=$(head -c 30 /dev/urandom | base64 | tr -d '/+=\n' | head -c 40)
+mkdir "$WORK/gateway"
+cp -r daemon/gateway/dashboard "$WORK/gateway/dashboard" # readable by the gateway's user
+printf 'demo %s\n' "$TOKEN" >"$WORK/gateway/tokens"
+{
+  cat "$WORK/ringcapd.toml"
+  echo "[gateway]"
+  echo "listen = \"$DEMO_GATEWAY_LISTEN\""
+  echo "account_id = \"$ACCOUNT\""
+  echo "tokens_file = \"$WORK/gateway/tokens\""
+  echo "dashboard_dir = \"$WORK/gateway/dashboard\""
+} >"$WORK/gateway/gateway.toml"
+chgrp -R ringcap "$WORK/gateway"
+chmod 750 "$WORK/gateway"
+chmod 640 "$WORK/gateway/tokens" "$WORK/gateway/gateway.toml"
+setpriv --reuid=ringcap-gateway --regid=ringcap --init-groups \
+  build/daemon/gateway/ringcap-gateway --config "$WORK/gateway/gateway.toml" 2>"$WORK/gateway.log" &
+PIDS+=($!)
+wait_for "ringcap-gateway listening" grep -q "listening on " "$WORK/gateway.log"
+URL=http://$DEMO_GATEWAY_LISTEN
+API=$URL/client/v4/accounts/$ACCOUNT
+
 echo "== ringcapctl create: a simple capture of up to 100 DNS queries to 10.99.0.1, for 20 s"
 build/tools/ringcapctl create --type simple --time-limit 20 --packet-limit 100 \
   --destination-address 10.99.0.1 --destination-port 53 --protocol 17 --json >"$WORK/created.json"
@@ -79,12 +110,18 @@ ip netns exec "$NS_GEN" python3 tests/integration/traffic.py send --dst 10.99.0.
 
 echo "== ringcapctl watch (until the capture ends)"
 build/tools/ringcapctl watch "$ID"
-echo "== ringcapctl get"
-build/tools/ringcapctl get "$ID"
+echo "== the same capture through the REST API: curl -H 'Authorization: Bearer ...' $API/pcaps/$ID"
+curl -fsS -H "Authorization: Bearer $TOKEN" "$API/pcaps/$ID" | python3 -m json.tool
 build/tools/ringcapctl download "$ID" -o "$WORK/demo.pcapng"
 
 echo "== what tshark sees (first 5 of $(capinfos -c -M "$WORK/demo.pcapng" | awk '/Number of packets/ {print $NF}') packets)"
 tshark -r "$WORK/demo.pcapng" -c 5 2>/dev/null
 echo "== capinfos"
 capinfos "$WORK/demo.pcapng" | grep -E "File type|Number of packets|Capture duration|Data size"
-echo "== the demo stops ringcapd and removes its lab now"
+echo
+echo "== the dashboard: $URL/#token=$TOKEN&account=$ACCOUNT"
+echo "   (API token $TOKEN, account $ACCOUNT; from another machine: ssh -L ${DEMO_GATEWAY_LISTEN##*:}:$DEMO_GATEWAY_LISTEN this-host)"
+if [ -t 0 ]; then
+  read -r -p "Press Enter to stop ringcapd and the gateway and remove the lab: " _
+fi
+echo "== the demo stops ringcapd and the gateway and removes its lab now"
