@@ -196,6 +196,40 @@ grep -q "POST /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 413 " "$GATEWAY_LOG" ||
 ! grep -qF "$GATEWAY_TOKEN" "$GATEWAY_LOG" || fail "the token is in the gateway's log"
 echo "ok: the log names requests by token name or hash prefix, never the token"
 
+echo "== a client that stops in the middle of its request is cut off; others are served meanwhile"
+/usr/bin/python3 - "${GATEWAY_URL#http://}" >"$LAB_TMP/slow.out" 2>&1 <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never ends its headers
+print("sent", flush=True)
+s.settimeout(30)
+t = time.monotonic()
+data = b""
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except socket.timeout:
+    print("not closed after 30 s", flush=True)
+    sys.exit(1)
+print("closed after %.1f s" % (time.monotonic() - t), flush=True)
+PY
+SLOW_PID=$!
+wait_until 10 grep -q '^sent' "$LAB_TMP/slow.out"
+t0=$(date +%s%N)
+req GET $A/pcaps "${auth[@]}"
+expect_eq "$STATUS" 200 "a request while a slow client holds a connection"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 2000 ] || fail "a request took $ms ms while a slow client held a connection"
+rc=0
+wait "$SLOW_PID" || rc=$?
+expect_eq "$rc" 0 "the slow client's connection was closed by the gateway ($(cat "$LAB_TMP/slow.out" | tail -n 1))"
+secs=$(sed -n 's/^closed after \([0-9]*\)\..*/\1/p' "$LAB_TMP/slow.out")
+[ -n "$secs" ] && [ "$secs" -ge 5 ] && [ "$secs" -le 20 ] || fail "slow client: $(cat "$LAB_TMP/slow.out") (10 to 15 s expected)"
+
 echo "== ringcapd stopped: 503, and a create may be retried"
 stop_ringcapd
 req GET $A/pcaps "${auth[@]}"
@@ -215,5 +249,44 @@ expect_error 429 1002 "too many requests with a missing or bad API token" "" "af
 req GET $A/pcaps "${auth[@]}"
 expect_eq "$STATUS" 429 "a good token from the same address, inside the window"
 
+stop_gateway
+
+echo "== HTTPS with tls_certificate and tls_key; READY=1 to systemd once listening"
+command -v openssl >/dev/null || fail "needs openssl"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$LAB_TMP/gateway/tls.key" -out "$LAB_TMP/gateway/tls.crt" 2>/dev/null
+chgrp ringcap "$LAB_TMP/gateway/tls.key" "$LAB_TMP/gateway/tls.crt"
+chmod 640 "$LAB_TMP/gateway/tls.key"
+chmod 644 "$LAB_TMP/gateway/tls.crt"
+# A stand-in for systemd's notification socket: records what the gateway sends.
+/usr/bin/python3 - "$LAB_TMP/notify.sock" "$LAB_TMP/notify.out" <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.settimeout(60)
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while True:
+        try:
+            out.write(s.recv(4096) + b"\n")
+        except socket.timeout:
+            break
+PY
+LAB_PIDS="$LAB_PIDS $!"
+wait_until 10 test -S "$LAB_TMP/notify.sock"
+NOTIFY_SOCKET=$LAB_TMP/notify.sock start_gateway "tls_certificate = \"$LAB_TMP/gateway/tls.crt\"
+tls_key = \"$LAB_TMP/gateway/tls.key\""
+wait_until 10 grep -q '^READY=1' "$LAB_TMP/notify.out"
+expect_grep "STATUS=Listening on $GATEWAY_URL" "$(cat "$LAB_TMP/notify.out")" "the gateway's notification"
+expect_eq "${GATEWAY_URL%%://*}" https "the URL's scheme with TLS"
+STATUS=$(curl -sS -o "$OUT" -w '%{http_code}' --cacert "$LAB_TMP/gateway/tls.crt" "${auth[@]}" "$GATEWAY_URL$A/pcaps") ||
+  fail "curl over HTTPS failed"
+expect_eq "$STATUS" 503 "GET /pcaps over HTTPS (ringcapd is stopped)"
+expect_eq "$(jq_ 'j["success"]')" False "the envelope over HTTPS"
+rc=0
+curl -sS -o /dev/null "http://${GATEWAY_URL#https://}/" 2>/dev/null || rc=$?
+[ "$rc" -ne 0 ] || fail "plain HTTP was answered on the HTTPS port"
+echo "ok: plain HTTP on the HTTPS port fails (curl exit code $rc)"
 stop_gateway
 echo "PASS"
