@@ -8,7 +8,11 @@
 #  - whole floats (10.0) taken as integers;
 #  - a filtered capture that reaches success, downloaded (Content-Length = the file's size,
 #    read by capinfos and tshark);
-#  - the request log names the token, never shows it; a burst of bad tokens gets 429.
+#  - the request log names the token, never shows it; a burst of bad tokens gets 429;
+#  - keep-alive replies are not held back (TCP_NODELAY); a client that stops in the middle of
+#    its request is cut off while others are served;
+#  - HTTPS (tls_certificate, tls_key), READY=1 on the notification socket, a pcapng capture
+#    downloaded as application/x-pcapng; SIGTERM ends the gateway with exit code 0.
 source "$(dirname "$0")/lib.sh"
 require_lab
 command -v capinfos >/dev/null || skip "needs capinfos"
@@ -301,10 +305,26 @@ tls_key = \"$LAB_TMP/gateway/tls.key\""
 wait_until 10 grep -q '^READY=1' "$LAB_TMP/notify.out"
 expect_grep "STATUS=Listening on $GATEWAY_URL" "$(cat "$LAB_TMP/notify.out")" "the gateway's notification"
 expect_eq "${GATEWAY_URL%%://*}" https "the URL's scheme with TLS"
-STATUS=$(curl -sS -o "$OUT" -w '%{http_code}' --cacert "$LAB_TMP/gateway/tls.crt" "${auth[@]}" "$GATEWAY_URL$A/pcaps") ||
-  fail "curl over HTTPS failed"
-expect_eq "$STATUS" 503 "GET /pcaps over HTTPS (ringcapd is stopped)"
-expect_eq "$(jq_ 'j["success"]')" False "the envelope over HTTPS"
+tls=(--cacert "$LAB_TMP/gateway/tls.crt")
+req GET $A/pcaps "${tls[@]}" "${auth[@]}"
+expect_error 503 1008 "ringcapd is not running" "" "GET /pcaps over HTTPS (ringcapd is stopped)"
+
+echo "== over HTTPS, a pcapng capture, downloaded as application/x-pcapng"
+start_ringcapd ""
+post_json $A/pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":30,\"packet_limit\":5,\"output_format\":\"pcapng\",\"filter_v1\":{\"destination_port\":5310}}" "${tls[@]}"
+expect_envelope_ok 200 "POST /pcaps over HTTPS"
+ID=$(jq_ 'j["result"]["id"]')
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 5310 --count 10 --size 200 >/dev/null
+capture_done() { req GET "$A/pcaps/$ID" "${tls[@]}" "${auth[@]}"; [ "$(jq_ 'j["result"]["status"]')" = success ]; }
+wait_until 60 capture_done
+req GET "$A/pcaps/$ID/download" "${tls[@]}" "${auth[@]}"
+cp "$OUT" "$LAB_TMP/dl.pcapng"
+expect_eq "$STATUS" 200 "pcapng download: status"
+expect_eq "$(hdr Content-Type)" application/x-pcapng "pcapng download: Content-Type"
+expect_eq "$(hdr Content-Disposition)" "attachment; filename=\"pcap_$ID.pcapng\"" "pcapng download: Content-Disposition"
+expect_eq "$(hdr Content-Length)" "$(stat -c %s "$LAB_TMP/dl.pcapng")" "pcapng download: Content-Length"
+expect_pcapng "$LAB_TMP/dl.pcapng" "the pcapng download"
+expect_eq "$(capinfos -c -M "$LAB_TMP/dl.pcapng" | awk '/Number of packets/ {print $NF}')" 5 "packets in the pcapng download"
 rc=0
 curl -sS -o /dev/null "http://${GATEWAY_URL#https://}/" 2>/dev/null || rc=$?
 [ "$rc" -ne 0 ] || fail "plain HTTP was answered on the HTTPS port"
