@@ -18,6 +18,7 @@ require_lab
 command -v capinfos >/dev/null || skip "needs capinfos"
 lab_up 101
 start_bus
+BUS_PID=${LAB_PIDS##* } # start_bus's dbus-daemon
 mkdir -p "$LAB_TMP/files/team"
 chmod 755 "$LAB_TMP/files"
 start_ringcapd "[destinations]
@@ -262,6 +263,22 @@ expect_error 503 1008 "ringcapd is not running" "" "GET $A/pcaps without ringcap
 post_json $A/pcaps '{"type":"simple","system":"magic-transit","time_limit":10,"packet_limit":10}'
 expect_error 503 1008 "ringcapd is not running" "" "POST $A/pcaps without ringcapd"
 expect_eq "$(hdr x-should-retry)" true "x-should-retry of a create that never reached ringcapd"
+
+echo "== the bus restarts: 503 while it is away, then the gateway connects again"
+kill -TERM "$BUS_PID"
+wait_until 20 sh -c "! kill -0 $BUS_PID 2>/dev/null"
+rm -f "$LAB_TMP/bus"
+req GET $A/pcaps "${auth[@]}"
+expect_error 503 1008 "the system bus is unreachable" "" "GET /pcaps with the bus gone"
+post_json $A/pcaps '{"type":"simple","system":"magic-transit","time_limit":10,"packet_limit":10}'
+expect_eq "$STATUS" 503 "POST /pcaps with the bus gone"
+start_bus
+start_ringcapd ""
+for i in 1 2 3 4 5 6 7 8 9 10; do # every request thread has to notice
+  req GET $A/pcaps "${auth[@]}"
+  expect_eq "$STATUS" 200 "GET /pcaps ($i) once the bus and ringcapd are back"
+done
+stop_ringcapd
 
 echo "== a burst of bad tokens from one address is answered 429"
 for i in $(seq 1 30); do
