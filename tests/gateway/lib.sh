@@ -17,6 +17,10 @@
 #   GATEWAY_TOKEN    a valid API token (Authorization: Bearer $GATEWAY_TOKEN)
 #   GATEWAY_API      $GATEWAY_URL/client/v4/accounts/$GATEWAY_ACCOUNT
 #   GATEWAY_PID, GATEWAY_LOG (its stderr: one line per request)
+# GATEWAY_ACCOUNT and GATEWAY_TOKEN may be set before the call to choose them (a second
+# start_gateway in one script keeps them). NOTIFY_SOCKET, when exported, reaches the gateway.
+# start_gateway sets the EXIT trap to gateway_exit (which ends with lab_down): a script with a
+# trap of its own must call gateway_exit from it.
 # The dashboard is served from daemon/gateway/dashboard/ of this checkout (GATEWAY_DASHBOARD_DIR
 # overrides it; GATEWAY selects the binary, such as a sanitizer build's). stop_gateway stops it
 # with SIGTERM and fails unless it exits with code 0 within 30 s and its log holds no
