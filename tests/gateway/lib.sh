@@ -1,6 +1,6 @@
 # ringcap-gateway for test scripts (bash), on top of tests/integration/lib.sh. Use:
 #
-#   source "$(dirname "$0")/../gateway/lib.sh"   # also sources tests/integration/lib.sh
+#   source "$(dirname "$0")/../lib.sh"   # from tests/gateway/<dir>/; sources tests/integration/lib.sh
 #   require_lab; lab_up 90; start_bus; start_ringcapd ""
 #   start_gateway            # or: start_gateway 'threads = 4' (more keys for [gateway])
 #   curl -fsS -H "Authorization: Bearer $GATEWAY_TOKEN" \
