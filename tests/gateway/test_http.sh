@@ -129,6 +129,9 @@ post_json $A/pcaps '[1,2]'
 expect_error 400 1001 "request body: must be a JSON object" "" "a body that is an array"
 post_json $A/pcaps/ownership '{"destination_conf": 5}'
 expect_error 400 1001 "destination_conf: must be a string" /destination_conf "a destination_conf that is a number"
+req POST $A/pcaps "${auth[@]}" -F type=simple
+expect_error 400 1001 "not multipart/form-data" "" "a multipart/form-data body"
+expect_eq "$(hdr x-should-retry)" false "x-should-retry of a multipart body"
 head -c 70000 /dev/zero | tr '\0' ' ' >"$LAB_TMP/big.json"
 req POST $A/pcaps "${auth[@]}" -H 'Content-Type: application/json' --data-binary "@$LAB_TMP/big.json"
 expect_error 413 7002 "larger than 65536 bytes" "" "a body of 70000 bytes"
