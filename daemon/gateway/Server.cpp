@@ -265,8 +265,12 @@ int serve(const GatewayConfig &config, Api &api,
     double ms = tLog.start == Clock::time_point{}
                     ? 0.0
                     : std::chrono::duration<double, std::milli>(Clock::now() - tLog.start).count();
-    spdlog::info("{} {} {} {:.1f}ms {} {}", safeText(req.method, 16), safeText(req.path, 300),
-                 res.status, ms, tLog.who, req.remote_addr);
+    // Every field present, "-" where httplib could not parse it (a 414, a bad request line).
+    auto field = [](const std::string &s, size_t max) {
+      return s.empty() ? "-" : safeText(s, max);
+    };
+    spdlog::info("{} {} {} {:.1f}ms {} {}", field(req.method, 16), field(req.path, 300), res.status,
+                 ms, tLog.who, field(req.remote_addr, 64));
     tLog = RequestLog{};
   });
 
