@@ -321,12 +321,22 @@ with open(sys.argv[2], "ab", buffering=0) as out:
 PY
 LAB_PIDS="$LAB_PIDS $!"
 wait_until 10 test -S "$LAB_TMP/notify.sock"
-NOTIFY_SOCKET=$LAB_TMP/notify.sock start_gateway "tls_certificate = \"$LAB_TMP/gateway/tls.crt\"
+# A dashboard directory of its own: a file that is a symbolic link is not served.
+mkdir -p "$LAB_TMP/dash"
+echo '<!doctype html><title>t</title>' >"$LAB_TMP/dash/index.html"
+echo 'body{}' >"$LAB_TMP/dash/style.css"
+ln -s /etc/passwd "$LAB_TMP/dash/passwd.txt"
+chmod -R a+rX "$LAB_TMP/dash"
+GATEWAY_DASHBOARD_DIR=$LAB_TMP/dash NOTIFY_SOCKET=$LAB_TMP/notify.sock start_gateway "tls_certificate = \"$LAB_TMP/gateway/tls.crt\"
 tls_key = \"$LAB_TMP/gateway/tls.key\""
 wait_until 10 grep -q '^READY=1' "$LAB_TMP/notify.out"
 expect_grep "STATUS=Listening on $GATEWAY_URL" "$(cat "$LAB_TMP/notify.out")" "the gateway's notification"
 expect_eq "${GATEWAY_URL%%://*}" https "the URL's scheme with TLS"
 tls=(--cacert "$LAB_TMP/gateway/tls.crt")
+req GET /style.css "${tls[@]}"
+expect_eq "$STATUS $(hdr Content-Type)" "200 text/css; charset=utf-8" "GET /style.css over HTTPS"
+req GET /passwd.txt "${tls[@]}"
+expect_eq "$STATUS" 404 "GET of a dashboard file that is a symbolic link"
 req GET $A/pcaps "${tls[@]}" "${auth[@]}"
 expect_error 503 1008 "ringcapd is not running" "" "GET /pcaps over HTTPS (ringcapd is stopped)"
 
