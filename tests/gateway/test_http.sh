@@ -9,6 +9,7 @@
 #  - a filtered capture that reaches success, downloaded (Content-Length = the file's size,
 #    read by capinfos and tshark);
 #  - the request log names the token, never shows it; a burst of bad tokens gets 429;
+#  - SIGHUP reads the tokens file again (a broken file keeps the tokens read before);
 #  - keep-alive replies are not held back (TCP_NODELAY); a client that stops in the middle of
 #    its request is cut off while others are served;
 #  - HTTPS (tls_certificate, tls_key), READY=1 on the notification socket, a pcapng capture
@@ -225,6 +226,26 @@ grep -q "GET /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 401 [0-9.]*ms sha256:[0-
 grep -q "POST /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 413 " "$GATEWAY_LOG" || fail "no log line of the 413"
 ! grep -qF "$GATEWAY_TOKEN" "$GATEWAY_LOG" || fail "the token is in the gateway's log"
 echo "ok: the log names requests by token name or hash prefix, never the token"
+
+echo "== SIGHUP reads the tokens file again; a broken one leaves the tokens as they were"
+NEW_TOKEN=second-token-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'test %s\nsecond %s\n' "$GATEWAY_TOKEN" "$NEW_TOKEN" >"$LAB_TMP/gateway/tokens"
+kill -HUP "$GATEWAY_PID"
+wait_until 10 grep -q "reloaded 2 API token(s)" "$GATEWAY_LOG"
+req GET $A/pcaps -H "Authorization: Bearer $NEW_TOKEN"
+expect_eq "$STATUS" 200 "a token added to the file, after SIGHUP"
+grep -q "GET $A/pcaps 200 [0-9.]*ms second 127.0.0.1" "$GATEWAY_LOG" || fail "no log line naming the token 'second'"
+echo "short" >"$LAB_TMP/gateway/tokens"
+kill -HUP "$GATEWAY_PID"
+wait_until 10 grep -q "keeping the 2 token(s) read before" "$GATEWAY_LOG"
+expect_grep "tokens:1: a token must be 16 to 512" "$(grep 'keeping the 2' "$GATEWAY_LOG")" "the log of a broken tokens file"
+req GET $A/pcaps -H "Authorization: Bearer $NEW_TOKEN"
+expect_eq "$STATUS" 200 "the tokens after a broken file and SIGHUP"
+printf 'test %s\n' "$GATEWAY_TOKEN" >"$LAB_TMP/gateway/tokens"
+kill -HUP "$GATEWAY_PID"
+wait_until 10 grep -q "reloaded 1 API token(s)" "$GATEWAY_LOG"
+req GET $A/pcaps -H "Authorization: Bearer $NEW_TOKEN"
+expect_eq "$STATUS" 401 "a token removed from the file, after SIGHUP"
 
 echo "== a client that stops in the middle of its request is cut off; others are served meanwhile"
 /usr/bin/python3 - "${GATEWAY_URL#http://}" >"$LAB_TMP/slow.out" 2>&1 <<'PY' &
