@@ -112,12 +112,12 @@ echo "== ringcapctl watch (until the capture ends)"
 build/tools/ringcapctl watch "$ID"
 echo "== the same capture through the REST API: curl -H 'Authorization: Bearer ...' $API/pcaps/$ID"
 curl -fsS -H "Authorization: Bearer $TOKEN" "$API/pcaps/$ID" | python3 -m json.tool
-build/tools/ringcapctl download "$ID" -o "$WORK/demo.pcapng"
+build/tools/ringcapctl download "$ID" -o "$WORK/demo.pcap"
 
-echo "== what tshark sees (first 5 of $(capinfos -c -M "$WORK/demo.pcapng" | awk '/Number of packets/ {print $NF}') packets)"
-tshark -r "$WORK/demo.pcapng" -c 5 2>/dev/null
+echo "== what tshark sees (first 5 of $(capinfos -c -M "$WORK/demo.pcap" | awk '/Number of packets/ {print $NF}') packets)"
+tshark -r "$WORK/demo.pcap" -c 5 2>/dev/null
 echo "== capinfos"
-capinfos "$WORK/demo.pcapng" | grep -E "File type|Number of packets|Capture duration|Data size"
+capinfos "$WORK/demo.pcap" | grep -E "File type|Number of packets|Capture duration|Data size"
 echo
 echo "== the dashboard: $URL/#token=$TOKEN&account=$ACCOUNT"
 echo "   (API token $TOKEN, account $ACCOUNT; from another machine: ssh -L ${DEMO_GATEWAY_LISTEN##*:}:$DEMO_GATEWAY_LISTEN this-host)"
