@@ -10,7 +10,6 @@
 #include <cstring>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #ifndef RINGCAP_DASHBOARD_DIR
@@ -84,11 +83,6 @@ int main(int argc, char **argv) {
   }
   spdlog::info("{} API token(s) from {}, account {}", tokens->size(), config->tokens_file,
                config->account_id);
-  if (struct stat st{}; ::stat(config->tokens_file.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
-    spdlog::warn("gateway.tokens_file: {} is readable by every user (mode {:o}); make it 0640, "
-                 "group ringcap-gateway",
-                 config->tokens_file, st.st_mode & 07777);
-
   // SIGTERM and SIGINT are taken by sigwait on the main thread only: block them before any
   // thread starts, so that every thread inherits the mask.
   sigset_t mask;
