@@ -311,3 +311,70 @@ TEST_F(GatewayApi, BadTokenBurstIsSlowedDownForOneWindow) {
   EXPECT_EQ(send("GET", kBase, "", kToken, t0 + BadTokenLimiter::kBadTokenWindow).status, 200)
       << "the window ended";
 }
+
+TEST(GatewayBody, DeepNestingIsRefusedBeforeItIsParsed) {
+  auto nested = [](size_t depth) {
+    return "{\"a\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+  };
+  EXPECT_TRUE(parseJsonBody(nested(kMaxJsonDepth)));
+  auto r = parseJsonBody(nested(kMaxJsonDepth + 1));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "request body: nested deeper than 32 levels");
+  // Brackets inside strings do not count.
+  EXPECT_TRUE(parseJsonBody("{\"a\":\"" + std::string(1000, '[') + "\\\"[[\"}"));
+  // The whole body's worth of brackets (64 KiB) is refused, not parsed.
+  auto deep = parseJsonBody("{\"a\":" + std::string(kMaxBodyBytes - 10, '[') + "}");
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().message, "request body: nested deeper than 32 levels");
+}
+
+TEST_F(GatewayApi, DeepBodiesNeverReachRingcapd) {
+  auto r = send("POST", kBase,
+                "{\"filter_v1\":" + std::string(5000, '[') + std::string(5000, ']') + "}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body(r)["errors"][0]["message"], "request body: nested deeper than 32 levels");
+  EXPECT_EQ(backend.calls, 0);
+}
+
+TEST(GatewayLog, ClientTextCannotBreakOrForgeTheLine) {
+  EXPECT_EQ(requestLogLine("GET", "/client/v4/x", 200, 1.25, "ci", "192.0.2.1"),
+            "GET /client/v4/x 200 1.2ms ci 192.0.2.1");
+  // A decoded path with spaces, a newline, an escape sequence, a C1 control and a backslash.
+  EXPECT_EQ(requestLogLine("GET", "/a 200 0.1ms ops 10.0.0.1\n\x1b[2J\xc2\x9b\\", 404, 0.5, "-",
+                           "192.0.2.1"),
+            "GET /a\\x20200\\x200.1ms\\x20ops\\x2010.0.0.1\\x0a\\x1b[2J\\xc2\\x9b\\x5c 404 0.5ms - "
+            "192.0.2.1");
+  EXPECT_EQ(requestLogLine("", "", 400, 0, "-", ""), "- - 400 0.0ms - -");
+  // Long paths are cut.
+  EXPECT_LE(requestLogLine("GET", std::string(9000, 'a'), 414, 0, "-", "::1").size(), 400u);
+}
+
+TEST(GatewayLimiter, OneIpv6SlashSixtyFourIsOneSource) {
+  EXPECT_EQ(BadTokenLimiter::sourceOf("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(BadTokenLimiter::sourceOf("::ffff:192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(BadTokenLimiter::sourceOf("2001:db8:0:1:aaaa::5"), "2001:db8:0:1::/64");
+  EXPECT_EQ(BadTokenLimiter::sourceOf("2001:DB8:0:1:ffff:ffff:ffff:ffff"), "2001:db8:0:1::/64");
+  BadTokenLimiter l;
+  auto t0 = BadTokenLimiter::Clock::now();
+  for (int i = 0; i < BadTokenLimiter::kMaxBadTokens; i++)
+    l.recordFailure("2001:db8:0:1::" + std::to_string(i + 1), t0);
+  EXPECT_GT(l.blockedFor("2001:db8:0:1:1234:5678:9abc:def0", t0), 0u)
+      << "another address of the same /64 is the same source";
+  EXPECT_EQ(l.blockedFor("2001:db8:0:2::1", t0), 0u);
+}
+
+TEST(GatewayLimiter, ManySourcesStayBoundedAndDoNotFreeABlockedOne) {
+  BadTokenLimiter l;
+  auto t0 = BadTokenLimiter::Clock::now();
+  for (int i = 0; i < BadTokenLimiter::kMaxBadTokens; i++)
+    l.recordFailure("1.0.0.1", t0);
+  ASSERT_GT(l.blockedFor("1.0.0.1", t0), 0u);
+  // One failure from each of 20000 other addresses, within the window.
+  for (int i = 0; i < 20000; i++)
+    l.recordFailure("10." + std::to_string(i >> 16) + "." + std::to_string((i >> 8) & 255) + "." +
+                        std::to_string(i & 255),
+                    t0 + std::chrono::milliseconds(i));
+  EXPECT_LE(l.size(), BadTokenLimiter::kMaxSources);
+  EXPECT_GT(l.blockedFor("1.0.0.1", t0 + std::chrono::seconds(30)), 0u)
+      << "the churn of other addresses freed a blocked one";
+}
