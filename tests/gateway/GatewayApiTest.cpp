@@ -5,6 +5,7 @@
 #include "Router.h"
 #include "api/ServiceApi.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 using namespace ringcap;
@@ -20,6 +21,8 @@ const std::string kBase = "/client/v4/accounts/" + kAccount + "/pcaps";
 // Answers every call with `error` when set, else with canned records; records what it got.
 struct FakeBackend : Backend {
   std::optional<Error> error;
+  std::optional<std::string> fileName; // the record's file_name, when set
+  std::string openPath;                // the file OpenCaptureFile passes, when set
   json lastRequest;
   int calls = 0;
   template <typename T> Result<T> answer(T v) {
@@ -33,7 +36,7 @@ struct FakeBackend : Backend {
     return answer(json{{"id", "c1"}, {"status", "running"}});
   }
   Result<json> getCapture(const std::string &id) override {
-    return answer(json{{"id", id}, {"file_name", "pcap_" + id + ".pcap"}});
+    return answer(json{{"id", id}, {"file_name", fileName.value_or("pcap_" + id + ".pcap")}});
   }
   Result<json> listCaptures() override { return answer(json::array({json{{"id", "c1"}}})); }
   Result<void> stopCapture(const std::string &) override {
@@ -46,6 +49,8 @@ struct FakeBackend : Backend {
     calls++;
     if (error)
       return *error;
+    if (!openPath.empty())
+      return UniqueFd(::open(openPath.c_str(), O_RDONLY | O_CLOEXEC));
     return Error{ErrorKind::NotReady, "capture c1 is running; its file is ready once it ends"};
   }
   Result<json> createOwnership(const std::string &d) override {
@@ -377,4 +382,25 @@ TEST(GatewayLimiter, ManySourcesStayBoundedAndDoNotFreeABlockedOne) {
   EXPECT_LE(l.size(), BadTokenLimiter::kMaxSources);
   EXPECT_GT(l.blockedFor("1.0.0.1", t0 + std::chrono::seconds(30)), 0u)
       << "the churn of other addresses freed a blocked one";
+}
+
+TEST_F(GatewayApi, ContentDispositionCarriesNoTextOfTheRecordButSafeCharacters) {
+  backend.openPath = "/proc/self/exe"; // any regular file
+  struct Row {
+    std::string fileName, disposition;
+  } rows[] = {
+      {"pcap_c1.pcap", "attachment; filename=\"pcap_c1.pcap\""},
+      {"x\"\r\nSet-Cookie: a=b.pcap", "attachment; filename=\"x___Set-Cookie__a_b.pcap\""},
+      {"../../etc/passwd", "attachment; filename=\".._.._etc_passwd\""},
+      {"caf\xc3\xa9\\;.pcapng", "attachment; filename=\"caf____.pcapng\""},
+      {"", "attachment; filename=\"capture.pcap\""},
+  };
+  for (const auto &row : rows) {
+    backend.fileName = row.fileName;
+    auto r = send("GET", kBase + "/c1/download");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(header(r, "Content-Disposition"), row.disposition);
+  }
+  backend.fileName = "x.pcapng";
+  EXPECT_EQ(send("GET", kBase + "/c1/download").contentType, "application/x-pcapng");
 }
