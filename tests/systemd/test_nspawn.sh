@@ -19,7 +19,8 @@
 #     nobody is refused by the bus, a ringcap member is not, `systemctl stop ringcapd`
 #     leaves no XDP program attached, and a bus call starts the stopped service again
 #     (D-Bus activation through systemd).
-#  5. ringcap-gateway.service beside it: started with a [gateway] table and a tokens file, it
+#  5. ringcap-gateway.service beside it: a world-readable tokens file fails its start (the
+#     rule in the journal); started with a [gateway] table and a 0640 tokens file, it
 #     reaches active (READY=1), runs as ringcap-gateway (member of ringcap) with no
 #     capability, answers the API over the container's system bus (200 with the token, 401
 #     without, from the host's curl in the container's network namespace), serves the
@@ -301,6 +302,17 @@ account_id = "$GW_ACCOUNT"
 tokens_file = "/etc/ringcap/gateway.tokens"
 EOF
 gw_journal() { in_ct journalctl -u ringcap-gateway -b --no-pager -o cat | tail -n "${1:-20}"; }
+# A tokens file other users may read is refused: the start fails, naming the rule.
+in_ct chmod 0644 /etc/ringcap/gateway.tokens
+if in_ct timeout 60 systemctl start ringcap-gateway; then
+  fail "ringcap-gateway started with a tokens file of mode 0644"
+fi
+gw_journal 50 | grep -q "/etc/ringcap/gateway.tokens: readable by other users (mode 644)" ||
+  fail "the journal does not say why the tokens file was refused: $(gw_journal 5)"
+in_ct systemctl stop ringcap-gateway || true
+in_ct systemctl reset-failed ringcap-gateway 2>/dev/null || true
+in_ct chmod 0640 /etc/ringcap/gateway.tokens
+echo "ok: a tokens file of mode 0644 is refused under systemd, with the rule in the journal"
 if ! in_ct timeout 60 systemctl start ringcap-gateway; then
   gw_journal >&2
   in_ct systemctl status ringcap-gateway --no-pager --lines=0 >&2 || true
