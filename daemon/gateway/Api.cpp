@@ -3,8 +3,10 @@
 #include "api/ServiceApi.h"
 #include "util/Text.h"
 
+#include <arpa/inet.h>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <limits>
@@ -143,6 +145,26 @@ Result<json> parseJsonBody(std::string_view body) {
   if (body.size() > kMaxBodyBytes)
     return Error{ErrorKind::InvalidRequest,
                  "request body: larger than " + std::to_string(kMaxBodyBytes) + " bytes"};
+  // Nesting is bounded before the parse: the parsed value is walked recursively afterwards.
+  size_t depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < body.size(); i++) {
+    char c = body[i];
+    if (inString) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        return Error{ErrorKind::InvalidRequest, "request body: nested deeper than " +
+                                                    std::to_string(kMaxJsonDepth) + " levels"};
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      depth--;
+    }
+  }
   json j = json::parse(body.begin(), body.end(), nullptr, false);
   if (j.is_discarded())
     return Error{ErrorKind::InvalidRequest,
@@ -191,9 +213,59 @@ std::string pointerOf(std::string_view message) {
   return ptr;
 }
 
-uint64_t BadTokenLimiter::blockedFor(const std::string &remote, Clock::time_point now) {
+std::string requestLogLine(std::string_view method, std::string_view path, int status, double ms,
+                           std::string_view who, std::string_view remote) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  auto field = [](std::string_view s, size_t max) {
+    if (s.empty())
+      return std::string("-");
+    std::string out;
+    for (unsigned char c : s) {
+      if (out.size() + 4 > max) {
+        out += "...";
+        break;
+      }
+      if (c > 0x20 && c < 0x7f && c != '\\') {
+        out += static_cast<char>(c);
+      } else {
+        out += "\\x";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+      }
+    }
+    return out;
+  };
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.1fms", ms);
+  return field(method, 16) + " " + field(path, 300) + " " + std::to_string(status) + " " +
+         duration + " " + field(who, 80) + " " + field(remote, 64);
+}
+
+std::string BadTokenLimiter::sourceOf(const std::string &remote) {
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, remote.c_str(), &a6) == 1) {
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+      char v4[INET_ADDRSTRLEN];
+      if (inet_ntop(AF_INET, &a6.s6_addr[12], v4, sizeof v4))
+        return v4;
+    }
+    std::memset(&a6.s6_addr[8], 0, 8);
+    char v6[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, &a6, v6, sizeof v6))
+      return std::string(v6) + "/64";
+  }
+  return remote;
+}
+
+size_t BadTokenLimiter::size() {
   std::lock_guard lock(mutex_);
-  auto it = windows_.find(remote);
+  return windows_.size();
+}
+
+uint64_t BadTokenLimiter::blockedFor(const std::string &remote, Clock::time_point now) {
+  std::string source = sourceOf(remote);
+  std::lock_guard lock(mutex_);
+  auto it = windows_.find(source);
   if (it == windows_.end())
     return 0;
   auto end = it->second.start + kBadTokenWindow;
@@ -208,14 +280,29 @@ uint64_t BadTokenLimiter::blockedFor(const std::string &remote, Clock::time_poin
 }
 
 void BadTokenLimiter::recordFailure(const std::string &remote, Clock::time_point now) {
+  std::string source = sourceOf(remote);
   std::lock_guard lock(mutex_);
-  // Bounded: windows that ended are dropped when the map grows.
-  if (windows_.size() >= 4096)
+  if (!windows_.count(source) && windows_.size() >= kMaxSources) {
+    // Room for a new source: windows that ended go first, then the oldest window of a source
+    // that is not blocked, and only when every source is blocked the oldest blocked one (its
+    // window ends first). A flood of new addresses thus never frees a blocked one early.
     std::erase_if(windows_,
                   [&](const auto &kv) { return now >= kv.second.start + kBadTokenWindow; });
-  if (windows_.size() >= 4096)
-    windows_.erase(windows_.begin());
-  auto &w = windows_[remote];
+    if (windows_.size() >= kMaxSources) {
+      auto victim = windows_.end();
+      bool victimBlocked = true;
+      for (auto it = windows_.begin(); it != windows_.end(); ++it) {
+        bool blocked = it->second.failures >= kMaxBadTokens;
+        if (victim == windows_.end() || (victimBlocked && !blocked) ||
+            (victimBlocked == blocked && it->second.start < victim->second.start)) {
+          victim = it;
+          victimBlocked = blocked;
+        }
+      }
+      windows_.erase(victim);
+    }
+  }
+  auto &w = windows_[source];
   if (w.failures == 0 || now >= w.start + kBadTokenWindow)
     w = Window{now, 0};
   w.failures++;

@@ -70,6 +70,9 @@ inline constexpr int kCodeHttp = 7003;     // any other HTTP-level error (400 of
 int errorCode(ErrorKind kind);
 
 inline constexpr size_t kMaxBodyBytes = 64 * 1024;
+// How deep arrays and objects may nest in a request body (ringcapd's deepest field,
+// filter_v1.<key>, is at depth 2).
+inline constexpr size_t kMaxJsonDepth = 32;
 
 // An error reply: the envelope with one error, Content-Type application/json.
 HttpResponse errorResponse(int status, int code, const std::string &message,
@@ -88,17 +91,31 @@ void wholeFloatsToIntegers(nlohmann::json &j);
 // message does not start with a field path.
 std::string pointerOf(std::string_view message);
 
-// Slows down guessing: after kMaxBadTokens bad or missing tokens from one address within
-// kBadTokenWindow, that address gets 429 (Retry-After: the rest of the window) without its
-// token being checked, until the window ends.
+// One line of the request log: `METHOD PATH STATUS DURATIONms WHO ADDRESS`. Every field is
+// one word: bytes outside printable ASCII, spaces and backslashes are written as \xNN, so that
+// a client's path can neither break the line nor forge the fields after it; "-" stands for an
+// empty field.
+std::string requestLogLine(std::string_view method, std::string_view path, int status, double ms,
+                           std::string_view who, std::string_view remote);
+
+// Slows down guessing: after kMaxBadTokens bad or missing tokens from one source within
+// kBadTokenWindow, that source gets 429 (Retry-After: the rest of the window) without its
+// token being checked, until the window ends. A source is an IPv4 address, or the /64 prefix
+// of an IPv6 address (one host usually holds a whole /64). At most kMaxSources are tracked:
+// when the table is full, a source that is not blocked makes room first (the oldest window).
 class BadTokenLimiter {
 public:
   static constexpr int kMaxBadTokens = 20;
   static constexpr std::chrono::seconds kBadTokenWindow{60};
+  static constexpr size_t kMaxSources = 4096;
   using Clock = std::chrono::steady_clock;
   // Seconds to wait when `remote` is blocked, 0 otherwise.
   uint64_t blockedFor(const std::string &remote, Clock::time_point now);
   void recordFailure(const std::string &remote, Clock::time_point now);
+  size_t size();
+  // The key of an address: the IPv4 address (also of an IPv4-mapped IPv6 one), the /64 of an
+  // IPv6 address ("2001:db8:0:1::/64"), or the text itself when it is neither.
+  static std::string sourceOf(const std::string &remote);
 
 private:
   struct Window {

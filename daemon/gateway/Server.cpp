@@ -1,8 +1,8 @@
 #include "Server.h"
 
 #include "ClientBackend.h"
-#include "util/Text.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <httplib.h>
@@ -18,9 +18,12 @@ using Clock = std::chrono::steady_clock;
 // A fixed number of request threads and a bounded queue of accepted connections: when the
 // queue is full, the accepting thread waits (new connections then wait in the kernel's listen
 // backlog), so a flood of connections cannot grow memory or threads.
+// `waiting` counts the connections accepted and not yet taken by a thread: while it is not 0,
+// replies say Connection: close, so that kept-alive connections give their threads up.
 class BoundedPool : public httplib::TaskQueue {
 public:
-  BoundedPool(size_t threads, size_t queued) : max_(queued) {
+  BoundedPool(size_t threads, size_t queued, std::shared_ptr<std::atomic<size_t>> waiting)
+      : max_(queued), waiting_(std::move(waiting)) {
     for (size_t i = 0; i < threads; i++)
       threads_.emplace_back([this] { run(); });
   }
@@ -28,6 +31,7 @@ public:
     std::unique_lock lock(mutex_);
     notFull_.wait(lock, [&] { return queue_.size() < max_ || stopping_; });
     queue_.push_back(std::move(fn));
+    *waiting_ = queue_.size();
     notEmpty_.notify_one();
   }
   void shutdown() override {
@@ -52,12 +56,14 @@ private:
           return; // stopping, and nothing left: every accepted connection is served
         fn = std::move(queue_.front());
         queue_.pop_front();
+        *waiting_ = queue_.size();
         notFull_.notify_one();
       }
       fn();
     }
   }
   size_t max_;
+  std::shared_ptr<std::atomic<size_t>> waiting_;
   std::mutex mutex_;
   std::condition_variable notEmpty_, notFull_;
   std::deque<std::function<void()>> queue_;
@@ -147,7 +153,10 @@ int serve(const GatewayConfig &config, Api &api,
   }
   auto &svr = *server;
   size_t threads = config.threads;
-  svr.new_task_queue = [threads] { return new BoundedPool(threads, threads * 8); };
+  auto waiting = std::make_shared<std::atomic<size_t>>(0);
+  svr.new_task_queue = [threads, waiting] {
+    return new BoundedPool(threads, threads * 8, waiting);
+  };
   svr.set_payload_max_length(kMaxBodyBytes);
   svr.set_read_timeout(10, 0);
   svr.set_write_timeout(10, 0);
@@ -157,10 +166,23 @@ int serve(const GatewayConfig &config, Api &api,
   // client's delayed ACK (40 ms a request on Linux).
   svr.set_tcp_nodelay(true);
 
-  svr.set_pre_routing_handler([](const httplib::Request &, httplib::Response &) {
+  svr.set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
     tLog.start = Clock::now();
     tLog.who = "-";
+    // Range requests are not served: the whole file comes with 200. cpp-httplib 0.11 would
+    // cut the body to the ranges but keep the handler's status 200 (a resumed download then
+    // takes a part for the whole file), and build a multipart body of every range in memory,
+    // so thousands of ranges in one header would cost hundreds of MiB (RFC 9110 lets a server
+    // ignore Range). The Request is httplib's own non-const object.
+    const_cast<httplib::Request &>(req).ranges.clear();
+    res.set_header("Accept-Ranges", "none");
     return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // While accepted connections wait for a thread, a kept-alive connection gives its thread up
+  // after its reply: idle keep-alive clients cannot hold every thread.
+  svr.set_post_routing_handler([waiting](const httplib::Request &, httplib::Response &res) {
+    if (waiting->load() > 0)
+      res.set_header("Connection", "close");
   });
 
   auto handle = [&api](const httplib::Request &req, std::string body, httplib::Response &res) {
@@ -266,11 +288,8 @@ int serve(const GatewayConfig &config, Api &api,
                     ? 0.0
                     : std::chrono::duration<double, std::milli>(Clock::now() - tLog.start).count();
     // Every field present, "-" where httplib could not parse it (a 414, a bad request line).
-    auto field = [](const std::string &s, size_t max) {
-      return s.empty() ? "-" : safeText(s, max);
-    };
-    spdlog::info("{} {} {} {:.1f}ms {} {}", field(req.method, 16), field(req.path, 300), res.status,
-                 ms, tLog.who, field(req.remote_addr, 64));
+    spdlog::info("{}",
+                 requestLogLine(req.method, req.path, res.status, ms, tLog.who, req.remote_addr));
     tLog = RequestLog{};
   });
 

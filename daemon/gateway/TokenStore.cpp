@@ -1,9 +1,15 @@
 #include "TokenStore.h"
 
-#include <fstream>
+#include "util/UniqueFd.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace ringcap::gateway {
 namespace {
@@ -112,12 +118,44 @@ Result<TokenStore> TokenStore::parse(const std::string &text, const std::string 
 }
 
 Result<TokenStore> TokenStore::load(const std::string &path) {
-  std::ifstream in(path);
-  if (!in)
+  // O_NONBLOCK: a FIFO put in its place must not hold the gateway (or its reload) waiting.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd)
     return Error::fromErrno(errno, path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return parse(s.str(), path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0)
+    return Error::fromErrno(errno, path);
+  if (!S_ISREG(st.st_mode))
+    return Error{EINVAL, path + ": not a regular file"};
+  // The file holds secrets (or their hashes, which still let an offline guess be checked),
+  // and whoever may write it may add a token: only its owner and group may read it, only
+  // its owner may write it.
+  const char *rule = (st.st_mode & S_IROTH)   ? "readable by other users"
+                     : (st.st_mode & S_IWOTH) ? "writable by other users"
+                     : (st.st_mode & S_IWGRP) ? "writable by its group"
+                                              : nullptr;
+  if (rule) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%o", static_cast<unsigned>(st.st_mode & 07777));
+    return Error{EINVAL, path + ": " + rule + " (mode " + mode +
+                             "); make it 0640, owner root, group ringcap-gateway (chmod 0640)"};
+  }
+  if (st.st_size > kMaxFileBytes)
+    return Error{EINVAL, path + ": larger than " + std::to_string(kMaxFileBytes) + " bytes"};
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return Error::fromErrno(errno, path);
+    if (n == 0)
+      break;
+    got += static_cast<size_t>(n);
+  }
+  text.resize(got);
+  return parse(text, path);
 }
 
 std::optional<std::string> TokenStore::check(std::string_view token) const {

@@ -27,7 +27,10 @@ class TokenStore {
 public:
   // Errors name the line and the rule ("tokens:3: a token must be ...").
   static Result<TokenStore> parse(const std::string &text, const std::string &source);
+  // A regular file of at most kMaxFileBytes that only its owner may write and that other
+  // users may not read (0600, 0640): anything else is refused, naming the rule.
   static Result<TokenStore> load(const std::string &path);
+  static constexpr long kMaxFileBytes = 1 << 20;
 
   // The token's label for the log when it is one of the file's, nullopt otherwise.
   std::optional<std::string> check(std::string_view token) const;

@@ -8,13 +8,16 @@
 
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #ifndef RINGCAP_DASHBOARD_DIR
 #define RINGCAP_DASHBOARD_DIR "/usr/local/share/ringcap/dashboard"
+#endif
+#ifndef RINGCAP_DASHBOARD_RELDIR
+#define RINGCAP_DASHBOARD_RELDIR "../share/ringcap/dashboard"
 #endif
 #ifndef RINGCAP_DEFAULT_CONFIG
 #define RINGCAP_DEFAULT_CONFIG "/etc/ringcap/ringcapd.toml"
@@ -28,6 +31,20 @@ void usage(FILE *out) {
   std::fprintf(out, "usage: ringcap-gateway [--config FILE]\n"
                     "Serves the PCAPs REST API and the dashboard over ringcapd (the [gateway] "
                     "table of FILE, default " RINGCAP_DEFAULT_CONFIG ").\n");
+}
+
+// dashboard_dir when the configuration has none: the installed dashboard beside the binary
+// (<prefix>/sbin/ringcap-gateway, <prefix>/share/ringcap/dashboard), whatever prefix it was
+// installed with; else the one of the prefix the build was configured for.
+std::string defaultDashboardDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto dir = (exe.parent_path() / RINGCAP_DASHBOARD_RELDIR).lexically_normal();
+    if (std::filesystem::is_directory(dir, ec))
+      return dir.string();
+  }
+  return RINGCAP_DASHBOARD_DIR;
 }
 
 // SIGHUP: reads tokens_file again. A file that cannot be read or parsed leaves the tokens as
@@ -70,7 +87,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  auto config = gateway::loadGatewayConfig(configPath, RINGCAP_DASHBOARD_DIR);
+  auto config = gateway::loadGatewayConfig(configPath, defaultDashboardDir());
   if (!config) {
     spdlog::error("configuration: {}", config.error().message);
     sd_notifyf(0, "STATUS=Failed: %s", config.error().message.c_str());
@@ -84,11 +101,6 @@ int main(int argc, char **argv) {
   }
   spdlog::info("{} API token(s) from {}, account {}", tokens->size(), config->tokens_file,
                config->account_id);
-  if (struct stat st{}; ::stat(config->tokens_file.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
-    spdlog::warn("gateway.tokens_file: {} is readable by every user (mode {:o}); make it 0640, "
-                 "group ringcap-gateway",
-                 config->tokens_file, st.st_mode & 07777);
-
   // SIGTERM and SIGINT are taken by sigwait on the main thread only: block them before any
   // thread starts, so that every thread inherits the mask.
   sigset_t mask;

@@ -5,6 +5,7 @@
 #include "Router.h"
 #include "api/ServiceApi.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 using namespace ringcap;
@@ -20,6 +21,8 @@ const std::string kBase = "/client/v4/accounts/" + kAccount + "/pcaps";
 // Answers every call with `error` when set, else with canned records; records what it got.
 struct FakeBackend : Backend {
   std::optional<Error> error;
+  std::optional<std::string> fileName; // the record's file_name, when set
+  std::string openPath;                // the file OpenCaptureFile passes, when set
   json lastRequest;
   int calls = 0;
   template <typename T> Result<T> answer(T v) {
@@ -33,7 +36,7 @@ struct FakeBackend : Backend {
     return answer(json{{"id", "c1"}, {"status", "running"}});
   }
   Result<json> getCapture(const std::string &id) override {
-    return answer(json{{"id", id}, {"file_name", "pcap_" + id + ".pcap"}});
+    return answer(json{{"id", id}, {"file_name", fileName.value_or("pcap_" + id + ".pcap")}});
   }
   Result<json> listCaptures() override { return answer(json::array({json{{"id", "c1"}}})); }
   Result<void> stopCapture(const std::string &) override {
@@ -46,6 +49,8 @@ struct FakeBackend : Backend {
     calls++;
     if (error)
       return *error;
+    if (!openPath.empty())
+      return UniqueFd(::open(openPath.c_str(), O_RDONLY | O_CLOEXEC));
     return Error{ErrorKind::NotReady, "capture c1 is running; its file is ready once it ends"};
   }
   Result<json> createOwnership(const std::string &d) override {
@@ -310,4 +315,92 @@ TEST_F(GatewayApi, BadTokenBurstIsSlowedDownForOneWindow) {
   EXPECT_EQ(backend.calls, 0);
   EXPECT_EQ(send("GET", kBase, "", kToken, t0 + BadTokenLimiter::kBadTokenWindow).status, 200)
       << "the window ended";
+}
+
+TEST(GatewayBody, DeepNestingIsRefusedBeforeItIsParsed) {
+  auto nested = [](size_t depth) {
+    return "{\"a\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+  };
+  EXPECT_TRUE(parseJsonBody(nested(kMaxJsonDepth)));
+  auto r = parseJsonBody(nested(kMaxJsonDepth + 1));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "request body: nested deeper than 32 levels");
+  // Brackets inside strings do not count.
+  EXPECT_TRUE(parseJsonBody("{\"a\":\"" + std::string(1000, '[') + "\\\"[[\"}"));
+  // The whole body's worth of brackets (64 KiB) is refused, not parsed.
+  auto deep = parseJsonBody("{\"a\":" + std::string(kMaxBodyBytes - 10, '[') + "}");
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().message, "request body: nested deeper than 32 levels");
+}
+
+TEST_F(GatewayApi, DeepBodiesNeverReachRingcapd) {
+  auto r = send("POST", kBase,
+                "{\"filter_v1\":" + std::string(5000, '[') + std::string(5000, ']') + "}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body(r)["errors"][0]["message"], "request body: nested deeper than 32 levels");
+  EXPECT_EQ(backend.calls, 0);
+}
+
+TEST(GatewayLog, ClientTextCannotBreakOrForgeTheLine) {
+  EXPECT_EQ(requestLogLine("GET", "/client/v4/x", 200, 1.25, "ci", "192.0.2.1"),
+            "GET /client/v4/x 200 1.2ms ci 192.0.2.1");
+  // A decoded path with spaces, a newline, an escape sequence, a C1 control and a backslash.
+  EXPECT_EQ(requestLogLine("GET", "/a 200 0.1ms ops 10.0.0.1\n\x1b[2J\xc2\x9b\\", 404, 0.5, "-",
+                           "192.0.2.1"),
+            "GET /a\\x20200\\x200.1ms\\x20ops\\x2010.0.0.1\\x0a\\x1b[2J\\xc2\\x9b\\x5c 404 0.5ms - "
+            "192.0.2.1");
+  EXPECT_EQ(requestLogLine("", "", 400, 0, "-", ""), "- - 400 0.0ms - -");
+  // Long paths are cut.
+  EXPECT_LE(requestLogLine("GET", std::string(9000, 'a'), 414, 0, "-", "::1").size(), 400u);
+}
+
+TEST(GatewayLimiter, OneIpv6SlashSixtyFourIsOneSource) {
+  EXPECT_EQ(BadTokenLimiter::sourceOf("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(BadTokenLimiter::sourceOf("::ffff:192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(BadTokenLimiter::sourceOf("2001:db8:0:1:aaaa::5"), "2001:db8:0:1::/64");
+  EXPECT_EQ(BadTokenLimiter::sourceOf("2001:DB8:0:1:ffff:ffff:ffff:ffff"), "2001:db8:0:1::/64");
+  BadTokenLimiter l;
+  auto t0 = BadTokenLimiter::Clock::now();
+  for (int i = 0; i < BadTokenLimiter::kMaxBadTokens; i++)
+    l.recordFailure("2001:db8:0:1::" + std::to_string(i + 1), t0);
+  EXPECT_GT(l.blockedFor("2001:db8:0:1:1234:5678:9abc:def0", t0), 0u)
+      << "another address of the same /64 is the same source";
+  EXPECT_EQ(l.blockedFor("2001:db8:0:2::1", t0), 0u);
+}
+
+TEST(GatewayLimiter, ManySourcesStayBoundedAndDoNotFreeABlockedOne) {
+  BadTokenLimiter l;
+  auto t0 = BadTokenLimiter::Clock::now();
+  for (int i = 0; i < BadTokenLimiter::kMaxBadTokens; i++)
+    l.recordFailure("1.0.0.1", t0);
+  ASSERT_GT(l.blockedFor("1.0.0.1", t0), 0u);
+  // One failure from each of 20000 other addresses, within the window.
+  for (int i = 0; i < 20000; i++)
+    l.recordFailure("10." + std::to_string(i >> 16) + "." + std::to_string((i >> 8) & 255) + "." +
+                        std::to_string(i & 255),
+                    t0 + std::chrono::milliseconds(i));
+  EXPECT_LE(l.size(), BadTokenLimiter::kMaxSources);
+  EXPECT_GT(l.blockedFor("1.0.0.1", t0 + std::chrono::seconds(30)), 0u)
+      << "the churn of other addresses freed a blocked one";
+}
+
+TEST_F(GatewayApi, ContentDispositionCarriesNoTextOfTheRecordButSafeCharacters) {
+  backend.openPath = "/proc/self/exe"; // any regular file
+  struct Row {
+    std::string fileName, disposition;
+  } rows[] = {
+      {"pcap_c1.pcap", "attachment; filename=\"pcap_c1.pcap\""},
+      {"x\"\r\nSet-Cookie: a=b.pcap", "attachment; filename=\"x___Set-Cookie__a_b.pcap\""},
+      {"../../etc/passwd", "attachment; filename=\".._.._etc_passwd\""},
+      {"caf\xc3\xa9\\;.pcapng", "attachment; filename=\"caf____.pcapng\""},
+      {"", "attachment; filename=\"capture.pcap\""},
+  };
+  for (const auto &row : rows) {
+    backend.fileName = row.fileName;
+    auto r = send("GET", kBase + "/c1/download");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(header(r, "Content-Disposition"), row.disposition);
+  }
+  backend.fileName = "x.pcapng";
+  EXPECT_EQ(send("GET", kBase + "/c1/download").contentType, "application/x-pcapng");
 }

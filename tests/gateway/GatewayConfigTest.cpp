@@ -5,6 +5,8 @@
 #include "TokenStore.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace ringcap;
 using namespace ringcap::gateway;
@@ -167,4 +169,71 @@ TEST(TokenStore, BadLinesNameTheLineAndTheRule) {
     EXPECT_NE(t.error().message.find(row.message), std::string::npos)
         << "got: " << t.error().message << "\nwanted: " << row.message;
   }
+}
+
+namespace {
+
+// A tokens file of the given mode in a fresh directory; removed with the fixture.
+struct TokensFile {
+  std::string dir, path;
+  explicit TokensFile(mode_t mode, const std::string &text = "ci a-token-for-the-tests-0\n") {
+    char tmpl[] = "/tmp/ringcap-tokens-XXXXXX";
+    dir = mkdtemp(tmpl);
+    path = dir + "/tokens";
+    FILE *f = fopen(path.c_str(), "w");
+    fputs(text.c_str(), f);
+    fclose(f);
+    chmod(path.c_str(), mode);
+  }
+  ~TokensFile() {
+    unlink(path.c_str());
+    rmdir(dir.c_str());
+  }
+};
+
+} // namespace
+
+TEST(TokenStore, AFileOthersMayReadOrWriteIsRefused) {
+  for (mode_t ok : {0600, 0640, 0400, 0440}) {
+    TokensFile f(ok);
+    auto t = TokenStore::load(f.path);
+    EXPECT_TRUE(t) << std::oct << ok << ": " << t.error().message;
+  }
+  struct Row {
+    mode_t mode;
+    std::string rule;
+  } rows[] = {
+      {0644, "readable by other users (mode 644)"},
+      {0604, "readable by other users (mode 604)"},
+      {0660, "writable by its group (mode 660)"},
+      {0642, "writable by other users (mode 642)"},
+  };
+  for (const auto &row : rows) {
+    TokensFile f(row.mode);
+    auto t = TokenStore::load(f.path);
+    ASSERT_FALSE(t) << std::oct << row.mode;
+    EXPECT_EQ(t.error().message, f.path + ": " + row.rule +
+                                     "; make it 0640, owner root, group ringcap-gateway (chmod "
+                                     "0640)")
+        << std::oct << row.mode;
+  }
+}
+
+TEST(TokenStore, OnlyARegularFileOfAtMostOneMebibyteIsRead) {
+  char tmpl[] = "/tmp/ringcap-tokens-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string fifo = dir + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto t = TokenStore::load(fifo); // must not wait for a writer
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().message, fifo + ": not a regular file");
+  unlink(fifo.c_str());
+  t = TokenStore::load(dir);
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().message, dir + ": not a regular file");
+  rmdir(dir.c_str());
+  TokensFile big(0600, std::string((1 << 20) + 1, '#'));
+  t = TokenStore::load(big.path);
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().message, big.path + ": larger than 1048576 bytes");
 }

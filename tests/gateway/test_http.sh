@@ -12,6 +12,9 @@
 #  - SIGHUP reads the tokens file again (a broken file keeps the tokens read before);
 #  - keep-alive replies are not held back (TCP_NODELAY); a client that stops in the middle of
 #    its request is cut off while others are served;
+#  - Range is not served (200, the whole file; 2000 ranges cost no memory); a path cannot
+#    forge its log line; a world-readable tokens file is refused; kept-alive clients holding
+#    every thread do not starve another; a download survives the deletion of its file;
 #  - HTTPS (tls_certificate, tls_key), READY=1 on the notification socket, a pcapng capture
 #    of 10000 packets downloaded as application/x-pcapng without the gateway's peak memory
 #    growing by half the file; SIGTERM ends the gateway with exit code 0.
@@ -173,6 +176,13 @@ expect_eq "$(tshark_fields "$LAB_TMP/dl.pcap" ip.src udp.dstport | sort | uniq -
   "40 $ADDR_GEN 5300" "tshark: the filtered flow"
 req HEAD "$A/pcaps/$ID/download" "${auth[@]}" --head
 expect_eq "$STATUS" 200 "HEAD of the download"
+expect_eq "$(hdr Content-Length)" "$(stat -c %s "$LAB_TMP/dl.pcap")" "HEAD of the download: Content-Length"
+# Range is not served: 200 is the whole file (cpp-httplib cut the body to the range under the
+# status 200, so that a resumed download took a part for the whole file).
+req GET "$A/pcaps/$ID/download" "${auth[@]}" -H 'Range: bytes=0-9'
+expect_eq "$STATUS $(hdr Accept-Ranges)" "200 none" "a download with Range: status, Accept-Ranges"
+cmp -s "$OUT" "$LAB_TMP/dl.pcap" || fail "a download with Range: bytes=0-9 is not the whole file ($(stat -c %s "$OUT") bytes)"
+expect_eq "$(hdr Content-Range)" "" "a download with Range: no Content-Range"
 
 echo "== ownership of a file:// bucket, a full capture, stop, delete"
 FDEST="file://$LAB_TMP/files/team"
@@ -217,6 +227,20 @@ for bad in /../etc/passwd /%2e%2e/etc/passwd /nothing.js /.hidden; do
 done
 req POST /index.html
 expect_eq "$STATUS" 405 "POST /index.html"
+# 2000 ranges in one header, without a token: the multipart body of every range was built in
+# memory (270 MB for a 130 KB file).
+peak_before=$(awk '/^VmHWM:/ {print $2}' "/proc/$GATEWAY_PID/status")
+RANGES="bytes=$(printf '0-,%.0s' $(seq 1999))0-"
+req GET / -H "Range: $RANGES"
+expect_eq "$STATUS" 200 "GET / with 2000 ranges"
+cmp -s "$OUT" "$SOURCE_DIR/daemon/gateway/dashboard/index.html" || fail "GET / with 2000 ranges is not index.html"
+peak_after=$(awk '/^VmHWM:/ {print $2}' "/proc/$GATEWAY_PID/status")
+[ $((peak_after - peak_before)) -lt 32768 ] ||
+  fail "GET / with 2000 ranges raised the gateway's peak memory by $((peak_after - peak_before)) KiB"
+echo "ok: 2000 ranges: the whole file, peak memory +$((peak_after - peak_before)) KiB"
+# A path that would forge the fields of its log line, and one with a newline.
+req GET "/x%20200%200.1ms%20test%20127.0.0.1%0aGET%20/forged"
+expect_eq "$STATUS" 404 "GET of a path with spaces and a newline"
 
 echo "== the request log"
 grep -q "GET /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps/$ID/download 200 [0-9.]*ms test 127.0.0.1" "$GATEWAY_LOG" ||
@@ -225,6 +249,9 @@ grep -q "GET /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 401 [0-9.]*ms sha256:[0-
   fail "no log line of a bad token with its hash prefix"
 grep -q "POST /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 413 " "$GATEWAY_LOG" || fail "no log line of the 413"
 ! grep -qF "$GATEWAY_TOKEN" "$GATEWAY_LOG" || fail "the token is in the gateway's log"
+grep -qF 'GET /x\x20200\x200.1ms\x20test\x20127.0.0.1\x0aGET\x20/forged 404 ' "$GATEWAY_LOG" ||
+  fail "no escaped log line of the path with spaces and a newline: $(grep -a 'GET /x' "$GATEWAY_LOG")"
+! grep -q '^GET /forged\|GET /x 200' "$GATEWAY_LOG" || fail "a client's path forged a log line: $(grep -a 'forged' "$GATEWAY_LOG")"
 echo "ok: the log names requests by token name or hash prefix, never the token"
 
 echo "== SIGHUP reads the tokens file again; a broken one leaves the tokens as they were"
@@ -242,6 +269,11 @@ expect_grep "tokens:1: a token must be 16 to 512" "$(grep 'keeping the 2' "$GATE
 req GET $A/pcaps -H "Authorization: Bearer $NEW_TOKEN"
 expect_eq "$STATUS" 200 "the tokens after a broken file and SIGHUP"
 printf 'test %s\n' "$GATEWAY_TOKEN" >"$LAB_TMP/gateway/tokens"
+chmod 644 "$LAB_TMP/gateway/tokens"
+kill -HUP "$GATEWAY_PID"
+wait_until 10 grep -q "readable by other users (mode 644); make it 0640" "$GATEWAY_LOG"
+expect_grep "keeping the 2 token(s) read before" "$(grep 'readable by other users' "$GATEWAY_LOG")" "a world-readable tokens file"
+chmod 640 "$LAB_TMP/gateway/tokens"
 kill -HUP "$GATEWAY_PID"
 wait_until 10 grep -q "reloaded 1 API token(s)" "$GATEWAY_LOG"
 req GET $A/pcaps -H "Authorization: Bearer $NEW_TOKEN"
@@ -280,6 +312,45 @@ wait "$SLOW_PID" || rc=$?
 expect_eq "$rc" 0 "the slow client's connection was closed by the gateway ($(cat "$LAB_TMP/slow.out" | tail -n 1))"
 secs=$(sed -n 's/^closed after \([0-9]*\)\..*/\1/p' "$LAB_TMP/slow.out")
 [ -n "$secs" ] && [ "$secs" -ge 5 ] && [ "$secs" -le 20 ] || fail "slow client: $(cat "$LAB_TMP/slow.out") (10 to 15 s expected)"
+
+echo "== clients that keep every thread busy with kept-alive connections do not starve others"
+# 16 connections (one per request thread), each sending GET / every 4 s (under the 5 s idle
+# limit) for 14 s: another client waited for them all to stop. While connections wait for a
+# thread, replies now say Connection: close, so a waiting client is served within about 4 s.
+/usr/bin/python3 - "${GATEWAY_URL#http://}" 16 14 <<'PY' >"$LAB_TMP/holders.out" 2>&1 || fail "keep-alive holders: $(cat "$LAB_TMP/holders.out")"
+import http.client, sys, threading, time
+host, n, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+closes = [0]
+def hold():
+    end = time.monotonic() + duration
+    c = http.client.HTTPConnection(host, timeout=30)
+    while time.monotonic() < end:
+        c.request("GET", "/")
+        r = c.getresponse()
+        r.read()
+        if (r.getheader("Connection") or "").lower() == "close":
+            closes[0] += 1
+            c.close()
+            c = http.client.HTTPConnection(host, timeout=30)
+            continue  # back at once, as a client that wants to keep its thread would
+        time.sleep(4)
+threads = [threading.Thread(target=hold) for _ in range(n)]
+for t in threads:
+    t.start()
+time.sleep(2)
+t = time.monotonic()
+c = http.client.HTTPConnection(host, timeout=30)
+c.request("GET", "/index.html")
+r = c.getresponse()
+r.read()
+print("%d %.1f %d" % (r.status, time.monotonic() - t, closes[0]), flush=True)
+for t in threads:
+    t.join()
+PY
+read -r held_status held_secs held_closes <"$LAB_TMP/holders.out"
+expect_eq "$held_status" 200 "a request while 16 kept-alive clients hold the threads"
+[ "${held_secs%.*}" -lt 7 ] || fail "a request waited $held_secs s while 16 kept-alive clients held the threads"
+echo "ok: served after $held_secs s while 16 kept-alive clients held every thread ($held_closes replies said Connection: close)"
 
 echo "== ringcapd stopped: 503, and a create may be retried"
 stop_ringcapd
@@ -385,6 +456,19 @@ expect_eq "$(hdr Content-Disposition)" "attachment; filename=\"pcap_$ID.pcapng\"
 expect_eq "$(hdr Content-Length)" "$(stat -c %s "$LAB_TMP/dl.pcapng")" "pcapng download: Content-Length"
 expect_pcapng "$LAB_TMP/dl.pcapng" "the pcapng download"
 expect_eq "$(capinfos -c -M "$LAB_TMP/dl.pcapng" | awk '/Number of packets/ {print $NF}')" 10000 "packets in the pcapng download"
+echo "== the capture's file deleted while it is downloaded: the download is whole"
+# The gateway streams from the descriptor ringcapd passed: the file's data stays readable.
+SPOOL=$(find "$LAB_TMP/state" -name "$ID.pcapng" -type f | head -n 1)
+[ -n "$SPOOL" ] || fail "no capture file $ID.pcapng under $LAB_TMP/state"
+curl -sS "${tls[@]}" "${auth[@]}" --limit-rate 2M -o "$LAB_TMP/dl2.pcapng" "$GATEWAY_URL$A/pcaps/$ID/download" &
+CURL_PID=$!
+wait_until 20 test -s "$LAB_TMP/dl2.pcapng"
+rm -f "$SPOOL"
+rc=0
+wait "$CURL_PID" || rc=$?
+expect_eq "$rc" 0 "curl of a download whose file was deleted during it"
+cmp -s "$LAB_TMP/dl2.pcapng" "$LAB_TMP/dl.pcapng" || fail "a download whose file was deleted during it differs from the first"
+echo "ok: the file was deleted during the download; the download is whole ($(stat -c %s "$LAB_TMP/dl2.pcapng") bytes)"
 rc=0
 curl -sS -o /dev/null "http://${GATEWAY_URL#https://}/" 2>/dev/null || rc=$?
 [ "$rc" -ne 0 ] || fail "plain HTTP was answered on the HTTPS port"

@@ -19,6 +19,12 @@
 #     nobody is refused by the bus, a ringcap member is not, `systemctl stop ringcapd`
 #     leaves no XDP program attached, and a bus call starts the stopped service again
 #     (D-Bus activation through systemd).
+#  5. ringcap-gateway.service beside it: a world-readable tokens file fails its start (the
+#     rule in the journal); started with a [gateway] table and a 0640 tokens file, it
+#     reaches active (READY=1), runs as ringcap-gateway (member of ringcap) with no
+#     capability, answers the API over the container's system bus (200 with the token, 401
+#     without, from the host's curl in the container's network namespace), serves the
+#     installed dashboard, reads the tokens again on `systemctl reload`, and stops cleanly.
 # Every step has a time limit; the container is powered off (and killed by pid if it does
 # not stop) on exit, and the run's copy removed. Exit code 77 = skipped (a failure under
 # CI=true).
@@ -36,11 +42,13 @@ IFACE=org.ringcap.Ringcap1.Manager
 step() { echo "== $*"; }
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, systemd-nspawn)"
-for tool in debootstrap systemd-nspawn nsenter ip timeout cmake tshark jq apt-config; do
+for tool in debootstrap systemd-nspawn nsenter ip timeout cmake tshark jq apt-config curl; do
   command -v "$tool" >/dev/null || skip "needs $tool"
 done
 RINGCAPD=$BUILD_DIR/daemon/ringcapd/ringcapd
 [ -x "$RINGCAPD" ] || fail "ringcapd not built at $RINGCAPD"
+GATEWAY=$BUILD_DIR/daemon/gateway/ringcap-gateway
+[ -x "$GATEWAY" ] || fail "ringcap-gateway not built at $GATEWAY"
 
 # --- the mirror, from this machine's apt configuration --------------------------------------
 # The first source of type deb for $SUITE with the component main: deb822 .sources files,
@@ -81,7 +89,7 @@ eval "$(apt-config shell APT_HTTP_PROXY Acquire::http::Proxy APT_HTTPS_PROXY Acq
 # on both sides), plus systemd, the bus and iproute2.
 runtime_packages() {
   local bin lib real
-  for bin in "$RINGCAPD" "$BUILD_DIR"/tools/ringcapctl; do
+  for bin in "$RINGCAPD" "$GATEWAY" "$BUILD_DIR"/tools/ringcapctl; do
     [ -x "$bin" ] || continue
     ldd "$bin" | awk '$3 ~ /^\// { print $3 }' | while read -r lib; do
       real=$(readlink -f "$lib")
@@ -277,6 +285,93 @@ in_ct setpriv --reuid=rcmember --regid=nogroup --init-groups \
   timeout 20 busctl call "$BUS_NAME" "$OBJ" "$IFACE" ListCaptures >/dev/null ||
   fail "a member of ringcap was refused"
 echo "ok: nobody refused, ringcap member allowed"
+
+step "ringcap-gateway.service"
+in_ct getent passwd ringcap-gateway >/dev/null || fail "systemd-sysusers did not create the user ringcap-gateway"
+expect_grep ringcap "$(in_ct id -nG ringcap-gateway)" "the groups of ringcap-gateway"
+[ -x "$ROOT/usr/sbin/ringcap-gateway" ] || fail "cmake --install put no /usr/sbin/ringcap-gateway"
+GW_ACCOUNT=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+GW_TOKEN=$(head -c 30 /dev/urandom | base64 | tr -d '/+=\n' | head -c 40)
+printf 'nspawn %s\n' "$GW_TOKEN" >"$ROOT/etc/ringcap/gateway.tokens"
+in_ct chown root:ringcap-gateway /etc/ringcap/gateway.tokens
+in_ct chmod 0640 /etc/ringcap/gateway.tokens
+cat >>"$ROOT/etc/ringcap/ringcapd.toml" <<EOF
+[gateway]
+listen = "127.0.0.1:8787"
+account_id = "$GW_ACCOUNT"
+tokens_file = "/etc/ringcap/gateway.tokens"
+EOF
+gw_journal() { in_ct journalctl -u ringcap-gateway -b --no-pager -o cat | tail -n "${1:-20}"; }
+# A tokens file other users may read is refused: the start fails, naming the rule.
+in_ct chmod 0644 /etc/ringcap/gateway.tokens
+if in_ct timeout 60 systemctl start ringcap-gateway; then
+  fail "ringcap-gateway started with a tokens file of mode 0644"
+fi
+gw_journal 50 | grep -q "/etc/ringcap/gateway.tokens: readable by other users (mode 644)" ||
+  fail "the journal does not say why the tokens file was refused: $(gw_journal 5)"
+in_ct systemctl stop ringcap-gateway || true
+in_ct systemctl reset-failed ringcap-gateway 2>/dev/null || true
+in_ct chmod 0640 /etc/ringcap/gateway.tokens
+echo "ok: a tokens file of mode 0644 is refused under systemd, with the rule in the journal"
+if ! in_ct timeout 60 systemctl start ringcap-gateway; then
+  gw_journal >&2
+  in_ct systemctl status ringcap-gateway --no-pager --lines=0 >&2 || true
+  fail "systemctl start ringcap-gateway failed"
+fi
+# Type=notify: start returns once READY=1 came; the unit is then active and running.
+expect_eq "$(in_ct systemctl show -p ActiveState,SubState --value ringcap-gateway | tr '\n' ' ')" \
+  "active running " "ringcap-gateway.service's state after start"
+expect_grep "Listening on http://127.0.0.1:8787" "$(in_ct systemctl show -p StatusText --value ringcap-gateway)" \
+  "the gateway's STATUS= (sent with READY=1)"
+gwpid=$(in_ct systemctl show -p MainPID --value ringcap-gateway)
+[[ "$gwpid" =~ ^[1-9][0-9]*$ ]] || fail "no MainPID for ringcap-gateway: '$gwpid'"
+gwstatus=$(in_ct cat "/proc/$gwpid/status")
+gwuid=$(in_ct id -u ringcap-gateway)
+expect_eq "$(awk '/^Uid:/ {print $2, $3, $4, $5}' <<<"$gwstatus")" "$gwuid $gwuid $gwuid $gwuid" "the gateway's uids (ringcap-gateway)"
+ringcap_gid=$(in_ct getent group ringcap | cut -d: -f3)
+awk '/^Groups:/' <<<"$gwstatus" | grep -qw "$ringcap_gid" ||
+  fail "the gateway is not in the group ringcap ($ringcap_gid): $(awk '/^Groups:/' <<<"$gwstatus")"
+for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
+  expect_eq "$(awk -v c="$cap:" '$1 == c {print $2}' <<<"$gwstatus")" 0000000000000000 "the gateway's $cap"
+done
+expect_eq "$(awk '/^NoNewPrivs:/ {print $2}' <<<"$gwstatus")" 1 "the gateway's NoNewPrivs"
+echo "ok: ringcap-gateway ($gwpid) runs as uid $gwuid in group ringcap, no capability"
+
+# The host's curl inside the container's network namespace only (the container has a private
+# network): 127.0.0.1:8787 is the gateway's.
+gw_curl() { nsenter --target="$LEADER" --net -- timeout 20 curl -sS "$@"; }
+GW=http://127.0.0.1:8787
+GW_API=$GW/client/v4/accounts/$GW_ACCOUNT
+out=$(gw_curl -w '\n%{http_code}' -H "Authorization: Bearer $GW_TOKEN" "$GW_API/pcaps") ||
+  { gw_journal >&2; fail "curl GET /pcaps failed"; }
+expect_eq "$(tail -n1 <<<"$out")" 200 "GET /pcaps with the token (status)"
+body=$(sed '$d' <<<"$out")
+expect_eq "$(jq -r '.success' <<<"$body")" true "GET /pcaps: success"
+expect_eq "$(jq -r '.result[0].id' <<<"$body")" "$id" "GET /pcaps: the capture made over D-Bus above, read through ringcapd"
+out=$(gw_curl -o /dev/null -w '%{http_code}' "$GW_API/pcaps") || fail "curl GET /pcaps without a token failed"
+expect_eq "$out" 401 "GET /pcaps without a token"
+gw_curl -o "$RUN/index.html" -w '%{http_code}\n' "$GW/" >"$RUN/index.status" || fail "curl GET / failed"
+expect_eq "$(cat "$RUN/index.status")" 200 "GET / (the dashboard)"
+cmp -s "$RUN/index.html" "$ROOT/usr/share/ringcap/dashboard/index.html" ||
+  fail "GET / is not the installed /usr/share/ringcap/dashboard/index.html"
+gw_journal 50 | grep -q "GET /client/v4/accounts/$GW_ACCOUNT/pcaps 200 [0-9.]*ms nspawn 127.0.0.1$" ||
+  fail "no request log line in the journal naming the token 'nspawn': $(gw_journal 5)"
+echo "ok: 200 with the token (over the system bus to ringcapd), 401 without, / is the installed dashboard"
+
+step "systemctl reload ringcap-gateway reads the tokens again"
+GW_TOKEN2=$(head -c 30 /dev/urandom | base64 | tr -d '/+=\n' | head -c 40)
+printf 'nspawn %s\nsecond %s\n' "$GW_TOKEN" "$GW_TOKEN2" >"$ROOT/etc/ringcap/gateway.tokens"
+in_ct timeout 30 systemctl reload ringcap-gateway || fail "systemctl reload ringcap-gateway failed"
+expect_eq "$(gw_curl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $GW_TOKEN2" "$GW_API/pcaps")" 200 \
+  "GET /pcaps with a token added before the reload"
+expect_eq "$(in_ct systemctl show -p MainPID --value ringcap-gateway)" "$gwpid" "the gateway's pid after the reload"
+
+step "systemctl stop ringcap-gateway"
+in_ct timeout 60 systemctl stop ringcap-gateway || fail "systemctl stop ringcap-gateway failed"
+expect_eq "$(in_ct systemctl show -p Result --value ringcap-gateway)" success "ringcap-gateway.service Result after the stop"
+expect_eq "$(in_ct systemctl show -p ExecMainStatus --value ringcap-gateway)" 0 "ringcap-gateway's exit status after the stop"
+gw_journal 5 | grep -qx '\[info\] stopped' || fail "the gateway did not log its clean stop: $(gw_journal 5)"
+echo "ok: ringcap-gateway stopped with exit status 0"
 
 # How the service's main process ended, as systemd saw it: a clean stop is Result=success with
 # exit status 0 (a crash or a non-zero exit at shutdown must not pass).
