@@ -1,5 +1,6 @@
 #include "engine/RingDrainer.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
 #include <climits>
@@ -38,13 +39,43 @@ int64_t realtimeMinusBoottimeNs() {
   return best;
 }
 
+Result<void> RingDrainer::addRing(int fd) {
+  if (!rb_) {
+    rb_ = ring_buffer__new(fd, &RingDrainer::onRecord, this, nullptr);
+    if (!rb_)
+      return Error::fromErrno(errno, "opening the capture ring");
+  } else if (int err = ring_buffer__add(rb_, fd, &RingDrainer::onRecord, this)) {
+    return Error::fromErrno(err, "opening the capture ring");
+  }
+  rings_++;
+  return {};
+}
+
 Result<std::unique_ptr<RingDrainer>> RingDrainer::create(int ringFd,
                                                          ClockOffsetSource clockOffset) {
   std::unique_ptr<RingDrainer> d(new RingDrainer());
   d->clockOffset_ = clockOffset;
-  d->rb_ = ring_buffer__new(ringFd, &RingDrainer::onRecord, d.get(), nullptr);
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(ringFd, &info, &len))
+    return Error::fromErrno(errno, "reading the capture ring's map");
+  if (info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS) {
+    for (uint32_t key = 0; key < info.max_entries; key++) {
+      uint32_t id = 0;
+      if (bpf_map_lookup_elem(ringFd, &key, &id))
+        return Error::fromErrno(errno, "reading ring " + std::to_string(key) + " of the array");
+      UniqueFd fd(bpf_map_get_fd_by_id(id));
+      if (!fd)
+        return Error::fromErrno(errno, "opening ring " + std::to_string(key) + " of the array");
+      if (auto r = d->addRing(fd.get()); !r)
+        return r.error();
+      d->ringFds_.push_back(std::move(fd));
+    }
+  } else if (auto r = d->addRing(ringFd); !r) {
+    return r.error();
+  }
   if (!d->rb_)
-    return Error::fromErrno(errno, "opening the capture ring");
+    return Error{EINVAL, "the array of capture rings is empty"};
   d->offsetNs_ = d->clockOffset_();
   return d;
 }

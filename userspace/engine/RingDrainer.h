@@ -4,12 +4,14 @@
 
 #include "capture_abi.h"
 #include "util/Result.h"
+#include "util/UniqueFd.h"
 
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
+#include <vector>
 
 struct ring_buffer;
 
@@ -52,6 +54,10 @@ class RingDrainer {
 public:
   // Where the clock offset comes from: realtimeMinusBoottimeNs, or a fake in tests.
   using ClockOffsetSource = int64_t (*)();
+  // `ringFd` is a ring buffer, or an array of them (CaptureProgram::ringFd(): one per CPU),
+  // all drained through one epoll fd. Records of one ring arrive in the order they were
+  // committed; the rings are drained one after the other, so records of different CPUs are
+  // not merged by time.
   static Result<std::unique_ptr<RingDrainer>>
   create(int ringFd, ClockOffsetSource clockOffset = realtimeMinusBoottimeNs);
   ~RingDrainer();
@@ -71,6 +77,7 @@ public:
   Result<uint64_t> poll(int timeoutMs);
 
   const DrainerStats &stats() const { return stats_; }
+  size_t rings() const { return rings_; }
   // Re-reads the clock offset: after the wall clock was set (ClockStepWatch), and now and
   // then while capturing (NTP slews the real-time clock against the boot-time clock).
   // Records drained afterwards are converted with the new offset. Returns the change in ns.
@@ -86,12 +93,16 @@ private:
     PacketSink *sink = nullptr;
     uint32_t cookie = 0;
   };
+  Result<void> addRing(int fd);
+
+  std::vector<UniqueFd> ringFds_; // the rings of an array, opened by id
   ring_buffer *rb_ = nullptr;
   std::array<Route, RINGCAP_MAX_SLOTS> routes_{};
   DrainerStats stats_;
   int64_t offsetNs_ = 0;
   ClockOffsetSource clockOffset_ = realtimeMinusBoottimeNs;
   uint64_t budget_ = UINT64_MAX; // records consume() may still take in this call
+  size_t rings_ = 0;
 };
 
 } // namespace ringcap
