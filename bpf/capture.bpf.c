@@ -396,6 +396,10 @@ static __noinline int lease_refill_take(struct ringcap_slot_lease *l, struct rin
 	}
 	if (lease_take(l, cap_len))
 		return 1;
+	/* A search a moment ago found nothing for a packet this size. */
+	__u64 now = bpf_ktime_get_ns();
+	if (cap_len >= READ_ONCE_(b->spent_from) && now < READ_ONCE_(b->spent_until_ns))
+		return 0;
 
 	struct collect_ctx x = {.slot = slot, .self = cpu};
 	bpf_loop(nr_cpus, collect_one, &x, 0);
@@ -418,9 +422,8 @@ static __noinline int lease_refill_take(struct ringcap_slot_lease *l, struct rin
 	if (lease_take(l, cap_len))
 		return 1;
 	/* Nothing left for a packet this size; what is left stays in this CPU's lease. */
-	__s64 from = READ_ONCE_(l->packets) < 1 ? 0 : cap_len;
-	if (from < READ_ONCE_(b->spent_from))
-		b->spent_from = from;
+	b->spent_from = READ_ONCE_(l->packets) < 1 ? 0 : cap_len;
+	b->spent_until_ns = now + RINGCAP_SPENT_HOLD_NS;
 	return 0;
 }
 
@@ -527,9 +530,7 @@ static __always_inline void process_slot(struct xdp_md *ctx, __u32 slot, const s
 	if (!lease_take(l, cap_len)) {
 		key = slot;
 		struct ringcap_slot_budget *b = bpf_map_lookup_elem(&budgets, &key);
-		/* Cheap check first, so an exhausted slot costs no atomic operation and no search. */
-		if (!b || (__s64)cap_len >= READ_ONCE_(b->spent_from) ||
-		    !lease_refill_take(l, b, slot, cpu, cap_len)) {
+		if (!b || !lease_refill_take(l, b, slot, cpu, cap_len)) {
 			sc->limit_reached++;
 			return;
 		}

@@ -77,12 +77,18 @@ struct ringcap_slot_budget {
 	__s64 bytes_left; /* captured bytes (cap_len) */
 	/*
 	 * Set by the program: a packet of cap_len >= spent_from found no budget anywhere (shared
-	 * or any CPU's lease), so later ones skip the search (budgets only shrink). Userspace
-	 * writes RINGCAP_BUDGET_UNLIMITED when it arms the slot.
+	 * or any CPU's lease) at spent_until_ns - RINGCAP_SPENT_HOLD_NS, so until spent_until_ns
+	 * such packets skip the search of the other CPUs' leases. The hint expires because a
+	 * search can miss an amount another CPU is moving at that instant. Userspace writes
+	 * spent_from = RINGCAP_BUDGET_UNLIMITED when it arms the slot.
 	 */
 	__s64 spent_from;
-	__s64 pad[5];
+	__u64 spent_until_ns; /* bpf_ktime_get_ns() */
+	__s64 pad[4];
 };
+
+/* How long a search that found no budget spares later packets the search. */
+#define RINGCAP_SPENT_HOLD_NS 1000000
 
 /*
  * A CPU's lease of a slot's budget (array map "leases", key cpu * RINGCAP_MAX_SLOTS + slot,
