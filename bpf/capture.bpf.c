@@ -376,7 +376,7 @@ static long collect_one(__u64 cpu, void *arg)
 /*
  * This CPU's lease could not pay for the packet: refill it from the shared budget and, when
  * that is spent too, collect the other CPUs' leases. Returns 1 with the packet's budget taken,
- * 0 when no budget is left for it anywhere (and notes that in spent_from).
+ * 0 when no budget is left for it anywhere (and notes that in the lease's spent_from).
  */
 static __noinline int lease_refill_take(struct ringcap_slot_lease *l, struct ringcap_slot_budget *b,
 					__u32 slot, __u32 cpu, __s64 cap_len)
@@ -396,10 +396,11 @@ static __noinline int lease_refill_take(struct ringcap_slot_lease *l, struct rin
 	}
 	if (lease_take(l, cap_len))
 		return 1;
-	/* A search a moment ago found nothing for a packet this size. */
-	__u64 now = bpf_ktime_get_ns();
-	if (cap_len >= READ_ONCE_(b->spent_from) && now < READ_ONCE_(b->spent_until_ns))
+	/* A recent search found nothing for a packet this size. */
+	if (l->skip_searches > 0 && cap_len >= l->spent_from) {
+		l->skip_searches--;
 		return 0;
+	}
 
 	struct collect_ctx x = {.slot = slot, .self = cpu};
 	bpf_loop(nr_cpus, collect_one, &x, 0);
@@ -422,8 +423,8 @@ static __noinline int lease_refill_take(struct ringcap_slot_lease *l, struct rin
 	if (lease_take(l, cap_len))
 		return 1;
 	/* Nothing left for a packet this size; what is left stays in this CPU's lease. */
-	b->spent_from = READ_ONCE_(l->packets) < 1 ? 0 : cap_len;
-	b->spent_until_ns = now + RINGCAP_SPENT_HOLD_NS;
+	l->spent_from = READ_ONCE_(l->packets) < 1 ? 0 : cap_len;
+	l->skip_searches = RINGCAP_SKIP_SEARCHES;
 	return 0;
 }
 

@@ -75,20 +75,8 @@ struct ringcap_slot_config {
 struct ringcap_slot_budget {
 	__s64 packets_left;
 	__s64 bytes_left; /* captured bytes (cap_len) */
-	/*
-	 * Set by the program: a packet of cap_len >= spent_from found no budget anywhere (shared
-	 * or any CPU's lease) at spent_until_ns - RINGCAP_SPENT_HOLD_NS, so until spent_until_ns
-	 * such packets skip the search of the other CPUs' leases. The hint expires because a
-	 * search can miss an amount another CPU is moving at that instant. Userspace writes
-	 * spent_from = RINGCAP_BUDGET_UNLIMITED when it arms the slot.
-	 */
-	__s64 spent_from;
-	__u64 spent_until_ns; /* bpf_ktime_get_ns() */
-	__s64 pad[4];
+	__s64 pad[6];
 };
-
-/* How long a search that found no budget spares later packets the search. */
-#define RINGCAP_SPENT_HOLD_NS 1000000
 
 /*
  * A CPU's lease of a slot's budget (array map "leases", key cpu * RINGCAP_MAX_SLOTS + slot,
@@ -100,8 +88,19 @@ struct ringcap_slot_budget {
 struct ringcap_slot_lease {
 	__s64 packets;
 	__s64 bytes;
-	__s64 pad[6];
+	/*
+	 * Written by the owning CPU only: a search of the other leases found no budget for a
+	 * packet of cap_len >= spent_from, so the next skip_searches such packets that the
+	 * lease and the shared budget cannot pay are refused without searching again. The hint
+	 * runs out because a search can miss an amount another CPU is moving at that instant.
+	 */
+	__s64 spent_from;
+	__s64 skip_searches;
+	__s64 pad[4];
 };
+
+/* Refused packets a CPU lets pass without searching the other leases after a vain search. */
+#define RINGCAP_SKIP_SEARCHES 1024
 
 /* Largest lease a CPU takes from the shared budget at a time. */
 #define RINGCAP_LEASE_PACKETS 256

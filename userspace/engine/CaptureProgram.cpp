@@ -293,7 +293,6 @@ Result<void> CaptureProgram::armSlot(unsigned slot, const SlotSettings &s) {
   ringcap_slot_budget budget{};
   budget.packets_left = clampBudget(s.packetLimit);
   budget.bytes_left = clampBudget(s.byteLimit);
-  budget.spent_from = RINGCAP_BUDGET_UNLIMITED;
 
   // The slot's bit is still clear: write its config first, then arm it with a second write.
   if (auto r = writeConfig(next); !r)
