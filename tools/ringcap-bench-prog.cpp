@@ -204,6 +204,21 @@ int scalingRun(std::unique_ptr<CaptureProgram> &program, std::unique_ptr<RingDra
   CountingSink sink;
   drainer->route(0, hit.cookie, &sink);
   row("capturing", capFd, [&] { (void)drainer->consume(); });
+  // One CPU capturing while the consumer drains on the other one at the same time (what the
+  // consumer's writes to the ring's consumer position cost the producer).
+  {
+    std::atomic<bool> stop{false};
+    std::thread consumer([&] {
+      pinTo(1);
+      while (!stop.load(std::memory_order_relaxed))
+        (void)drainer->poll(1);
+    });
+    double one = measureOn(1, capFd, frame, repeat, rounds, nullptr);
+    stop = true;
+    consumer.join();
+    (void)drainer->consume();
+    std::printf("%-34s %10.2f %10s %8s\n", "capturing, consumer on CPU 1", one, "-", "-");
+  }
   auto c = program->slotCounters(0);
   if (!c)
     die(c.error());

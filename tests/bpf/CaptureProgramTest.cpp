@@ -1162,6 +1162,38 @@ TEST_F(CaptureProgramTest, TimestampsAreMonotonicWallClock) {
   }
 }
 
+// Records of two CPUs' rings waiting together come out of one drain ordered by timestamp,
+// not ring by ring.
+TEST_F(CaptureProgramTest, DrainMergesTheCpusRingsByTimestamp) {
+  auto cpus = allowedCpus();
+  if (cpus.size() < 2)
+    RINGCAP_SKIP("\n*** SKIPPING: the merge test needs two CPUs ***");
+  auto drainer = RingDrainer::create(program_->ringFd());
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  struct Collect : PacketSink {
+    void onPacket(const CapturedPacket &p) override { ts.push_back(p.tsNs); }
+    std::vector<uint64_t> ts;
+  } sink;
+  (*drainer)->route(7, 0x78, &sink);
+  arm(7, slotWith(0x78, {.proto = UDP}));
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 16 bytes
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(16).build();
+  // CPU a, then CPU b, then CPU a again: a's ring holds records older and newer than b's.
+  const int n = 50;
+  runOnCpu(fd(), pkt, n, cpus[0]);
+  runOnCpu(fd(), pkt, n, cpus[1]);
+  runOnCpu(fd(), pkt, n, cpus[0]);
+  auto consumed = (*drainer)->consume();
+  ASSERT_TRUE(consumed) << consumed.error().message;
+  EXPECT_EQ(*consumed, uint64_t(3 * n));
+  ASSERT_EQ(sink.ts.size(), size_t(3 * n));
+  size_t disorder = 0;
+  for (size_t i = 1; i < sink.ts.size(); i++)
+    disorder += sink.ts[i] < sink.ts[i - 1];
+  EXPECT_EQ(disorder, 0u) << "records out of timestamp order";
+  (*drainer)->unroute(7);
+}
+
 // The fd of the program's per-CPU "counters" map, found through the program's map ids.
 int countersMapFd(int progFd) {
   uint32_t ids[16] = {};
