@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * ringcap's XDP program: matches packets against up to RINGCAP_MAX_SLOTS job slots,
- * samples them, reserves each slot's packet and byte budget atomically and copies
- * min(pkt_len, snaplen) bytes (multi-buffer packets included) into a ring buffer.
+ * samples them, takes each slot's packet and byte budget from this CPU's lease of it and
+ * copies min(pkt_len, snaplen) bytes (multi-buffer packets included) into this CPU's ring
+ * buffer. Nothing on the path of a captured packet is shared between CPUs while budget lasts.
  * It always returns XDP_PASS: capturing never changes what happens to a packet.
  */
 #include <linux/bpf.h>
@@ -18,8 +19,10 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Wake the consumer when this many bytes are waiting (set before load). */
+/* Wake the consumer when this many bytes are waiting in a CPU's ring (set before load). */
 const volatile __u32 wakeup_bytes = 256 * 1024;
+/* Possible CPUs: the number of rings and of leases per slot (set before load). */
+const volatile __u32 nr_cpus = 1;
 
 /* Job slots and the armed mask, written by userspace (see struct ringcap_config). */
 struct ringcap_config ringcap_config = {};
@@ -31,6 +34,14 @@ struct {
 	__type(value, struct ringcap_slot_budget);
 } budgets SEC(".maps");
 
+/* Key cpu * RINGCAP_MAX_SLOTS + slot; resized to RINGCAP_MAX_SLOTS * nr_cpus before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RINGCAP_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ringcap_slot_lease);
+} leases SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -38,10 +49,21 @@ struct {
 	__type(value, struct ringcap_counters);
 } counters SEC(".maps");
 
-struct {
+/*
+ * One ring buffer per possible CPU, so that no two CPUs (RX queues) share a reservation
+ * lock. Userspace sizes the template and the array before load and creates the rings.
+ */
+struct ring_of_cpu {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 * 1024 * 1024); /* resized by userspace before load */
-} ring SEC(".maps");
+	__uint(max_entries, 16 * 1024 * 1024);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct ring_of_cpu);
+} rings SEC(".maps");
 
 /* libxdp: run first among the interface's programs, continue the chain on XDP_PASS. */
 struct {
@@ -270,11 +292,140 @@ static __always_inline int iface_match(const struct ringcap_slot_config *cfg, __
 	return 0;
 }
 
-/* Give back a reservation that could not be used. */
-static __always_inline void budget_return(struct ringcap_slot_budget *b, __s64 bytes)
+#define READ_ONCE_(x) (*(volatile typeof(x) *)&(x))
+
+/*
+ * Takes one packet of cap_len bytes from a lease; all or nothing. The owning CPU is the only
+ * one that takes from its lease this way; others only collect positive amounts from it with
+ * compare-and-swap, so an amount taken here was never counted anywhere else.
+ */
+static __always_inline int lease_take(struct ringcap_slot_lease *l, __s64 cap_len)
 {
-	__sync_fetch_and_add(&b->packets_left, 1);
-	__sync_fetch_and_add(&b->bytes_left, bytes);
+	if (READ_ONCE_(l->packets) < 1 || READ_ONCE_(l->bytes) < cap_len)
+		return 0;
+	if (__sync_fetch_and_add(&l->packets, -1) < 1) {
+		__sync_fetch_and_add(&l->packets, 1);
+		return 0;
+	}
+	if (__sync_fetch_and_add(&l->bytes, -cap_len) < cap_len) {
+		__sync_fetch_and_add(&l->bytes, cap_len);
+		__sync_fetch_and_add(&l->packets, 1);
+		return 0;
+	}
+	return 1;
+}
+
+/* Gives a taken packet's budget back to the lease (ring full, copy failed). */
+static __always_inline void lease_return(struct ringcap_slot_lease *l, __s64 cap_len)
+{
+	__sync_fetch_and_add(&l->packets, 1);
+	__sync_fetch_and_add(&l->bytes, cap_len);
+}
+
+/*
+ * Takes up to `want` (at least `need`) from a shared budget counter: a share of what is left,
+ * so that the last of a budget is spread over the CPUs in ever smaller leases instead of
+ * sitting in one CPU's lease. Returns what was taken, 0 if less than `need` was left.
+ */
+static __always_inline __s64 shared_take(__s64 *v, __s64 need, __s64 want)
+{
+	__s64 left = READ_ONCE_(*v);
+	if (left < need)
+		return 0;
+	/* left >= need >= 1 here; unsigned division (BPF has no signed one before v4). */
+	__s64 share = (__s64)((__u64)left / (2 * (__u64)nr_cpus));
+	if (share < want)
+		want = share;
+	if (want < need)
+		want = need;
+	__s64 old = __sync_fetch_and_add(v, -want);
+	if (old >= want)
+		return want;
+	/* Another CPU took some meanwhile: keep what there was, if enough; give back the rest. */
+	__s64 got = old >= need ? old : 0;
+	__sync_fetch_and_add(v, want - got);
+	return got;
+}
+
+struct collect_ctx {
+	__u32 slot;
+	__u32 self;
+	__s64 packets;
+	__s64 bytes;
+};
+
+/* Moves whatever another CPU's lease of the slot holds to the caller. */
+static long collect_one(__u64 cpu, void *arg)
+{
+	struct collect_ctx *x = arg;
+	if (cpu == x->self)
+		return 0;
+	__u32 key = (__u32)cpu * RINGCAP_MAX_SLOTS + x->slot;
+	struct ringcap_slot_lease *l = bpf_map_lookup_elem(&leases, &key);
+	if (!l)
+		return 1;
+	__s64 v = READ_ONCE_(l->packets);
+	if (v > 0 && __sync_val_compare_and_swap(&l->packets, v, 0) == v)
+		x->packets += v;
+	v = READ_ONCE_(l->bytes);
+	if (v > 0 && __sync_val_compare_and_swap(&l->bytes, v, 0) == v)
+		x->bytes += v;
+	return 0;
+}
+
+/*
+ * This CPU's lease could not pay for the packet: refill it from the shared budget and, when
+ * that is spent too, collect the other CPUs' leases. Returns 1 with the packet's budget taken,
+ * 0 when no budget is left for it anywhere (and notes that in the lease's spent_from).
+ */
+static __noinline int lease_refill_take(struct ringcap_slot_lease *l, struct ringcap_slot_budget *b,
+					__u32 slot, __u32 cpu, __s64 cap_len)
+{
+	if (!l || !b)
+		return 0;
+	if (READ_ONCE_(l->packets) < 1) {
+		__s64 got = shared_take(&b->packets_left, 1, RINGCAP_LEASE_PACKETS);
+		if (got)
+			__sync_fetch_and_add(&l->packets, got);
+	}
+	if (READ_ONCE_(l->bytes) < cap_len) {
+		__s64 got = shared_take(&b->bytes_left, cap_len - READ_ONCE_(l->bytes),
+					RINGCAP_LEASE_BYTES);
+		if (got)
+			__sync_fetch_and_add(&l->bytes, got);
+	}
+	if (lease_take(l, cap_len))
+		return 1;
+	/* A recent search found nothing for a packet this size. */
+	if (l->skip_searches > 0 && cap_len >= l->spent_from) {
+		l->skip_searches--;
+		return 0;
+	}
+
+	struct collect_ctx x = {.slot = slot, .self = cpu};
+	bpf_loop(nr_cpus, collect_one, &x, 0);
+	if (x.packets)
+		__sync_fetch_and_add(&l->packets, x.packets);
+	if (x.bytes)
+		__sync_fetch_and_add(&l->bytes, x.bytes);
+	/* The shared budget once more: another CPU may have given some back meanwhile. */
+	if (READ_ONCE_(l->packets) < 1) {
+		__s64 got = shared_take(&b->packets_left, 1, 1);
+		if (got)
+			__sync_fetch_and_add(&l->packets, got);
+	}
+	if (READ_ONCE_(l->bytes) < cap_len) {
+		__s64 got = shared_take(&b->bytes_left, cap_len - READ_ONCE_(l->bytes),
+					cap_len - READ_ONCE_(l->bytes));
+		if (got)
+			__sync_fetch_and_add(&l->bytes, got);
+	}
+	if (lease_take(l, cap_len))
+		return 1;
+	/* Nothing left for a packet this size; what is left stays in this CPU's lease. */
+	l->spent_from = READ_ONCE_(l->packets) < 1 ? 0 : cap_len;
+	l->skip_searches = RINGCAP_SKIP_SEARCHES;
+	return 0;
 }
 
 /*
@@ -284,7 +435,7 @@ static __always_inline void budget_return(struct ringcap_slot_budget *b, __s64 b
  */
 #define TRY_CLASS(SZ)                                                                      \
 	if (cap_len <= (SZ)) {                                                             \
-		rec = bpf_ringbuf_reserve(&ring, RINGCAP_RECORD_HDR_LEN + (SZ), 0);        \
+		rec = bpf_ringbuf_reserve(ring, RINGCAP_RECORD_HDR_LEN + (SZ), 0);         \
 		if (!rec)                                                                  \
 			return 0;                                                          \
 		if (cap_len > 0 &&                                                         \
@@ -306,6 +457,10 @@ static __noinline int emit_record(struct xdp_md *ctx, __u32 slot, __u32 cookie, 
 
 	if (cap_len > RINGCAP_MAX_SNAPLEN)
 		return -1;
+	__u32 cpu = bpf_get_smp_processor_id();
+	void *ring = bpf_map_lookup_elem(&rings, &cpu);
+	if (!ring)
+		return 0;
 	TRY_CLASS(64)
 	TRY_CLASS(96)
 	TRY_CLASS(128)
@@ -339,7 +494,7 @@ fill:
 	 * wakeup_bytes. Userspace also drains on a short timer, so a trickle of
 	 * packets is delivered promptly without a wake-up per record.
 	 */
-	__u64 avail = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
+	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	if (avail >= wakeup_bytes && avail < (__u64)wakeup_bytes + rec_size + 8)
 		flags = BPF_RB_FORCE_WAKEUP;
@@ -363,34 +518,28 @@ static __always_inline void process_slot(struct xdp_md *ctx, __u32 slot, const s
 		sc->sampled_out++;
 		return;
 	}
-	__u32 key = slot;
-	struct ringcap_slot_budget *b = bpf_map_lookup_elem(&budgets, &key);
-	if (!b)
-		return;
 	__u32 pkt_len = bpf_xdp_get_buff_len(ctx);
 	__u32 cap_len = pkt_len < cfg->snaplen ? pkt_len : cfg->snaplen;
 	if (cap_len > RINGCAP_MAX_SNAPLEN)
 		cap_len = RINGCAP_MAX_SNAPLEN;
 
-	/* Cheap check first, so an exhausted slot costs no atomic operation. */
-	if (b->packets_left <= 0 || b->bytes_left < (__s64)cap_len) {
-		sc->limit_reached++;
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 key = cpu * RINGCAP_MAX_SLOTS + slot;
+	struct ringcap_slot_lease *l = bpf_map_lookup_elem(&leases, &key);
+	if (!l)
 		return;
-	}
-	if (__sync_fetch_and_add(&b->packets_left, -1) <= 0) {
-		__sync_fetch_and_add(&b->packets_left, 1);
-		sc->limit_reached++;
-		return;
-	}
-	if (__sync_fetch_and_add(&b->bytes_left, -(__s64)cap_len) < (__s64)cap_len) {
-		budget_return(b, cap_len);
-		sc->limit_reached++;
-		return;
+	if (!lease_take(l, cap_len)) {
+		key = slot;
+		struct ringcap_slot_budget *b = bpf_map_lookup_elem(&budgets, &key);
+		if (!b || !lease_refill_take(l, b, slot, cpu, cap_len)) {
+			sc->limit_reached++;
+			return;
+		}
 	}
 	int ret = emit_record(ctx, slot, cfg->cookie, pkt_len, cap_len);
 	if (ret <= 0) {
 		/* The packet is lost; its budget goes back to the job. */
-		budget_return(b, cap_len);
+		lease_return(l, cap_len);
 		if (ret == 0)
 			sc->ring_lost++;
 		else

@@ -66,13 +66,45 @@ struct ringcap_slot_config {
 };
 
 /*
- * Remaining budget of one slot (array map "budgets"), reserved by the program
- * with atomic operations so that a capture never exceeds its limits.
+ * The shared budget of one slot (array map "budgets", one cache line per slot). CPUs do not
+ * take single packets from it: each takes a lease (struct ringcap_slot_lease) of up to
+ * RINGCAP_LEASE_PACKETS packets and RINGCAP_LEASE_BYTES bytes at a time with atomic
+ * operations, so that the packet path touches only its own CPU's cache line. The budget a
+ * job has left is packets_left/bytes_left plus every CPU's lease of the slot.
  */
 struct ringcap_slot_budget {
 	__s64 packets_left;
 	__s64 bytes_left; /* captured bytes (cap_len) */
+	__s64 pad[6];
 };
+
+/*
+ * A CPU's lease of a slot's budget (array map "leases", key cpu * RINGCAP_MAX_SLOTS + slot,
+ * one cache line each). The owning CPU takes a packet's budget from it with atomic operations
+ * on its own cache line; when it runs short, it refills from the shared budget, and when that
+ * is spent too, it collects the other CPUs' leases (compare-and-swap of positive amounts
+ * only), so a packet is refused only when no budget is left anywhere.
+ */
+struct ringcap_slot_lease {
+	__s64 packets;
+	__s64 bytes;
+	/*
+	 * Written by the owning CPU only: a search of the other leases found no budget for a
+	 * packet of cap_len >= spent_from, so the next skip_searches such packets that the
+	 * lease and the shared budget cannot pay are refused without searching again. The hint
+	 * runs out because a search can miss an amount another CPU is moving at that instant.
+	 */
+	__s64 spent_from;
+	__s64 skip_searches;
+	__s64 pad[4];
+};
+
+/* Refused packets a CPU lets pass without searching the other leases after a vain search. */
+#define RINGCAP_SKIP_SEARCHES 1024
+
+/* Largest lease a CPU takes from the shared budget at a time. */
+#define RINGCAP_LEASE_PACKETS 256
+#define RINGCAP_LEASE_BYTES (256 * 1024)
 
 /*
  * Everything userspace configures at run time, in the program's .bss (global variable
@@ -149,7 +181,8 @@ struct ringcap_record {
 #ifdef __cplusplus
 static_assert(sizeof(struct ringcap_filter) == 44, "ringcap_filter layout");
 static_assert(sizeof(struct ringcap_slot_config) == 92, "ringcap_slot_config layout");
-static_assert(sizeof(struct ringcap_slot_budget) == 16, "ringcap_slot_budget layout");
+static_assert(sizeof(struct ringcap_slot_budget) == 64, "ringcap_slot_budget layout");
+static_assert(sizeof(struct ringcap_slot_lease) == 64, "ringcap_slot_lease layout");
 static_assert(sizeof(struct ringcap_config) == 8 + 92 * RINGCAP_MAX_SLOTS, "ringcap_config layout");
 static_assert(sizeof(struct ringcap_slot_counters) == 64, "ringcap_slot_counters layout");
 static_assert(sizeof(struct ringcap_counters) == 64 * RINGCAP_MAX_SLOTS + 64,

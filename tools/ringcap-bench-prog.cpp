@@ -9,13 +9,18 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <atomic>
+#include <barrier>
 #include <bpf/bpf.h>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <functional>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/udp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <string>
 #include <thread>
@@ -47,11 +52,19 @@ std::vector<uint8_t> udpFrame(size_t size) {
   return f;
 }
 
+uint64_t threadCpuNs() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return uint64_t(t.tv_sec) * 1000000000u + uint64_t(t.tv_nsec);
+}
+
 // Average ns per run of `repeat` runs of the program on `frame`. The kernel's own figure
-// (opts.duration) is rounded to whole ns, too coarse for a 4 ns program, so the wall time
-// of the whole call is divided instead; with a large repeat the syscall cost vanishes.
+// (opts.duration) is rounded to whole ns, too coarse for a 4 ns program, so the calling
+// thread's CPU time for the whole call is divided instead (the program runs in that thread's
+// syscall; CPU time, not wall time, so that time spent preempted by other load on a shared
+// machine is not counted); with a large repeat the syscall cost vanishes.
 double runOnce(int progFd, const std::vector<uint8_t> &frame, uint32_t repeat) {
-  auto t0 = std::chrono::steady_clock::now();
+  uint64_t t0 = threadCpuNs();
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
               .data_size_in = static_cast<uint32_t>(frame.size()),
               .repeat = static_cast<int>(repeat));
@@ -63,8 +76,7 @@ double runOnce(int progFd, const std::vector<uint8_t> &frame, uint32_t repeat) {
     std::fprintf(stderr, "ringcap-bench-prog: verdict %u, expected XDP_PASS\n", opts.retval);
     std::exit(1);
   }
-  auto t1 = std::chrono::steady_clock::now();
-  return std::chrono::duration<double, std::nano>(t1 - t0).count() / repeat;
+  return double(threadCpuNs() - t0) / repeat;
 }
 
 struct Stat {
@@ -90,19 +102,150 @@ void die(const Error &e) {
   std::exit(1);
 }
 
+void pinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (int err = pthread_setaffinity_np(pthread_self(), sizeof set, &set)) {
+    std::fprintf(stderr, "ringcap-bench-prog: pinning to CPU %d: %s\n", cpu, std::strerror(err));
+    std::exit(1);
+  }
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// The program run on `threads` CPUs at once (thread i pinned to CPU i), `rounds` rounds of
+// `repeat` runs each; the threads start every round together and `betweenRounds` runs (not
+// timed) while they wait, e.g. to drain the ring. Returns the median over rounds of the mean
+// ns/packet of the threads (each thread's own cost per packet while the others run too).
+double measureOn(int threads, int progFd, const std::vector<uint8_t> &frame, uint32_t repeat,
+                 int rounds, const std::function<void()> &betweenRounds) {
+  std::vector<std::vector<double>> perThread(threads);
+  std::barrier sync(threads + 1);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; t++)
+    ts.emplace_back([&, t] {
+      pinTo(t);
+      for (int r = 0; r < rounds; r++) {
+        sync.arrive_and_wait();
+        perThread[t].push_back(runOnce(progFd, frame, repeat));
+        sync.arrive_and_wait();
+      }
+    });
+  for (int r = 0; r < rounds; r++) {
+    sync.arrive_and_wait();
+    sync.arrive_and_wait();
+    if (betweenRounds)
+      betweenRounds();
+  }
+  for (auto &t : ts)
+    t.join();
+  std::vector<double> means;
+  for (int r = 0; r < rounds; r++) {
+    double sum = 0;
+    for (int t = 0; t < threads; t++)
+      sum += perThread[t][r];
+    means.push_back(sum / threads);
+  }
+  return median(means);
+}
+
+// One CPU against two CPUs at once, same job, same run: per-packet cost and ratio for the
+// XDP_PASS floor, a filter that misses, a job whose limit is reached and a job capturing.
+// The ring is drained between rounds (not timed), so it never fills and no consumer competes
+// with the two pinned threads for the machine's CPUs.
+int scalingRun(std::unique_ptr<CaptureProgram> &program, std::unique_ptr<RingDrainer> &drainer,
+               int emptyFd, uint32_t repeat, int rounds) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 2) {
+    std::fprintf(stderr, "ringcap-bench-prog: --scaling needs two online CPUs\n");
+    return 1;
+  }
+  auto frame = udpFrame(64);
+  std::printf("BPF_PROG_TEST_RUN from 1 and 2 pinned threads, 64-byte frames, %u runs per "
+              "thread per round, median of %d rounds, ns/packet per CPU\n",
+              repeat, rounds);
+  std::printf("%-34s %10s %10s %8s\n", "case", "1 CPU", "2 CPUs", "ratio");
+  auto row = [&](const char *name, int fd, const std::function<void()> &between) {
+    double one = measureOn(1, fd, frame, repeat, rounds, between);
+    double two = measureOn(2, fd, frame, repeat, rounds, between);
+    std::printf("%-34s %10.2f %10.2f %7.2fx\n", name, one, two, two / one);
+  };
+  row("XDP_PASS only (floor)", emptyFd, nullptr);
+  int capFd = program->programFd();
+
+  SlotSettings miss;
+  miss.cookie = 1;
+  miss.filter.fields = RINGCAP_F_DST_PORT | RINGCAP_F_PROTOCOL;
+  miss.filter.protocol = IPPROTO_UDP;
+  miss.filter.dst_port = htons(9999);
+  if (auto r = program->armSlot(0, miss); !r)
+    die(r.error());
+  row("filter misses", capFd, nullptr);
+  (void)program->disarmSlot(0);
+
+  SlotSettings spent = miss;
+  spent.cookie = 2;
+  spent.filter.dst_port = htons(53);
+  spent.packetLimit = 0;
+  if (auto r = program->armSlot(0, spent); !r)
+    die(r.error());
+  row("limit reached", capFd, nullptr);
+  (void)program->disarmSlot(0);
+
+  SlotSettings hit = spent;
+  hit.cookie = 3;
+  hit.packetLimit.reset();
+  if (auto r = program->armSlot(0, hit); !r)
+    die(r.error());
+  CountingSink sink;
+  drainer->route(0, hit.cookie, &sink);
+  row("capturing", capFd, [&] { (void)drainer->consume(); });
+  // One CPU capturing while the consumer drains on the other one at the same time (what the
+  // consumer's writes to the ring's consumer position cost the producer).
+  {
+    std::atomic<bool> stop{false};
+    std::thread consumer([&] {
+      pinTo(1);
+      while (!stop.load(std::memory_order_relaxed))
+        (void)drainer->poll(1);
+    });
+    double one = measureOn(1, capFd, frame, repeat, rounds, nullptr);
+    stop = true;
+    consumer.join();
+    (void)drainer->consume();
+    std::printf("%-34s %10.2f %10s %8s\n", "capturing, consumer on CPU 1", one, "-", "-");
+  }
+  auto c = program->slotCounters(0);
+  if (!c)
+    die(c.error());
+  std::printf("capturing: captured %llu, drained %llu, lost (ring full) %llu\n",
+              (unsigned long long)c->captured, (unsigned long long)sink.count,
+              (unsigned long long)c->ringLost);
+  (void)program->disarmSlot(0);
+  drainer->unroute(0);
+  return c->ringLost == 0 && sink.count == c->captured ? 0 : 1;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   uint32_t repeat = 1'000'000;
   int rounds = 5;
+  bool scaling = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--repeat" && i + 1 < argc)
       repeat = static_cast<uint32_t>(std::stoul(argv[++i]));
     else if (a == "--rounds" && i + 1 < argc)
       rounds = std::stoi(argv[++i]);
+    else if (a == "--scaling")
+      scaling = true;
     else {
-      std::fprintf(stderr, "Usage: ringcap-bench-prog [--repeat N] [--rounds N]\n");
+      std::fprintf(stderr, "Usage: ringcap-bench-prog [--repeat N] [--rounds N] [--scaling]\n");
       return 2;
     }
   }
@@ -127,6 +270,12 @@ int main(int argc, char **argv) {
   auto drainer = RingDrainer::create((*program)->ringFd());
   if (!drainer)
     die(drainer.error());
+
+  if (scaling) {
+    int rc = scalingRun(*program, *drainer, emptyFd, repeat, rounds);
+    pass__destroy(empty);
+    return rc;
+  }
 
   std::printf("BPF_PROG_TEST_RUN, %u runs per round, median of %d rounds (min..max), ns/packet\n",
               repeat, rounds);

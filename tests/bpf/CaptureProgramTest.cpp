@@ -122,8 +122,34 @@ struct Rec {
 // Reads raw ring records (checked by parseRingRecord) with every header field.
 class RingReader {
 public:
+  // `ringFd`: a ring buffer, or the program's array of them (one per CPU).
   explicit RingReader(int ringFd) {
-    rb_ = ring_buffer__new(ringFd, &RingReader::onRecord, this, nullptr);
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(ringFd, &info, &len))
+      return;
+    if (info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS) {
+      rb_ = ring_buffer__new(ringFd, &RingReader::onRecord, this, nullptr);
+      return;
+    }
+    for (uint32_t key = 0; key < info.max_entries; key++) {
+      uint32_t id = 0;
+      if (bpf_map_lookup_elem(ringFd, &key, &id))
+        return;
+      UniqueFd fd(bpf_map_get_fd_by_id(id));
+      if (!fd)
+        return;
+      if (!rb_) {
+        rb_ = ring_buffer__new(fd.get(), &RingReader::onRecord, this, nullptr);
+        if (!rb_)
+          return;
+      } else if (ring_buffer__add(rb_, fd.get(), &RingReader::onRecord, this)) {
+        ring_buffer__free(rb_);
+        rb_ = nullptr;
+        return;
+      }
+      fds_.push_back(std::move(fd));
+    }
   }
   ~RingReader() { ring_buffer__free(rb_); }
   RingReader(const RingReader &) = delete;
@@ -151,6 +177,7 @@ private:
     return 0;
   }
   ring_buffer *rb_ = nullptr;
+  std::vector<UniqueFd> fds_;
   std::vector<Rec> recs_;
   size_t invalid_ = 0;
 };
@@ -927,6 +954,105 @@ TEST_F(CaptureProgramTest, BudgetsAreExactFromTwoCpus) {
   EXPECT_GT(shared, 0) << "the two CPUs never shared a budget: nothing ran concurrently";
 }
 
+// One thread pinned to `cpu` runs `repeat` test runs.
+void runOnCpu(int progFd, const Bytes &pkt, int repeat, int cpu) {
+  std::string err;
+  int ranOn = -1;
+  std::thread t([&] {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0)
+      ranOn = sched_getcpu();
+    auto r = passes(progFd, pkt, repeat);
+    err = r ? "" : r.message();
+  });
+  t.join();
+  EXPECT_EQ(ranOn, cpu);
+  EXPECT_EQ(err, "");
+}
+
+// Budgets far larger than one lease (RINGCAP_LEASE_PACKETS, RINGCAP_LEASE_BYTES), so that each
+// CPU takes many leases and the last of the budget is split between the CPUs' leases.
+TEST_F(CaptureProgramTest, LeasedBudgetsAreExactFromTwoCpus) {
+  auto cpus = allowedCpus();
+  if (cpus.size() < 2)
+    RINGCAP_SKIP("\n*** SKIPPING: the two-CPU budget test needs two CPUs ***");
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes (74 bytes)
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  // 2 x 4000 runs for 5000 packets of budget; two slots, so at most 2 x 8000 records (136 bytes)
+  // on one CPU: they fit its ring (2 MiB of the 4 MiB when there are two CPUs).
+  const uint64_t limit = 5000, runs = 4000;
+  static_assert(limit > 4 * RINGCAP_LEASE_PACKETS);
+  for (int round = 0; round < 5; round++) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    SlotSettings s = slotWith(200 + round, {.dport = DP});
+    s.packetLimit = limit;
+    arm(2, s);
+    SlotSettings t = slotWith(300 + round, {.src = A4});
+    t.byteLimit = limit * pkt.size() + 73;
+    arm(3, t);
+    runOnTwoCpus(fd(), pkt, int(runs), cpus);
+    for (unsigned slot : {2u, 3u}) {
+      SlotCounters c = counters(slot);
+      EXPECT_EQ(describe(c), describe(SlotCounters{2 * runs, 2 * runs, 0, limit, limit * pkt.size(),
+                                                   0, 2 * runs - limit}))
+          << "slot " << slot;
+      EXPECT_EQ(c.matched, c.captured + c.limitReached + c.ringLost + c.copyFailed);
+    }
+    EXPECT_EQ(budget(2).packetsLeft, 0);
+    EXPECT_EQ(budget(3).bytesLeft, 73);
+    auto recs = take();
+    EXPECT_EQ(recs.size(), 2 * limit);
+    uint64_t bytes[2] = {0, 0};
+    for (const auto &r : recs)
+      if (r.h.slot == 2 || r.h.slot == 3)
+        bytes[r.h.slot - 2] += r.h.cap_len;
+    EXPECT_EQ(bytes[0], limit * pkt.size());
+    EXPECT_EQ(bytes[1], limit * pkt.size());
+    disarm(2);
+    disarm(3);
+    if (HasFailure())
+      break;
+  }
+}
+
+// A CPU that took a lease and then saw no more packets: the other CPU collects the lease, so
+// the capture still reaches its limit exactly.
+TEST_F(CaptureProgramTest, LeaseOfAnIdleCpuIsCollected) {
+  auto cpus = allowedCpus();
+  if (cpus.size() < 2)
+    RINGCAP_SKIP("\n*** SKIPPING: the two-CPU budget test needs two CPUs ***");
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes (74 bytes)
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  const uint64_t limit = 5000, first = 10, runs = 2 * limit;
+  SlotSettings s = slotWith(400, {.dport = DP});
+  s.packetLimit = limit;
+  arm(4, s);
+  SlotSettings t = slotWith(401, {.src = A4});
+  t.byteLimit = limit * pkt.size() + 50;
+  arm(5, t);
+  runOnCpu(fd(), pkt, int(first), cpus[0]);
+  // cpus[0] holds a lease now; only cpus[1] runs from here on.
+  EXPECT_GT(budget(4).packetsLeft, 0);
+  runOnCpu(fd(), pkt, int(runs), cpus[1]);
+  for (unsigned slot : {4u, 5u}) {
+    SlotCounters c = counters(slot);
+    EXPECT_EQ(describe(c), describe(SlotCounters{first + runs, first + runs, 0, limit,
+                                                 limit * pkt.size(), 0, first + runs - limit}))
+        << "slot " << slot;
+  }
+  EXPECT_EQ(budget(4).packetsLeft, 0);
+  EXPECT_EQ(budget(5).bytesLeft, 50);
+  EXPECT_EQ(take().size(), 2 * limit);
+  // Spent everywhere: both CPUs refuse, and the budget stays exact.
+  runOnCpu(fd(), pkt, 100, cpus[0]);
+  EXPECT_EQ(counters(4).captured, limit);
+  EXPECT_EQ(counters(5).captured, limit);
+  EXPECT_EQ(counters(4).limitReached, first + runs - limit + 100);
+  EXPECT_EQ(budget(5).bytesLeft, 50);
+}
+
 TEST_F(CaptureProgramTest, ByteBudgetIsExact) {
   // Ethernet / IPv4 / UDP 1234 -> 53 / padded to 100 bytes
   Bytes p100 = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(100).build();
@@ -1034,6 +1160,38 @@ TEST_F(CaptureProgramTest, TimestampsAreMonotonicWallClock) {
     EXPECT_EQ(p.pktLen, pkt.size());
     EXPECT_EQ(sink.data[i], pkt);
   }
+}
+
+// Records of two CPUs' rings waiting together come out of one drain ordered by timestamp,
+// not ring by ring.
+TEST_F(CaptureProgramTest, DrainMergesTheCpusRingsByTimestamp) {
+  auto cpus = allowedCpus();
+  if (cpus.size() < 2)
+    RINGCAP_SKIP("\n*** SKIPPING: the merge test needs two CPUs ***");
+  auto drainer = RingDrainer::create(program_->ringFd());
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  struct Collect : PacketSink {
+    void onPacket(const CapturedPacket &p) override { ts.push_back(p.tsNs); }
+    std::vector<uint64_t> ts;
+  } sink;
+  (*drainer)->route(7, 0x78, &sink);
+  arm(7, slotWith(0x78, {.proto = UDP}));
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 16 bytes
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(16).build();
+  // CPU a, then CPU b, then CPU a again: a's ring holds records older and newer than b's.
+  const int n = 50;
+  runOnCpu(fd(), pkt, n, cpus[0]);
+  runOnCpu(fd(), pkt, n, cpus[1]);
+  runOnCpu(fd(), pkt, n, cpus[0]);
+  auto consumed = (*drainer)->consume();
+  ASSERT_TRUE(consumed) << consumed.error().message;
+  EXPECT_EQ(*consumed, uint64_t(3 * n));
+  ASSERT_EQ(sink.ts.size(), size_t(3 * n));
+  size_t disorder = 0;
+  for (size_t i = 1; i < sink.ts.size(); i++)
+    disorder += sink.ts[i] < sink.ts[i - 1];
+  EXPECT_EQ(disorder, 0u) << "records out of timestamp order";
+  (*drainer)->unroute(7);
 }
 
 // The fd of the program's per-CPU "counters" map, found through the program's map ids.
@@ -1170,6 +1328,30 @@ TEST(ClockStepWatch, IsQuietWhileTheClockIsNotSet) {
   EXPECT_FALSE((*w)->stepped());
 }
 
+// Pins the calling thread to the CPU it runs on, until destroyed.
+class PinnedToOneCpu {
+public:
+  PinnedToOneCpu() {
+    if (sched_getaffinity(0, sizeof saved_, &saved_))
+      return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    ok_ = sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  ~PinnedToOneCpu() {
+    if (ok_)
+      sched_setaffinity(0, sizeof saved_, &saved_);
+  }
+  PinnedToOneCpu(const PinnedToOneCpu &) = delete;
+  PinnedToOneCpu &operator=(const PinnedToOneCpu &) = delete;
+  bool ok() const { return ok_; }
+
+private:
+  cpu_set_t saved_{};
+  bool ok_ = false;
+};
+
 TEST(CaptureProgramRing, RingFullIsCountedAndGivesTheBudgetBack) {
   // The smallest ring, one page. A 60-byte frame takes the 64-byte size class: a record is
   // 8 (ring header) + 32 + 64 = 104 bytes, so 39 fit in 4 KiB. Nothing drains the ring.
@@ -1183,6 +1365,9 @@ TEST(CaptureProgramRing, RingFullIsCountedAndGivesTheBudgetBack) {
   RingReader reader(prog.ringFd());
   ASSERT_TRUE(reader.ok());
   int fd = prog.programFd();
+  // Every run on one CPU, so into one CPU's ring.
+  PinnedToOneCpu pinned;
+  ASSERT_TRUE(pinned.ok());
   // Ethernet / IPv4 / UDP 1234 -> 53 / padded to 60 bytes
   Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(60).build();
   SlotSettings s = slotWith(42, {A4, B4, SP, DP, UDP});

@@ -8,14 +8,18 @@ require_lab
 lab_up 89
 start_bus
 mkdir -p "$LAB_TMP/files"
-# A ring that holds 3 x 10000 jumbo records (8 KiB each) without the consumer.
+# A ring that holds 3 x 10000 jumbo records (8 KiB each) without the consumer. ring_size_mib
+# is split into one ring per possible CPU and the flood arrives on one CPU: 512 MiB per CPU.
+possible_cpus=$(( $(cut -d- -f2 /sys/devices/system/cpu/possible) + 1 ))
+ring_mib=512
+while [ $ring_mib -lt $((512 * possible_cpus)) ] && [ $ring_mib -lt 2048 ]; do ring_mib=$((ring_mib * 2)); done
 start_ringcapd "[rate_limits]
 simple_interval_seconds = 0
 full_concurrent = 3
 [destinations]
 file_roots = [\"$LAB_TMP/files\"]
 [capture]
-ring_size_mib = 512"
+ring_size_mib = $ring_mib"
 
 # Voluntary context switches of ringcapd's main thread (the event loop): one per wake-up.
 wakeups() { awk '$1 == "voluntary_ctxt_switches:" {print $2}' "/proc/$RINGCAPD_PID/task/$RINGCAPD_PID/status"; }

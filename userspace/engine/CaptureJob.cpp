@@ -111,10 +111,9 @@ StopReason CaptureJob::check(Clock::time_point now) {
   if (sink_->error())
     return StopReason::WriteError;
   if (request_.packet_limit || request_.byte_limit) {
-    auto c = program_.slotCounters(slot_);
-    auto b = program_.slotBudget(slot_);
-    if (c && b) {
-      if (request_.packet_limit && b->packetsLeft == 0)
+    // From the counters, not the budget left: part of the budget sits in the CPUs' leases.
+    if (auto c = program_.slotCounters(slot_)) {
+      if (request_.packet_limit && c->captured >= *request_.packet_limit)
         return StopReason::PacketLimit;
       // A packet was refused although packets were left: the byte budget ran out.
       if (c->limitReached > 0)

@@ -1,6 +1,7 @@
 #include "engine/CaptureProgram.h"
 
 #include "capture.skel.h"
+#include "util/UniqueFd.h"
 
 #include <algorithm>
 #include <bpf/bpf.h>
@@ -18,13 +19,26 @@ bool isPowerOfTwo(uint32_t v) { return v && !(v & (v - 1)); }
 
 } // namespace
 
+uint32_t perCpuRingBytes(uint32_t ringBytes, unsigned cpus) {
+  uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  uint32_t share = ringBytes / std::max(cpus, 1u);
+  uint32_t size = page;
+  while (size * 2 <= share && size * 2 != 0)
+    size *= 2;
+  return size;
+}
+
 Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgramOptions &options) {
   long page = sysconf(_SC_PAGESIZE);
   if (!isPowerOfTwo(options.ringBytes) || options.ringBytes < static_cast<uint32_t>(page))
     return Error{EINVAL, "ring size must be a power of two of at least " + std::to_string(page) +
                              " bytes (got " + std::to_string(options.ringBytes) + ")"};
-  if (options.ringBytes < 4u * (RINGCAP_RECORD_HDR_LEN + RINGCAP_MAX_SNAPLEN + 8))
-    spdlog::debug("ring of {} bytes holds fewer than four maximum-size records", options.ringBytes);
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0)
+    return Error::fromErrno(cpus, "counting possible CPUs");
+  uint32_t perCpu = perCpuRingBytes(options.ringBytes, static_cast<unsigned>(cpus));
+  if (perCpu < 4u * (RINGCAP_RECORD_HDR_LEN + RINGCAP_MAX_SNAPLEN + 8))
+    spdlog::debug("rings of {} bytes per CPU hold fewer than four maximum-size records", perCpu);
 
   std::unique_ptr<CaptureProgram> p(new CaptureProgram());
   p->skel_ = capture__open();
@@ -32,13 +46,49 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgra
     return Error::fromErrno(errno, "opening the capture program");
   uint32_t wakeup = options.wakeupBytes;
   if (!wakeup)
-    wakeup = std::clamp<uint32_t>(options.ringBytes / 16, 64u << 10, 1u << 20);
-  wakeup = std::min(wakeup, options.ringBytes / 2);
+    wakeup = std::clamp<uint32_t>(perCpu / 16, 64u << 10, 1u << 20);
+  wakeup = std::min(wakeup, perCpu / 2);
   p->skel_->rodata->wakeup_bytes = wakeup;
-  if (int err = bpf_map__set_max_entries(p->skel_->maps.ring, options.ringBytes))
-    return Error::fromErrno(err, "sizing the ring buffer");
-  p->ringBytes_ = options.ringBytes;
+  p->skel_->rodata->nr_cpus = static_cast<uint32_t>(cpus);
+  if (int err = bpf_map__set_max_entries(p->skel_->maps.rings, static_cast<uint32_t>(cpus)))
+    return Error::fromErrno(err, "sizing the array of rings");
+  // The rings are created here; the first is also the template of the array's values.
+  for (unsigned cpu = 0; cpu < static_cast<unsigned>(cpus); cpu++) {
+    UniqueFd fd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, nullptr, 0, 0, perCpu, nullptr));
+    if (!fd)
+      return Error::fromErrno(errno, "creating the ring buffer of CPU " + std::to_string(cpu));
+    p->ringFds_.push_back(std::move(fd));
+  }
+  if (int err = bpf_map__set_inner_map_fd(p->skel_->maps.rings, p->ringFds_[0].get()))
+    return Error::fromErrno(err, "setting the ring buffers' template");
+  if (int err = bpf_map__set_max_entries(p->skel_->maps.leases,
+                                         RINGCAP_MAX_SLOTS * static_cast<uint32_t>(cpus)))
+    return Error::fromErrno(err, "sizing the budget leases");
+  p->ringBytes_ = perCpu;
+  p->cpus_ = static_cast<unsigned>(cpus);
   return p;
+}
+
+Result<void> CaptureProgram::createRings() {
+  int outer = bpf_map__fd(skel_->maps.rings);
+  for (unsigned cpu = 0; cpu < ringFds_.size(); cpu++) {
+    uint32_t key = cpu;
+    int fd = ringFds_[cpu].get();
+    if (bpf_map_update_elem(outer, &key, &fd, BPF_ANY))
+      return Error::fromErrno(errno, "adding the ring buffer of CPU " + std::to_string(cpu));
+  }
+  ringFds_.clear(); // the array holds them now
+  return {};
+}
+
+Result<void> CaptureProgram::afterLoad() {
+  loaded_ = true;
+  if (ringsCreated_)
+    return {};
+  if (auto r = createRings(); !r)
+    return r;
+  ringsCreated_ = true;
+  return {};
 }
 
 Result<void> CaptureProgram::loadUnattached() {
@@ -46,9 +96,8 @@ Result<void> CaptureProgram::loadUnattached() {
     return {};
   if (int err = capture__load(skel_))
     return Error::fromErrno(err, "loading the capture program");
-  loaded_ = true;
   standalone_ = true;
-  return {};
+  return afterLoad();
 }
 
 CaptureProgram::~CaptureProgram() {
@@ -118,7 +167,12 @@ Result<void> CaptureProgram::attach(const std::vector<std::string> &ifnames) {
         (void)detach(i);
       return e;
     }
-    loaded_ = true;
+    if (auto r = afterLoad(); !r) {
+      (void)xdp_program__detach(prog_, static_cast<int>(ifindex), XDP_MODE_UNSPEC, 0);
+      for (int i : added)
+        (void)detach(i);
+      return r;
+    }
     attachments_.push_back({static_cast<int>(ifindex), name});
     added.push_back(static_cast<int>(ifindex));
     spdlog::info("attached to {} (ifindex {})", name, ifindex);
@@ -185,7 +239,7 @@ Result<bool> CaptureProgram::detachProgramById(int ifindex, uint32_t programId) 
 }
 
 int CaptureProgram::programFd() const { return bpf_program__fd(skel_->progs.ringcap_xdp); }
-int CaptureProgram::ringFd() const { return bpf_map__fd(skel_->maps.ring); }
+int CaptureProgram::ringFd() const { return bpf_map__fd(skel_->maps.rings); }
 
 std::optional<unsigned> CaptureProgram::freeSlot() const {
   for (unsigned i = 0; i < RINGCAP_MAX_SLOTS; i++)
@@ -236,11 +290,20 @@ Result<void> CaptureProgram::armSlot(unsigned slot, const SlotSettings &s) {
       return RINGCAP_BUDGET_UNLIMITED;
     return static_cast<int64_t>(*v);
   };
-  ringcap_slot_budget budget{clampBudget(s.packetLimit), clampBudget(s.byteLimit)};
+  ringcap_slot_budget budget{};
+  budget.packets_left = clampBudget(s.packetLimit);
+  budget.bytes_left = clampBudget(s.byteLimit);
 
   // The slot's bit is still clear: write its config first, then arm it with a second write.
   if (auto r = writeConfig(next); !r)
     return r;
+  // Every CPU's lease of the slot starts empty; then the shared budget.
+  const ringcap_slot_lease empty{};
+  for (unsigned cpu = 0; cpu < cpus_; cpu++) {
+    uint32_t leaseKey = cpu * RINGCAP_MAX_SLOTS + slot;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.leases), &leaseKey, &empty, BPF_ANY))
+      return Error::fromErrno(errno, "clearing the budget leases of slot " + std::to_string(slot));
+  }
   uint32_t key = slot;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.budgets), &key, &budget, BPF_ANY))
     return Error::fromErrno(errno, "writing the budget of slot " + std::to_string(slot));
@@ -294,11 +357,26 @@ Result<SlotCounters> CaptureProgram::sumSlot(unsigned slot) const {
 Result<SlotBudget> CaptureProgram::slotBudget(unsigned slot) const {
   if (slot >= RINGCAP_MAX_SLOTS)
     return Error{EINVAL, "slot " + std::to_string(slot) + " out of range"};
+  // The shared budget plus every CPU's lease. An amount on its way from the shared budget to
+  // a lease (between two atomic operations of the program) is missed by this reading; the
+  // limit checks therefore use the counters (CaptureJob::check), not this sum.
   uint32_t key = slot;
   ringcap_slot_budget b{};
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.budgets), &key, &b))
     return Error::fromErrno(errno, "reading the budget of slot " + std::to_string(slot));
-  return SlotBudget{std::max<int64_t>(b.packets_left, 0), std::max<int64_t>(b.bytes_left, 0)};
+  SlotBudget left{std::max<int64_t>(b.packets_left, 0), std::max<int64_t>(b.bytes_left, 0)};
+  auto sat = [](int64_t a, int64_t x) {
+    return a > RINGCAP_BUDGET_UNLIMITED - x ? RINGCAP_BUDGET_UNLIMITED : a + x;
+  };
+  for (unsigned cpu = 0; cpu < cpus_; cpu++) {
+    uint32_t leaseKey = cpu * RINGCAP_MAX_SLOTS + slot;
+    ringcap_slot_lease l{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.leases), &leaseKey, &l))
+      return Error::fromErrno(errno, "reading the budget leases of slot " + std::to_string(slot));
+    left.packetsLeft = sat(left.packetsLeft, std::max<int64_t>(l.packets, 0));
+    left.bytesLeft = sat(left.bytesLeft, std::max<int64_t>(l.bytes, 0));
+  }
+  return left;
 }
 
 Result<GlobalCounters> CaptureProgram::globalCounters() const {

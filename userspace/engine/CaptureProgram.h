@@ -5,6 +5,7 @@
 #include "capture_abi.h"
 #include "engine/SlotCounters.h"
 #include "util/Result.h"
+#include "util/UniqueFd.h"
 
 #include <array>
 #include <cstdint>
@@ -19,11 +20,17 @@ struct xdp_program;
 namespace ringcap {
 
 struct CaptureProgramOptions {
-  // Ring buffer size in bytes: a power of two, at least one page.
+  // Ring memory in bytes, for all CPUs together: a power of two, at least one page. Each
+  // possible CPU gets a ring of its own of ringBytes / CPUs, rounded down to a power of two
+  // and at least one page (perCpuRingBytes()).
   uint32_t ringBytes = 32u << 20;
-  // Pending bytes that wake the consumer; 0 picks ringBytes / 16 within [64 KiB, 1 MiB].
+  // Pending bytes in one CPU's ring that wake the consumer; 0 picks a sixteenth of a CPU's
+  // ring within [64 KiB, 1 MiB].
   uint32_t wakeupBytes = 0;
 };
+
+// The ring size of each CPU for a total of `ringBytes` over `cpus` CPUs.
+uint32_t perCpuRingBytes(uint32_t ringBytes, unsigned cpus);
 
 // What one job asks of a slot.
 struct SlotSettings {
@@ -93,20 +100,29 @@ public:
   static Result<bool> detachProgramById(int ifindex, uint32_t programId);
 
   int programFd() const;
+  // The rings: an array of ring buffers, one per possible CPU (RingDrainer drains them all).
   int ringFd() const;
+  // One CPU's ring size; cpus() rings of it.
   uint32_t ringBytes() const { return ringBytes_; }
+  unsigned cpus() const { return cpus_; }
 
 private:
   CaptureProgram() = default;
   Result<std::vector<ringcap_counters>> readCounters() const;
   Result<SlotCounters> sumSlot(unsigned slot) const;
   Result<void> writeConfig(const ringcap_config &config);
+  // After the program was loaded: each CPU's ring into the array of rings.
+  Result<void> createRings();
+  Result<void> afterLoad();
 
   capture *skel_ = nullptr;
   xdp_program *prog_ = nullptr;
   std::vector<Attachment> attachments_;
   ringcap_config config_{}; // what the program's .bss holds
   uint32_t ringBytes_ = 0;
+  unsigned cpus_ = 1;
+  std::vector<UniqueFd> ringFds_; // the rings until they are in the array
+  bool ringsCreated_ = false;
   bool loaded_ = false;
   bool standalone_ = false;
   uint32_t held_ = 0; // slots held by holdSlot()

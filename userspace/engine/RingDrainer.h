@@ -4,14 +4,14 @@
 
 #include "capture_abi.h"
 #include "util/Result.h"
+#include "util/UniqueFd.h"
 
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
-
-struct ring_buffer;
+#include <vector>
 
 namespace ringcap {
 
@@ -52,6 +52,10 @@ class RingDrainer {
 public:
   // Where the clock offset comes from: realtimeMinusBoottimeNs, or a fake in tests.
   using ClockOffsetSource = int64_t (*)();
+  // `ringFd` is a ring buffer, or an array of them (CaptureProgram::ringFd(): one per CPU),
+  // all drained through one epoll fd. A drain merges the records waiting in the rings by
+  // their timestamps (each ring is in commit order); the position of a ring's consumer is
+  // published once per batch, not after every record.
   static Result<std::unique_ptr<RingDrainer>>
   create(int ringFd, ClockOffsetSource clockOffset = realtimeMinusBoottimeNs);
   ~RingDrainer();
@@ -64,13 +68,15 @@ public:
 
   // An fd that is readable when records wait (for epoll / sd-event).
   int epollFd() const;
-  // Hands the records available now to their sinks, at most maxRecords of them (the rest
-  // stay in the ring, whose fd stays readable); returns how many were consumed.
+  // Hands the records available now to their sinks in timestamp order, at most maxRecords
+  // of them (the rest stay in the rings, whose fds stay readable); returns how many were
+  // consumed.
   Result<uint64_t> consume(uint64_t maxRecords = UINT64_MAX);
   // Waits up to timeoutMs for records, then consumes them.
   Result<uint64_t> poll(int timeoutMs);
 
   const DrainerStats &stats() const { return stats_; }
+  size_t rings() const { return rings_.size(); }
   // Re-reads the clock offset: after the wall clock was set (ClockStepWatch), and now and
   // then while capturing (NTP slews the real-time clock against the boot-time clock).
   // Records drained afterwards are converted with the new offset. Returns the change in ns.
@@ -79,19 +85,44 @@ public:
 
 private:
   RingDrainer() = default;
-  static int onRecord(void *ctx, void *data, size_t size);
-  void deliver(void *data, size_t size);
+  void deliver(const uint8_t *data, size_t size);
 
   struct Route {
     PacketSink *sink = nullptr;
     uint32_t cookie = 0;
   };
-  ring_buffer *rb_ = nullptr;
+  // One mapped ring buffer: the consumer page (read-write), the producer page and the data
+  // pages (read-only, the data mapped twice, so a record that wraps is contiguous).
+  struct Ring {
+    int fd = -1;
+    uint64_t mask = 0;               // data size - 1
+    uint64_t *consumerPos = nullptr; // shared with the kernel
+    const uint64_t *producerPos = nullptr;
+    const uint8_t *data = nullptr;
+    void *consumerMap = nullptr, *producerMap = nullptr;
+    size_t producerMapLen = 0;
+    uint64_t cons = 0;      // next record to read (published in *consumerPos per batch)
+    uint64_t published = 0; // the last value written to *consumerPos
+    uint64_t prod = 0;      // the producer position last read
+  };
+  struct Head {
+    const uint8_t *data = nullptr;
+    uint32_t size = 0;
+    uint64_t next = 0; // consumer position after the record
+    uint64_t tsNs = 0; // the record's kernel timestamp (0 if it is too short to hold one)
+  };
+  Result<void> addRing(int fd);
+  // The first committed record of `r`, skipping discarded ones; false if none is ready.
+  static bool head(Ring &r, Head &h);
+  static void publish(Ring &r);
+
+  std::vector<UniqueFd> ringFds_; // the rings of an array, opened by id
+  std::vector<Ring> rings_;
+  UniqueFd epoll_;
   std::array<Route, RINGCAP_MAX_SLOTS> routes_{};
   DrainerStats stats_;
   int64_t offsetNs_ = 0;
   ClockOffsetSource clockOffset_ = realtimeMinusBoottimeNs;
-  uint64_t budget_ = UINT64_MAX; // records consume() may still take in this call
 };
 
 } // namespace ringcap
