@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <mutex>
 #include <openssl/evp.h>
+#include <optional>
 
 namespace ringcap::fleet {
 namespace {
