@@ -319,6 +319,38 @@ TEST_F(EtcdClientTest, WatchFromARevisionSeesTheEventsAfterItAndResumes) {
       << fromNow.error().message;
 }
 
+TEST_F(EtcdClientTest, WatchFromACompactedRevisionIsAClearError) {
+  const std::string key = prefix_ + "k";
+  auto r1 = etcd_->put(key, "1");
+  auto r2 = etcd_->put(key, "2");
+  ASSERT_TRUE(r1 && r2);
+  ASSERT_TRUE(etcd_->compact(*r2));
+  bool called = false;
+  auto w = etcd_->watch(key, {}, *r1, [&](const std::vector<WatchEvent> &) {
+    called = true;
+    return false;
+  });
+  ASSERT_FALSE(w);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(w.error().message, "etcd watch: revision " + std::to_string(*r1) +
+                                   " was compacted; the oldest available is " +
+                                   std::to_string(*r2));
+  // From the compaction's revision on, it works.
+  std::vector<WatchEvent> seen;
+  auto ok = etcd_->watch(key, {}, *r2, [&](const std::vector<WatchEvent> &batch) {
+    seen = batch;
+    return false;
+  });
+  ASSERT_TRUE(ok) << ok.error().message;
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].kv.value, "2");
+  // A range at a compacted revision: etcd's message.
+  auto old = etcd_->range(key, {}, 0, *r1);
+  ASSERT_FALSE(old);
+  EXPECT_NE(old.error().message.find("required revision has been compacted"), std::string::npos)
+      << old.error().message;
+}
+
 TEST_F(EtcdClientTest, StopAMemberAndTheClientWorksThroughTheOthers) {
   auto leader = cluster_->leader();
   ASSERT_TRUE(leader) << leader.error().message;

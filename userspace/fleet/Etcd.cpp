@@ -333,6 +333,13 @@ Result<TxnResult> EtcdClient::txn(const std::vector<Compare> &compares,
   return t;
 }
 
+Result<void> EtcdClient::compact(int64_t revision) {
+  auto r = call("/v3/kv/compaction", {{"revision", std::to_string(revision)}, {"physical", true}});
+  if (!r)
+    return r.error();
+  return {};
+}
+
 Result<Lease> EtcdClient::grantLease(int64_t ttlSeconds) {
   if (ttlSeconds < 1)
     return Error{kInvalidRequest,

@@ -117,6 +117,9 @@ public:
   Result<TxnResult> txn(const std::vector<Compare> &compares, const std::vector<TxnOp> &success,
                         const std::vector<TxnOp> &failure = {});
 
+  // Discards the history before `revision` (watches and ranges at older revisions then fail).
+  Result<void> compact(int64_t revision);
+
   Result<Lease> grantLease(int64_t ttlSeconds);
   // Renews the lease once; the TTL it has again. A lease that expired or was revoked is
   // NotFound.
