@@ -14,6 +14,7 @@ packages=(
   nodejs awscli
   netsniff-ng linux-perf python3-matplotlib
   libclang-rt-14-dev
+  etcd-server etcd-client
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -42,7 +42,7 @@ int readId(sd_bus_message *m, std::string &id, sd_bus_error *e) {
   id = s;
   if (!isCaptureId(id))
     return sd_bus_error_set(e, api::dbusErrorName(kInvalidRequest),
-                            "id: must be 32 lowercase hexadecimal digits");
+                            ("id: " + std::string(kCaptureIdRule)).c_str());
   return 0;
 }
 
@@ -214,12 +214,42 @@ int BusService::fail(const Error &error, sd_bus_error *e) const {
   return sd_bus_error_set(e, api::dbusErrorName(error.kind), error.message.c_str());
 }
 
+std::optional<Error> BusService::checkIdCaller(sd_bus_message *m) const {
+  sd_bus_creds *creds = nullptr;
+  uid_t uid = uid_t(-1);
+  if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID, &creds) >= 0 &&
+      sd_bus_creds_get_euid(creds, &uid) < 0 && sd_bus_creds_get_uid(creds, &uid) < 0)
+    uid = uid_t(-1);
+  sd_bus_creds_unref(creds);
+  if (uid == 0)
+    return std::nullopt;
+  std::string rule = "id: a capture id may be supplied only by root";
+  if (agentUser_) {
+    std::vector<char> buf(16384);
+    passwd pw{}, *found = nullptr;
+    if (uid != uid_t(-1) &&
+        getpwnam_r(agentUser_->c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found &&
+        found->pw_uid == uid)
+      return std::nullopt;
+    rule += " or the fleet agent's user \"" + *agentUser_ + "\" (fleet.agent_user)";
+  } else {
+    rule += " (fleet.agent_user is not set)";
+  }
+  spdlog::warn("refused a CreateCapture with an id from uid {}",
+               uid == uid_t(-1) ? -1 : int64_t(uid));
+  return Error{kAccessDenied, rule};
+}
+
 int BusService::onCreate(sd_bus_message *m, void *userdata, sd_bus_error *e) {
   auto *self = static_cast<BusService *>(userdata);
   // Unknown keys and container types are refused before their values are read.
   auto request = readVariantDict(m, captureRequestSchema());
   if (!request)
     return self->fail(Error{kInvalidRequest, request.error().message}, e);
+  // Who may name the capture is checked before the id's form or anything else.
+  if (auto id = request->find("id"); id != request->end() && !id->is_null())
+    if (auto denied = self->checkIdCaller(m))
+      return self->fail(*denied, e);
   auto created = self->service_.create(*request);
   if (!created)
     return self->fail(created.error(), e);

@@ -5,6 +5,7 @@
 #include "CaptureService.h"
 #include "api/ServiceApi.h"
 
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
@@ -23,6 +24,10 @@ public:
   BusService(sd_bus *bus, CaptureService &service, OwnershipService &ownership,
              std::string groupName, gid_t group);
   ~BusService();
+
+  // The user (besides root) whose CreateCapture may carry an `id` ([fleet] agent_user);
+  // nullopt: root only.
+  void setAgentUser(std::optional<std::string> user) { agentUser_ = std::move(user); }
 
   // Registers the objects and takes the bus name.
   Result<void> start();
@@ -54,6 +59,9 @@ private:
   // 0 when the caller is root or in the group; else sets AccessDenied and returns < 0.
   int checkCaller(sd_bus_message *m, sd_bus_error *e) const;
   int fail(const Error &error, sd_bus_error *e) const;
+  // Empty when the caller of `m` may supply a capture id (root or the agent user); else the
+  // error that refuses it.
+  std::optional<Error> checkIdCaller(sd_bus_message *m) const;
   void onChange(const CaptureRecord &record, bool statusChanged);
 
   sd_bus *bus_;
@@ -61,6 +69,7 @@ private:
   OwnershipService &ownership_;
   std::string groupName_;
   gid_t group_;
+  std::optional<std::string> agentUser_;
   sd_bus_slot *slots_[4] = {nullptr, nullptr, nullptr, nullptr};
 };
 

@@ -64,14 +64,7 @@ std::string newCaptureId() {
   return id;
 }
 
-bool isCaptureId(std::string_view text) {
-  if (text.size() != 32)
-    return false;
-  for (char c : text)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-      return false;
-  return true;
-}
+bool isCaptureId(std::string_view text) { return isCaptureIdForm(text); }
 
 std::string CaptureRecord::publicFileName() const {
   if (fileName.empty())

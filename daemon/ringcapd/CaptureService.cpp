@@ -73,6 +73,13 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   auto request = validateCaptureRequest(body, RequestMode::Api);
   if (!request)
     return Error{kInvalidRequest, request.error().message};
+  // A supplied id (a fleet's capture; the caller was checked) names one capture only, ever:
+  // a retry of a create that did happen must not run the capture twice.
+  if (request->id)
+    if (const CaptureRecord *existing = store_.find(*request->id))
+      return Error{kInvalidRequest, "id: a capture with id " + *request->id + " exists already (" +
+                                        std::string(toString(existing->status)) +
+                                        "); an id names one capture"};
   auto ifaces = systemInterfaces(request->system);
   if (!ifaces)
     return ifaces.error();
@@ -97,7 +104,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
                                    " capture slots are in use; try again when one ends"};
 
   CaptureRecord record;
-  record.id = newCaptureId();
+  record.id = request->id ? *request->id : newCaptureId();
   record.request = *request;
   record.status = CaptureStatus::Pending;
   record.submittedNs = wallClockNowNs();

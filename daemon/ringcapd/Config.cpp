@@ -138,11 +138,11 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   }
   Reader r(source);
   DaemonConfig c;
-  RINGCAP_TRY(
-      r.onlyKeys(root, "",
-                 // gateway: ringcap-gateway's table (daemon/gateway), not read here
-                 {"colo_name", "colo_groups", "state_directory", "systems", "capture", "gateway",
-                  "rate_limits", "retention", "access", "destinations", "s3", "ownership"}));
+  RINGCAP_TRY(r.onlyKeys(root, "",
+                         // gateway: ringcap-gateway's table (daemon/gateway), not read here
+                         {"colo_name", "colo_groups", "state_directory", "systems", "capture",
+                          "gateway", "rate_limits", "retention", "access", "destinations", "s3",
+                          "ownership", "fleet"}));
 
   if (!root.get("colo_name"))
     return r.error("colo_name", "required (the site this host belongs to)");
@@ -238,6 +238,18 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
     RINGCAP_TRY(r.string(*t, "access.", "group", c.access_group));
     if (c.access_group.empty())
       return r.error("access.group", "must not be empty");
+  }
+  if (err)
+    return *err;
+  if (const toml::table *t = r.table(root, "fleet", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "fleet.", {"agent_user"}));
+    std::string user;
+    RINGCAP_TRY(r.string(*t, "fleet.", "agent_user", user));
+    if (t->get("agent_user")) {
+      if (user.empty())
+        return r.error("fleet.agent_user", "must not be empty (leave it out for root only)");
+      c.fleet_agent_user = user;
+    }
   }
   if (err)
     return *err;

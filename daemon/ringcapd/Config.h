@@ -33,6 +33,9 @@ struct DaemonConfig {
   uint64_t max_bytes = 10ull << 30;
 
   std::string access_group = "ringcap";
+  // [fleet] agent_user: the user (besides root) whose CreateCapture may carry an `id`;
+  // absent: root only.
+  std::optional<std::string> fleet_agent_user;
 
   uint32_t ownership_max_records = 1000;
   uint32_t ownership_pending_expiry_seconds = 86400;

@@ -466,6 +466,7 @@ int main(int argc, char **argv) {
     return fatal(Error::fromErrno(r, "attaching the bus to the event loop").message);
   d.busService =
       std::make_unique<BusService>(d.bus, *d.service, *d.ownership, d.config.access_group, group);
+  d.busService->setAgentUser(d.config.fleet_agent_user);
   if (auto s = d.busService->start(); !s)
     return fatal(s.error().message);
 

@@ -28,6 +28,7 @@ TEST(DaemonConfig, MinimalFileGetsTheDocumentedDefaults) {
   EXPECT_EQ(c->spool_max_bytes, 4ull << 30);
   EXPECT_EQ(c->min_free_bytes, 1ull << 30);
   EXPECT_EQ(c->access_group, "ringcap");
+  EXPECT_EQ(c->fleet_agent_user, std::nullopt);
   EXPECT_EQ(c->ownership_max_records, 1000u);
   EXPECT_EQ(c->ownership_pending_expiry_seconds, 86400u);
   EXPECT_FALSE(c->skip_missing_interfaces);
@@ -60,6 +61,8 @@ max_records = 50
 pending_expiry_seconds = 600
 [access]
 group = "netops"
+[fleet]
+agent_user = "ringcap-agent"
 [destinations]
 file_roots = ["/srv/pcaps"]
 [s3]
@@ -79,6 +82,7 @@ credentials_file = "/etc/ringcap/aws-credentials"
   EXPECT_EQ(c->full_concurrent, 2u);
   EXPECT_EQ(c->max_bytes, 1000u);
   EXPECT_EQ(c->access_group, "netops");
+  EXPECT_EQ(c->fleet_agent_user, "ringcap-agent");
   EXPECT_EQ(c->ownership_max_records, 50u);
   EXPECT_EQ(c->ownership_pending_expiry_seconds, 600u);
   EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
@@ -133,6 +137,11 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
       {"colo_name = \"a\"\n" + systems + "[ownership]\nmax = 1\n", "ownership.max: unknown key"},
       {"colo_name = \"a\"\n" + systems + "[access]\ngroup = \"\"\n",
        "access.group: must not be empty"},
+      {"colo_name = \"a\"\n" + systems + "[fleet]\nagent_user = \"\"\n",
+       "fleet.agent_user: must not be empty"},
+      {"colo_name = \"a\"\n" + systems + "[fleet]\nagent_user = 0\n",
+       "fleet.agent_user: must be a string"},
+      {"colo_name = \"a\"\n" + systems + "[fleet]\netcd = \"x\"\n", "fleet.etcd: unknown key"},
       {"colo_name = \"a\"\n" + systems + "[destinations]\nfile_roots = [\"srv\"]\n",
        "destinations.file_roots: each must be an absolute path"},
       {"colo_name = \"a\"\n" + systems + "[s3]\nendpoint = \"ftp://x\"\n",

@@ -67,6 +67,13 @@ const GoodCase kGoodCases[] = {
     {Api, Base::Full, R"({"output_format":"pcap"})",
      R"({"system":"magic-transit","type":"full","time_limit":60,"colo_name":"lab01",
          "destination_conf":"file:///srv/pcaps","output_format":"pcap"})"},
+    // id (ringcap's own field: a fleet's capture id; who may give one is the daemon's check).
+    {Api, Base::Simple, R"({"id":"0123456789abcdef0123456789abcdef"})",
+     R"({"system":"magic-transit","type":"simple","time_limit":60,"packet_limit":100,
+         "id":"0123456789abcdef0123456789abcdef"})"},
+    {Api, Base::Full, R"({"id":null})",
+     R"({"system":"magic-transit","type":"full","time_limit":60,"colo_name":"lab01",
+         "destination_conf":"file:///srv/pcaps"})"},
     // Null stands for an absent optional field, including full-only fields on a simple capture.
     {Api, Base::Simple,
      R"({"filter_v1":null,"offset_time":null,"byte_limit":null,"colo_name":null,
@@ -196,7 +203,7 @@ const BadCase kBadCases[] = {
     {Api, Base::Simple, R"({"foo":null})", "foo: unknown field"},
     {Api, Base::Simple, R"({"System":"magic-transit"})", "System: unknown field"},
     {Api, Base::Simple, R"({"timeLimit":10})", "timeLimit: unknown field"},
-    {Api, Base::Simple, R"({"id":"0123"})", "id: unknown field"},
+    {Api, Base::Simple, R"({"submitted":"x"})", "submitted: unknown field"},
     {Api, Base::Simple, R"({"status":"pending"})", "status: unknown field"},
     {Api, Base::Simple, R"({"a\nb":1})", "\"a\\nb\": unknown field"},
     {Api, Base::Simple, R"({"zzz":1,"aaa":1})", "aaa: unknown field"},
@@ -450,6 +457,21 @@ const BadCase kBadCases[] = {
      "output_format: must be \"pcap\" or \"pcapng\" (got 1)"},
     {Tool, Base::None, R"({"output_format":"pcap"})",
      "output_format: not accepted by ringcap-dump (it belongs to the daemon's API)"},
+    // id: 32 lowercase hexadecimal digits, ringcapd's own form.
+    {Api, Base::Simple, R"({"id":"0123456789ABCDEF0123456789abcdef"})",
+     "id: must be 32 lowercase hexadecimal digits (0-9, a-f) (got "
+     "\"0123456789ABCDEF0123456789abcdef\")"},
+    {Api, Base::Full, R"({"id":"0123456789abcdef0123456789abcde"})",
+     "id: must be 32 lowercase hexadecimal digits (0-9, a-f) (got "
+     "\"0123456789abcdef0123456789abcde\")"},
+    {Api, Base::Full, R"({"id":"0123456789abcdef0123456789abcdef0"})",
+     "id: must be 32 lowercase hexadecimal digits (0-9, a-f)"},
+    {Api, Base::Simple, R"({"id":"0123456789abcdef0123456789abcdeg"})",
+     "id: must be 32 lowercase hexadecimal digits (0-9, a-f)"},
+    {Api, Base::Simple, R"({"id":""})", "id: must be 32 lowercase hexadecimal digits (0-9, a-f)"},
+    {Api, Base::Simple, R"({"id":12})", "id: must be 32 lowercase hexadecimal digits (0-9, a-f)"},
+    {Tool, Base::None, R"({"id":"0123456789abcdef0123456789abcdef"})",
+     "id: not accepted by ringcap-dump (it belongs to the daemon's API)"},
     {Api, Base::Simple, R"({"offset_time":"2026-11-26T10:00:00+24:00"})",
      "offset_time: must be an RFC 3339 date-time"},
     {Api, Base::Simple, R"({"offset_time":"2026-11-26T10:00:00+01:60"})",
@@ -571,6 +593,7 @@ TEST(RequestValidationTest, ToJsonRoundTripsEveryField) {
   full.filter_v1.protocol = 58;
   full.colo_name = "ord02";
   full.destination_conf = "s3://bucket/dir?region=us-east-1&endpoint=http://127.0.0.1:9000";
+  full.id = "ffffffffffffffffffffffffffffffff";
   auto fullAgain = validateCaptureRequest(full.toJson(), Api);
   ASSERT_TRUE(fullAgain.ok()) << fullAgain.error().message;
   EXPECT_EQ(*fullAgain, full);

@@ -11,8 +11,9 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kFields[] = {
-    "system",    "type",      "time_limit",       "packet_limit", "byte_limit",
-    "filter_v1", "colo_name", "destination_conf", "offset_time",  "output_format"};
+    "system",      "type",          "time_limit", "packet_limit",
+    "byte_limit",  "filter_v1",     "colo_name",  "destination_conf",
+    "offset_time", "output_format", "id"};
 constexpr std::string_view kSystem = "magic-transit";
 constexpr uint64_t kMaxTimeLimit = 300;
 constexpr uint64_t kMaxPacketLimit = 10000;
@@ -141,6 +142,8 @@ Result<void> readString(const json &body, const char *key, Presence presence,
 
 bool isOutputFormat(std::string_view s) { return parseOutputFormat(s).has_value(); }
 
+bool isIdForm(std::string_view s) { return isCaptureIdForm(s); }
+
 } // namespace
 
 std::string_view toString(CaptureType type) {
@@ -179,10 +182,16 @@ json CaptureRequest::toJson() const {
     j["destination_conf"] = *destination_conf;
   if (output_format)
     j["output_format"] = std::string(toString(*output_format));
+  if (id)
+    j["id"] = *id;
   return j;
 }
 
 std::span<const std::string_view> captureRequestFields() { return kFields; }
+
+bool isCaptureIdForm(std::string_view text) {
+  return text.size() == 32 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
 
 Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode) {
   if (!body.is_object())
@@ -258,6 +267,9 @@ Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode
   if (r)
     r = readString(body, "output_format", api ? optionalField : apiOnly, isOutputFormat,
                    "must be \"pcap\" or \"pcapng\"", format);
+  // Who may supply an id is the daemon's check (the caller); its form is checked here.
+  if (r)
+    r = readString(body, "id", api ? optionalField : apiOnly, isIdForm, kCaptureIdRule, req.id);
   if (!r)
     return r.error();
   if (format)

@@ -41,6 +41,10 @@ struct CaptureRequest {
   // so the validator refuses it (after checking its RFC 3339 form).
   // ringcap's own field (not Cloudflare's): absent means the daemon's configured default.
   std::optional<OutputFormat> output_format;
+  // ringcap's own field: the capture's id, supplied by a fleet agent so that every host's
+  // capture carries the fleet's id (docs/fleet.md); absent: the daemon makes one. Who may
+  // supply one is the daemon's check, not the validator's.
+  std::optional<std::string> id;
 
   // Cloudflare-shaped request fields; absent ones (and an empty filter_v1) are omitted.
   nlohmann::json toJson() const;
@@ -57,6 +61,12 @@ enum class RequestMode {
   // offset_time or output_format (those belong to the daemon's API).
   Tool,
 };
+
+// The rule of a capture id (ringcapd's own ids and a request's `id`).
+inline constexpr std::string_view kCaptureIdRule =
+    "must be 32 lowercase hexadecimal digits (0-9, a-f)";
+// Whether `text` has the form of a capture id: 32 lowercase hexadecimal digits.
+bool isCaptureIdForm(std::string_view text);
 
 // The keys a request body may have.
 std::span<const std::string_view> captureRequestFields();
