@@ -352,6 +352,11 @@ HttpResponse Api::call(const RouteMatch &m, const HttpRequest &request, Backend 
     auto body = bodyOf();
     if (!body)
       return fromError(body.error());
+    // ringcapd takes a caller-supplied id from root and the fleet agent only; over REST, as in
+    // Cloudflare's API, the service chooses it.
+    if (body->is_object() && body->contains("id"))
+      return fromError(Error{ErrorKind::InvalidRequest,
+                             "id: unknown field (the service chooses a capture's id)"});
     auto r = backend.createCapture(*body);
     return r ? ok(*r) : fromError(r.error());
   }

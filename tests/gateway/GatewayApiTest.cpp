@@ -341,6 +341,19 @@ TEST_F(GatewayApi, DeepBodiesNeverReachRingcapd) {
   EXPECT_EQ(backend.calls, 0);
 }
 
+TEST_F(GatewayApi, ACaptureIdInTheBodyIsRefusedAsAnUnknownField) {
+  // ringcapd takes a caller-supplied id from root and the fleet agent only; the REST API, like
+  // Cloudflare's, has the service choose it.
+  auto r = send("POST", kBase,
+                R"({"type":"simple","system":"magic-transit","time_limit":10,"packet_limit":5,)"
+                R"("id":"0123456789abcdef0123456789abcdef"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body(r)["errors"][0]["source"]["pointer"], "/id");
+  EXPECT_TRUE(body(r)["errors"][0]["message"].get<std::string>().starts_with("id: unknown field"))
+      << body(r).dump();
+  EXPECT_EQ(backend.calls, 0);
+}
+
 TEST(GatewayLog, ClientTextCannotBreakOrForgeTheLine) {
   EXPECT_EQ(requestLogLine("GET", "/client/v4/x", 200, 1.25, "ci", "192.0.2.1"),
             "GET /client/v4/x 200 1.2ms ci 192.0.2.1");
