@@ -1,4 +1,5 @@
 #include "GatewayConfig.h"
+#include "common/TomlText.h"
 
 #include <cctype>
 #include <fstream>
@@ -13,18 +14,7 @@ Error bad(const std::string &key, const std::string &rule) {
   return Error{ErrorKind::InvalidRequest, "gateway." + key + ": " + rule, EINVAL};
 }
 
-std::string describe(const toml::node &n) {
-  std::ostringstream o;
-  if (n.is_string())
-    o << '"' << n.as_string()->get() << '"';
-  else if (n.is_table())
-    o << "a table";
-  else if (n.is_array())
-    o << "an array";
-  else
-    n.visit([&](auto &&v) { o << v; });
-  return o.str();
-}
+using config::describe;
 
 bool isLowerHex(const std::string &s) {
   for (char c : s)

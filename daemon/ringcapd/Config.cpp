@@ -1,4 +1,5 @@
 #include "Config.h"
+#include "common/TomlText.h"
 #include "request/IpAddress.h"
 
 #include "destination/DestinationUri.h"
@@ -21,18 +22,7 @@ bool isSiteName(const std::string &s) {
   return true;
 }
 
-std::string describe(const toml::node &n) {
-  std::ostringstream o;
-  if (n.is_string())
-    o << '"' << n.as_string()->get() << '"';
-  else if (n.is_table())
-    o << "a table";
-  else if (n.is_array())
-    o << "an array";
-  else
-    n.visit([&](auto &&v) { o << v; });
-  return o.str();
-}
+using config::describe;
 
 class Reader {
 public:
