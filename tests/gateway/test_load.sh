@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# Load on ringcap-gateway: LOAD_CLIENTS client processes (half with keep-alive, half opening a
+# connection per request) send, for up to LOAD_SECONDS s or LOAD_REQUESTS requests each, a mix
+# of GET list, GET one, bad-token requests, creates with a body that is not JSON, creates that
+# ringcapd refuses (time_limit 0) and downloads of a finished capture. Meanwhile a control
+# client GETs the capture every 50 ms on its own connection and ringcapctl lists the captures
+# every 0.5 s, straight over D-Bus. Checks:
+#  - every request got the status its kind expects (200, 401, 400), every answer had the body
+#    it should (the capture in list and get, success:false and the field in the errors, the
+#    whole file with Content-Length in downloads), and there were at least MIN_REQUESTS;
+#  - the control client's GET latency stays under CONTROL_P99_BOUND_MS (p99) and
+#    CONTROL_MAX_BOUND_MS (max), with no failed request;
+#  - every ringcapctl call during the load succeeds, each within CTL_BOUND_MS;
+#  - the gateway's peak resident memory (VmHWM) stays under GATEWAY_RSS_BOUND_KIB, ringcapd's
+#    grows by less than RINGCAPD_GROWTH_BOUND_KIB; neither process has more open fds after
+#    the load than before (polled: the server closes its keep-alive connections on its own
+#    time);
+#  - the load created no capture, and both processes still answer afterwards.
+# figure: lines give requests/s, the control client's p50/p99 and the peak RSS.
+source "$(dirname "$0")/lib.sh"
+require_lab
+LOAD_CLIENTS=${LOAD_CLIENTS:-6}
+LOAD_SECONDS=${LOAD_SECONDS:-25}
+LOAD_REQUESTS=${LOAD_REQUESTS:-1500}
+MIN_REQUESTS=${MIN_REQUESTS:-2000}
+# Bounds, from measurements on the 2-core development machine (docs/testing.md): the gateway
+# peaked at about (see the figure lines) under this load; ringcapd's growth was under 1 MiB.
+GATEWAY_RSS_BOUND_KIB=${GATEWAY_RSS_BOUND_KIB:-65536}
+RINGCAPD_GROWTH_BOUND_KIB=${RINGCAPD_GROWTH_BOUND_KIB:-8192}
+CONTROL_P99_BOUND_MS=${CONTROL_P99_BOUND_MS:-500}
+CONTROL_MAX_BOUND_MS=${CONTROL_MAX_BOUND_MS:-2000}
+CTL_BOUND_MS=${CTL_BOUND_MS:-2000}
+vm_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+fds() { ls "/proc/$1/fd" | wc -l; }
+now_ms() { date +%s%3N; }
+
+lab_up 94
+start_bus
+# No simple-capture interval: the refused creates of the load must be refused for their field,
+# never for the rate.
+start_ringcapd "[rate_limits]
+simple_interval_seconds = 0"
+start_gateway
+
+echo "== a finished capture to download"
+ID=$(json_field "$(ctl --json create --type simple --time-limit 60 --packet-limit 100 --destination-port 7600)" id)
+capture_running() { [ "$(json_field "$(ctl --json get "$ID")" status)" = running ]; }
+wait_until 20 capture_running
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7600 --count 100 --size 500 >/dev/null
+REC=$(ctl --json watch "$ID") || fail "watching the capture: $REC"
+REC=$(ctl --json get "$ID")
+expect_eq "$(json_field "$REC" status)" success "status of the capture to download"
+ctl download "$ID" -o "$LAB_TMP/want.pcap" >/dev/null
+FILE_SIZE=$(stat -c %s "$LAB_TMP/want.pcap")
+FILE_SHA=$(sha256sum "$LAB_TMP/want.pcap" | cut -d' ' -f1)
+echo "info: capture $ID: $FILE_SIZE bytes"
+
+cat >"$LAB_TMP/client.py" <<'EOF'
+# One client of the load: requests of the kinds given, in turn, until its count or its time
+# is spent; prints a JSON summary. Every answer is compared with what its kind expects.
+import hashlib, http.client, json, sys, time, urllib.parse
+
+a = dict(arg.split("=", 1) for arg in sys.argv[1:])
+url = urllib.parse.urlsplit(a["url"])
+base = f"/client/v4/accounts/{a['account']}/pcaps"
+cid, token = a["id"], a["token"]
+keepalive = a["mode"] == "keepalive"
+kinds = a["kinds"].split(",")
+deadline = time.monotonic() + float(a["seconds"])
+limit = int(a["requests"])
+interval = float(a.get("interval", "0"))
+good = {"Authorization": f"Bearer {token}"}
+
+
+def check_envelope(body, ok):
+    j = json.loads(body)
+    if j.get("success") is not ok or not isinstance(j.get("errors"), list) or "messages" not in j:
+        return None, f"envelope {body[:200]!r}"
+    return j, None
+
+
+def run(kind, n):
+    """(method, path, headers, body, expected status, check(status, headers, body) -> problem)"""
+    if kind == "list":
+        def check(b, h):
+            j, p = check_envelope(b, True)
+            return p or (None if any(r.get("id") == cid for r in j["result"]) else "capture not listed")
+        return "GET", base, good, None, 200, check
+    if kind == "get":
+        def check(b, h):
+            j, p = check_envelope(b, True)
+            return p or (None if j["result"].get("id") == cid and j["result"].get("status") == "success"
+                         else f"record {b[:200]!r}")
+        return "GET", f"{base}/{cid}", good, None, 200, check
+    if kind == "badtoken":
+        def check(b, h):
+            return check_envelope(b, False)[1]
+        return "GET", base, {"Authorization": f"Bearer wrong-{n}"}, None, 401, check
+    if kind == "badjson":
+        def check(b, h):
+            j, p = check_envelope(b, False)
+            return p or (None if j["errors"] and j["errors"][0].get("message") else "no message")
+        return "POST", base, {**good, "Content-Type": "application/json"}, b'{"type": "simple", ', 400, check
+    if kind == "badfield":
+        def check(b, h):
+            j, p = check_envelope(b, False)
+            return p or (None if j["errors"] and "time_limit" in j["errors"][0].get("message", "")
+                         else f"errors {b[:200]!r}")
+        body = json.dumps({"system": "magic-transit", "type": "simple", "time_limit": 0,
+                           "packet_limit": 10}).encode()
+        return "POST", base, {**good, "Content-Type": "application/json"}, body, 400, check
+    if kind == "download":
+        def check(b, h):
+            if h.get("content-type") != "application/vnd.tcpdump.pcap":
+                return f"Content-Type {h.get('content-type')}"
+            if h.get("content-length") != a["size"] or len(b) != int(a["size"]):
+                return f"Content-Length {h.get('content-length')}, {len(b)} bytes"
+            return None if hashlib.sha256(b).hexdigest() == a["sha256"] else "other bytes"
+        return "GET", f"{base}/{cid}/download", good, None, 200, check
+    raise SystemExit(f"unknown kind {kind}")
+
+
+out = {"mode": a["mode"], "sent": 0, "by_kind": {}, "problems": [], "problem_count": 0,
+       "connections": 0, "latency_ms": []}
+conn = None
+start = time.monotonic()
+n = 0
+while n < limit and time.monotonic() < deadline:
+    kind = kinds[n % len(kinds)]
+    method, path, headers, body, want, check = run(kind, n)
+    headers = dict(headers)
+    if not keepalive:
+        headers["Connection"] = "close"
+    t0 = time.monotonic()
+    problem = None
+    status = "none"
+    try:
+        if conn is None:
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+            out["connections"] += 1
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        data = r.read()
+        status = r.status
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        if status != want:
+            problem = f"status {status}, expected {want}: {data[:200]!r}"
+        else:
+            problem = check(data, hdrs)
+        if not keepalive or r.will_close:
+            conn.close()
+            conn = None
+    except Exception as e:  # a reset, a timeout, a malformed answer: all count as problems
+        problem = f"{type(e).__name__}: {e}"
+        if conn is not None:
+            conn.close()
+        conn = None
+    ms = (time.monotonic() - t0) * 1000
+    out["latency_ms"].append(round(ms, 2))
+    out["sent"] += 1
+    k = out["by_kind"].setdefault(kind, {})
+    k[str(status)] = k.get(str(status), 0) + 1
+    if problem:
+        out["problem_count"] += 1
+        if len(out["problems"]) < 10:
+            out["problems"].append(f"{kind} #{n}: {problem}")
+    n += 1
+    if interval:
+        time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+if conn is not None:
+    conn.close()
+out["seconds"] = time.monotonic() - start
+print(json.dumps(out))
+EOF
+
+client() {
+  /usr/bin/python3 "$LAB_TMP/client.py" url="$GATEWAY_URL" account="$GATEWAY_ACCOUNT" token="$GATEWAY_TOKEN" \
+    id="$ID" size="$FILE_SIZE" sha256="$FILE_SHA" "$@"
+}
+
+echo "== warm-up: one request of each kind"
+expect_rc 0 "the warm-up client" client mode=keepalive kinds=list,get,badtoken,badjson,badfield,download \
+  seconds=30 requests=6
+/usr/bin/python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(1 if r["problem_count"] or r["sent"] != 6 else 0)' "$RC_OUT" ||
+  fail "the warm-up requests were not answered as expected: $RC_OUT"
+echo "ok: one request of each kind answered as expected"
+
+GW_FDS_START=$(fds "$GATEWAY_PID")
+RD_FDS_START=$(fds "$RINGCAPD_PID")
+RD_RSS_START=$(vm_kib "$RINGCAPD_PID" VmRSS)
+GW_RSS_START=$(vm_kib "$GATEWAY_PID" VmRSS)
+
+echo "== the load: $LOAD_CLIENTS clients for up to $LOAD_SECONDS s or $LOAD_REQUESTS requests each"
+KINDS=list,get,badtoken,badjson,get,badfield,list,download
+LOAD_PIDS=()
+T0=$(now_ms)
+for i in $(seq 1 "$LOAD_CLIENTS"); do
+  mode=keepalive
+  [ $((i % 2)) -eq 0 ] && mode=close
+  # Each client starts at another kind, so that the kinds overlap.
+  k=$(/usr/bin/python3 -c 'import sys; k=sys.argv[1].split(","); i=int(sys.argv[2]); print(",".join(k[i:]+k[:i]))' "$KINDS" "$i")
+  client mode=$mode kinds="$k" seconds="$LOAD_SECONDS" requests="$LOAD_REQUESTS" >"$LAB_TMP/load.$i.json" &
+  LOAD_PIDS+=($!)
+  LAB_PIDS="$LAB_PIDS $!"
+done
+client mode=keepalive kinds=get seconds="$LOAD_SECONDS" requests=100000 interval=0.05 >"$LAB_TMP/control.json" &
+CONTROL_PID=$!
+LAB_PIDS="$LAB_PIDS $CONTROL_PID"
+
+# ringcapctl straight over D-Bus, every 0.5 s while the clients run.
+CTL_CALLS=0 CTL_MAX_MS=0
+GW_RSS_MAX=0
+running() {
+  local p
+  for p in "${LOAD_PIDS[@]}" "$CONTROL_PID"; do kill -0 "$p" 2>/dev/null && return 0; done
+  return 1
+}
+while running; do
+  t=$(now_ms)
+  expect_rc 0 "ringcapctl list during the load" ctl --json list >/dev/null
+  ms=$(($(now_ms) - t))
+  CTL_CALLS=$((CTL_CALLS + 1))
+  [ "$ms" -gt "$CTL_MAX_MS" ] && CTL_MAX_MS=$ms
+  [ "$ms" -le "$CTL_BOUND_MS" ] || fail "ringcapctl list took $ms ms during the load (bound $CTL_BOUND_MS ms)"
+  r=$(vm_kib "$GATEWAY_PID" VmRSS)
+  [ "$r" -gt "$GW_RSS_MAX" ] && GW_RSS_MAX=$r
+  sleep 0.5
+done >/dev/null
+T1=$(now_ms)
+for p in "${LOAD_PIDS[@]}" "$CONTROL_PID"; do
+  rc=0
+  wait "$p" || rc=$?
+  expect_eq "$rc" 0 "exit code of load client $p"
+done
+echo "ok: $CTL_CALLS ringcapctl list calls during the load, all answered, the slowest in $CTL_MAX_MS ms"
+[ "$CTL_CALLS" -ge 5 ] || fail "only $CTL_CALLS ringcapctl calls ran during the load"
+
+/usr/bin/python3 - "$LAB_TMP" "$LOAD_CLIENTS" "$MIN_REQUESTS" "$((T1 - T0))" "$CONTROL_P99_BOUND_MS" "$CONTROL_MAX_BOUND_MS" <<'EOF'
+import json, sys
+tmp, clients, minimum, wall_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+p99_bound, max_bound = float(sys.argv[5]), float(sys.argv[6])
+want = {"list": "200", "get": "200", "badtoken": "401", "badjson": "400", "badfield": "400", "download": "200"}
+problems, total, kinds, lat, conns = [], 0, {}, {"keepalive": [], "close": []}, 0
+for i in range(1, clients + 1):
+    r = json.load(open(f"{tmp}/load.{i}.json"))
+    total += r["sent"]
+    conns += r["connections"]
+    lat[r["mode"]] += r["latency_ms"]
+    if r["problem_count"]:
+        problems.append(f"client {i} ({r['mode']}): {r['problem_count']} problems, first: {r['problems']}")
+    for k, by in r["by_kind"].items():
+        for status, n in by.items():
+            kinds.setdefault(k, {}).setdefault(status, 0)
+            kinds[k][status] += n
+for k, by in sorted(kinds.items()):
+    if set(by) != {want[k]}:
+        problems.append(f"{k}: statuses {by}, expected only {want[k]}")
+    else:
+        print(f"ok: {k}: {by[want[k]]} requests, all answered {want[k]}")
+if total < minimum:
+    problems.append(f"only {total} requests in all (at least {minimum} expected)")
+c = json.load(open(f"{tmp}/control.json"))
+if c["problem_count"]:
+    problems.append(f"control client: {c['problem_count']} problems, first: {c['problems']}")
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
+
+
+cl = c["latency_ms"]
+p50, p99, mx = pct(cl, 50), pct(cl, 99), max(cl)
+print(f"figure: {total} requests from {clients} clients in {wall_ms / 1000:.1f} s: "
+      f"{total / (wall_ms / 1000):.0f} requests/s ({conns} connections)")
+for mode, xs in lat.items():
+    print(f"figure: load clients ({mode}): latency p50 {pct(xs, 50):.1f} ms, p99 {pct(xs, 99):.1f} ms, "
+          f"max {max(xs):.1f} ms over {len(xs)} requests")
+print(f"figure: control client GET during the load: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {mx:.1f} ms "
+      f"over {len(cl)} requests (bounds: p99 {p99_bound:.0f} ms, max {max_bound:.0f} ms)")
+if len(cl) < 50:
+    problems.append(f"the control client made only {len(cl)} requests")
+if p99 > p99_bound:
+    problems.append(f"control client p99 {p99:.1f} ms over the bound {p99_bound:.0f} ms")
+if mx > max_bound:
+    problems.append(f"control client max {mx:.1f} ms over the bound {max_bound:.0f} ms")
+if problems:
+    print("FAIL: " + "; ".join(problems), file=sys.stderr)
+    sys.exit(1)
+print(f"ok: {total} requests, every one answered as its kind expects; control p99 within the bound")
+EOF
+
+echo "== memory and fds"
+GW_HWM=$(vm_kib "$GATEWAY_PID" VmHWM)
+RD_HWM=$(vm_kib "$RINGCAPD_PID" VmHWM)
+echo "figure: gateway VmRSS before the load ${GW_RSS_START} KiB, sampled maximum ${GW_RSS_MAX} KiB, VmHWM ${GW_HWM} KiB (bound ${GATEWAY_RSS_BOUND_KIB} KiB)"
+echo "figure: ringcapd VmRSS before the load ${RD_RSS_START} KiB, VmHWM ${RD_HWM} KiB (growth bound ${RINGCAPD_GROWTH_BOUND_KIB} KiB)"
+[ "$GW_HWM" -lt "$GATEWAY_RSS_BOUND_KIB" ] || fail "the gateway's peak RSS ${GW_HWM} KiB is over the bound ${GATEWAY_RSS_BOUND_KIB} KiB"
+echo "ok: the gateway's peak RSS is under the bound"
+[ $((RD_HWM - RD_RSS_START)) -lt "$RINGCAPD_GROWTH_BOUND_KIB" ] ||
+  fail "ringcapd's resident memory grew by $((RD_HWM - RD_RSS_START)) KiB during the load (bound ${RINGCAPD_GROWTH_BOUND_KIB} KiB)"
+echo "ok: ringcapd's resident memory grew by $((RD_HWM - RD_RSS_START)) KiB during the load"
+# The clients have exited; the gateway closes their connections as it reads the ends.
+fds_back() { [ "$(fds "$GATEWAY_PID")" -le "$GW_FDS_START" ]; }
+deadline=$((SECONDS + 20))
+until fds_back; do
+  [ $SECONDS -lt $deadline ] ||
+    fail "the gateway has $(fds "$GATEWAY_PID") open fds 20 s after the load, $GW_FDS_START before: $(ls -l "/proc/$GATEWAY_PID/fd" | tail -n 20)"
+  sleep 0.1
+done
+echo "ok: the gateway's open fds after the load: $(fds "$GATEWAY_PID") (before: $GW_FDS_START)"
+expect_eq "$(fds "$RINGCAPD_PID")" "$RD_FDS_START" "ringcapd's open fds after the load"
+
+echo "== both still answer; the load created no capture"
+expect_rc 0 "ringcapctl list after the load" ctl --json list
+expect_eq "$(/usr/bin/python3 -c 'import json,sys; print(" ".join(r["id"] for r in json.loads(sys.argv[1])))' "$RC_OUT")" "$ID" "captures after the load"
+expect_rc 0 "a GET after the load" client mode=keepalive kinds=get,list,download seconds=30 requests=3
+/usr/bin/python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(1 if r["problem_count"] or r["sent"] != 3 else 0)' "$RC_OUT" ||
+  fail "the gateway does not answer as before after the load: $RC_OUT"
+echo "ok: the gateway answers as before"
+stop_gateway
+stop_ringcapd
+echo "PASS"
