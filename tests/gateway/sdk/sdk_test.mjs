@@ -72,8 +72,9 @@ async function expectError(promise, Class, status, what) {
   return err;
 }
 
-// The daemon's message in the envelope's errors[] and in the SDK's error message.
-function expectMessage(err, text, what) {
+// The daemon's message in the envelope's errors[] and in the SDK's error message; with
+// pointer, the JSON pointer to the field in errors[0].source.pointer (the SDK's ResponseInfo).
+function expectMessage(err, text, what, pointer) {
   assert.ok(Array.isArray(err.errors) && err.errors.length >= 1,
     `${what}: errors[] is empty: ${JSON.stringify(err.error)}`);
   const e = err.errors[0];
@@ -82,6 +83,10 @@ function expectMessage(err, text, what) {
     `${what}: errors[0].message does not say '${text}': ${JSON.stringify(e)}`);
   assert.ok(err.message.includes(text), `${what}: the SDK's message does not say '${text}': ${err.message}`);
   ok(`${what}: says '${text}'`);
+  if (pointer !== undefined) {
+    assert.equal(e.source?.pointer, pointer, `${what}: errors[0].source.pointer: ${JSON.stringify(e)}`);
+    ok(`${what}: source.pointer ${pointer}`);
+  }
 }
 
 // send(dport, count): count UDP datagrams from the generator namespace to ADDR_CAP:dport.
@@ -144,7 +149,7 @@ async function main() {
   const simple = { ...acct, system: 'magic-transit', type: 'simple' };
   let err = await expectError(pcaps.create({ ...simple, time_limit: 301, packet_limit: 10 }),
     Cloudflare.BadRequestError, 400, 'create with time_limit 301');
-  expectMessage(err, 'time_limit: must be an integer from 1 to 300 (got 301)', 'time_limit 301');
+  expectMessage(err, 'time_limit: must be an integer from 1 to 300 (got 301)', 'time_limit 301', '/time_limit');
   count('POST', '/pcaps', 400);
   err = await expectError(pcaps.create({ ...simple, time_limit: 5 }),
     Cloudflare.BadRequestError, 400, 'create of a simple capture without packet_limit');
@@ -153,7 +158,7 @@ async function main() {
   err = await expectError(pcaps.create({ ...simple, time_limit: 5, packet_limit: 10,
     filter_v1: { destination_port: 70000 } }),
     Cloudflare.BadRequestError, 400, 'create with filter_v1.destination_port 70000');
-  expectMessage(err, 'destination_port', 'destination_port 70000');
+  expectMessage(err, 'destination_port', 'destination_port 70000', '/filter_v1/destination_port');
   expectMessage(err, '70000', 'destination_port 70000');
   count('POST', '/pcaps', 400);
   err = await expectError(pcaps.create({ ...simple, time_limit: 5, packet_limit: 10, colour: 'red' }),
