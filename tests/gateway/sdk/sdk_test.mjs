@@ -174,13 +174,13 @@ async function main() {
 
   console.log('== a simple capture with a filter');
   const SIMPLE_PORT = 7400, SIMPLE_SENT = 40, OTHER_SENT = 25;
-  const created = await pcaps.create({ ...simple, time_limit: 5, packet_limit: 1000,
+  const created = await pcaps.create({ ...simple, time_limit: 10, packet_limit: 1000,
     filter_v1: { destination_address: ADDR_CAP, destination_port: SIMPLE_PORT, protocol: 17 } });
   count('POST', '/pcaps', 200);
   assert.match(created.id ?? '', /^[0-9a-f]{32}$/, `id of the created capture: ${JSON.stringify(created)}`);
   assert.equal(created.type, 'simple', 'type of the created capture');
   assert.equal(created.system, 'magic-transit', 'system of the created capture');
-  assert.equal(created.time_limit, 5, 'time_limit of the created capture');
+  assert.equal(created.time_limit, 10, 'time_limit of the created capture');
   assert.deepEqual(created.filter_v1,
     { destination_address: ADDR_CAP, destination_port: SIMPLE_PORT, protocol: 17 }, 'filter_v1 echoed');
   assert.ok(['pending', 'running'].includes(created.status), `status after create: ${created.status}`);
