@@ -4,17 +4,25 @@
 # of GET list, GET one, bad-token requests, creates with a body that is not JSON, creates that
 # ringcapd refuses (time_limit 0) and downloads of a finished capture. Meanwhile a control
 # client GETs the capture every 50 ms on its own connection and ringcapctl lists the captures
-# every 0.5 s, straight over D-Bus. Checks:
-#  - every request got the status its kind expects (200, 401, 400), every answer had the body
-#    it should (the capture in list and get, success:false and the field in the errors, the
-#    whole file with Content-Length in downloads), and there were at least MIN_REQUESTS;
+# every 0.5 s, straight over D-Bus. The gateway answers an address that sent BAD_TOKEN_LIMIT
+# bad tokens within a minute with 429 until the minute ends, whatever it sends
+# (docs/rest-api.md): each client sends its bad tokens from an address of its own
+# (127.0.0.<10+i>), the rest from 127.0.0.1. Checks:
+#  - every request got the status its kind expects (200, 400; a bad token 401 for the first
+#    BAD_TOKEN_LIMIT of its address, then 429 with Retry-After), every answer had the body it
+#    should (the capture in list and get, success:false and the field in the errors, the whole
+#    file with Content-Length in downloads), and there were at least MIN_REQUESTS;
 #  - the control client's GET latency stays under CONTROL_P99_BOUND_MS (p99) and
-#    CONTROL_MAX_BOUND_MS (max), with no failed request;
+#    CONTROL_MAX_BOUND_MS (max), with no failed request; the keep-alive clients' median under
+#    KEEPALIVE_P50_BOUND_MS (a reply written in two parts without TCP_NODELAY waits for the
+#    client's delayed ACK, 40 ms, on every request after a connection's first);
 #  - every ringcapctl call during the load succeeds, each within CTL_BOUND_MS;
 #  - the gateway's peak resident memory (VmHWM) stays under GATEWAY_RSS_BOUND_KIB, ringcapd's
-#    grows by less than RINGCAPD_GROWTH_BOUND_KIB; neither process has more open fds after
-#    the load than before (polled: the server closes its keep-alive connections on its own
-#    time);
+#    grows by less than RINGCAPD_GROWTH_BOUND_KIB; ringcapd has the same open fds after the
+#    load as before; the gateway keeps no TCP connection once the clients are gone (polled: it
+#    closes keep-alive connections on its own time), the same files and pipes, and at most
+#    GATEWAY_THREADS unix sockets (its D-Bus connections, one per request thread, opened as a
+#    thread first serves);
 #  - the load created no capture, and both processes still answer afterwards.
 # figure: lines give requests/s, the control client's p50/p99 and the peak RSS.
 source "$(dirname "$0")/lib.sh"
@@ -30,8 +38,39 @@ RINGCAPD_GROWTH_BOUND_KIB=${RINGCAPD_GROWTH_BOUND_KIB:-8192}
 CONTROL_P99_BOUND_MS=${CONTROL_P99_BOUND_MS:-500}
 CONTROL_MAX_BOUND_MS=${CONTROL_MAX_BOUND_MS:-2000}
 CTL_BOUND_MS=${CTL_BOUND_MS:-2000}
+KEEPALIVE_P50_BOUND_MS=${KEEPALIVE_P50_BOUND_MS:-20}
+GATEWAY_THREADS=8 # gateway.threads' default (start_gateway sets none)
+BAD_TOKEN_LIMIT=20
 vm_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
+# The open fds of process $1 by kind: "tcp-listen=1 tcp=0 unix=3 other=5" (sockets looked up
+# by inode in the process's /proc/PID/net tables).
+fd_kinds() {
+  /usr/bin/python3 - "$1" <<'PY'
+import os, re, sys
+pid = sys.argv[1]
+kind = {}
+for table in ("tcp", "tcp6", "unix"):
+    for line in open(f"/proc/{pid}/net/{table}").read().splitlines()[1:]:
+        f = line.split()
+        if table == "unix":
+            kind[f[6]] = "unix"
+        else:
+            kind[f[9]] = "tcp-listen" if f[3] == "0A" else "tcp"
+n = {"tcp-listen": 0, "tcp": 0, "unix": 0, "other": 0}
+for fd in os.listdir(f"/proc/{pid}/fd"):
+    try:
+        m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+    except FileNotFoundError:
+        continue
+    n[kind.get(m.group(1), "other") if m else "other"] += 1
+print(" ".join(f"{k}={v}" for k, v in n.items()))
+PY
+}
+# fd_kind PID KIND: one count of fd_kinds.
+fd_kind() { fd_kinds "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
+# kind_of "KINDS" KIND: one count of a saved fd_kinds line.
+kind_of() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 now_ms() { date +%s%3N; }
 
 lab_up 94
@@ -67,6 +106,9 @@ cid, token = a["id"], a["token"]
 keepalive = a["mode"] == "keepalive"
 kinds = a["kinds"].split(",")
 deadline = time.monotonic() + float(a["seconds"])
+bad_source = a.get("badsource", "127.0.0.1")
+bad_limit = int(a["badlimit"])
+bad_sent = 0
 limit = int(a["requests"])
 interval = float(a.get("interval", "0"))
 good = {"Authorization": f"Bearer {token}"}
@@ -93,9 +135,15 @@ def run(kind, n):
                          else f"record {b[:200]!r}")
         return "GET", f"{base}/{cid}", good, None, 200, check
     if kind == "badtoken":
+        # The first bad_limit of this address are refused (401), the rest slowed down (429).
+        blocked = bad_sent >= bad_limit
         def check(b, h):
-            return check_envelope(b, False)[1]
-        return "GET", base, {"Authorization": f"Bearer wrong-{n}"}, None, 401, check
+            j, p = check_envelope(b, False)
+            if p or not blocked:
+                return p
+            ra = h.get("retry-after", "")
+            return None if ra.isdigit() and 1 <= int(ra) <= 60 else f"Retry-After {ra!r}"
+        return "GET", base, {"Authorization": f"Bearer wrong-{n}"}, None, 429 if blocked else 401, check
     if kind == "badjson":
         def check(b, h):
             j, p = check_envelope(b, False)
@@ -122,7 +170,7 @@ def run(kind, n):
 
 out = {"mode": a["mode"], "sent": 0, "by_kind": {}, "problems": [], "problem_count": 0,
        "connections": 0, "latency_ms": []}
-conn = None
+conns = {}  # source address -> connection
 start = time.monotonic()
 n = 0
 while n < limit and time.monotonic() < deadline:
@@ -134,9 +182,14 @@ while n < limit and time.monotonic() < deadline:
     t0 = time.monotonic()
     problem = None
     status = "none"
+    source = bad_source if kind == "badtoken" else "127.0.0.1"
+    if kind == "badtoken":
+        bad_sent += 1
+    conn = conns.get(source)
     try:
         if conn is None:
-            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+            conn = conns[source] = http.client.HTTPConnection(url.hostname, url.port, timeout=30,
+                                                              source_address=(source, 0))
             out["connections"] += 1
         conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
@@ -149,12 +202,11 @@ while n < limit and time.monotonic() < deadline:
             problem = check(data, hdrs)
         if not keepalive or r.will_close:
             conn.close()
-            conn = None
+            del conns[source]
     except Exception as e:  # a reset, a timeout, a malformed answer: all count as problems
         problem = f"{type(e).__name__}: {e}"
-        if conn is not None:
-            conn.close()
-        conn = None
+        conn.close()
+        conns.pop(source, None)
     ms = (time.monotonic() - t0) * 1000
     out["latency_ms"].append(round(ms, 2))
     out["sent"] += 1
@@ -167,7 +219,7 @@ while n < limit and time.monotonic() < deadline:
     n += 1
     if interval:
         time.sleep(max(0.0, interval - (time.monotonic() - t0)))
-if conn is not None:
+for conn in conns.values():
     conn.close()
 out["seconds"] = time.monotonic() - start
 print(json.dumps(out))
@@ -175,7 +227,7 @@ EOF
 
 client() {
   /usr/bin/python3 "$LAB_TMP/client.py" url="$GATEWAY_URL" account="$GATEWAY_ACCOUNT" token="$GATEWAY_TOKEN" \
-    id="$ID" size="$FILE_SIZE" sha256="$FILE_SHA" "$@"
+    id="$ID" size="$FILE_SIZE" sha256="$FILE_SHA" badlimit="$BAD_TOKEN_LIMIT" "$@"
 }
 
 echo "== warm-up: one request of each kind"
@@ -185,7 +237,8 @@ expect_rc 0 "the warm-up client" client mode=keepalive kinds=list,get,badtoken,b
   fail "the warm-up requests were not answered as expected: $RC_OUT"
 echo "ok: one request of each kind answered as expected"
 
-GW_FDS_START=$(fds "$GATEWAY_PID")
+GW_FDS_START=$(fd_kinds "$GATEWAY_PID")
+echo "info: the gateway's fds before the load: $GW_FDS_START"
 RD_FDS_START=$(fds "$RINGCAPD_PID")
 RD_RSS_START=$(vm_kib "$RINGCAPD_PID" VmRSS)
 GW_RSS_START=$(vm_kib "$GATEWAY_PID" VmRSS)
@@ -199,7 +252,7 @@ for i in $(seq 1 "$LOAD_CLIENTS"); do
   [ $((i % 2)) -eq 0 ] && mode=close
   # Each client starts at another kind, so that the kinds overlap.
   k=$(/usr/bin/python3 -c 'import sys; k=sys.argv[1].split(","); i=int(sys.argv[2]); print(",".join(k[i:]+k[:i]))' "$KINDS" "$i")
-  client mode=$mode kinds="$k" seconds="$LOAD_SECONDS" requests="$LOAD_REQUESTS" >"$LAB_TMP/load.$i.json" &
+  client mode=$mode kinds="$k" badsource="127.0.0.$((10 + i))" seconds="$LOAD_SECONDS" requests="$LOAD_REQUESTS" >"$LAB_TMP/load.$i.json" &
   LOAD_PIDS+=($!)
   LAB_PIDS="$LAB_PIDS $!"
 done
@@ -235,16 +288,20 @@ done
 echo "ok: $CTL_CALLS ringcapctl list calls during the load, all answered, the slowest in $CTL_MAX_MS ms"
 [ "$CTL_CALLS" -ge 5 ] || fail "only $CTL_CALLS ringcapctl calls ran during the load"
 
-/usr/bin/python3 - "$LAB_TMP" "$LOAD_CLIENTS" "$MIN_REQUESTS" "$((T1 - T0))" "$CONTROL_P99_BOUND_MS" "$CONTROL_MAX_BOUND_MS" <<'EOF'
+/usr/bin/python3 - "$LAB_TMP" "$LOAD_CLIENTS" "$MIN_REQUESTS" "$((T1 - T0))" "$CONTROL_P99_BOUND_MS" "$CONTROL_MAX_BOUND_MS" "$BAD_TOKEN_LIMIT" "$KEEPALIVE_P50_BOUND_MS" <<'EOF'
 import json, sys
 tmp, clients, minimum, wall_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+bad_limit = int(sys.argv[7])
+keepalive_p50_bound = float(sys.argv[8])
 p99_bound, max_bound = float(sys.argv[5]), float(sys.argv[6])
-want = {"list": "200", "get": "200", "badtoken": "401", "badjson": "400", "badfield": "400", "download": "200"}
-problems, total, kinds, lat, conns = [], 0, {}, {"keepalive": [], "close": []}, 0
+want = {"list": {"200"}, "get": {"200"}, "badtoken": {"401", "429"}, "badjson": {"400"},
+        "badfield": {"400"}, "download": {"200"}}
+problems, total, kinds, lat, conns, want_401 = [], 0, {}, {"keepalive": [], "close": []}, 0, 0
 for i in range(1, clients + 1):
     r = json.load(open(f"{tmp}/load.{i}.json"))
     total += r["sent"]
     conns += r["connections"]
+    want_401 += min(sum(r["by_kind"].get("badtoken", {}).values()), bad_limit)
     lat[r["mode"]] += r["latency_ms"]
     if r["problem_count"]:
         problems.append(f"client {i} ({r['mode']}): {r['problem_count']} problems, first: {r['problems']}")
@@ -253,10 +310,16 @@ for i in range(1, clients + 1):
             kinds.setdefault(k, {}).setdefault(status, 0)
             kinds[k][status] += n
 for k, by in sorted(kinds.items()):
-    if set(by) != {want[k]}:
-        problems.append(f"{k}: statuses {by}, expected only {want[k]}")
+    if not set(by) <= want[k]:
+        problems.append(f"{k}: statuses {by}, expected only {sorted(want[k])}")
     else:
-        print(f"ok: {k}: {by[want[k]]} requests, all answered {want[k]}")
+        print(f"ok: {k}: answered {by}")
+bad = kinds.get("badtoken", {})
+if bad.get("401") != want_401:
+    problems.append(f"bad tokens answered 401: {bad.get('401')}, expected {want_401} (up to {bad_limit} per address)")
+else:
+    print(f"ok: bad tokens: {bad.get('401')} answered 401 (up to {bad_limit} per address), "
+          f"then {bad.get('429', 0)} slowed down (429 with Retry-After)")
 if total < minimum:
     problems.append(f"only {total} requests in all (at least {minimum} expected)")
 c = json.load(open(f"{tmp}/control.json"))
@@ -278,6 +341,9 @@ for mode, xs in lat.items():
           f"max {max(xs):.1f} ms over {len(xs)} requests")
 print(f"figure: control client GET during the load: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {mx:.1f} ms "
       f"over {len(cl)} requests (bounds: p99 {p99_bound:.0f} ms, max {max_bound:.0f} ms)")
+if pct(lat["keepalive"], 50) > keepalive_p50_bound:
+    problems.append(f"keep-alive clients' median latency {pct(lat['keepalive'], 50):.1f} ms over the bound "
+                    f"{keepalive_p50_bound:.0f} ms (one-shot connections: {pct(lat['close'], 50):.1f} ms)")
 if len(cl) < 50:
     problems.append(f"the control client made only {len(cl)} requests")
 if p99 > p99_bound:
@@ -300,15 +366,21 @@ echo "ok: the gateway's peak RSS is under the bound"
 [ $((RD_HWM - RD_RSS_START)) -lt "$RINGCAPD_GROWTH_BOUND_KIB" ] ||
   fail "ringcapd's resident memory grew by $((RD_HWM - RD_RSS_START)) KiB during the load (bound ${RINGCAPD_GROWTH_BOUND_KIB} KiB)"
 echo "ok: ringcapd's resident memory grew by $((RD_HWM - RD_RSS_START)) KiB during the load"
-# The clients have exited; the gateway closes their connections as it reads the ends.
-fds_back() { [ "$(fds "$GATEWAY_PID")" -le "$GW_FDS_START" ]; }
+# The clients have exited; the gateway closes their connections as it reads the ends (its
+# keep-alive timeout is 5 s).
 deadline=$((SECONDS + 20))
-until fds_back; do
+until [ "$(fd_kind "$GATEWAY_PID" tcp)" -eq 0 ]; do
   [ $SECONDS -lt $deadline ] ||
-    fail "the gateway has $(fds "$GATEWAY_PID") open fds 20 s after the load, $GW_FDS_START before: $(ls -l "/proc/$GATEWAY_PID/fd" | tail -n 20)"
+    fail "the gateway still has $(fd_kind "$GATEWAY_PID" tcp) TCP connections 20 s after the load: $(fd_kinds "$GATEWAY_PID")"
   sleep 0.1
 done
-echo "ok: the gateway's open fds after the load: $(fds "$GATEWAY_PID") (before: $GW_FDS_START)"
+GW_FDS_END=$(fd_kinds "$GATEWAY_PID")
+echo "info: the gateway's fds after the load: $GW_FDS_END"
+expect_eq "$(kind_of "$GW_FDS_END" tcp-listen)" "$(kind_of "$GW_FDS_START" tcp-listen)" "the gateway's listening sockets after the load"
+expect_eq "$(kind_of "$GW_FDS_END" other)" "$(kind_of "$GW_FDS_START" other)" "the gateway's other fds (files, pipes) after the load"
+[ "$(kind_of "$GW_FDS_END" unix)" -le "$GATEWAY_THREADS" ] ||
+  fail "the gateway has $(kind_of "$GW_FDS_END" unix) unix sockets after the load (at most one D-Bus connection per thread, $GATEWAY_THREADS)"
+echo "ok: the gateway's unix sockets after the load: $(kind_of "$GW_FDS_END" unix) (at most $GATEWAY_THREADS)"
 expect_eq "$(fds "$RINGCAPD_PID")" "$RD_FDS_START" "ringcapd's open fds after the load"
 
 echo "== both still answer; the load created no capture"

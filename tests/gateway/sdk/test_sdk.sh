@@ -59,8 +59,8 @@ log = open(sys.argv[2], errors="replace").read().splitlines()
 bad = []
 for key, n in sorted(want.items()):
     method, path, status = key.split(" ")
-    # A log line names the method, the path (no query) and the status, separated by spaces.
-    pat = re.compile(r"(^|\s)" + re.escape(method) + r"\s+" + re.escape(path) + r"(\s|\?[^\s]*\s).*?\b" + status + r"\b")
+    # The gateway's request line: "<time> [info] METHOD PATH STATUS <ms>ms <token name> <address>".
+    pat = re.compile(r"\] " + re.escape(method) + " " + re.escape(path) + " " + status + r" [0-9.]+ms ")
     got = sum(1 for line in log if pat.search(line))
     print(f"{'ok' if got == n else 'MISMATCH'}: {key}: {got} in the gateway's log, {n} made by the SDK")
     if got != n:
