@@ -31,11 +31,14 @@ LOAD_CLIENTS=${LOAD_CLIENTS:-6}
 LOAD_SECONDS=${LOAD_SECONDS:-25}
 LOAD_REQUESTS=${LOAD_REQUESTS:-1500}
 MIN_REQUESTS=${MIN_REQUESTS:-2000}
-# Bounds, from measurements on the 2-core development machine (docs/testing.md): the gateway
-# peaked at about (see the figure lines) under this load; ringcapd's growth was under 1 MiB.
+# Bounds, from measurements on the 2-core development machine: the gateway's VmHWM was about
+# 12 MiB (11 MiB before the load), ringcapd grew by under 64 KiB, the control client's p99 was
+# 5 ms and its slowest GET 8 ms, ringcapctl's slowest list 50 ms. The latency bounds leave room
+# for a machine busy with other work; 40 ms per request (a delayed ACK) still crosses the
+# keep-alive one.
 GATEWAY_RSS_BOUND_KIB=${GATEWAY_RSS_BOUND_KIB:-65536}
 RINGCAPD_GROWTH_BOUND_KIB=${RINGCAPD_GROWTH_BOUND_KIB:-8192}
-CONTROL_P99_BOUND_MS=${CONTROL_P99_BOUND_MS:-500}
+CONTROL_P99_BOUND_MS=${CONTROL_P99_BOUND_MS:-250}
 CONTROL_MAX_BOUND_MS=${CONTROL_MAX_BOUND_MS:-2000}
 CTL_BOUND_MS=${CTL_BOUND_MS:-2000}
 KEEPALIVE_P50_BOUND_MS=${KEEPALIVE_P50_BOUND_MS:-20}
@@ -296,11 +299,12 @@ keepalive_p50_bound = float(sys.argv[8])
 p99_bound, max_bound = float(sys.argv[5]), float(sys.argv[6])
 want = {"list": {"200"}, "get": {"200"}, "badtoken": {"401", "429"}, "badjson": {"400"},
         "badfield": {"400"}, "download": {"200"}}
-problems, total, kinds, lat, conns, want_401 = [], 0, {}, {"keepalive": [], "close": []}, 0, 0
+problems, total, kinds, lat, conns, want_401, busy = [], 0, {}, {"keepalive": [], "close": []}, 0, 0, 0.0
 for i in range(1, clients + 1):
     r = json.load(open(f"{tmp}/load.{i}.json"))
     total += r["sent"]
     conns += r["connections"]
+    busy = max(busy, r["seconds"])
     want_401 += min(sum(r["by_kind"].get("badtoken", {}).values()), bad_limit)
     lat[r["mode"]] += r["latency_ms"]
     if r["problem_count"]:
@@ -334,8 +338,8 @@ def pct(xs, p):
 
 cl = c["latency_ms"]
 p50, p99, mx = pct(cl, 50), pct(cl, 99), max(cl)
-print(f"figure: {total} requests from {clients} clients in {wall_ms / 1000:.1f} s: "
-      f"{total / (wall_ms / 1000):.0f} requests/s ({conns} connections)")
+print(f"figure: {total} requests from {clients} clients in {busy:.1f} s: "
+      f"{total / busy:.0f} requests/s ({conns} connections; {wall_ms / 1000:.1f} s with the control client)")
 for mode, xs in lat.items():
     print(f"figure: load clients ({mode}): latency p50 {pct(xs, 50):.1f} ms, p99 {pct(xs, 99):.1f} ms, "
           f"max {max(xs):.1f} ms over {len(xs)} requests")
