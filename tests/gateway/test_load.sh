@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Load on ringcap-gateway: LOAD_CLIENTS client processes (half with keep-alive, half opening a
-# connection per request) send, for up to LOAD_SECONDS s or LOAD_REQUESTS requests each, a mix
-# of GET list, GET one, bad-token requests, creates with a body that is not JSON, creates that
+# Load on ringcap-gateway, in two phases: a burst (LOAD_CLIENTS clients send BURST_REQUESTS
+# requests each as fast as they are answered: the gateway's capacity) and a sustained load
+# (LOAD_REQUESTS each, LOAD_INTERVAL s apart, about 20 s), each bounded by LOAD_SECONDS. Half
+# the clients keep their connection alive, half open one per request; each sends a mix of GET
+# list, GET one, bad-token requests, creates with a body that is not JSON, creates that
 # ringcapd refuses (time_limit 0) and downloads of a finished capture. Meanwhile a control
 # client GETs the capture every 50 ms on its own connection and ringcapctl lists the captures
-# every 0.5 s, straight over D-Bus. The gateway answers an address that sent BAD_TOKEN_LIMIT
+# every 0.2 s, straight over D-Bus. The gateway answers an address that sent BAD_TOKEN_LIMIT
 # bad tokens within a minute with 429 until the minute ends, whatever it sends
 # (docs/rest-api.md): each client sends its bad tokens from an address of its own
-# (127.0.0.<10+i>), the rest from 127.0.0.1. Checks:
+# (127.0.0.<10+i> in the burst, 127.0.0.<20+i> after), the rest from 127.0.0.1. Checks:
 #  - every request got the status its kind expects (200, 400; a bad token 401 for the first
 #    BAD_TOKEN_LIMIT of its address, then 429 with Retry-After), every answer had the body it
 #    should (the capture in list and get, success:false and the field in the errors, the whole
-#    file with Content-Length in downloads), and there were at least MIN_REQUESTS;
+#    file with Content-Length in downloads); the whole burst, and at least MIN_REQUESTS in the
+#    sustained phase;
 #  - the control client's GET latency stays under CONTROL_P99_BOUND_MS (p99) and
 #    CONTROL_MAX_BOUND_MS (max), with no failed request; the keep-alive clients' median under
 #    KEEPALIVE_P50_BOUND_MS (a reply written in two parts without TCP_NODELAY waits for the
@@ -30,6 +33,8 @@ require_lab
 LOAD_CLIENTS=${LOAD_CLIENTS:-6}
 LOAD_SECONDS=${LOAD_SECONDS:-25}
 LOAD_REQUESTS=${LOAD_REQUESTS:-1500}
+LOAD_INTERVAL=${LOAD_INTERVAL:-0.012}
+BURST_REQUESTS=${BURST_REQUESTS:-1000}
 MIN_REQUESTS=${MIN_REQUESTS:-2000}
 # Bounds, from measurements on the 2-core development machine: the gateway's VmHWM was about
 # 12 MiB (11 MiB before the load), ringcapd grew by under 64 KiB, the control client's p99 was
@@ -100,7 +105,7 @@ echo "info: capture $ID: $FILE_SIZE bytes"
 cat >"$LAB_TMP/client.py" <<'EOF'
 # One client of the load: requests of the kinds given, in turn, until its count or its time
 # is spent; prints a JSON summary. Every answer is compared with what its kind expects.
-import hashlib, http.client, json, sys, time, urllib.parse
+import hashlib, http.client, json, os, sys, time, urllib.parse
 
 a = dict(arg.split("=", 1) for arg in sys.argv[1:])
 url = urllib.parse.urlsplit(a["url"])
@@ -114,6 +119,7 @@ bad_limit = int(a["badlimit"])
 bad_sent = 0
 limit = int(a["requests"])
 interval = float(a.get("interval", "0"))
+until = a.get("until")  # stop once this file exists
 good = {"Authorization": f"Bearer {token}"}
 
 
@@ -176,7 +182,7 @@ out = {"mode": a["mode"], "sent": 0, "by_kind": {}, "problems": [], "problem_cou
 conns = {}  # source address -> connection
 start = time.monotonic()
 n = 0
-while n < limit and time.monotonic() < deadline:
+while n < limit and time.monotonic() < deadline and not (until and os.path.exists(until)):
     kind = kinds[n % len(kinds)]
     method, path, headers, body, want, check = run(kind, n)
     headers = dict(headers)
@@ -246,62 +252,20 @@ RD_FDS_START=$(fds "$RINGCAPD_PID")
 RD_RSS_START=$(vm_kib "$RINGCAPD_PID" VmRSS)
 GW_RSS_START=$(vm_kib "$GATEWAY_PID" VmRSS)
 
-echo "== the load: $LOAD_CLIENTS clients for up to $LOAD_SECONDS s or $LOAD_REQUESTS requests each"
-KINDS=list,get,badtoken,badjson,get,badfield,list,download
-LOAD_PIDS=()
-T0=$(now_ms)
-for i in $(seq 1 "$LOAD_CLIENTS"); do
-  mode=keepalive
-  [ $((i % 2)) -eq 0 ] && mode=close
-  # Each client starts at another kind, so that the kinds overlap.
-  k=$(/usr/bin/python3 -c 'import sys; k=sys.argv[1].split(","); i=int(sys.argv[2]); print(",".join(k[i:]+k[:i]))' "$KINDS" "$i")
-  client mode=$mode kinds="$k" badsource="127.0.0.$((10 + i))" seconds="$LOAD_SECONDS" requests="$LOAD_REQUESTS" >"$LAB_TMP/load.$i.json" &
-  LOAD_PIDS+=($!)
-  LAB_PIDS="$LAB_PIDS $!"
-done
-client mode=keepalive kinds=get seconds="$LOAD_SECONDS" requests=100000 interval=0.05 >"$LAB_TMP/control.json" &
-CONTROL_PID=$!
-LAB_PIDS="$LAB_PIDS $CONTROL_PID"
-
-# ringcapctl straight over D-Bus, every 0.5 s while the clients run.
-CTL_CALLS=0 CTL_MAX_MS=0
-GW_RSS_MAX=0
-running() {
-  local p
-  for p in "${LOAD_PIDS[@]}" "$CONTROL_PID"; do kill -0 "$p" 2>/dev/null && return 0; done
-  return 1
-}
-while running; do
-  t=$(now_ms)
-  expect_rc 0 "ringcapctl list during the load" ctl --json list >/dev/null
-  ms=$(($(now_ms) - t))
-  CTL_CALLS=$((CTL_CALLS + 1))
-  [ "$ms" -gt "$CTL_MAX_MS" ] && CTL_MAX_MS=$ms
-  [ "$ms" -le "$CTL_BOUND_MS" ] || fail "ringcapctl list took $ms ms during the load (bound $CTL_BOUND_MS ms)"
-  r=$(vm_kib "$GATEWAY_PID" VmRSS)
-  [ "$r" -gt "$GW_RSS_MAX" ] && GW_RSS_MAX=$r
-  sleep 0.5
-done >/dev/null
-T1=$(now_ms)
-for p in "${LOAD_PIDS[@]}" "$CONTROL_PID"; do
-  rc=0
-  wait "$p" || rc=$?
-  expect_eq "$rc" 0 "exit code of load client $p"
-done
-echo "ok: $CTL_CALLS ringcapctl list calls during the load, all answered, the slowest in $CTL_MAX_MS ms"
-[ "$CTL_CALLS" -ge 5 ] || fail "only $CTL_CALLS ringcapctl calls ran during the load"
-
-/usr/bin/python3 - "$LAB_TMP" "$LOAD_CLIENTS" "$MIN_REQUESTS" "$((T1 - T0))" "$CONTROL_P99_BOUND_MS" "$CONTROL_MAX_BOUND_MS" "$BAD_TOKEN_LIMIT" "$KEEPALIVE_P50_BOUND_MS" <<'EOF'
-import json, sys
-tmp, clients, minimum, wall_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-bad_limit = int(sys.argv[7])
-keepalive_p50_bound = float(sys.argv[8])
-p99_bound, max_bound = float(sys.argv[5]), float(sys.argv[6])
+# analyze.py PHASE CLIENTS MIN_REQUESTS WALL_MS: compares the answers of a phase's clients
+# ($LAB_TMP/PHASE.<i>.json, PHASE.control.json) with what each kind expects; prints figures.
+cat >"$LAB_TMP/analyze.py" <<'EOF'
+import json, os, sys
+phase, clients, minimum, wall_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+tmp = os.environ["LAB_TMP"]
+p99_bound, max_bound = float(os.environ["CONTROL_P99_BOUND_MS"]), float(os.environ["CONTROL_MAX_BOUND_MS"])
+bad_limit = int(os.environ["BAD_TOKEN_LIMIT"])
+keepalive_p50_bound = float(os.environ["KEEPALIVE_P50_BOUND_MS"])
 want = {"list": {"200"}, "get": {"200"}, "badtoken": {"401", "429"}, "badjson": {"400"},
         "badfield": {"400"}, "download": {"200"}}
 problems, total, kinds, lat, conns, want_401, busy = [], 0, {}, {"keepalive": [], "close": []}, 0, 0, 0.0
 for i in range(1, clients + 1):
-    r = json.load(open(f"{tmp}/load.{i}.json"))
+    r = json.load(open(f"{tmp}/{phase}.{i}.json"))
     total += r["sent"]
     conns += r["connections"]
     busy = max(busy, r["seconds"])
@@ -326,7 +290,7 @@ else:
           f"then {bad.get('429', 0)} slowed down (429 with Retry-After)")
 if total < minimum:
     problems.append(f"only {total} requests in all (at least {minimum} expected)")
-c = json.load(open(f"{tmp}/control.json"))
+c = json.load(open(f"{tmp}/{phase}.control.json"))
 if c["problem_count"]:
     problems.append(f"control client: {c['problem_count']} problems, first: {c['problems']}")
 
@@ -338,27 +302,88 @@ def pct(xs, p):
 
 cl = c["latency_ms"]
 p50, p99, mx = pct(cl, 50), pct(cl, 99), max(cl)
-print(f"figure: {total} requests from {clients} clients in {busy:.1f} s: "
-      f"{total / busy:.0f} requests/s ({conns} connections; {wall_ms / 1000:.1f} s with the control client)")
+print(f"figure: {phase}: {total} requests from {clients} clients in {busy:.1f} s: "
+      f"{total / busy:.0f} requests/s ({conns} connections)")
 for mode, xs in lat.items():
-    print(f"figure: load clients ({mode}): latency p50 {pct(xs, 50):.1f} ms, p99 {pct(xs, 99):.1f} ms, "
+    print(f"figure: {phase}: load clients ({mode}): latency p50 {pct(xs, 50):.1f} ms, p99 {pct(xs, 99):.1f} ms, "
           f"max {max(xs):.1f} ms over {len(xs)} requests")
-print(f"figure: control client GET during the load: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {mx:.1f} ms "
-      f"over {len(cl)} requests (bounds: p99 {p99_bound:.0f} ms, max {max_bound:.0f} ms)")
+print(f"figure: {phase}: control client GET during the load: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+      f"max {mx:.1f} ms over {len(cl)} requests (bounds: p99 {p99_bound:.0f} ms, max {max_bound:.0f} ms)")
 if pct(lat["keepalive"], 50) > keepalive_p50_bound:
     problems.append(f"keep-alive clients' median latency {pct(lat['keepalive'], 50):.1f} ms over the bound "
                     f"{keepalive_p50_bound:.0f} ms (one-shot connections: {pct(lat['close'], 50):.1f} ms)")
-if len(cl) < 50:
+if len(cl) < 10:
     problems.append(f"the control client made only {len(cl)} requests")
 if p99 > p99_bound:
     problems.append(f"control client p99 {p99:.1f} ms over the bound {p99_bound:.0f} ms")
 if mx > max_bound:
     problems.append(f"control client max {mx:.1f} ms over the bound {max_bound:.0f} ms")
 if problems:
-    print("FAIL: " + "; ".join(problems), file=sys.stderr)
+    print(f"FAIL: {phase}: " + "; ".join(problems), file=sys.stderr)
     sys.exit(1)
-print(f"ok: {total} requests, every one answered as its kind expects; control p99 within the bound")
+print(f"ok: {phase}: {total} requests, every one answered as its kind expects; control latency within the bounds")
 EOF
+export LAB_TMP CONTROL_P99_BOUND_MS CONTROL_MAX_BOUND_MS BAD_TOKEN_LIMIT KEEPALIVE_P50_BOUND_MS
+
+# run_phase NAME REQUESTS INTERVAL BAD_BASE MIN_REQUESTS: LOAD_CLIENTS clients send REQUESTS
+# requests each (for at most LOAD_SECONDS s), INTERVAL s apart (0: as fast as answered), bad
+# tokens from 127.0.0.<BAD_BASE+i>; the control client and ringcapctl run until they are done.
+run_phase() {
+  local name=$1 requests=$2 interval=$3 bad_base=$4 minimum=$5 i mode k t ms r p rc
+  local kinds=list,get,badtoken,badjson,get,badfield,list,download
+  echo "== $name: $LOAD_CLIENTS clients, $requests requests each, $interval s apart, for at most $LOAD_SECONDS s"
+  local pids=() t0 t1
+  t0=$(now_ms)
+  for i in $(seq 1 "$LOAD_CLIENTS"); do
+    mode=keepalive
+    [ $((i % 2)) -eq 0 ] && mode=close
+    # Each client starts at another kind, so that the kinds overlap.
+    k=$(/usr/bin/python3 -c 'import sys; k=sys.argv[1].split(","); i=int(sys.argv[2]); print(",".join(k[i:]+k[:i]))' "$kinds" "$i")
+    client mode=$mode kinds="$k" badsource="127.0.0.$((bad_base + i))" seconds="$LOAD_SECONDS" \
+      requests="$requests" interval="$interval" >"$LAB_TMP/$name.$i.json" &
+    pids+=($!)
+    LAB_PIDS="$LAB_PIDS $!"
+  done
+  client mode=keepalive kinds=get seconds="$LOAD_SECONDS" requests=100000 interval=0.05 \
+    until="$LAB_TMP/$name.done" >"$LAB_TMP/$name.control.json" &
+  local control=$!
+  LAB_PIDS="$LAB_PIDS $control"
+  # ringcapctl straight over D-Bus, every 0.2 s while the load clients run.
+  local calls=0 slowest=0
+  loading() {
+    local p
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done
+    return 1
+  }
+  while loading; do
+    t=$(now_ms)
+    expect_rc 0 "ringcapctl list during the load" ctl --json list >/dev/null
+    ms=$(($(now_ms) - t))
+    calls=$((calls + 1))
+    [ "$ms" -gt "$slowest" ] && slowest=$ms
+    [ "$ms" -le "$CTL_BOUND_MS" ] || fail "ringcapctl list took $ms ms during the load (bound $CTL_BOUND_MS ms)"
+    r=$(vm_kib "$GATEWAY_PID" VmRSS)
+    [ "$r" -gt "$GW_RSS_MAX" ] && GW_RSS_MAX=$r
+    sleep 0.2
+  done >/dev/null
+  t1=$(now_ms)
+  touch "$LAB_TMP/$name.done"
+  for p in "${pids[@]}" "$control"; do
+    rc=0
+    wait "$p" || rc=$?
+    expect_eq "$rc" 0 "exit code of load client $p" >/dev/null
+  done
+  echo "ok: $name: $calls ringcapctl list calls during the load, all answered, the slowest in $slowest ms"
+  [ "$calls" -ge 3 ] || fail "only $calls ringcapctl calls ran during the load"
+  expect_rc 0 "$name: the answers" /usr/bin/python3 "$LAB_TMP/analyze.py" "$name" "$LOAD_CLIENTS" "$minimum" "$((t1 - t0))"
+  echo "$RC_OUT"
+}
+
+GW_RSS_MAX=0
+# A burst, as fast as the gateway answers (its capacity), then a sustained load, paced, for
+# most of LOAD_SECONDS.
+run_phase burst "$BURST_REQUESTS" 0 10 $((LOAD_CLIENTS * BURST_REQUESTS))
+run_phase sustained "$LOAD_REQUESTS" "$LOAD_INTERVAL" 20 "$MIN_REQUESTS"
 
 echo "== memory and fds"
 GW_HWM=$(vm_kib "$GATEWAY_PID" VmHWM)
