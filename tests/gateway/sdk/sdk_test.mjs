@@ -281,7 +281,19 @@ async function main() {
     colo_name: COLO_NAME, destination_conf: dest }),
     Cloudflare.PermissionDeniedError, 403, 'a full capture before the challenge is answered');
   count('POST', '/pcaps', 403);
+  // A wrong challenge answers the record, now failed; the right one then turns it to success.
+  const wrong = await own.validate({ ...acct, destination_conf: dest, ownership_challenge: 'f'.repeat(64) });
+  assert.equal(wrong.status, 'failed', `ownership after a wrong challenge: ${JSON.stringify(wrong)}`);
+  assert.equal(wrong.id, o.id, 'a wrong challenge answers the record it failed');
+  count('POST', '/pcaps/ownership/validate', 200);
+  ok('ownership.validate with a wrong challenge: status failed');
+  assert.equal((await own.get(acct)).result.find((r) => r.id === o.id)?.status, 'failed',
+    'ownership.get after a wrong challenge');
+  await expectError(own.validate({ ...acct, destination_conf: `file://${FILES_ROOT}/no-challenge`,
+    ownership_challenge: challenge }), Cloudflare.NotFoundError, 404, 'ownership.validate of a destination without a challenge');
+  count('POST', '/pcaps/ownership/validate', 404);
   const v = await own.validate({ ...acct, destination_conf: dest, ownership_challenge: challenge });
+  count('POST', '/pcaps/ownership/validate', 200);
   assert.equal(v.status, 'success', `ownership after validate: ${JSON.stringify(v)}`);
   assert.equal(v.id, o.id, 'validate answers the record it validated');
   assert.ok(!Number.isNaN(Date.parse(v.validated)), `validated is a date: ${v.validated}`);
