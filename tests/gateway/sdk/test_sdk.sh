@@ -10,7 +10,9 @@
 #  - the full capture delivered into the file:// bucket after the ownership flow and stopped
 #    through stop: exactly its matching datagrams;
 #  - the gateway's log: every create the script made arrived exactly once (the SDK resent no
-#    refused create), and no token appears in it.
+#    refused create), and no token appears in it;
+#  - over HTTPS (a gateway with tls_certificate and tls_key, sdk_tls.mjs): list, get and
+#    download.get, the file byte for byte the one downloaded over HTTP.
 source "$(dirname "$0")/../lib.sh"
 SDK_DIR=$(cd "$(dirname "$0")" && pwd)
 command -v node >/dev/null || skip "needs node"
@@ -71,6 +73,26 @@ for secret in "$GATEWAY_TOKEN" not-a-token-of-this-gateway not-a-key; do
   ! grep -qF -- "$secret" "$GATEWAY_LOG" || fail "a token ($secret) appears in the gateway's log"
 done
 echo "ok: no token in the gateway's log"
+stop_gateway
+
+echo "== over HTTPS (tls_certificate, tls_key): the certificate trusted by NODE_EXTRA_CA_CERTS"
+command -v openssl >/dev/null || fail "needs openssl"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$LAB_TMP/gateway/tls.key" -out "$LAB_TMP/gateway/tls.crt" 2>/dev/null
+chgrp ringcap "$LAB_TMP/gateway/tls.key" "$LAB_TMP/gateway/tls.crt"
+chmod 640 "$LAB_TMP/gateway/tls.key"
+chmod 644 "$LAB_TMP/gateway/tls.crt"
+start_gateway "tls_certificate = \"$LAB_TMP/gateway/tls.crt\"
+tls_key = \"$LAB_TMP/gateway/tls.key\""
+rc=0
+env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_API_KEY -u CLOUDFLARE_EMAIL \
+  -u CLOUDFLARE_API_USER_SERVICE_KEY -u CLOUDFLARE_BASE_URL -u CLOUDFLARE_LOG \
+  NODE_EXTRA_CA_CERTS="$LAB_TMP/gateway/tls.crt" SDK_OUT="$LAB_TMP/sdk" \
+  node "$SDK_DIR/sdk_tls.mjs" || rc=$?
+expect_eq "$rc" 0 "exit code of sdk_tls.mjs"
+cmp "$LAB_TMP/sdk/simple-tls.pcap" "$PCAP" || fail "the capture downloaded over HTTPS differs from the one over HTTP"
+echo "ok: the capture downloaded over HTTPS is byte for byte the one downloaded over HTTP"
 stop_gateway
 stop_ringcapd
 expect_detached
