@@ -12,7 +12,8 @@
 #  - keep-alive replies are not held back (TCP_NODELAY); a client that stops in the middle of
 #    its request is cut off while others are served;
 #  - HTTPS (tls_certificate, tls_key), READY=1 on the notification socket, a pcapng capture
-#    downloaded as application/x-pcapng; SIGTERM ends the gateway with exit code 0.
+#    of 10000 packets downloaded as application/x-pcapng without the gateway's peak memory
+#    growing by half the file; SIGTERM ends the gateway with exit code 0.
 source "$(dirname "$0")/lib.sh"
 require_lab
 command -v capinfos >/dev/null || skip "needs capinfos"
@@ -326,22 +327,30 @@ tls=(--cacert "$LAB_TMP/gateway/tls.crt")
 req GET $A/pcaps "${tls[@]}" "${auth[@]}"
 expect_error 503 1008 "ringcapd is not running" "" "GET /pcaps over HTTPS (ringcapd is stopped)"
 
-echo "== over HTTPS, a pcapng capture, downloaded as application/x-pcapng"
+echo "== over HTTPS, a pcapng capture of 10000 packets, streamed as application/x-pcapng"
 start_ringcapd ""
-post_json $A/pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":30,\"packet_limit\":5,\"output_format\":\"pcapng\",\"filter_v1\":{\"destination_port\":5310}}" "${tls[@]}"
+post_json $A/pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":60,\"packet_limit\":10000,\"output_format\":\"pcapng\",\"filter_v1\":{\"destination_port\":5310}}" "${tls[@]}"
 expect_envelope_ok 200 "POST /pcaps over HTTPS"
 ID=$(jq_ 'j["result"]["id"]')
-in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 5310 --count 10 --size 200 >/dev/null
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 5310 --count 10000 --size 1400 >/dev/null
 capture_done() { req GET "$A/pcaps/$ID" "${tls[@]}" "${auth[@]}"; [ "$(jq_ 'j["result"]["status"]')" = success ]; }
 wait_until 60 capture_done
+peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$GATEWAY_PID/status"; }
+peak_before=$(peak_kib)
 req GET "$A/pcaps/$ID/download" "${tls[@]}" "${auth[@]}"
+peak_after=$(peak_kib)
 cp "$OUT" "$LAB_TMP/dl.pcapng"
+size_kib=$(($(stat -c %s "$LAB_TMP/dl.pcapng") / 1024))
+[ "$size_kib" -gt 1000 ] || fail "the pcapng download is only $size_kib KiB"
+[ $((peak_after - peak_before)) -lt $((size_kib / 2)) ] ||
+  fail "the gateway's peak memory grew by $((peak_after - peak_before)) KiB for a download of $size_kib KiB"
+echo "ok: a download of $size_kib KiB raised the gateway's peak memory by $((peak_after - peak_before)) KiB (streamed)"
 expect_eq "$STATUS" 200 "pcapng download: status"
 expect_eq "$(hdr Content-Type)" application/x-pcapng "pcapng download: Content-Type"
 expect_eq "$(hdr Content-Disposition)" "attachment; filename=\"pcap_$ID.pcapng\"" "pcapng download: Content-Disposition"
 expect_eq "$(hdr Content-Length)" "$(stat -c %s "$LAB_TMP/dl.pcapng")" "pcapng download: Content-Length"
 expect_pcapng "$LAB_TMP/dl.pcapng" "the pcapng download"
-expect_eq "$(capinfos -c -M "$LAB_TMP/dl.pcapng" | awk '/Number of packets/ {print $NF}')" 5 "packets in the pcapng download"
+expect_eq "$(capinfos -c -M "$LAB_TMP/dl.pcapng" | awk '/Number of packets/ {print $NF}')" 10000 "packets in the pcapng download"
 rc=0
 curl -sS -o /dev/null "http://${GATEWAY_URL#https://}/" 2>/dev/null || rc=$?
 [ "$rc" -ne 0 ] || fail "plain HTTP was answered on the HTTPS port"
