@@ -341,7 +341,19 @@ async function main() {
   summary.full_sent = FULL_SENT;
   summary.full_port = FULL_PORT;
   summary.full_file = path.join(bucketDir, os.hostname(), `pcap_${full.id}.pcap`);
-  // Stopping a finished capture changes nothing: it stays success.
+  // Stopping a capture that already ended leaves it as it is (dbus-api.md, StopCapture).
+  await pcaps.stop(full.id, acct);
+  const again = await pcaps.get(full.id, acct);
+  assert.equal(again.status, 'success', 'status after a stop of the finished capture');
+  assert.equal(again.stop_requested, fullDone.stop_requested, 'stop_requested after a second stop');
+  ok('stop of the finished capture: it stays success, stop_requested unchanged');
+  await expectError(pcaps.stop('0'.repeat(32), acct), Cloudflare.NotFoundError, 404, 'stop of an unknown id');
+  // The SDK's auto-pagination over list (one page here).
+  const iterated = [];
+  for await (const c of pcaps.list(acct))
+    iterated.push(c.id);
+  assert.ok(iterated.includes(full.id) && iterated.includes(id), `for await over list: ${iterated}`);
+  ok(`for await over list: ${iterated.length} captures`);
   page = await pcaps.list(acct);
   ids = page.result.map((r) => r.id);
   assert.deepEqual(ids.slice(0, 2), [full.id, id], 'list: the full capture, then the simple one');
