@@ -12,7 +12,10 @@
 #  - the gateway's log: every create the script made arrived exactly once (the SDK resent no
 #    refused create), and no token appears in it;
 #  - over HTTPS (a gateway with tls_certificate and tls_key, sdk_tls.mjs): list, get and
-#    download.get, the file byte for byte the one downloaded over HTTP.
+#    download.get, the file byte for byte the one downloaded over HTTP;
+#  - with ringcapd stopped (sdk_unavailable.mjs): list and create raise InternalServerError
+#    (503) after the SDK's two retries, which the gateway invites (x-should-retry: true:
+#    nothing reached ringcapd), three attempts each in the gateway's log.
 source "$(dirname "$0")/../lib.sh"
 SDK_DIR=$(cd "$(dirname "$0")" && pwd)
 command -v node >/dev/null || skip "needs node"
@@ -93,7 +96,19 @@ env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_API_KEY -u CLOUDFLARE_EMAIL \
 expect_eq "$rc" 0 "exit code of sdk_tls.mjs"
 cmp "$LAB_TMP/sdk/simple-tls.pcap" "$PCAP" || fail "the capture downloaded over HTTPS differs from the one over HTTP"
 echo "ok: the capture downloaded over HTTPS is byte for byte the one downloaded over HTTP"
-stop_gateway
+
+echo "== ringcapd stopped: 503 with x-should-retry: true, the SDK's retries, InternalServerError"
 stop_ringcapd
 expect_detached
+rc=0
+env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_API_KEY -u CLOUDFLARE_EMAIL \
+  -u CLOUDFLARE_API_USER_SERVICE_KEY -u CLOUDFLARE_BASE_URL -u CLOUDFLARE_LOG \
+  NODE_EXTRA_CA_CERTS="$LAB_TMP/gateway/tls.crt" node "$SDK_DIR/sdk_unavailable.mjs" || rc=$?
+expect_eq "$rc" 0 "exit code of sdk_unavailable.mjs"
+# The SDK's default maxRetries is 2: three attempts of each call.
+for call in GET POST; do
+  expect_eq "$(grep -c "\] $call /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 503 " "$GATEWAY_LOG" || true)" 3 \
+    "$call /pcaps answered 503 in the gateway's log (the SDK's first attempt and 2 retries)"
+done
+stop_gateway
 echo "PASS"
