@@ -50,7 +50,7 @@ CONTROL_P99_BOUND_MS=${CONTROL_P99_BOUND_MS:-250}
 CONTROL_MAX_BOUND_MS=${CONTROL_MAX_BOUND_MS:-2000}
 CTL_BOUND_MS=${CTL_BOUND_MS:-2000}
 KEEPALIVE_P50_BOUND_MS=${KEEPALIVE_P50_BOUND_MS:-20}
-GATEWAY_THREADS=8 # gateway.threads' default (start_gateway sets none)
+GATEWAY_THREADS=16 # gateway.threads, set below (the default, docs/rest-api.md)
 BAD_TOKEN_LIMIT=20
 vm_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
@@ -90,7 +90,7 @@ start_bus
 # never for the rate.
 start_ringcapd "[rate_limits]
 simple_interval_seconds = 0"
-start_gateway
+start_gateway "threads = $GATEWAY_THREADS"
 
 echo "== a finished capture to download"
 ID=$(json_field "$(ctl --json create --type simple --time-limit 60 --packet-limit 100 --destination-port 7600)" id)
