@@ -26,7 +26,8 @@
 #    connection once the clients are gone (polled: it closes keep-alive connections on its
 #    own time), the same files and pipes, and at most GATEWAY_THREADS unix sockets (its D-Bus
 #    connections, one per request thread, opened as a thread first serves);
-#  - the load created no capture, and both processes still answer afterwards.
+#  - the load created no capture, both processes still answer afterwards, and the gateway's
+#    log holds one line per request and no token.
 # figure: lines give requests/s, the control client's p50/p99 and the peak RSS.
 source "$(dirname "$0")/lib.sh"
 require_lab
@@ -424,6 +425,23 @@ expect_rc 0 "a GET after the load" client mode=keepalive kinds=get,list,download
 /usr/bin/python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(1 if r["problem_count"] or r["sent"] != 3 else 0)' "$RC_OUT" ||
   fail "the gateway does not answer as before after the load: $RC_OUT"
 echo "ok: the gateway answers as before"
+
+echo "== every request in the gateway's log"
+# One line per request (docs/rest-api.md): the warm-up's 6, each phase's clients and control
+# client, and the 3 after the load. Polled: the log is written as replies go out.
+SENT=$(/usr/bin/python3 -c '
+import glob, json, sys
+print(6 + 3 + sum(json.load(open(f))["sent"] for f in glob.glob(sys.argv[1] + "/*.json")
+                  if f.rsplit("/", 1)[1].split(".")[0] in ("burst", "sustained")))' "$LAB_TMP")
+logged() { grep -cE '\] (GET|POST|PUT|DELETE) /client/v4/' "$GATEWAY_LOG" || true; }
+deadline=$((SECONDS + 10))
+until [ "$(logged)" -eq "$SENT" ]; do
+  [ $SECONDS -lt $deadline ] || fail "the gateway's log holds $(logged) request lines for $SENT requests"
+  sleep 0.1
+done
+echo "ok: $SENT requests, $SENT request lines in the gateway's log"
+! grep -qF -e "$GATEWAY_TOKEN" -e "wrong-" "$GATEWAY_LOG" || fail "a token (good or bad) appears in the gateway's log"
+echo "ok: no token in the gateway's log"
 stop_gateway
 stop_ringcapd
 echo "PASS"
