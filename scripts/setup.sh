@@ -26,17 +26,20 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}"
 
-# The S3 tests' server, @20minutes/s3rver, at the version pinned in tests/s3/package-lock.json.
-# npm comes with the machine's Node.js when that is NodeSource's build (whose nodejs package
-# conflicts with Debian's npm); Debian's npm is installed only where there is none.
-s3_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/s3"
-if [ -f "$s3_tests/package.json" ]; then
+# The npm packages of the tests, at the versions pinned in their package-lock.json: the S3
+# tests' server, @20minutes/s3rver (tests/s3), and the official cloudflare SDK that the gateway's
+# tests call (tests/gateway/sdk). npm comes with the machine's Node.js when that is NodeSource's
+# build (whose nodejs package conflicts with Debian's npm); Debian's npm is installed only where
+# there is none.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for node_tests in "$root/tests/s3" "$root/tests/gateway/sdk"; do
+  [ -f "$node_tests/package.json" ] || continue
   if ! command -v npm >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends npm
   fi
-  if [ -f "$s3_tests/package-lock.json" ]; then
-    npm ci --prefix "$s3_tests" --no-audit --no-fund
+  if [ -f "$node_tests/package-lock.json" ]; then
+    npm ci --prefix "$node_tests" --no-audit --no-fund
   else
-    npm install --prefix "$s3_tests" --no-audit --no-fund
+    npm install --prefix "$node_tests" --no-audit --no-fund
   fi
-fi
+done
