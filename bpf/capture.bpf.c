@@ -21,6 +21,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Wake the consumer when this many bytes are waiting in a CPU's ring (set before load). */
 const volatile __u32 wakeup_bytes = 256 * 1024;
+/*
+ * Also wake the consumer for the first record into an empty ring (set before load): a
+ * consumer that then drains after a bounded delay (ringcap-dump) needs no periodic tick.
+ */
+const volatile __u32 wake_first = 0;
 /* Possible CPUs: the number of rings and of leases per slot (set before load). */
 const volatile __u32 nr_cpus = 1;
 
@@ -491,12 +496,15 @@ fill:
 	rec->flags = 0;
 	/*
 	 * Batched wake-ups: wake the consumer only when the pending data crosses
-	 * wakeup_bytes. Userspace also drains on a short timer, so a trickle of
-	 * packets is delivered promptly without a wake-up per record.
+	 * wakeup_bytes, and (wake_first) when this record is the only one pending, so
+	 * that the consumer learns that a trickle started and drains it within its
+	 * bound. Otherwise userspace drains a trickle on a timer of its own.
 	 */
 	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	if (avail >= wakeup_bytes && avail < (__u64)wakeup_bytes + rec_size + 8)
+		flags = BPF_RB_FORCE_WAKEUP;
+	else if (wake_first && avail <= rec_size + 8)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(rec, flags);
 	return 1;

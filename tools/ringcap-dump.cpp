@@ -28,8 +28,16 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-// How often the loop drains the ring without a wake-up, checks limits and flushes.
-constexpr long kTickNs = 10'000'000;
+// The longest a record waits in the ring: the program wakes the loop for the first record
+// into an empty ring, and the loop drains this long after, so that one wake-up and one
+// drain serve a whole batch of a trickle. A ring that fills to the wake-up threshold
+// sooner is drained at once.
+constexpr long kDrainBoundNs = 20'000'000;
+// How often the loop refreshes the clock offset, flushes and checks limits without
+// packets (the time limit has a timer of its own).
+constexpr long kHousekeepingNs = 1'000'000'000;
+// epoll data of the rings' fds (the other fds are their own data).
+constexpr int kRingEvent = -2;
 
 void usage(FILE *out) {
   std::fprintf(out, R"(Usage: ringcap-dump -i IFACE [-i IFACE ...] -w FILE [options]
@@ -264,6 +272,7 @@ int run(const Options &o) {
 
   CaptureProgramOptions po;
   po.ringBytes = o.ringMiB << 20;
+  po.wakeOnFirstRecord = true;
   auto program = CaptureProgram::open(po);
   if (!program) {
     std::fprintf(stderr, "ringcap-dump: %s\n", program.error().message.c_str());
@@ -290,19 +299,37 @@ int run(const Options &o) {
   auto started = std::chrono::steady_clock::now();
   spdlog::info("capturing on {} into {}", fmt::join(o.ifaces, ", "), o.file);
 
-  int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  itimerspec tick{{0, kTickNs}, {0, kTickNs}};
-  timerfd_settime(tfd, 0, &tick, nullptr);
+  // drainFd: one-shot, kDrainBoundNs after the first record of a batch; houseFd: periodic;
+  // limitFd: one-shot at the time limit.
+  int drainFd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  int houseFd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  int limitFd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  itimerspec house{{0, 0}, {0, 0}};
+  house.it_interval.tv_sec = house.it_value.tv_sec = kHousekeepingNs / 1'000'000'000;
+  house.it_interval.tv_nsec = house.it_value.tv_nsec = kHousekeepingNs % 1'000'000'000;
+  timerfd_settime(houseFd, 0, &house, nullptr);
+  if ((*job)->deadline() != CaptureJob::Clock::time_point::max()) {
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>((*job)->deadline() -
+                                                                     CaptureJob::Clock::now())
+                    .count();
+    left = std::max<int64_t>(left, 1);
+    itimerspec at{{0, 0}, {time_t(left / 1'000'000'000), long(left % 1'000'000'000)}};
+    timerfd_settime(limitFd, 0, &at, nullptr);
+  }
   int ep = epoll_create1(EPOLL_CLOEXEC);
-  auto watch = [&](int fd) {
+  auto watch = [&](int fd, uint32_t events = EPOLLIN, int data = -1) {
     epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
+    ev.events = events;
+    ev.data.fd = data == -1 ? fd : data;
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   };
-  watch((*drainer)->epollFd());
+  // Edge-triggered: an event for each wake-up of the program, not while records wait.
+  for (int fd : (*drainer)->ringFds())
+    watch(fd, EPOLLIN | EPOLLET, kRingEvent);
   watch(sigfd);
-  watch(tfd);
+  watch(drainFd);
+  watch(houseFd);
+  watch(limitFd);
   // Boot-time stamps follow the wall clock: after it was set, and every second (NTP slews).
   auto clockWatch = ClockStepWatch::create();
   if (clockWatch)
@@ -312,10 +339,21 @@ int run(const Options &o) {
 
   StopReason reason = StopReason::None;
   std::optional<Error> fault;
-  unsigned ticks = 0;
+  bool drainDue = false; // drainFd is armed
+  const uint64_t wakeupBytes = (*program)->wakeupBytes();
+  auto drain = [&](bool flush) {
+    if (auto r = (*drainer)->consume(); !r) {
+      fault = r.error();
+      reason = StopReason::Fault;
+      return;
+    }
+    if (flush)
+      (void)(*job)->flush();
+    reason = (*job)->check();
+  };
   while (reason == StopReason::None) {
-    epoll_event events[4];
-    int n = epoll_wait(ep, events, 4, -1);
+    epoll_event events[8];
+    int n = epoll_wait(ep, events, 8, -1);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
@@ -323,8 +361,9 @@ int run(const Options &o) {
       reason = StopReason::Fault;
       break;
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && reason == StopReason::None; i++) {
       int fd = events[i].data.fd;
+      uint64_t expirations;
       if (fd == sigfd) {
         signalfd_siginfo si;
         while (read(sigfd, &si, sizeof si) == sizeof si)
@@ -337,22 +376,27 @@ int run(const Options &o) {
                        "by {:.3f} s)",
                        double(change) / 1e9);
         }
-      } else if (fd == tfd) {
-        uint64_t expirations;
-        (void)!read(tfd, &expirations, sizeof expirations);
-        if (auto r = (*drainer)->consume(); !r) {
-          fault = r.error();
-          reason = StopReason::Fault;
+      } else if (fd == kRingEvent) {
+        // A ring crossed the threshold: drain now. Otherwise a batch starts: drain it within
+        // the bound (an armed timer stays armed).
+        if ((*drainer)->maxPendingBytes() >= wakeupBytes) {
+          drain(false);
+        } else if (!drainDue) {
+          itimerspec once{{0, 0}, {0, kDrainBoundNs}};
+          timerfd_settime(drainFd, 0, &once, nullptr);
+          drainDue = true;
         }
-        if (++ticks % 10 == 0)
-          (void)(*job)->flush();
-        if (ticks % 100 == 0)
-          (*drainer)->refreshClockOffset();
-        if (reason == StopReason::None)
-          reason = (*job)->check();
-      } else if (auto r = (*drainer)->consume(); !r) {
-        fault = r.error();
-        reason = StopReason::Fault;
+      } else if (fd == drainFd) {
+        (void)!read(drainFd, &expirations, sizeof expirations);
+        drainDue = false;
+        drain(true);
+      } else if (fd == houseFd) {
+        (void)!read(houseFd, &expirations, sizeof expirations);
+        (*drainer)->refreshClockOffset();
+        drain(true);
+      } else if (fd == limitFd) {
+        (void)!read(limitFd, &expirations, sizeof expirations);
+        drain(true);
       }
     }
   }
@@ -363,7 +407,9 @@ int run(const Options &o) {
   auto global = (*program)->globalCounters();
   (*program)->detachAll();
   close(ep);
-  close(tfd);
+  close(drainFd);
+  close(houseFd);
+  close(limitFd);
   close(sigfd);
 
   if (o.json)

@@ -49,6 +49,8 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgra
     wakeup = std::clamp<uint32_t>(perCpu / 16, 64u << 10, 1u << 20);
   wakeup = std::min(wakeup, perCpu / 2);
   p->skel_->rodata->wakeup_bytes = wakeup;
+  p->skel_->rodata->wake_first = options.wakeOnFirstRecord ? 1 : 0;
+  p->wakeupBytes_ = wakeup;
   p->skel_->rodata->nr_cpus = static_cast<uint32_t>(cpus);
   if (int err = bpf_map__set_max_entries(p->skel_->maps.rings, static_cast<uint32_t>(cpus)))
     return Error::fromErrno(err, "sizing the array of rings");

@@ -27,6 +27,9 @@ struct CaptureProgramOptions {
   // Pending bytes in one CPU's ring that wake the consumer; 0 picks a sixteenth of a CPU's
   // ring within [64 KiB, 1 MiB].
   uint32_t wakeupBytes = 0;
+  // Also wake the consumer for the first record into an empty ring. For a consumer that
+  // drains a bounded time after that wake-up instead of on a periodic tick (ringcap-dump).
+  bool wakeOnFirstRecord = false;
 };
 
 // The ring size of each CPU for a total of `ringBytes` over `cpus` CPUs.
@@ -102,6 +105,8 @@ public:
   int programFd() const;
   // The rings: an array of ring buffers, one per possible CPU (RingDrainer drains them all).
   int ringFd() const;
+  // The pending bytes in one CPU's ring that wake the consumer.
+  uint32_t wakeupBytes() const { return wakeupBytes_; }
   // One CPU's ring size; cpus() rings of it.
   uint32_t ringBytes() const { return ringBytes_; }
   unsigned cpus() const { return cpus_; }
@@ -122,6 +127,7 @@ private:
   uint32_t ringBytes_ = 0;
   unsigned cpus_ = 1;
   std::vector<UniqueFd> ringFds_; // the rings until they are in the array
+  uint32_t wakeupBytes_ = 0;
   bool ringsCreated_ = false;
   bool loaded_ = false;
   bool standalone_ = false;

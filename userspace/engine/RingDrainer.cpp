@@ -1,5 +1,6 @@
 #include "engine/RingDrainer.h"
 
+#include <algorithm>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
@@ -244,6 +245,20 @@ Result<uint64_t> RingDrainer::poll(int timeoutMs) {
     return Error::fromErrno(errno, "waiting on the capture ring");
   }
   return consume();
+}
+
+std::vector<int> RingDrainer::ringFds() const {
+  std::vector<int> fds;
+  for (const auto &r : rings_)
+    fds.push_back(r.fd);
+  return fds;
+}
+
+uint64_t RingDrainer::maxPendingBytes() const {
+  uint64_t most = 0;
+  for (const auto &r : rings_)
+    most = std::max(most, __atomic_load_n(r.producerPos, __ATOMIC_ACQUIRE) - r.cons);
+  return most;
 }
 
 } // namespace ringcap

@@ -74,6 +74,11 @@ public:
   Result<uint64_t> consume(uint64_t maxRecords = UINT64_MAX);
   // Waits up to timeoutMs for records, then consumes them.
   Result<uint64_t> poll(int timeoutMs);
+  // The rings' own fds, for a caller that waits on each of them (edge-triggered, to see
+  // every wake-up of the program) instead of on epollFd().
+  std::vector<int> ringFds() const;
+  // The most bytes waiting in one ring (the program's wake-up threshold is per ring).
+  uint64_t maxPendingBytes() const;
 
   const DrainerStats &stats() const { return stats_; }
   size_t rings() const { return rings_.size(); }
