@@ -565,6 +565,13 @@
     $('bucket-form').addEventListener('submit', onBucketValidate);
     $('buckets-body').addEventListener('click', onBucketAction);
     $('buckets-refresh').addEventListener('click', refreshBuckets);
+    // A new #token=... pasted into an open tab is taken like one at load.
+    window.addEventListener('hashchange', () => {
+      if (/(^#|&)(token|account)=/.test(location.hash)) {
+        takeFragment();
+        enter();
+      }
+    });
     applyType();
     enter();
   }

@@ -77,7 +77,7 @@ class Browser:
         self.wpipe = wfd_us
         self.rpipe = rfd_us
         self.next_id = 0
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # the SIGTERM handler may call in while the lock is held
         self.cond = threading.Condition(self.lock)
         self.answers = {}
         self.events = []
