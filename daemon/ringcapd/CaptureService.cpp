@@ -1,4 +1,5 @@
 #include "CaptureService.h"
+#include "api/ServiceApi.h"
 #include "pcap/PcapConverter.h"
 
 #include "pcap/PcapReader.h"
@@ -18,9 +19,10 @@ namespace {
 
 using namespace service_error;
 
-std::string seconds(std::chrono::steady_clock::duration d) {
+// Whole seconds, at least 1 (a retry sooner would be refused).
+uint64_t seconds(std::chrono::steady_clock::duration d) {
   auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
-  return std::to_string(s < 1 ? 1 : s) + " s";
+  return s < 1 ? 1 : static_cast<uint64_t>(s);
 }
 
 } // namespace
@@ -83,8 +85,8 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   if (request->type == CaptureType::Simple && lastSimple_ && now - *lastSimple_ < interval)
     return Error{kRateLimited, "simple captures are limited to one per " +
                                    std::to_string(config_.simple_interval_seconds) +
-                                   " s; the next is allowed in " +
-                                   seconds(*lastSimple_ + interval - now)};
+                                   " s; " +
+                                   api::retryAfterPhrase(seconds(*lastSimple_ + interval - now))};
   if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
     return Error{ENOSPC, "No space left on device: the state directory " + config_.state_directory +
                              " has " + std::to_string(*free) +

@@ -140,7 +140,8 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   DaemonConfig c;
   RINGCAP_TRY(
       r.onlyKeys(root, "",
-                 {"colo_name", "colo_groups", "state_directory", "systems", "capture",
+                 // gateway: ringcap-gateway's table (daemon/gateway), not read here
+                 {"colo_name", "colo_groups", "state_directory", "systems", "capture", "gateway",
                   "rate_limits", "retention", "access", "destinations", "s3", "ownership"}));
 
   if (!root.get("colo_name"))

@@ -7,6 +7,8 @@
 #include "util/Result.h"
 
 #include <array>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -80,5 +82,12 @@ constexpr int exitCode(ErrorKind kind) { return info(kind).exitCode; }
 // "nobody owns the service" (ServiceUnknown, NameHasNoOwner, Spawn.*) as Unavailable, and
 // Failed for any other name.
 ErrorKind errorKindFromDbusName(std::string_view name);
+
+// When a RateLimited request will be accepted again: ringcapd ends the message with
+// retryAfterPhrase(seconds) ("the next is allowed in 42 s"), and the gateway reads the seconds
+// back with retryAfterSeconds (its Retry-After header). nullopt when the message has no such
+// phrase (a limit that lifts when something else happens).
+std::string retryAfterPhrase(uint64_t seconds);
+std::optional<uint64_t> retryAfterSeconds(std::string_view message);
 
 } // namespace ringcap::api

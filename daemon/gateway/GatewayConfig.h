@@ -1,0 +1,39 @@
+// ringcap-gateway's configuration: the [gateway] table of ringcapd's TOML file (the other
+// tables are ringcapd's and are ignored here). docs/configuration.md documents every key.
+#pragma once
+
+#include "util/Result.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace ringcap::gateway {
+
+struct ListenAddress {
+  std::string host;  // "127.0.0.1", "::1" (without brackets)
+  uint16_t port = 0; // 0: any free port (the log says which)
+};
+
+struct GatewayConfig {
+  ListenAddress listen{"127.0.0.1", 8787};
+  std::string account_id; // 32 lowercase hex digits
+  std::string tokens_file;
+  std::optional<std::string> tls_certificate;
+  std::optional<std::string> tls_key;
+  std::string dashboard_dir;
+  uint32_t threads = 8; // request threads
+};
+
+// "127.0.0.1:8787", "[::1]:8787", "localhost:80". Errors say the rule.
+Result<ListenAddress> parseListenAddress(const std::string &text);
+
+// Parses the [gateway] table of a ringcapd configuration file. Errors name the key and the
+// rule: "gateway.account_id: must be 32 lowercase hexadecimal digits (got \"ABC\")".
+// `defaultDashboardDir` is dashboard_dir when the key is absent.
+Result<GatewayConfig> parseGatewayConfig(const std::string &text, const std::string &source,
+                                         const std::string &defaultDashboardDir);
+Result<GatewayConfig> loadGatewayConfig(const std::string &path,
+                                        const std::string &defaultDashboardDir);
+
+} // namespace ringcap::gateway

@@ -1,0 +1,248 @@
+#include "Server.h"
+
+#include "ClientBackend.h"
+#include "util/Text.h"
+
+#include <condition_variable>
+#include <deque>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <thread>
+#include <unistd.h>
+
+namespace ringcap::gateway {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A fixed number of request threads and a bounded queue of accepted connections: when the
+// queue is full, the accepting thread waits (new connections then wait in the kernel's listen
+// backlog), so a flood of connections cannot grow memory or threads.
+class BoundedPool : public httplib::TaskQueue {
+public:
+  BoundedPool(size_t threads, size_t queued) : max_(queued) {
+    for (size_t i = 0; i < threads; i++)
+      threads_.emplace_back([this] { run(); });
+  }
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock lock(mutex_);
+    notFull_.wait(lock, [&] { return queue_.size() < max_ || stopping_; });
+    queue_.push_back(std::move(fn));
+    notEmpty_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    notEmpty_.notify_all();
+    notFull_.notify_all();
+    for (auto &t : threads_)
+      t.join();
+  }
+
+private:
+  void run() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mutex_);
+        notEmpty_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+        if (queue_.empty())
+          return; // stopping, and nothing left: every accepted connection is served
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+        notFull_.notify_one();
+      }
+      fn();
+    }
+  }
+  size_t max_;
+  std::mutex mutex_;
+  std::condition_variable notEmpty_, notFull_;
+  std::deque<std::function<void()>> queue_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+};
+
+// What the log line needs that httplib's Request/Response do not carry; set by the thread
+// that serves the request, read by the logger on the same thread.
+struct RequestLog {
+  Clock::time_point start{};
+  std::string who = "-";
+};
+thread_local RequestLog tLog;
+
+std::string header(const httplib::Request &req, const char *name) {
+  return req.has_header(name) ? req.get_header_value(name) : "";
+}
+
+void apply(HttpResponse &&r, httplib::Response &res) {
+  res.status = r.status;
+  for (auto &[k, v] : r.headers)
+    res.set_header(k, v);
+  tLog.who = r.who;
+  if (r.file) {
+    auto file = r.file;
+    res.set_content_provider(
+        static_cast<size_t>(r.fileSize), r.contentType,
+        [file](size_t offset, size_t length, httplib::DataSink &sink) {
+          char buf[64 * 1024];
+          size_t want = std::min(length, sizeof buf);
+          ssize_t n;
+          do
+            n = ::pread(file->get(), buf, want, static_cast<off_t>(offset));
+          while (n < 0 && errno == EINTR);
+          if (n <= 0)
+            return false; // the file shrank or failed: the connection is closed short
+          return sink.write(buf, static_cast<size_t>(n));
+        });
+  } else if (!r.contentType.empty()) {
+    res.set_content(std::move(r.body), r.contentType);
+  }
+}
+
+const char *statusText(int status) {
+  switch (status) {
+  case 400:
+    return "bad request";
+  case 404:
+    return "not found";
+  case 405:
+    return "method not allowed";
+  case 408:
+    return "request timeout";
+  case 414:
+    return "URI too long";
+  case 416:
+    return "range not satisfiable";
+  case 417:
+    return "expectation failed";
+  case 431:
+    return "request header fields too large";
+  case 500:
+    return "internal error";
+  default:
+    return "error";
+  }
+}
+
+} // namespace
+
+int serve(const GatewayConfig &config, Api &api,
+          const std::function<void(const std::string &)> &ready,
+          const std::function<void()> &wait) {
+  std::unique_ptr<httplib::Server> server;
+  if (config.tls_certificate) {
+    server = std::make_unique<httplib::SSLServer>(config.tls_certificate->c_str(),
+                                                  config.tls_key->c_str());
+    if (!server->is_valid()) {
+      spdlog::error("gateway.tls_certificate, gateway.tls_key: cannot load {} and {} (a PEM "
+                    "certificate chain and its PEM private key)",
+                    *config.tls_certificate, *config.tls_key);
+      return 1;
+    }
+  } else {
+    server = std::make_unique<httplib::Server>();
+  }
+  auto &svr = *server;
+  size_t threads = config.threads;
+  svr.new_task_queue = [threads] { return new BoundedPool(threads, threads * 8); };
+  svr.set_payload_max_length(kMaxBodyBytes);
+  svr.set_read_timeout(10, 0);
+  svr.set_write_timeout(10, 0);
+  svr.set_keep_alive_timeout(5);
+  svr.set_keep_alive_max_count(100);
+
+  svr.set_pre_routing_handler([](const httplib::Request &, httplib::Response &) {
+    tLog.start = Clock::now();
+    tLog.who = "-";
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
+  auto handler = [&api](const httplib::Request &req, httplib::Response &res) {
+    HttpRequest r;
+    r.method = req.method;
+    r.path = req.path;
+    r.body = req.body;
+    r.authorization = header(req, "Authorization");
+    r.authKey = header(req, "X-Auth-Key");
+    r.authEmail = header(req, "X-Auth-Email");
+    r.remote = req.remote_addr;
+    ClientBackend backend;
+    apply(api.handle(r, backend), res);
+  };
+  svr.Get(".*", handler);
+  svr.Post(".*", handler);
+  svr.Put(".*", handler);
+  svr.Patch(".*", handler);
+  svr.Delete(".*", handler);
+  svr.Options(".*", handler);
+
+  // Replies httplib makes itself (413 of a body over the limit, 400 of a bad request line, a
+  // 500 of an exception) get the envelope too.
+  svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request &req,
+                                                                httplib::Response &res) {
+    if (!res.body.empty() || res.content_length_ > 0)
+      return httplib::Server::HandlerResponse::Unhandled;
+    HttpResponse r;
+    if (res.status == 413)
+      r = errorResponse(413, kCodeTooLarge,
+                        "request body: larger than " + std::to_string(kMaxBodyBytes) + " bytes");
+    else
+      r = errorResponse(res.status, kCodeHttp,
+                        "HTTP " + std::to_string(res.status) + ": " + statusText(res.status));
+    if (req.method == "POST")
+      r.headers.emplace_back("x-should-retry", "false");
+    r.who = tLog.who;
+    apply(std::move(r), res);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  svr.set_exception_handler(
+      [](const httplib::Request &, httplib::Response &res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception &e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("request failed: {}", what);
+        apply(errorResponse(500, errorCode(ErrorKind::Failed), "internal error: " + what), res);
+      });
+
+  svr.set_logger([](const httplib::Request &req, const httplib::Response &res) {
+    double ms = tLog.start == Clock::time_point{}
+                    ? 0.0
+                    : std::chrono::duration<double, std::milli>(Clock::now() - tLog.start).count();
+    spdlog::info("{} {} {} {:.1f}ms {} {}", safeText(req.method, 16), safeText(req.path, 300),
+                 res.status, ms, tLog.who, req.remote_addr);
+    tLog = RequestLog{};
+  });
+
+  int port = config.listen.port;
+  if (port == 0) {
+    port = svr.bind_to_any_port(config.listen.host);
+    if (port < 0)
+      port = 0;
+  } else if (!svr.bind_to_port(config.listen.host, port)) {
+    port = 0;
+  }
+  if (port == 0) {
+    spdlog::error("gateway.listen: cannot listen on {}:{}: {}", config.listen.host,
+                  config.listen.port, std::strerror(errno));
+    return 1;
+  }
+  bool v6 = config.listen.host.find(':') != std::string::npos;
+  std::string url = std::string(config.tls_certificate ? "https" : "http") + "://" +
+                    (v6 ? "[" + config.listen.host + "]" : config.listen.host) + ":" +
+                    std::to_string(port);
+  std::thread listener([&] { svr.listen_after_bind(); });
+  ready(url);
+  wait();
+  svr.stop();
+  listener.join();
+  return 0;
+}
+
+} // namespace ringcap::gateway

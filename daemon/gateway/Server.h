@@ -1,0 +1,18 @@
+// The HTTP(S) server around Api: cpp-httplib with a bounded pool of request threads, body
+// and time limits, the request log, and the file stream of downloads.
+#pragma once
+
+#include "Api.h"
+#include "GatewayConfig.h"
+
+#include <functional>
+
+namespace ringcap::gateway {
+
+// Serves until stopRequested() (polled by the caller's thread through `wait`) returns; calls
+// `ready` with the address it listens on once it accepts connections. Returns 0 after a clean
+// stop, 1 when it could not start (logged).
+int serve(const GatewayConfig &config, Api &api,
+          const std::function<void(const std::string &)> &ready, const std::function<void()> &wait);
+
+} // namespace ringcap::gateway

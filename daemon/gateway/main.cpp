@@ -1,0 +1,97 @@
+// ringcap-gateway: Cloudflare's PCAPs REST API and the dashboard over HTTP(S), in front of
+// ringcapd on the system bus. docs/rest-api.md describes the API, docs/configuration.md the
+// [gateway] table of its configuration.
+#include "Api.h"
+#include "GatewayConfig.h"
+#include "Server.h"
+#include "TokenStore.h"
+
+#include <csignal>
+#include <cstring>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#ifndef RINGCAP_DASHBOARD_DIR
+#define RINGCAP_DASHBOARD_DIR "/usr/local/share/ringcap/dashboard"
+#endif
+#ifndef RINGCAP_DEFAULT_CONFIG
+#define RINGCAP_DEFAULT_CONFIG "/etc/ringcap/ringcapd.toml"
+#endif
+
+using namespace ringcap;
+
+namespace {
+
+void usage(FILE *out) {
+  std::fprintf(out, "usage: ringcap-gateway [--config FILE]\n"
+                    "Serves the PCAPs REST API and the dashboard over ringcapd (the [gateway] "
+                    "table of FILE, default " RINGCAP_DEFAULT_CONFIG ").\n");
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  auto logger = spdlog::stderr_logger_mt("ringcap-gateway");
+  spdlog::set_default_logger(logger);
+  // Under systemd the journal adds the time; the level is enough.
+  spdlog::set_pattern(getenv("INVOCATION_ID") ? "[%l] %v" : "%Y-%m-%dT%H:%M:%S.%e [%l] %v");
+  spdlog::flush_on(spdlog::level::info);
+
+  std::string configPath = RINGCAP_DEFAULT_CONFIG;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      configPath = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      configPath = a.substr(9);
+    } else if (a == "-h" || a == "--help") {
+      usage(stdout);
+      return 0;
+    } else {
+      usage(stderr);
+      return 2;
+    }
+  }
+
+  auto config = gateway::loadGatewayConfig(configPath, RINGCAP_DASHBOARD_DIR);
+  if (!config) {
+    spdlog::error("configuration: {}", config.error().message);
+    sd_notifyf(0, "STATUS=Failed: %s", config.error().message.c_str());
+    return 1;
+  }
+  auto tokens = gateway::TokenStore::load(config->tokens_file);
+  if (!tokens) {
+    spdlog::error("gateway.tokens_file: {}", tokens.error().message);
+    sd_notifyf(0, "STATUS=Failed: %s", tokens.error().message.c_str());
+    return 1;
+  }
+  spdlog::info("{} API token(s) from {}, account {}", tokens->size(), config->tokens_file,
+               config->account_id);
+
+  // SIGTERM and SIGINT are taken by sigwait on the main thread only: block them before any
+  // thread starts, so that every thread inherits the mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  gateway::Api api(config->account_id, std::move(*tokens), config->dashboard_dir);
+  int rc = gateway::serve(
+      *config, api,
+      [&](const std::string &url) {
+        spdlog::info("listening on {} (dashboard: {}/, API: {}/client/v4)", url, url, url);
+        sd_notifyf(0, "READY=1\nSTATUS=Listening on %s", url.c_str());
+      },
+      [&] {
+        int sig = 0;
+        sigwait(&mask, &sig);
+        spdlog::info("signal {}: stopping", sig);
+        sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+      });
+  if (rc == 0)
+    spdlog::info("stopped");
+  return rc;
+}
