@@ -48,7 +48,17 @@ stop_browser() {
     sleep 0.05
   done
 }
-trap 'rc=$?; stop_browser; lab_down $rc' EXIT
+# start_gateway's EXIT trap (the gateway's end, then lab_down) runs after the browser is gone,
+# with the script's exit status.
+PREV_EXIT_TRAP=$(trap -p EXIT | sed "s/^trap -- '\(.*\)' EXIT\$/\1/")
+[ -n "$PREV_EXIT_TRAP" ] || fail "no EXIT trap from start_gateway/lab_up"
+dashboard_exit() {
+  local rc=$?
+  stop_browser
+  (exit "$rc")
+  eval "$PREV_EXIT_TRAP"
+}
+trap dashboard_exit EXIT
 deadline=$((SECONDS + 60))
 until [ -S "$CDP_SOCKET" ]; do
   kill -0 "$CDP_PID" 2>/dev/null || { cat "$LAB_TMP/cdp.log" "$LAB_TMP/chromium.log" >&2; fail "the browser driver exited"; }
@@ -60,7 +70,7 @@ on_fail() {
   [ -S "${CDP_SOCKET:-}" ] && drv screenshot "$LAB_TMP/failed.png" >/dev/null 2>&1 &&
     echo "--- the page at the failure: $LAB_TMP/failed.png (kept only while the lab exists)"
   [ -S "${CDP_SOCKET:-}" ] && { echo "--- the page's problems:"; drv problems 2>&1 | head -n 20; }
-  [ -s "$LAB_TMP/gateway.log" ] && { echo "--- last lines of the gateway's log:"; tail -n 20 "$LAB_TMP/gateway.log"; }
+  [ -s "${GATEWAY_LOG:-}" ] && { echo "--- last lines of the gateway's log:"; tail -n 20 "$GATEWAY_LOG"; }
   [ -s "$LAB_TMP/ringcapd.log" ] && { echo "--- last lines of ringcapd's log:"; tail -n 20 "$LAB_TMP/ringcapd.log"; }
   return 0
 }
@@ -265,7 +275,6 @@ drv quit >/dev/null || fail "closing Chromium"
 rc=0
 wait "$CDP_PID" || rc=$?
 expect_eq "$rc" 0 "exit code of the browser driver"
-stop_gateway_if_any() { declare -F stop_gateway >/dev/null && stop_gateway; return 0; }
-stop_gateway_if_any
+stop_gateway
 stop_ringcapd
 echo "PASS"
