@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A small driver of headless Chromium over the Chrome DevTools Protocol, for shell tests.
 
-  cdp.py serve --socket S --profile DIR --downloads DIR [--log FILE]
+  cdp.py serve --socket S --profile DIR --downloads DIR --log FILE [--chromium PATH]
       starts Chromium (--remote-debugging-pipe: the protocol runs over fds 3 and 4, so no
       port is opened and no WebSocket client is needed), attaches to its page and answers
       commands on the Unix socket S until `quit` (or SIGTERM), then ends Chromium.
@@ -41,7 +41,7 @@ CALL_TIMEOUT = 30.0
 
 
 class Browser:
-    def __init__(self, profile, downloads, log):
+    def __init__(self, chromium, profile, downloads, log):
         rfd_chrome, wfd_us = os.pipe()  # we write commands, Chromium reads them on fd 3
         rfd_us, wfd_chrome = os.pipe()  # Chromium writes answers on fd 4, we read them
 
@@ -54,7 +54,7 @@ class Browser:
             os.dup2(w, 4)
 
         args = [
-            "/usr/bin/chromium", "--headless", "--remote-debugging-pipe",
+            chromium, "--headless", "--remote-debugging-pipe",
             "--user-data-dir=" + profile, "--no-first-run", "--no-default-browser-check",
             "--disable-gpu", "--disable-extensions", "--disable-sync",
             "--disable-background-networking", "--disable-component-update",
@@ -267,7 +267,7 @@ class Browser:
 
 
 def serve(args):
-    browser = Browser(args.profile, args.downloads, args.log)
+    browser = Browser(args.chromium, args.profile, args.downloads, args.log)
 
     def on_term(signum, frame):
         browser.close()
@@ -342,6 +342,7 @@ def main():
     sub = p.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--socket", required=True)
+    s.add_argument("--chromium", default="/usr/bin/chromium")
     s.add_argument("--profile", required=True)
     s.add_argument("--downloads", required=True)
     s.add_argument("--log", required=True)

@@ -36,7 +36,7 @@ start_gateway
 CDP_SOCKET=$LAB_TMP/cdp.sock
 DOWNLOADS=$LAB_TMP/downloads
 mkdir -p "$DOWNLOADS" "$LAB_TMP/chromium-profile"
-/usr/bin/python3 "$HERE/cdp.py" serve --socket "$CDP_SOCKET" --profile "$LAB_TMP/chromium-profile" \
+/usr/bin/python3 "$HERE/cdp.py" serve --chromium "$CHROMIUM" --socket "$CDP_SOCKET" --profile "$LAB_TMP/chromium-profile" \
   --downloads "$DOWNLOADS" --log "$LAB_TMP/chromium.log" 2>"$LAB_TMP/cdp.log" &
 CDP_PID=$!
 # On any exit, the driver ends its Chromium (and waits for it) before the lab's files go.
@@ -224,7 +224,8 @@ page_wait 20 "document.getElementById('start').hidden && [...document.querySelec
   "the full capture listed"
 FULL=$PAGE
 expect_page "document.querySelector('#captures-body tr').dataset.id" "$FULL" "newest first"
-page_wait 20 "document.querySelector('$(row "$FULL") [data-action=stop]') !== null" "Stop offered"
+page_wait 20 "document.querySelector('$(row "$FULL")').dataset.status === 'running' && document.querySelector('$(row "$FULL") [data-action=stop]') !== null" \
+  "the full capture running, with Stop"
 page "document.querySelector('$(row "$FULL")').cells[1].textContent"
 expect_eq "$PAGE" full "type column of the full capture"
 click "$(row "$FULL") [data-action=stop]"
