@@ -160,11 +160,11 @@ int serve(const GatewayConfig &config, Api &api,
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
-  auto handler = [&api](const httplib::Request &req, httplib::Response &res) {
+  auto handle = [&api](const httplib::Request &req, std::string body, httplib::Response &res) {
     HttpRequest r;
     r.method = req.method;
     r.path = req.path;
-    r.body = req.body;
+    r.body = std::move(body);
     r.authorization = header(req, "Authorization");
     r.authKey = header(req, "X-Auth-Key");
     r.authEmail = header(req, "X-Auth-Email");
@@ -172,11 +172,43 @@ int serve(const GatewayConfig &config, Api &api,
     ClientBackend backend;
     apply(api.handle(r, backend), res);
   };
+  auto handler = [handle](const httplib::Request &req, httplib::Response &res) {
+    handle(req, req.body, res);
+  };
+  // Methods that may carry a body read it here: a request with neither Content-Length nor
+  // Transfer-Encoding has no body (RFC 9112, 6.3), where httplib would wait for the
+  // connection to close (curl -X PUT sends such a request).
+  auto withBody = [handle](const httplib::Request &req, httplib::Response &res,
+                           const httplib::ContentReader &reader) {
+    std::string body;
+    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+      bool complete = reader([&](const char *data, size_t n) {
+        body.append(data, n);
+        return body.size() <= kMaxBodyBytes;
+      });
+      if (!complete || body.size() > kMaxBodyBytes) {
+        bool tooLarge = body.size() > kMaxBodyBytes || res.status == 413;
+        HttpResponse r = tooLarge
+                             ? errorResponse(413, kCodeTooLarge,
+                                             "request body: larger than " +
+                                                 std::to_string(kMaxBodyBytes) + " bytes")
+                             : errorResponse(400, kCodeHttp,
+                                             "request body: incomplete (the connection "
+                                             "ended or timed out before Content-Length bytes)");
+        if (req.method == "POST")
+          r.headers.emplace_back("x-should-retry", "false");
+        res.set_header("Connection", "close");
+        apply(std::move(r), res);
+        return;
+      }
+    }
+    handle(req, std::move(body), res);
+  };
   svr.Get(".*", handler);
-  svr.Post(".*", handler);
-  svr.Put(".*", handler);
-  svr.Patch(".*", handler);
-  svr.Delete(".*", handler);
+  svr.Post(".*", httplib::Server::HandlerWithContentReader(withBody));
+  svr.Put(".*", httplib::Server::HandlerWithContentReader(withBody));
+  svr.Patch(".*", httplib::Server::HandlerWithContentReader(withBody));
+  svr.Delete(".*", httplib::Server::HandlerWithContentReader(withBody));
   svr.Options(".*", handler);
 
   // Replies httplib makes itself (413 of a body over the limit, 400 of a bad request line, a

@@ -7,7 +7,9 @@
 #     else in the unit is changed).
 #  2. `systemd-analyze security --offline=yes` is printed, and the overall exposure must not
 #     exceed RINGCAP_MAX_EXPOSURE (docs/security.md accounts for every point of it).
-#  3. systemd-sysusers, run on the DESTDIR, creates the group ringcap from the installed file.
+#     The same two checks for ringcap-gateway.service (GATEWAY_MAX_EXPOSURE, no capability).
+#  3. systemd-sysusers, run on the DESTDIR, creates the group ringcap and the user
+#     ringcap-gateway (a member of ringcap) from the installed file.
 #  4. A dbus-daemon with the tests' system-bus-like configuration (which includes the shipped
 #     policy) starts, and the policy does what docs/dbus-api.md says: only root may own
 #     org.ringcap.Ringcap1; root and members of ringcap may send to it on every interface;
@@ -78,12 +80,39 @@ awk -v e="$exposure" -v m="$RINGCAP_MAX_EXPOSURE" 'BEGIN { exit !(e <= m) }' ||
   fail "exposure $exposure is above $RINGCAP_MAX_EXPOSURE"
 echo "ok: overall exposure $exposure (at most $RINGCAP_MAX_EXPOSURE)"
 
+# --- 1b, 2b. the same for ringcap-gateway.service (no capability: a lower bound) ------------
+GATEWAY_MAX_EXPOSURE=${GATEWAY_MAX_EXPOSURE:-1.1}
+GUNIT=$(find "$ROOT" -path '*/systemd/system/ringcap-gateway.service' | head -n1)
+[ -n "$GUNIT" ] || fail "cmake --install put no ringcap-gateway.service under $ROOT"
+gexe=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$GUNIT")
+[ -x "$ROOT$gexe" ] || fail "ringcap-gateway.service's ExecStart= names $gexe, which cmake --install did not install"
+sed "s|^ExecStart=$gexe |ExecStart=$ROOT$gexe |" "$GUNIT" >"$TMP/verify/ringcap-gateway.service"
+rc=0
+timeout 60 systemd-analyze verify "$TMP/verify/ringcap-gateway.service" >"$TMP/gverify.out" 2>&1 || rc=$?
+if [ "$rc" -ne 0 ] || [ -s "$TMP/gverify.out" ]; then
+  cat "$TMP/gverify.out" >&2
+  fail "systemd-analyze verify ringcap-gateway.service: exit code $rc, output above (any output fails)"
+fi
+echo "ok: systemd-analyze verify of ringcap-gateway.service printed nothing"
+rc=0
+timeout 60 systemd-analyze security --offline=yes "$TMP/verify/ringcap-gateway.service" >"$TMP/gsecurity.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/gsecurity.out"; fail "systemd-analyze security of ringcap-gateway.service: exit code $rc"; }
+gexposure=$(sed -n 's/.*Overall exposure level for ringcap-gateway.service: \([0-9.]*\).*/\1/p' "$TMP/gsecurity.out")
+[ -n "$gexposure" ] || fail "no 'Overall exposure level' line in the gateway's security report"
+awk -v e="$gexposure" -v m="$GATEWAY_MAX_EXPOSURE" 'BEGIN { exit !(e <= m) }' ||
+  { cat "$TMP/gsecurity.out"; fail "ringcap-gateway.service: exposure $gexposure is above $GATEWAY_MAX_EXPOSURE"; }
+echo "ok: ringcap-gateway.service: overall exposure $gexposure (at most $GATEWAY_MAX_EXPOSURE)"
+grep -qx 'CapabilityBoundingSet=' "$GUNIT" || fail "ringcap-gateway.service must drop every capability"
+
 # --- 3. sysusers ---------------------------------------------------------------------------
 mkdir -p "$ROOT/etc"
 timeout 30 systemd-sysusers --root="$ROOT" >"$TMP/sysusers.out" 2>&1 ||
   { cat "$TMP/sysusers.out" >&2; fail "systemd-sysusers --root=$ROOT failed"; }
 grep -q '^ringcap:' "$ROOT/etc/group" || fail "systemd-sysusers did not create the group ringcap from the installed file"
-echo "ok: systemd-sysusers created the group ringcap from the installed sysusers.d file"
+grep -q '^ringcap-gateway:' "$ROOT/etc/passwd" || fail "systemd-sysusers did not create the user ringcap-gateway"
+grep -q '^ringcap:.*[:,]ringcap-gateway\(,\|$\)' "$ROOT/etc/group" ||
+  fail "ringcap-gateway is not a member of ringcap: $(grep '^ringcap:' "$ROOT/etc/group")"
+echo "ok: systemd-sysusers created the group ringcap and the user ringcap-gateway (a member) from the installed sysusers.d file"
 
 # --- 4. D-Bus policy -----------------------------------------------------------------------
 POLICY=$(find "$ROOT" -path '*/dbus-1/system.d/org.ringcap.Ringcap1.conf' | head -n1)
