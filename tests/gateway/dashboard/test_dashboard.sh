@@ -10,7 +10,7 @@
 #  - Buckets: a file:// destination passes the ownership challenge through the panel; a full
 #    capture into it is started from the form, stopped with Stop, and ends `stopped`;
 #  - the page raised no exception and no Content-Security-Policy violation; a bad token brings
-#    back the login form. A screenshot is kept (DASHBOARD_SCREENSHOT=docs/dashboard.png to
+#    back the login form, which signs in again; Forget token empties sessionStorage. A screenshot is kept (DASHBOARD_SCREENSHOT=docs/dashboard.png to
 #    refresh the one in docs/).
 if [ ! -f "$(dirname "$0")/../lib.sh" ]; then
   source "$(dirname "$0")/../../lib/check.sh"
@@ -106,6 +106,8 @@ expect_page 'String(location.href.includes(sessionStorage.getItem("ringcap.token
 expect_page 'sessionStorage.getItem("ringcap.token")' "$GATEWAY_TOKEN" "the token in sessionStorage"
 expect_page 'sessionStorage.getItem("ringcap.account")' "$GATEWAY_ACCOUNT" "the account in sessionStorage"
 expect_page 'document.getElementById("session-account").textContent' "$GATEWAY_ACCOUNT" "the account shown"
+expect_page '[...document.querySelectorAll("input")].filter(i => i.labels.length === 0).map(i => i.id || i.name).join(" ")' "" \
+  "fields without a label"
 
 echo "== a bad value: the API's error next to its field, nothing created"
 click '#open-start'
@@ -271,6 +273,17 @@ page_wait 20 '!document.getElementById("login").hidden && document.getElementByI
 expect_page 'location.hash' "" "the fragment after load"
 page 'document.getElementById("banner").textContent'
 expect_grep "refused the token" "$PAGE" "the banner"
+
+echo "== the login form"
+type_in '#login-token' "$GATEWAY_TOKEN"
+expect_page 'document.getElementById("login-account").value' "$GATEWAY_ACCOUNT" "the account kept in the login form"
+click '#login-save'
+page_wait 20 '!document.getElementById("app").hidden && document.querySelectorAll("#captures-body tr").length === 2' \
+  "the captures listed after signing in with the form"
+expect_page 'sessionStorage.getItem("ringcap.token")' "$GATEWAY_TOKEN" "the token in sessionStorage"
+click '#sign-out'
+page_wait 10 '!document.getElementById("login").hidden && sessionStorage.getItem("ringcap.token") === null' \
+  "Forget token removes the token from sessionStorage"
 
 drv quit >/dev/null || fail "closing Chromium"
 rc=0
