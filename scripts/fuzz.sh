@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-ALL_TARGETS="request_json request_dbus filter_v1 destination_uri daemon_config ring_record pcap_reader s3_xml"
+ALL_TARGETS="request_json request_dbus filter_v1 destination_uri daemon_config ring_record pcap_reader s3_xml gateway_router"
 TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (run scripts/setup.sh)" >&2; exit 1; }

@@ -22,7 +22,12 @@ public:
   Result<void> deleteOwnership(const std::string &id) override;
 
 private:
-  template <typename F> auto with(F &&f) -> decltype(f(std::declval<api::Client &>()));
+  // Runs f on the thread's connection, made first if needed. A connection found closed before
+  // the call is replaced; one that breaks during it is replaced, and the call made once more
+  // when it is idempotent (reads, stop, delete), else answered Failed: a create may have been
+  // done, so it must not look safe to resend.
+  template <typename F>
+  auto with(bool idempotent, F &&f) -> decltype(f(std::declval<api::Client &>()));
 };
 
 } // namespace ringcap::gateway

@@ -5,17 +5,16 @@
 namespace ringcap::gateway {
 namespace {
 
+// "a/b/" -> {"a", "b", ""}: every segment, empty ones included.
 std::vector<std::string_view> split(std::string_view path) {
   std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
+  for (;;) {
+    size_t j = path.find('/');
+    out.push_back(path.substr(0, j));
     if (j == std::string_view::npos)
-      j = path.size();
-    out.push_back(path.substr(i, j - i));
-    i = j + 1;
+      return out;
+    path.remove_prefix(j + 1);
   }
-  return out;
 }
 
 // A path segment that can be an account or an id: no empty segment, no dot segments.
@@ -54,10 +53,13 @@ RouteMatch matchRoute(std::string_view method, std::string_view path) {
   RouteMatch m;
   if (path == kApiBase || path.starts_with(std::string(kApiBase) + "/")) {
     m.api = true;
+    if (path.size() <= kApiBase.size() + 1)
+      return m;
     auto s = split(path.substr(kApiBase.size() + 1));
     // accounts / {a} / pcaps [/ ...]
     if (s.size() < 3 || s[0] != "accounts" || !isSegment(s[1]) || s[2] != "pcaps")
       return m;
+    RouteMatch none = m;
     m.account = std::string(s[1]);
     if (s.size() == 3)
       return pick(method, m, {{"GET", Route::ListCaptures}, {"POST", Route::CreateCapture}});
@@ -70,10 +72,10 @@ RouteMatch matchRoute(std::string_view method, std::string_view path) {
         m.id = std::string(s[4]);
         return pick(method, m, {{"DELETE", Route::DeleteOwnership}});
       }
-      return m;
+      return none;
     }
     if (!isSegment(s[3]))
-      return m;
+      return none;
     m.id = std::string(s[3]);
     if (s.size() == 4)
       return pick(method, m, {{"GET", Route::GetCapture}});
@@ -81,7 +83,7 @@ RouteMatch matchRoute(std::string_view method, std::string_view path) {
       return pick(method, m, {{"PUT", Route::StopCapture}});
     if (s.size() == 5 && s[4] == "download")
       return pick(method, m, {{"GET", Route::DownloadCapture}});
-    return m;
+    return none;
   }
   std::string_view name = path == "/" ? "index.html" : path.substr(path.starts_with("/") ? 1 : 0);
   if (!path.starts_with("/") || !isDashboardFileName(name))

@@ -8,12 +8,17 @@
 #  - whole floats (10.0) taken as integers;
 #  - a filtered capture that reaches success, downloaded (Content-Length = the file's size,
 #    read by capinfos and tshark);
-#  - the request log names the token, never shows it; a burst of bad tokens gets 429.
+#  - the request log names the token, never shows it; a burst of bad tokens gets 429;
+#  - keep-alive replies are not held back (TCP_NODELAY); a client that stops in the middle of
+#    its request is cut off while others are served;
+#  - HTTPS (tls_certificate, tls_key), READY=1 on the notification socket, a pcapng capture
+#    downloaded as application/x-pcapng; SIGTERM ends the gateway with exit code 0.
 source "$(dirname "$0")/lib.sh"
 require_lab
 command -v capinfos >/dev/null || skip "needs capinfos"
 lab_up 101
 start_bus
+BUS_PID=${LAB_PIDS##* } # start_bus's dbus-daemon
 mkdir -p "$LAB_TMP/files/team"
 chmod 755 "$LAB_TMP/files"
 start_ringcapd "[destinations]
@@ -60,6 +65,27 @@ expect_eq "$(jq_ '(j["result"], j["result_info"])')" "([], {'count': 0, 'page': 
 req GET $A/pcaps/ownership "${auth[@]}"
 expect_envelope_ok 200 "GET $A/pcaps/ownership"
 expect_eq "$(jq_ 'j["result"]')" "[]" "no ownership"
+
+echo "== requests on one keep-alive connection are not held back by delayed ACKs"
+# Without TCP_NODELAY the body of each reply (written after its headers) waited for the
+# client's delayed ACK: 40 ms a request. The median of 30 must stay far below that.
+median=$(/usr/bin/python3 - "${GATEWAY_URL#http://}" "$A/pcaps" "$GATEWAY_TOKEN" <<'PY'
+import http.client, sys, time
+host, path, token = sys.argv[1:]
+c = http.client.HTTPConnection(host, timeout=30)
+lat = []
+for _ in range(30):
+    t = time.perf_counter()
+    c.request("GET", path, headers={"Authorization": "Bearer " + token})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200, r.status
+    lat.append(time.perf_counter() - t)
+print(int(sorted(lat)[15] * 1000))
+PY
+)
+[ "$median" -lt 20 ] || fail "median latency on a keep-alive connection: $median ms (at most 20 expected)"
+echo "ok: median latency on a keep-alive connection: $median ms"
 
 echo "== authentication"
 req GET $A/pcaps
@@ -196,6 +222,40 @@ grep -q "POST /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 413 " "$GATEWAY_LOG" ||
 ! grep -qF "$GATEWAY_TOKEN" "$GATEWAY_LOG" || fail "the token is in the gateway's log"
 echo "ok: the log names requests by token name or hash prefix, never the token"
 
+echo "== a client that stops in the middle of its request is cut off; others are served meanwhile"
+/usr/bin/python3 - "${GATEWAY_URL#http://}" >"$LAB_TMP/slow.out" 2>&1 <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never ends its headers
+print("sent", flush=True)
+s.settimeout(30)
+t = time.monotonic()
+data = b""
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except socket.timeout:
+    print("not closed after 30 s", flush=True)
+    sys.exit(1)
+print("closed after %.1f s" % (time.monotonic() - t), flush=True)
+PY
+SLOW_PID=$!
+wait_until 10 grep -q '^sent' "$LAB_TMP/slow.out"
+t0=$(date +%s%N)
+req GET $A/pcaps "${auth[@]}"
+expect_eq "$STATUS" 200 "a request while a slow client holds a connection"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 2000 ] || fail "a request took $ms ms while a slow client held a connection"
+rc=0
+wait "$SLOW_PID" || rc=$?
+expect_eq "$rc" 0 "the slow client's connection was closed by the gateway ($(cat "$LAB_TMP/slow.out" | tail -n 1))"
+secs=$(sed -n 's/^closed after \([0-9]*\)\..*/\1/p' "$LAB_TMP/slow.out")
+[ -n "$secs" ] && [ "$secs" -ge 5 ] && [ "$secs" -le 20 ] || fail "slow client: $(cat "$LAB_TMP/slow.out") (10 to 15 s expected)"
+
 echo "== ringcapd stopped: 503, and a create may be retried"
 stop_ringcapd
 req GET $A/pcaps "${auth[@]}"
@@ -203,6 +263,22 @@ expect_error 503 1008 "ringcapd is not running" "" "GET $A/pcaps without ringcap
 post_json $A/pcaps '{"type":"simple","system":"magic-transit","time_limit":10,"packet_limit":10}'
 expect_error 503 1008 "ringcapd is not running" "" "POST $A/pcaps without ringcapd"
 expect_eq "$(hdr x-should-retry)" true "x-should-retry of a create that never reached ringcapd"
+
+echo "== the bus restarts: 503 while it is away, then the gateway connects again"
+kill -TERM "$BUS_PID"
+wait_until 20 sh -c "! kill -0 $BUS_PID 2>/dev/null"
+rm -f "$LAB_TMP/bus"
+req GET $A/pcaps "${auth[@]}"
+expect_error 503 1008 "the system bus is unreachable" "" "GET /pcaps with the bus gone"
+post_json $A/pcaps '{"type":"simple","system":"magic-transit","time_limit":10,"packet_limit":10}'
+expect_eq "$STATUS" 503 "POST /pcaps with the bus gone"
+start_bus
+start_ringcapd ""
+for i in 1 2 3 4 5 6 7 8 9 10; do # every request thread has to notice
+  req GET $A/pcaps "${auth[@]}"
+  expect_eq "$STATUS" 200 "GET /pcaps ($i) once the bus and ringcapd are back"
+done
+stop_ringcapd
 
 echo "== a burst of bad tokens from one address is answered 429"
 for i in $(seq 1 30); do
@@ -215,5 +291,60 @@ expect_error 429 1002 "too many requests with a missing or bad API token" "" "af
 req GET $A/pcaps "${auth[@]}"
 expect_eq "$STATUS" 429 "a good token from the same address, inside the window"
 
+stop_gateway
+
+echo "== HTTPS with tls_certificate and tls_key; READY=1 to systemd once listening"
+command -v openssl >/dev/null || fail "needs openssl"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$LAB_TMP/gateway/tls.key" -out "$LAB_TMP/gateway/tls.crt" 2>/dev/null
+chgrp ringcap "$LAB_TMP/gateway/tls.key" "$LAB_TMP/gateway/tls.crt"
+chmod 640 "$LAB_TMP/gateway/tls.key"
+chmod 644 "$LAB_TMP/gateway/tls.crt"
+# A stand-in for systemd's notification socket: records what the gateway sends.
+/usr/bin/python3 - "$LAB_TMP/notify.sock" "$LAB_TMP/notify.out" <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.settimeout(60)
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while True:
+        try:
+            out.write(s.recv(4096) + b"\n")
+        except socket.timeout:
+            break
+PY
+LAB_PIDS="$LAB_PIDS $!"
+wait_until 10 test -S "$LAB_TMP/notify.sock"
+NOTIFY_SOCKET=$LAB_TMP/notify.sock start_gateway "tls_certificate = \"$LAB_TMP/gateway/tls.crt\"
+tls_key = \"$LAB_TMP/gateway/tls.key\""
+wait_until 10 grep -q '^READY=1' "$LAB_TMP/notify.out"
+expect_grep "STATUS=Listening on $GATEWAY_URL" "$(cat "$LAB_TMP/notify.out")" "the gateway's notification"
+expect_eq "${GATEWAY_URL%%://*}" https "the URL's scheme with TLS"
+tls=(--cacert "$LAB_TMP/gateway/tls.crt")
+req GET $A/pcaps "${tls[@]}" "${auth[@]}"
+expect_error 503 1008 "ringcapd is not running" "" "GET /pcaps over HTTPS (ringcapd is stopped)"
+
+echo "== over HTTPS, a pcapng capture, downloaded as application/x-pcapng"
+start_ringcapd ""
+post_json $A/pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":30,\"packet_limit\":5,\"output_format\":\"pcapng\",\"filter_v1\":{\"destination_port\":5310}}" "${tls[@]}"
+expect_envelope_ok 200 "POST /pcaps over HTTPS"
+ID=$(jq_ 'j["result"]["id"]')
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 5310 --count 10 --size 200 >/dev/null
+capture_done() { req GET "$A/pcaps/$ID" "${tls[@]}" "${auth[@]}"; [ "$(jq_ 'j["result"]["status"]')" = success ]; }
+wait_until 60 capture_done
+req GET "$A/pcaps/$ID/download" "${tls[@]}" "${auth[@]}"
+cp "$OUT" "$LAB_TMP/dl.pcapng"
+expect_eq "$STATUS" 200 "pcapng download: status"
+expect_eq "$(hdr Content-Type)" application/x-pcapng "pcapng download: Content-Type"
+expect_eq "$(hdr Content-Disposition)" "attachment; filename=\"pcap_$ID.pcapng\"" "pcapng download: Content-Disposition"
+expect_eq "$(hdr Content-Length)" "$(stat -c %s "$LAB_TMP/dl.pcapng")" "pcapng download: Content-Length"
+expect_pcapng "$LAB_TMP/dl.pcapng" "the pcapng download"
+expect_eq "$(capinfos -c -M "$LAB_TMP/dl.pcapng" | awk '/Number of packets/ {print $NF}')" 5 "packets in the pcapng download"
+rc=0
+curl -sS -o /dev/null "http://${GATEWAY_URL#https://}/" 2>/dev/null || rc=$?
+[ "$rc" -ne 0 ] || fail "plain HTTP was answered on the HTTPS port"
+echo "ok: plain HTTP on the HTTPS port fails (curl exit code $rc)"
 stop_gateway
 echo "PASS"
