@@ -8,7 +8,7 @@ packages=(
   clang llvm lld bpftool libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
   linux-libc-dev libc6-dev-i386
   libsystemd-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev googletest
-  libtomlplusplus-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libcpp-httplib-dev curl
+  libtomlplusplus-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libcpp-httplib-dev curl openssl
   iproute2 iputils-ping ethtool tcpdump tshark wireshark-common
   dbus systemd python3 python3-dbus jq debootstrap systemd-container
   nodejs awscli

@@ -335,6 +335,17 @@ HttpResponse Api::call(const RouteMatch &m, const HttpRequest &request, Backend 
   }
 }
 
+void Api::setTokens(TokenStore tokens) {
+  auto next = std::make_shared<const TokenStore>(std::move(tokens));
+  std::lock_guard lock(tokensMutex_);
+  tokens_ = std::move(next);
+}
+
+std::shared_ptr<const TokenStore> Api::tokens() const {
+  std::lock_guard lock(tokensMutex_);
+  return tokens_;
+}
+
 HttpResponse Api::handle(const HttpRequest &request, Backend &backend,
                          BadTokenLimiter::Clock::time_point now) {
   RouteMatch m = matchRoute(request.method, request.path);
@@ -376,7 +387,7 @@ HttpResponse Api::handle(const HttpRequest &request, Backend &backend,
       r = errorResponse(401, kCodeAuthentication,
                         "authentication required: send Authorization: Bearer <API token> (or "
                         "X-Auth-Key and X-Auth-Email)");
-    } else if (token.empty() || !(label = tokens_.check(token))) {
+    } else if (token.empty() || !(label = tokens()->check(token))) {
       limiter_.recordFailure(request.remote, now);
       if (!token.empty())
         who = TokenStore::hashLabel(token);

@@ -112,18 +112,25 @@ private:
 class Api {
 public:
   Api(std::string accountId, TokenStore tokens, std::string dashboardDir)
-      : accountId_(std::move(accountId)), tokens_(std::move(tokens)),
+      : accountId_(std::move(accountId)),
+        tokens_(std::make_shared<const TokenStore>(std::move(tokens))),
         dashboardDir_(std::move(dashboardDir)) {}
 
   HttpResponse handle(const HttpRequest &request, Backend &backend,
                       BadTokenLimiter::Clock::time_point now = BadTokenLimiter::Clock::now());
+
+  // Replaces the tokens (a reload of tokens_file); requests being served keep the set they
+  // started with.
+  void setTokens(TokenStore tokens);
+  std::shared_ptr<const TokenStore> tokens() const;
 
 private:
   HttpResponse serveFile(const std::string &name) const;
   HttpResponse call(const RouteMatch &m, const HttpRequest &request, Backend &backend);
 
   std::string accountId_;
-  TokenStore tokens_;
+  mutable std::mutex tokensMutex_;
+  std::shared_ptr<const TokenStore> tokens_;
   std::string dashboardDir_;
   BadTokenLimiter limiter_;
 };

@@ -22,7 +22,7 @@ struct GatewayConfig {
   std::optional<std::string> tls_certificate;
   std::optional<std::string> tls_key;
   std::string dashboard_dir;
-  uint32_t threads = 8; // request threads
+  uint32_t threads = 16; // request threads
 };
 
 // "127.0.0.1:8787", "[::1]:8787", "localhost:80". Errors say the rule.

@@ -184,6 +184,17 @@ int serve(const GatewayConfig &config, Api &api,
   auto withBody = [handle](const httplib::Request &req, httplib::Response &res,
                            const httplib::ContentReader &reader) {
     std::string body;
+    if (req.is_multipart_form_data()) {
+      // httplib reads such a body only part by part, through callbacks; it is no JSON body.
+      HttpResponse r = errorResponse(400, errorCode(ErrorKind::InvalidRequest),
+                                     "request body: must be a JSON object (Content-Type "
+                                     "application/json), not multipart/form-data");
+      if (req.method == "POST")
+        r.headers.emplace_back("x-should-retry", "false");
+      res.set_header("Connection", "close"); // the body is left unread
+      apply(std::move(r), res);
+      return;
+    }
     if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
       bool complete = reader([&](const char *data, size_t n) {
         body.append(data, n);
@@ -233,25 +244,33 @@ int serve(const GatewayConfig &config, Api &api,
     apply(std::move(r), res);
     return httplib::Server::HandlerResponse::Handled;
   }));
-  svr.set_exception_handler(
-      [](const httplib::Request &, httplib::Response &res, std::exception_ptr ep) {
-        std::string what = "unknown exception";
-        try {
-          std::rethrow_exception(ep);
-        } catch (const std::exception &e) {
-          what = e.what();
-        } catch (...) {
-        }
-        spdlog::error("request failed: {}", what);
-        apply(errorResponse(500, errorCode(ErrorKind::Failed), "internal error: " + what), res);
-      });
+  svr.set_exception_handler([](const httplib::Request &req, httplib::Response &res,
+                               std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception &e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("request failed: {}", what);
+    HttpResponse r = errorResponse(500, errorCode(ErrorKind::Failed), "internal error: " + what);
+    if (req.method == "POST")
+      r.headers.emplace_back("x-should-retry", "false");
+    res.set_header("Connection", "close"); // where the request ended is unknown
+    apply(std::move(r), res);
+  });
 
   svr.set_logger([](const httplib::Request &req, const httplib::Response &res) {
     double ms = tLog.start == Clock::time_point{}
                     ? 0.0
                     : std::chrono::duration<double, std::milli>(Clock::now() - tLog.start).count();
-    spdlog::info("{} {} {} {:.1f}ms {} {}", safeText(req.method, 16), safeText(req.path, 300),
-                 res.status, ms, tLog.who, req.remote_addr);
+    // Every field present, "-" where httplib could not parse it (a 414, a bad request line).
+    auto field = [](const std::string &s, size_t max) {
+      return s.empty() ? "-" : safeText(s, max);
+    };
+    spdlog::info("{} {} {} {:.1f}ms {} {}", field(req.method, 16), field(req.path, 300), res.status,
+                 ms, tLog.who, field(req.remote_addr, 64));
     tLog = RequestLog{};
   });
 

@@ -114,7 +114,7 @@ Result<TokenStore> TokenStore::parse(const std::string &text, const std::string 
 Result<TokenStore> TokenStore::load(const std::string &path) {
   std::ifstream in(path);
   if (!in)
-    return Error::fromErrno(errno, "tokens_file " + path);
+    return Error::fromErrno(errno, path);
   std::ostringstream s;
   s << in.rdbuf();
   return parse(s.str(), path);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #ifndef RINGCAP_DASHBOARD_DIR
@@ -27,6 +28,21 @@ void usage(FILE *out) {
   std::fprintf(out, "usage: ringcap-gateway [--config FILE]\n"
                     "Serves the PCAPs REST API and the dashboard over ringcapd (the [gateway] "
                     "table of FILE, default " RINGCAP_DEFAULT_CONFIG ").\n");
+}
+
+// SIGHUP: reads tokens_file again. A file that cannot be read or parsed leaves the tokens as
+// they were (logged); the gateway keeps serving either way.
+void reloadTokens(gateway::Api &api, const std::string &path) {
+  sd_notify(0, "RELOADING=1\nSTATUS=Reloading the tokens");
+  auto tokens = gateway::TokenStore::load(path);
+  if (!tokens) {
+    spdlog::error("gateway.tokens_file: {}; keeping the {} token(s) read before",
+                  tokens.error().message, api.tokens()->size());
+  } else {
+    spdlog::info("reloaded {} API token(s) from {}", tokens->size(), path);
+    api.setTokens(std::move(*tokens));
+  }
+  sd_notify(0, "READY=1\nSTATUS=Listening");
 }
 
 } // namespace
@@ -68,6 +84,10 @@ int main(int argc, char **argv) {
   }
   spdlog::info("{} API token(s) from {}, account {}", tokens->size(), config->tokens_file,
                config->account_id);
+  if (struct stat st{}; ::stat(config->tokens_file.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
+    spdlog::warn("gateway.tokens_file: {} is readable by every user (mode {:o}); make it 0640, "
+                 "group ringcap-gateway",
+                 config->tokens_file, st.st_mode & 07777);
 
   // SIGTERM and SIGINT are taken by sigwait on the main thread only: block them before any
   // thread starts, so that every thread inherits the mask.
@@ -75,6 +95,7 @@ int main(int argc, char **argv) {
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -86,10 +107,17 @@ int main(int argc, char **argv) {
         sd_notifyf(0, "READY=1\nSTATUS=Listening on %s", url.c_str());
       },
       [&] {
-        int sig = 0;
-        sigwait(&mask, &sig);
-        spdlog::info("signal {}: stopping", sig);
-        sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+        for (;;) {
+          int sig = 0;
+          sigwait(&mask, &sig);
+          if (sig == SIGHUP) {
+            reloadTokens(api, config->tokens_file);
+            continue;
+          }
+          spdlog::info("signal {}: stopping", sig);
+          sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+          return;
+        }
       });
   if (rc == 0)
     spdlog::info("stopped");

@@ -84,8 +84,7 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
   auto interval = std::chrono::seconds(config_.simple_interval_seconds);
   if (request->type == CaptureType::Simple && lastSimple_ && now - *lastSimple_ < interval)
     return Error{kRateLimited, "simple captures are limited to one per " +
-                                   std::to_string(config_.simple_interval_seconds) +
-                                   " s; " +
+                                   std::to_string(config_.simple_interval_seconds) + " s; " +
                                    api::retryAfterPhrase(seconds(*lastSimple_ + interval - now))};
   if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
     return Error{ENOSPC, "No space left on device: the state directory " + config_.state_directory +

@@ -36,7 +36,7 @@ TEST(GatewayConfig, MinimalTableGetsTheDocumentedDefaults) {
   EXPECT_FALSE(c->tls_certificate);
   EXPECT_FALSE(c->tls_key);
   EXPECT_EQ(c->dashboard_dir, "/usr/share/ringcap/dashboard");
-  EXPECT_EQ(c->threads, 8u);
+  EXPECT_EQ(c->threads, 16u);
 }
 
 TEST(GatewayConfig, EveryKeySet) {

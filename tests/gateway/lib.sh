@@ -1,6 +1,6 @@
 # ringcap-gateway for test scripts (bash), on top of tests/integration/lib.sh. Use:
 #
-#   source "$(dirname "$0")/../gateway/lib.sh"   # also sources tests/integration/lib.sh
+#   source "$(dirname "$0")/../lib.sh"   # from tests/gateway/<dir>/; sources tests/integration/lib.sh
 #   require_lab; lab_up 90; start_bus; start_ringcapd ""
 #   start_gateway            # or: start_gateway 'threads = 4' (more keys for [gateway])
 #   curl -fsS -H "Authorization: Bearer $GATEWAY_TOKEN" \
@@ -17,9 +17,14 @@
 #   GATEWAY_TOKEN    a valid API token (Authorization: Bearer $GATEWAY_TOKEN)
 #   GATEWAY_API      $GATEWAY_URL/client/v4/accounts/$GATEWAY_ACCOUNT
 #   GATEWAY_PID, GATEWAY_LOG (its stderr: one line per request)
+# GATEWAY_ACCOUNT and GATEWAY_TOKEN may be set before the call to choose them (a second
+# start_gateway in one script keeps them). NOTIFY_SOCKET, when exported, reaches the gateway.
+# start_gateway sets the EXIT trap to gateway_exit (which ends with lab_down): a script with a
+# trap of its own must call gateway_exit from it.
 # The dashboard is served from daemon/gateway/dashboard/ of this checkout (GATEWAY_DASHBOARD_DIR
-# overrides it). stop_gateway stops it with SIGTERM and fails unless it exits with code 0
-# within 30 s; when the script ends (EXIT), a gateway still running is stopped the same way
+# overrides it; GATEWAY selects the binary, such as a sanitizer build's). stop_gateway stops it
+# with SIGTERM and fails unless it exits with code 0 within 30 s and its log holds no
+# sanitizer report; when the script ends (EXIT), a gateway still running is stopped the same way
 # and a non-zero exit code fails the script, then lab_down runs.
 
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
@@ -54,9 +59,9 @@ gateway_exit() {
 }
 
 # SIGTERM to the gateway; sets GATEWAY_STOP_PROBLEM (empty when it exited with code 0 within
-# 30 s).
+# 30 s and its log holds no sanitizer report).
 gateway_stop_check() {
-  local rc=0 deadline=$((SECONDS + 30))
+  local rc=0 deadline=$((SECONDS + 30)) lines
   GATEWAY_STOP_PROBLEM=""
   kill -TERM "$GATEWAY_PID" 2>/dev/null || true
   while kill -0 "$GATEWAY_PID" 2>/dev/null; do
@@ -68,7 +73,12 @@ gateway_stop_check() {
     sleep 0.05
   done
   wait "$GATEWAY_PID" 2>/dev/null || rc=$?
-  [ "$rc" -eq 0 ] || GATEWAY_STOP_PROBLEM="ringcap-gateway exited with code $rc after SIGTERM (0 expected)"
+  if [ "$rc" -ne 0 ]; then
+    GATEWAY_STOP_PROBLEM="ringcap-gateway exited with code $rc after SIGTERM (0 expected)"
+    return 0
+  fi
+  lines=$(sanitizer_lines "$GATEWAY_LOG" | head -n 20)
+  [ -z "$lines" ] || GATEWAY_STOP_PROBLEM="a sanitizer report in the gateway's log: $lines"
   return 0
 }
 

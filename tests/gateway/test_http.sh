@@ -9,10 +9,12 @@
 #  - a filtered capture that reaches success, downloaded (Content-Length = the file's size,
 #    read by capinfos and tshark);
 #  - the request log names the token, never shows it; a burst of bad tokens gets 429;
+#  - SIGHUP reads the tokens file again (a broken file keeps the tokens read before);
 #  - keep-alive replies are not held back (TCP_NODELAY); a client that stops in the middle of
 #    its request is cut off while others are served;
 #  - HTTPS (tls_certificate, tls_key), READY=1 on the notification socket, a pcapng capture
-#    downloaded as application/x-pcapng; SIGTERM ends the gateway with exit code 0.
+#    of 10000 packets downloaded as application/x-pcapng without the gateway's peak memory
+#    growing by half the file; SIGTERM ends the gateway with exit code 0.
 source "$(dirname "$0")/lib.sh"
 require_lab
 command -v capinfos >/dev/null || skip "needs capinfos"
@@ -128,6 +130,9 @@ post_json $A/pcaps '[1,2]'
 expect_error 400 1001 "request body: must be a JSON object" "" "a body that is an array"
 post_json $A/pcaps/ownership '{"destination_conf": 5}'
 expect_error 400 1001 "destination_conf: must be a string" /destination_conf "a destination_conf that is a number"
+req POST $A/pcaps "${auth[@]}" -F type=simple
+expect_error 400 1001 "not multipart/form-data" "" "a multipart/form-data body"
+expect_eq "$(hdr x-should-retry)" false "x-should-retry of a multipart body"
 head -c 70000 /dev/zero | tr '\0' ' ' >"$LAB_TMP/big.json"
 req POST $A/pcaps "${auth[@]}" -H 'Content-Type: application/json' --data-binary "@$LAB_TMP/big.json"
 expect_error 413 7002 "larger than 65536 bytes" "" "a body of 70000 bytes"
@@ -221,6 +226,26 @@ grep -q "GET /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 401 [0-9.]*ms sha256:[0-
 grep -q "POST /client/v4/accounts/$GATEWAY_ACCOUNT/pcaps 413 " "$GATEWAY_LOG" || fail "no log line of the 413"
 ! grep -qF "$GATEWAY_TOKEN" "$GATEWAY_LOG" || fail "the token is in the gateway's log"
 echo "ok: the log names requests by token name or hash prefix, never the token"
+
+echo "== SIGHUP reads the tokens file again; a broken one leaves the tokens as they were"
+NEW_TOKEN=second-token-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'test %s\nsecond %s\n' "$GATEWAY_TOKEN" "$NEW_TOKEN" >"$LAB_TMP/gateway/tokens"
+kill -HUP "$GATEWAY_PID"
+wait_until 10 grep -q "reloaded 2 API token(s)" "$GATEWAY_LOG"
+req GET $A/pcaps -H "Authorization: Bearer $NEW_TOKEN"
+expect_eq "$STATUS" 200 "a token added to the file, after SIGHUP"
+grep -q "GET $A/pcaps 200 [0-9.]*ms second 127.0.0.1" "$GATEWAY_LOG" || fail "no log line naming the token 'second'"
+echo "short" >"$LAB_TMP/gateway/tokens"
+kill -HUP "$GATEWAY_PID"
+wait_until 10 grep -q "keeping the 2 token(s) read before" "$GATEWAY_LOG"
+expect_grep "tokens:1: a token must be 16 to 512" "$(grep 'keeping the 2' "$GATEWAY_LOG")" "the log of a broken tokens file"
+req GET $A/pcaps -H "Authorization: Bearer $NEW_TOKEN"
+expect_eq "$STATUS" 200 "the tokens after a broken file and SIGHUP"
+printf 'test %s\n' "$GATEWAY_TOKEN" >"$LAB_TMP/gateway/tokens"
+kill -HUP "$GATEWAY_PID"
+wait_until 10 grep -q "reloaded 1 API token(s)" "$GATEWAY_LOG"
+req GET $A/pcaps -H "Authorization: Bearer $NEW_TOKEN"
+expect_eq "$STATUS" 401 "a token removed from the file, after SIGHUP"
 
 echo "== a client that stops in the middle of its request is cut off; others are served meanwhile"
 /usr/bin/python3 - "${GATEWAY_URL#http://}" >"$LAB_TMP/slow.out" 2>&1 <<'PY' &
@@ -317,31 +342,49 @@ with open(sys.argv[2], "ab", buffering=0) as out:
 PY
 LAB_PIDS="$LAB_PIDS $!"
 wait_until 10 test -S "$LAB_TMP/notify.sock"
-NOTIFY_SOCKET=$LAB_TMP/notify.sock start_gateway "tls_certificate = \"$LAB_TMP/gateway/tls.crt\"
+# A dashboard directory of its own: a file that is a symbolic link is not served.
+mkdir -p "$LAB_TMP/dash"
+echo '<!doctype html><title>t</title>' >"$LAB_TMP/dash/index.html"
+echo 'body{}' >"$LAB_TMP/dash/style.css"
+ln -s /etc/passwd "$LAB_TMP/dash/passwd.txt"
+chmod -R a+rX "$LAB_TMP/dash"
+GATEWAY_DASHBOARD_DIR=$LAB_TMP/dash NOTIFY_SOCKET=$LAB_TMP/notify.sock start_gateway "tls_certificate = \"$LAB_TMP/gateway/tls.crt\"
 tls_key = \"$LAB_TMP/gateway/tls.key\""
 wait_until 10 grep -q '^READY=1' "$LAB_TMP/notify.out"
 expect_grep "STATUS=Listening on $GATEWAY_URL" "$(cat "$LAB_TMP/notify.out")" "the gateway's notification"
 expect_eq "${GATEWAY_URL%%://*}" https "the URL's scheme with TLS"
 tls=(--cacert "$LAB_TMP/gateway/tls.crt")
+req GET /style.css "${tls[@]}"
+expect_eq "$STATUS $(hdr Content-Type)" "200 text/css; charset=utf-8" "GET /style.css over HTTPS"
+req GET /passwd.txt "${tls[@]}"
+expect_eq "$STATUS" 404 "GET of a dashboard file that is a symbolic link"
 req GET $A/pcaps "${tls[@]}" "${auth[@]}"
 expect_error 503 1008 "ringcapd is not running" "" "GET /pcaps over HTTPS (ringcapd is stopped)"
 
-echo "== over HTTPS, a pcapng capture, downloaded as application/x-pcapng"
+echo "== over HTTPS, a pcapng capture of 10000 packets, streamed as application/x-pcapng"
 start_ringcapd ""
-post_json $A/pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":30,\"packet_limit\":5,\"output_format\":\"pcapng\",\"filter_v1\":{\"destination_port\":5310}}" "${tls[@]}"
+post_json $A/pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":60,\"packet_limit\":10000,\"output_format\":\"pcapng\",\"filter_v1\":{\"destination_port\":5310}}" "${tls[@]}"
 expect_envelope_ok 200 "POST /pcaps over HTTPS"
 ID=$(jq_ 'j["result"]["id"]')
-in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 5310 --count 10 --size 200 >/dev/null
+in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 5310 --count 10000 --size 1400 >/dev/null
 capture_done() { req GET "$A/pcaps/$ID" "${tls[@]}" "${auth[@]}"; [ "$(jq_ 'j["result"]["status"]')" = success ]; }
 wait_until 60 capture_done
+peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$GATEWAY_PID/status"; }
+peak_before=$(peak_kib)
 req GET "$A/pcaps/$ID/download" "${tls[@]}" "${auth[@]}"
+peak_after=$(peak_kib)
 cp "$OUT" "$LAB_TMP/dl.pcapng"
+size_kib=$(($(stat -c %s "$LAB_TMP/dl.pcapng") / 1024))
+[ "$size_kib" -gt 1000 ] || fail "the pcapng download is only $size_kib KiB"
+[ $((peak_after - peak_before)) -lt $((size_kib / 2)) ] ||
+  fail "the gateway's peak memory grew by $((peak_after - peak_before)) KiB for a download of $size_kib KiB"
+echo "ok: a download of $size_kib KiB raised the gateway's peak memory by $((peak_after - peak_before)) KiB (streamed)"
 expect_eq "$STATUS" 200 "pcapng download: status"
 expect_eq "$(hdr Content-Type)" application/x-pcapng "pcapng download: Content-Type"
 expect_eq "$(hdr Content-Disposition)" "attachment; filename=\"pcap_$ID.pcapng\"" "pcapng download: Content-Disposition"
 expect_eq "$(hdr Content-Length)" "$(stat -c %s "$LAB_TMP/dl.pcapng")" "pcapng download: Content-Length"
 expect_pcapng "$LAB_TMP/dl.pcapng" "the pcapng download"
-expect_eq "$(capinfos -c -M "$LAB_TMP/dl.pcapng" | awk '/Number of packets/ {print $NF}')" 5 "packets in the pcapng download"
+expect_eq "$(capinfos -c -M "$LAB_TMP/dl.pcapng" | awk '/Number of packets/ {print $NF}')" 10000 "packets in the pcapng download"
 rc=0
 curl -sS -o /dev/null "http://${GATEWAY_URL#https://}/" 2>/dev/null || rc=$?
 [ "$rc" -ne 0 ] || fail "plain HTTP was answered on the HTTPS port"
