@@ -12,6 +12,7 @@ packages=(
   iproute2 iputils-ping ethtool tcpdump tshark wireshark-common
   dbus systemd python3 python3-dbus jq debootstrap systemd-container
   nodejs awscli
+  chromium
   netsniff-ng linux-perf python3-matplotlib
   libclang-rt-14-dev
   etcd-server etcd-client
