@@ -3,6 +3,7 @@
 #include "engine/CaptureProgram.h"
 #include "../lib/Skip.h"
 #include "PacketBuilder.h"
+#include "engine/CaptureJob.h"
 #include "engine/ClockStepWatch.h"
 #include "engine/RingDrainer.h"
 #include "request/FilterV1.h"
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <gtest/gtest.h>
 #include <latch>
 #include <linux/bpf.h>
@@ -1247,6 +1249,51 @@ TEST_F(CaptureProgramTest, EveryCounterFieldIsSummedAndBaselined) {
   disarm(1);
   arm(1, slotWith(7));
   EXPECT_EQ(describe(counters(1)), describe(SlotCounters{}));
+}
+
+// Adds `delta` to one counter of `slot` on CPU 0 in the program's counters map.
+void bumpCounter(int progFd, unsigned slot, __u64 ringcap_slot_counters::*field, uint64_t delta) {
+  int mapFd = countersMapFd(progFd);
+  ASSERT_GE(mapFd, 0) << "finding the counters map: " << std::strerror(errno);
+  std::vector<ringcap_counters> values(static_cast<size_t>(libbpf_num_possible_cpus()));
+  uint32_t key = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(mapFd, &key, values.data()), 0) << std::strerror(errno);
+  values[0].slot[slot].*field += delta;
+  ASSERT_EQ(bpf_map_update_elem(mapFd, &key, values.data(), BPF_EXIST), 0) << std::strerror(errno);
+  close(mapFd);
+}
+
+TEST_F(CaptureProgramTest, ARefusalWhileBudgetIsLeftDoesNotEndTheCapture) {
+  // A CPU can refuse a packet while the rest of the budget is on its way between the shared
+  // budget and another CPU's lease (docs/design.md). That refusal is not the end of the
+  // budget: a capture with packets and bytes left goes on, and ends when a limit is reached.
+  auto drainer = RingDrainer::create(program_->ringFd());
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  CaptureRequest request;
+  request.type = CaptureType::Full;
+  request.time_limit = 60;
+  request.packet_limit = 100;
+  request.byte_limit = 1u << 20;
+  char dir[] = "/tmp/ringcap-jobtest.XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/job.pcapng";
+  auto job = CaptureJob::start(*program_, **drainer, request, SlotOptions{}, path,
+                               {Attachment{1, "lo"}}, "test");
+  ASSERT_TRUE(job) << job.error().message;
+  unsigned slot = (*job)->slot();
+  auto now = std::chrono::steady_clock::now();
+
+  bumpCounter(fd(), slot, &ringcap_slot_counters::limit_reached, 1);
+  EXPECT_EQ((*job)->check(now), StopReason::None) << "one refusal with 100 packets and 1 MiB left";
+
+  // Too few bytes left for another packet of the snap length: the byte budget has run out.
+  bumpCounter(fd(), slot, &ringcap_slot_counters::bytes_captured, (1u << 20) - 100);
+  EXPECT_EQ((*job)->check(now), StopReason::ByteLimit);
+
+  bumpCounter(fd(), slot, &ringcap_slot_counters::captured, 100);
+  EXPECT_EQ((*job)->check(now), StopReason::PacketLimit);
+  job->reset();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(CaptureProgramTest, ConsumeTakesAtMostTheGivenNumberOfRecords) {

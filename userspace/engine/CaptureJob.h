@@ -88,6 +88,7 @@ private:
   RingDrainer &drainer_;
   CaptureRequest request_;
   unsigned slot_ = 0;
+  uint32_t snaplen_ = 0; // the slot's snap length: the largest record a packet can take
   bool armed_ = false;
   bool routed_ = false; // the slot's records go to this job (and the slot is held once disarmed)
   std::string path_;
