@@ -461,7 +461,10 @@ HttpResponse Api::handle(const HttpRequest &request, Backend &backend,
       constexpr std::string_view bearer = "Bearer ";
       if (request.authorization.size() > bearer.size() &&
           std::equal(bearer.begin(), bearer.end(), request.authorization.begin(),
-                     [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+                     [](char a, char b) {
+                       return std::tolower(static_cast<unsigned char>(a)) ==
+                              std::tolower(static_cast<unsigned char>(b));
+                     }))
         token = request.authorization.substr(bearer.size());
     } else if (!request.authKey.empty()) {
       sent = true;

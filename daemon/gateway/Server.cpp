@@ -1,5 +1,7 @@
 #include "Server.h"
 
+#include "util/Text.h"
+
 #include "ClientBackend.h"
 
 #include <atomic>
@@ -266,22 +268,24 @@ int serve(const GatewayConfig &config, Api &api,
     apply(std::move(r), res);
     return httplib::Server::HandlerResponse::Handled;
   }));
-  svr.set_exception_handler([](const httplib::Request &req, httplib::Response &res,
-                               std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception &e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("request failed: {}", what);
-    HttpResponse r = errorResponse(500, errorCode(ErrorKind::Failed), "internal error: " + what);
-    if (req.method == "POST")
-      r.headers.emplace_back("x-should-retry", "false");
-    res.set_header("Connection", "close"); // where the request ended is unknown
-    apply(std::move(r), res);
-  });
+  svr.set_exception_handler(
+      [](const httplib::Request &req, httplib::Response &res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception &e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("request failed: {}", safeText(what));
+        // The client, who may not have sent a valid token, learns nothing of the inside.
+        HttpResponse r = errorResponse(500, errorCode(ErrorKind::Failed),
+                                       "internal error; the gateway's log has the details");
+        if (req.method == "POST")
+          r.headers.emplace_back("x-should-retry", "false");
+        res.set_header("Connection", "close"); // where the request ended is unknown
+        apply(std::move(r), res);
+      });
 
   svr.set_logger([](const httplib::Request &req, const httplib::Response &res) {
     double ms = tLog.start == Clock::time_point{}

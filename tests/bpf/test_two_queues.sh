@@ -92,7 +92,7 @@ disorder=$(tshark_fields "$OUT" frame.time_epoch | python3 -c '
 import sys
 t = [float(x) for x in sys.stdin if x.strip()]
 print(sum(1 for a, b in zip(t, t[1:]) if b < a))')
-echo "records out of timestamp order: $disorder (the drainer merges the rings; a record stamped just before another CPU's can still commit after it)"
+echo "info: records out of timestamp order: $disorder (the drainer merges the rings; a record stamped just before another CPU's can still commit after it)"
 
 # 2. packet_limit 5000 under 2 x 20000 datagrams.
 OUT2=$LAB_TMP/limit.pcapng

@@ -321,13 +321,18 @@ echo "== clients that keep every thread busy with kept-alive connections do not 
 import http.client, sys, threading, time
 host, n, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 closes = [0]
+served = threading.Semaphore(0)  # one release per holder, at its first reply
 def hold():
     end = time.monotonic() + duration
     c = http.client.HTTPConnection(host, timeout=30)
+    first = True
     while time.monotonic() < end:
         c.request("GET", "/")
         r = c.getresponse()
         r.read()
+        if first:
+            served.release()
+            first = False
         if (r.getheader("Connection") or "").lower() == "close":
             closes[0] += 1
             c.close()
@@ -337,7 +342,11 @@ def hold():
 threads = [threading.Thread(target=hold) for _ in range(n)]
 for t in threads:
     t.start()
-time.sleep(2)
+# Every holder has a thread and a kept-alive connection before the probe is sent.
+for _ in range(n):
+    if not served.acquire(timeout=20):
+        print("not every holder was served within 20 s", flush=True)
+        sys.exit(1)
 t = time.monotonic()
 c = http.client.HTTPConnection(host, timeout=30)
 c.request("GET", "/index.html")
