@@ -159,6 +159,12 @@ void setCommon(CURL *curl, const EtcdOptions &o) {
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, long(o.connectTimeout.count()));
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_POST, 1L);
+  // A member that vanishes without closing the connection (a partition, a power loss) is
+  // noticed by TCP keepalive, also under a quiet watch: after 10 s of silence, then every 5 s
+  // for the kernel's tcp_keepalive_probes (9 by default: about 55 s in all).
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 10L);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 5L);
 }
 
 } // namespace
