@@ -8,7 +8,7 @@
 #    once traffic was sent; Download saves a file that capinfos/tshark read, holding exactly
 #    the packets that were sent and matched, byte for byte the API's download;
 #  - Buckets: a file:// destination passes the ownership challenge through the panel; a full
-#    capture into it is started from the form, stopped with Stop, and ends `stopped`;
+#    capture into it is started from the form, stopped with Stop, and ends `success` with stop reason `stopped`;
 #  - the page raised no exception and no Content-Security-Policy violation; a bad token brings
 #    back the login form, which signs in again; Forget token empties sessionStorage. A screenshot is kept (DASHBOARD_SCREENSHOT=docs/dashboard.png to
 #    refresh the one in docs/).
