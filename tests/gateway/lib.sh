@@ -61,25 +61,23 @@ gateway_exit() {
 # SIGTERM to the gateway; sets GATEWAY_STOP_PROBLEM (empty when it exited with code 0 within
 # 30 s and its log holds no sanitizer report).
 gateway_stop_check() {
-  local rc=0 deadline=$((SECONDS + 30)) lines
-  GATEWAY_STOP_PROBLEM=""
-  kill -TERM "$GATEWAY_PID" 2>/dev/null || true
-  while kill -0 "$GATEWAY_PID" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      kill -KILL "$GATEWAY_PID" 2>/dev/null || true
-      GATEWAY_STOP_PROBLEM="ringcap-gateway did not exit within 30 s of SIGTERM (killed)"
-      return 0
-    fi
-    sleep 0.05
-  done
-  wait "$GATEWAY_PID" 2>/dev/null || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    GATEWAY_STOP_PROBLEM="ringcap-gateway exited with code $rc after SIGTERM (0 expected)"
-    return 0
-  fi
-  lines=$(sanitizer_lines "$GATEWAY_LOG" | head -n 20)
-  [ -z "$lines" ] || GATEWAY_STOP_PROBLEM="a sanitizer report in the gateway's log: $lines"
-  return 0
+  stop_check ringcap-gateway "$GATEWAY_PID" "$GATEWAY_LOG"
+  GATEWAY_STOP_PROBLEM=$STOP_PROBLEM
+}
+
+# make_gateway_tls: a self-signed certificate for 127.0.0.1 and its key in $LAB_TMP/gateway/
+# (tls.crt, tls.key), readable by the gateway's group, for start_gateway's tls_certificate
+# and tls_key lines.
+make_gateway_tls() {
+  command -v openssl >/dev/null || fail "needs openssl"
+  mkdir -p "$LAB_TMP/gateway"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$LAB_TMP/gateway/tls.key" -out "$LAB_TMP/gateway/tls.crt" 2>/dev/null ||
+    fail "openssl could not make a test certificate"
+  chgrp ringcap "$LAB_TMP/gateway/tls.key" "$LAB_TMP/gateway/tls.crt"
+  chmod 640 "$LAB_TMP/gateway/tls.key"
+  chmod 644 "$LAB_TMP/gateway/tls.crt"
 }
 
 stop_gateway() {

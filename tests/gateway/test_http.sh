@@ -399,13 +399,7 @@ expect_eq "$STATUS" 429 "a good token from the same address, inside the window"
 stop_gateway
 
 echo "== HTTPS with tls_certificate and tls_key; READY=1 to systemd once listening"
-command -v openssl >/dev/null || fail "needs openssl"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-  -keyout "$LAB_TMP/gateway/tls.key" -out "$LAB_TMP/gateway/tls.crt" 2>/dev/null
-chgrp ringcap "$LAB_TMP/gateway/tls.key" "$LAB_TMP/gateway/tls.crt"
-chmod 640 "$LAB_TMP/gateway/tls.key"
-chmod 644 "$LAB_TMP/gateway/tls.crt"
+make_gateway_tls
 # A stand-in for systemd's notification socket: records what the gateway sends.
 /usr/bin/python3 - "$LAB_TMP/notify.sock" "$LAB_TMP/notify.out" <<'PY' &
 import os, socket, sys

@@ -235,25 +235,31 @@ CONF
 # SIGTERM to ringcapd (not in a subshell: it waits for its child); sets STOP_PROBLEM to what
 # is wrong with how it ended, empty when it exited with code 0 within 30 s and its log holds
 # no sanitizer report.
-ringcapd_stop_check() {
-  local rc=0 deadline=$((SECONDS + 30)) lines
+ringcapd_stop_check() { stop_check ringcapd "$RINGCAPD_PID" "$LAB_TMP/ringcapd.log"; }
+
+# stop_check NAME PID LOG: SIGTERM to a service the test started, then sets STOP_PROBLEM to
+# what is wrong with how it ended (empty when it exited with code 0 within 30 s and LOG holds
+# no sanitizer report). Shared by ringcapd and ringcap-gateway (tests/gateway/lib.sh).
+stop_check() {
+  local name=$1 pid=$2 log=$3 rc=0 deadline=$((SECONDS + 30)) lines
   STOP_PROBLEM=""
-  kill -TERM "$RINGCAPD_PID" 2>/dev/null || true
-  while kill -0 "$RINGCAPD_PID" 2>/dev/null; do
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do
     if [ $SECONDS -ge $deadline ]; then
-      kill -KILL "$RINGCAPD_PID" 2>/dev/null || true
-      STOP_PROBLEM="ringcapd did not exit within 30 s of SIGTERM (killed)"
+      kill -KILL "$pid" 2>/dev/null || true
+      STOP_PROBLEM="$name did not exit within 30 s of SIGTERM (killed)"
       return 0
     fi
     sleep 0.05
   done
-  wait "$RINGCAPD_PID" 2>/dev/null || rc=$?
+  wait "$pid" 2>/dev/null || rc=$?
   if [ "$rc" -ne 0 ]; then
-    STOP_PROBLEM="ringcapd exited with code $rc after SIGTERM (0 expected)"
+    STOP_PROBLEM="$name exited with code $rc after SIGTERM (0 expected)"
     return 0
   fi
-  lines=$(sanitizer_lines "$LAB_TMP/ringcapd.log" | head -n 20)
-  [ -z "$lines" ] || STOP_PROBLEM="a sanitizer report in ringcapd's log: $lines"
+  lines=$(sanitizer_lines "$log" | head -n 20)
+  [ -z "$lines" ] || STOP_PROBLEM="a sanitizer report in $name's log: $lines"
+  return 0
 }
 
 # Stops ringcapd with SIGTERM and checks its end: exit code 0 within 30 s, no sanitizer report

@@ -79,13 +79,7 @@ echo "ok: no token in the gateway's log"
 stop_gateway
 
 echo "== over HTTPS (tls_certificate, tls_key): the certificate trusted by NODE_EXTRA_CA_CERTS"
-command -v openssl >/dev/null || fail "needs openssl"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-  -keyout "$LAB_TMP/gateway/tls.key" -out "$LAB_TMP/gateway/tls.crt" 2>/dev/null
-chgrp ringcap "$LAB_TMP/gateway/tls.key" "$LAB_TMP/gateway/tls.crt"
-chmod 640 "$LAB_TMP/gateway/tls.key"
-chmod 644 "$LAB_TMP/gateway/tls.crt"
+make_gateway_tls
 start_gateway "tls_certificate = \"$LAB_TMP/gateway/tls.crt\"
 tls_key = \"$LAB_TMP/gateway/tls.key\""
 rc=0
