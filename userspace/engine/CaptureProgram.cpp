@@ -37,7 +37,7 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgra
   if (cpus <= 0)
     return Error::fromErrno(cpus, "counting possible CPUs");
   uint32_t perCpu = perCpuRingBytes(options.ringBytes, static_cast<unsigned>(cpus));
-  if (perCpu < 4u * (RINGCAP_RECORD_HDR_LEN + RINGCAP_MAX_SNAPLEN + 8))
+  if (perCpu < 4u * (RINGCAP_RECORD_MAX_HDR_LEN + RINGCAP_MAX_SNAPLEN + 1 + 8))
     spdlog::debug("rings of {} bytes per CPU hold fewer than four maximum-size records", perCpu);
 
   std::unique_ptr<CaptureProgram> p(new CaptureProgram());

@@ -19,10 +19,25 @@ std::optional<RingRecord> parseRingRecord(std::span<const uint8_t> raw) {
   RingRecord r;
   std::memcpy(&r.header, raw.data(), sizeof r.header);
   const auto &h = r.header;
-  if (h.slot >= RINGCAP_MAX_SLOTS || h.cap_len > RINGCAP_MAX_SNAPLEN || h.cap_len > h.pkt_len ||
-      h.cap_len > raw.size() - RINGCAP_RECORD_HDR_LEN)
+  if (h.slot_mask == 0 || (h.slot_mask >> RINGCAP_MAX_SLOTS) != 0 || h.flags != 0)
     return std::nullopt;
-  r.data = raw.subspan(RINGCAP_RECORD_HDR_LEN, h.cap_len);
+  size_t off = RINGCAP_RECORD_HDR_LEN;
+  uint32_t capLen = 0;
+  for (unsigned s = 0; s < RINGCAP_MAX_SLOTS; s++) {
+    if (!(h.slot_mask & (1u << s)))
+      continue;
+    if (raw.size() - off < RINGCAP_RECORD_SLOT_LEN)
+      return std::nullopt;
+    ringcap_record_slot &e = r.slots[s];
+    std::memcpy(&e, raw.data() + off, sizeof e);
+    off += RINGCAP_RECORD_SLOT_LEN;
+    if (e.cap_len > RINGCAP_MAX_SNAPLEN || e.cap_len > h.pkt_len)
+      return std::nullopt;
+    capLen = std::max(capLen, e.cap_len);
+  }
+  if (capLen > raw.size() - off)
+    return std::nullopt;
+  r.data = raw.subspan(off, capLen);
   return r;
 }
 
@@ -192,19 +207,23 @@ void RingDrainer::deliver(const uint8_t *data, size_t size) {
     stats_.malformed++;
     return;
   }
-  const Route &route = routes_[rec->header.slot];
-  if (!route.sink || route.cookie != rec->header.cookie) {
-    stats_.stale++;
-    return;
-  }
   CapturedPacket p;
   p.tsNs = uint64_t(int64_t(rec->header.tstamp_boot_ns) + offsetNs_);
   p.ifindex = rec->header.ifindex;
   p.rxQueue = rec->header.rx_queue;
   p.pktLen = rec->header.pkt_len;
-  p.data = rec->data;
-  stats_.records++;
-  route.sink->onPacket(p);
+  for (unsigned s = 0; s < RINGCAP_MAX_SLOTS; s++) {
+    if (!(rec->header.slot_mask & (1u << s)))
+      continue;
+    const Route &route = routes_[s];
+    if (!route.sink || route.cookie != rec->slots[s].cookie) {
+      stats_.stale++;
+      continue;
+    }
+    p.data = rec->dataOf(s);
+    stats_.records++;
+    route.sink->onPacket(p);
+  }
 }
 
 Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
