@@ -486,7 +486,7 @@ static __noinline int lease_refill_take(struct ringcap_slot_lease *l, struct rin
  */
 struct taken_slots {
 	struct ringcap_record_slot ent[RINGCAP_MAX_SLOTS]; /* n entries, lowest slot first */
-	__u32 caps[RINGCAP_MAX_SLOTS];                     /* by slot: its cap_len */
+	__u8 slot[RINGCAP_MAX_SLOTS];                      /* the slot of each entry */
 	__u32 mask;                                        /* bit i: slot i took the packet */
 	__u32 n;                                           /* bits in mask */
 	__u32 cap_len;                                     /* the largest of their cap_lens */
@@ -497,13 +497,11 @@ struct taken_slots {
  * One record for every slot that took the packet. Returns 1 when the record was submitted,
  * 0 when the ring is full, -1 when the copy failed.
  */
-__noinline int emit_record(struct xdp_md *ctx, const struct taken_slots *t)
+static __always_inline int write_record(struct xdp_md *ctx, const struct taken_slots *t)
 {
 	struct ringcap_record *rec;
 	__u64 rec_size;
 
-	if (!ctx || !t)
-		return -1;
 	const struct ringcap_record_slot *ent = t->ent;
 	__u32 cap_len = t->cap_len;
 	if (cap_len > RINGCAP_MAX_SNAPLEN)
@@ -548,19 +546,14 @@ fill:
 }
 
 /*
- * Matches and samples the packet for a slot and takes the slot's budget from this CPU's
- * lease; a slot that takes the packet is added to `t`. Returns 1 if it took it.
+ * Whether a slot wants the packet: its interfaces, its filter and its sampling (counted in
+ * seen, matched and sampled_out). Inlined: a packet no slot wants makes no call.
  */
-__noinline int take_slot(struct xdp_md *ctx, __u32 slot, const struct pkt_meta *m,
-			 struct taken_slots *t)
+static __always_inline int slot_wants(struct xdp_md *ctx, __u32 slot, const struct pkt_meta *m,
+				      struct ringcap_counters *c)
 {
-	__u32 zero = 0;
-	struct ringcap_counters *c = bpf_map_lookup_elem(&counters, &zero);
-	if (!ctx || !m || !t || !c)
-		return 0;
-	slot &= RINGCAP_MAX_SLOTS - 1;
-	struct ringcap_slot_counters *sc = &c->slot[slot];
-	const struct ringcap_slot_config *cfg = &ringcap_config.slot[slot];
+	struct ringcap_slot_counters *sc = &c->slot[slot & (RINGCAP_MAX_SLOTS - 1)];
+	const struct ringcap_slot_config *cfg = &ringcap_config.slot[slot & (RINGCAP_MAX_SLOTS - 1)];
 	if (!iface_match(cfg, ctx->ingress_ifindex))
 		return 0;
 	sc->seen++;
@@ -572,6 +565,19 @@ __noinline int take_slot(struct xdp_md *ctx, __u32 slot, const struct pkt_meta *
 		sc->sampled_out++;
 		return 0;
 	}
+	return 1;
+}
+
+/*
+ * Takes the budget of a packet that the slot wants from this CPU's lease (limit_reached if
+ * none is left) and adds the slot to `t`. Returns 1 if the slot took the packet.
+ */
+__noinline int take_slot(struct xdp_md *ctx, __u32 slot, struct taken_slots *t)
+{
+	if (!ctx || !t)
+		return 0;
+	slot &= RINGCAP_MAX_SLOTS - 1;
+	const struct ringcap_slot_config *cfg = &ringcap_config.slot[slot];
 	if (!t->pkt_len)
 		t->pkt_len = bpf_xdp_get_buff_len(ctx);
 	__u32 pkt_len = t->pkt_len;
@@ -588,15 +594,18 @@ __noinline int take_slot(struct xdp_md *ctx, __u32 slot, const struct pkt_meta *
 		key = slot;
 		struct ringcap_slot_budget *b = bpf_map_lookup_elem(&budgets, &key);
 		if (!b || !lease_refill_take(l, b, slot, cpu, cap_len)) {
-			sc->limit_reached++;
+			__u32 zero = 0;
+			struct ringcap_counters *c = bpf_map_lookup_elem(&counters, &zero);
+			if (c)
+				c->slot[slot].limit_reached++;
 			return 0;
 		}
 	}
 	__u32 k = t->n & (RINGCAP_MAX_SLOTS - 1);
 	t->ent[k].cookie = cfg->cookie;
 	t->ent[k].cap_len = cap_len;
-	t->caps[slot] = cap_len;
-	t->n++;
+	t->slot[k] = (__u8)slot;
+	t->n = k + 1;
 	t->mask |= 1u << slot;
 	if (cap_len > t->cap_len)
 		t->cap_len = cap_len;
@@ -604,21 +613,23 @@ __noinline int take_slot(struct xdp_md *ctx, __u32 slot, const struct pkt_meta *
 }
 
 /*
- * Counts the record of the slots in `t`: written (ret 1), or lost with every slot's budget
- * given back to its lease (0: the ring was full, -1: the copy failed).
+ * Writes the record of the slots in `t` and counts it for each of them: captured, or lost
+ * with every slot's budget given back to its lease (ring_lost: the ring was full;
+ * copy_failed: the copy failed).
  */
-__noinline int count_record(const struct taken_slots *t, int ret)
+__noinline int emit_record(struct xdp_md *ctx, const struct taken_slots *t)
 {
 	__u32 zero = 0;
 	struct ringcap_counters *c = bpf_map_lookup_elem(&counters, &zero);
-	if (!t || !c)
+	if (!ctx || !t || !c)
 		return 0;
+	int ret = write_record(ctx, t);
 	__u32 cpu = bpf_get_smp_processor_id();
-	for (__u32 i = 0; i < RINGCAP_MAX_SLOTS; i++) {
-		if (!(t->mask & (1u << i)))
-			continue;
+	__u32 n = t->n;
+	for (__u32 k = 0; k < RINGCAP_MAX_SLOTS && k < n; k++) {
+		__u32 i = t->slot[k] & (RINGCAP_MAX_SLOTS - 1);
 		struct ringcap_slot_counters *sc = &c->slot[i];
-		__u32 cap_len = t->caps[i];
+		__u32 cap_len = t->ent[k].cap_len;
 		if (ret > 0) {
 			sc->captured++;
 			sc->bytes_captured += cap_len;
@@ -633,7 +644,7 @@ __noinline int count_record(const struct taken_slots *t, int ret)
 		else
 			sc->copy_failed++;
 	}
-	return 0;
+	return ret;
 }
 
 SEC("xdp.frags")
@@ -660,14 +671,21 @@ int ringcap_xdp(struct xdp_md *ctx)
 	 * Every slot that takes the packet gets its budget from its own lease; then one record
 	 * holds the packet for all of them, cut to the largest of their cap_lens.
 	 */
-	struct taken_slots t = {};
+	struct taken_slots t;
+	int wanted = 0;
 #pragma unroll
 	for (__u32 i = 0; i < RINGCAP_MAX_SLOTS; i++) {
-		if (mask & (1u << i))
-			take_slot(ctx, i, &m, &t);
+		if (!(mask & (1u << i)) || !slot_wants(ctx, i, &m, c))
+			continue;
+		if (!wanted) {
+			/* ent and slot are written before they are read. */
+			t.mask = t.n = t.cap_len = t.pkt_len = 0;
+			wanted = 1;
+		}
+		take_slot(ctx, i, &t);
 	}
-	if (!t.mask)
+	if (!wanted || !t.mask)
 		return XDP_PASS;
-	count_record(&t, emit_record(ctx, &t));
+	emit_record(ctx, &t);
 	return XDP_PASS;
 }
