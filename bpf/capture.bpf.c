@@ -55,8 +55,10 @@ struct {
 } counters SEC(".maps");
 
 /*
- * One ring buffer per possible CPU, so that no two CPUs (RX queues) share a reservation
- * lock. Userspace sizes the template and the array before load and creates the rings.
+ * One ring buffer per CPU online at load, so that no two CPUs (RX queues) share a
+ * reservation lock; the entry of a CPU that was offline names an online CPU's ring.
+ * Userspace sizes the template and the array (one entry per possible CPU) before load and
+ * creates the rings.
  */
 struct ring_of_cpu {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

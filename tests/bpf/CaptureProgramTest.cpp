@@ -142,10 +142,14 @@ public:
       rb_ = ring_buffer__new(ringFd, &RingReader::onRecord, this, nullptr);
       return;
     }
+    std::vector<uint32_t> ids; // CPUs offline at load share a ring: read each ring once
     for (uint32_t key = 0; key < info.max_entries; key++) {
       uint32_t id = 0;
       if (bpf_map_lookup_elem(ringFd, &key, &id))
         return;
+      if (std::find(ids.begin(), ids.end(), id) != ids.end())
+        continue;
+      ids.push_back(id);
       UniqueFd fd(bpf_map_get_fd_by_id(id));
       if (!fd)
         return;
@@ -1586,6 +1590,79 @@ TEST(CaptureProgramRing, RingFullIsCountedPerSlotOfASharedRecord) {
     if (k < 10)
       ASSERT_NO_FATAL_FAILURE(expectRecord(recs[i++], 5, 0xc, pkt, 20));
   }
+}
+
+TEST(CpuList, ParsesTheKernelsFormat) {
+  auto l = parseCpuList("0-3,8,10-11\n");
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(*l, (std::vector<unsigned>{0, 1, 2, 3, 8, 10, 11}));
+  auto one = parseCpuList("0");
+  ASSERT_TRUE(one) << one.error().message;
+  EXPECT_EQ(*one, std::vector<unsigned>{0});
+  for (const char *bad :
+       {"", "\n", "a", "3-1", "0,,1", "1,0", "0-", "0 1", "-1", "0-2,2", "1234567"}) {
+    auto r = parseCpuList(bad);
+    EXPECT_FALSE(r) << "accepted \"" << bad << "\"";
+    if (!r) {
+      EXPECT_NE(r.error().message.find("CPU list"), std::string::npos) << r.error().message;
+    }
+  }
+}
+
+TEST(RingLayout, ARingPerOnlineCpuAndOfflineCpusShareThem) {
+  // CPUs 0, 2 and 3 online of 6: three rings; 1, 4 and 5 write into online CPUs' rings.
+  EXPECT_EQ(ringOfCpu(6, {0, 2, 3}), (std::vector<unsigned>{0, 1, 1, 2, 1, 2}));
+  EXPECT_EQ(ringOfCpu(4, {0, 1, 2, 3}), (std::vector<unsigned>{0, 1, 2, 3}));
+  // Online CPUs beyond the possible ones are ignored; none known: a ring per possible CPU.
+  EXPECT_EQ(ringOfCpu(2, {0, 1, 5}), (std::vector<unsigned>{0, 1}));
+  EXPECT_EQ(ringOfCpu(3, {}), (std::vector<unsigned>{0, 1, 2}));
+  EXPECT_EQ(ringOfCpu(3, {7}), (std::vector<unsigned>{0, 1, 2}));
+}
+
+// The ring memory is split over the CPUs online at load; every possible CPU's entry of the
+// array names one of those rings, and the drainer maps each ring once.
+TEST(CaptureProgramRing, RingsAreSizedByOnlineCpus) {
+  const uint32_t total = 1u << 20;
+  Availability av;
+  auto program = loadProgram(total, av);
+  REQUIRE_BPF(av);
+  ASSERT_TRUE(program);
+  CaptureProgram &prog = **program;
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  ASSERT_GT(online, 0);
+  EXPECT_EQ(prog.rings(), unsigned(online));
+  EXPECT_EQ(prog.cpus(), unsigned(libbpf_num_possible_cpus()));
+  EXPECT_EQ(prog.ringBytes(), perCpuRingBytes(total, unsigned(online)));
+  std::vector<uint32_t> ids;
+  for (uint32_t cpu = 0; cpu < prog.cpus(); cpu++) {
+    uint32_t id = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(prog.ringFd(), &cpu, &id), 0) << "no ring for CPU " << cpu;
+    if (std::find(ids.begin(), ids.end(), id) == ids.end())
+      ids.push_back(id);
+  }
+  EXPECT_EQ(ids.size(), size_t(online));
+  auto drainer = RingDrainer::create(prog.ringFd());
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  EXPECT_EQ((*drainer)->rings(), size_t(online));
+}
+
+// A ring that several CPUs' entries name (CPUs offline at load) is mapped and drained once.
+TEST(CaptureProgramRing, DrainerMapsASharedRingOnce) {
+  if (geteuid() != 0)
+    RINGCAP_SKIP("\n*** SKIPPING: creating BPF maps needs root ***");
+  UniqueFd ring(bpf_map_create(BPF_MAP_TYPE_RINGBUF, nullptr, 0, 0, 1u << 16, nullptr));
+  ASSERT_TRUE(ring) << std::strerror(errno);
+  LIBBPF_OPTS(bpf_map_create_opts, o, .inner_map_fd = uint32_t(ring.get()));
+  UniqueFd outer(bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, nullptr, 4, 4, 3, &o));
+  ASSERT_TRUE(outer) << std::strerror(errno);
+  for (uint32_t cpu = 0; cpu < 3; cpu++) {
+    int fd = ring.get();
+    ASSERT_EQ(bpf_map_update_elem(outer.get(), &cpu, &fd, BPF_ANY), 0) << std::strerror(errno);
+  }
+  auto drainer = RingDrainer::create(outer.get());
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  EXPECT_EQ((*drainer)->rings(), 1u);
+  EXPECT_EQ((*drainer)->ringFds().size(), 1u);
 }
 
 } // namespace

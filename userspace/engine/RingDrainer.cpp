@@ -120,10 +120,16 @@ Result<std::unique_ptr<RingDrainer>> RingDrainer::create(int ringFd,
   if (bpf_obj_get_info_by_fd(ringFd, &info, &len))
     return Error::fromErrno(errno, "reading the capture ring's map");
   if (info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS) {
+    // Indexed by CPU; CPUs that were offline at load share an online CPU's ring: each ring
+    // is drained once.
+    std::vector<uint32_t> ids;
     for (uint32_t key = 0; key < info.max_entries; key++) {
       uint32_t id = 0;
       if (bpf_map_lookup_elem(ringFd, &key, &id))
         return Error::fromErrno(errno, "reading ring " + std::to_string(key) + " of the array");
+      if (std::find(ids.begin(), ids.end(), id) != ids.end())
+        continue;
+      ids.push_back(id);
       UniqueFd fd(bpf_map_get_fd_by_id(id));
       if (!fd)
         return Error::fromErrno(errno, "opening ring " + std::to_string(key) + " of the array");

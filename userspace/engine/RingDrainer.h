@@ -58,8 +58,9 @@ class RingDrainer {
 public:
   // Where the clock offset comes from: realtimeMinusBoottimeNs, or a fake in tests.
   using ClockOffsetSource = int64_t (*)();
-  // `ringFd` is a ring buffer, or an array of them (CaptureProgram::ringFd(): one per CPU),
-  // all drained through one epoll fd. A drain merges the records waiting in the rings by
+  // `ringFd` is a ring buffer, or an array of them (CaptureProgram::ringFd(): indexed by CPU,
+  // one ring per CPU online at load, shared by the others), each ring drained once, all
+  // through one epoll fd. A drain merges the records waiting in the rings by
   // their timestamps (each ring is in commit order); the position of a ring's consumer is
   // published once per batch, not after every record.
   static Result<std::unique_ptr<RingDrainer>>
