@@ -24,11 +24,21 @@ void PcapFileSink::onPacket(const CapturedPacket &packet) {
     dropped_++;
     return;
   }
-  auto r = writer_->writePacket(it->second, packet.tsNs, packet.pktLen, packet.data);
+  auto r = packet.data.size() >= kGatherMinBytes
+               ? writer_->writePacketRef(it->second, packet.tsNs, packet.pktLen, packet.data)
+               : writer_->writePacket(it->second, packet.tsNs, packet.pktLen, packet.data);
   if (!r) {
     error_ = r.error();
     dropped_++;
   }
+}
+
+void PcapFileSink::endBatch() {
+  if (!writer_->holdsReferences())
+    return;
+  auto r = writer_->flush(); // even after error_: the ring memory is given back next
+  if (!r && !error_)
+    error_ = r.error();
 }
 
 Result<void> PcapFileSink::flush() {

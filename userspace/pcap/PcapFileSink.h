@@ -10,13 +10,19 @@
 
 namespace ringcap {
 
+// Packets of at least kGatherMinBytes are written from the ring in place (gathered, one
+// writev per batch at endBatch()); smaller ones are copied into the writer's buffer.
 class PcapFileSink : public PacketSink {
 public:
+  static constexpr size_t kGatherMinBytes = 512;
+
   // `interfaces` pairs each capturing ifindex with the interface block written for it.
   PcapFileSink(std::unique_ptr<PcapngWriter> writer,
                std::vector<std::pair<uint32_t, PcapInterface>> interfaces);
 
   void onPacket(const CapturedPacket &packet) override;
+  // Writes the gathered packets before the ring's memory is given back.
+  void endBatch() override;
 
   // The first write error; once set, later packets are counted in packetsDropped().
   const std::optional<Error> &error() const { return error_; }
