@@ -6,7 +6,7 @@
 #include "pcap/PcapngWriter.h"
 
 #include <optional>
-#include <unordered_map>
+#include <vector>
 
 namespace ringcap {
 
@@ -37,8 +37,9 @@ public:
 
 private:
   std::unique_ptr<PcapngWriter> writer_;
-  std::unordered_map<uint32_t, uint32_t> ifaceId_; // ifindex -> interface id
-  std::vector<uint32_t> ifindexes_;
+  std::vector<uint32_t> ifindexes_; // interface id -> ifindex (a few: searched in order)
+  bool haveLast_ = false;           // the previous packet's ifindex and interface id:
+  uint32_t lastIfindex_ = 0, lastId_ = 0;
   std::optional<Error> error_;
   uint64_t dropped_ = 0;
   uint64_t received_ = 0;

@@ -117,7 +117,7 @@ Result<void> validate(const std::string &path, const std::vector<PcapInterface> 
 PcapngWriter::PcapngWriter(int fd, std::string path, std::vector<PcapInterface> ifaces,
                            size_t bufferSize)
     : out_(fd, std::move(path)), ifaces_(std::move(ifaces)), bufferSize_(bufferSize) {
-  buf_.reserve(bufferSize_);
+  buf_ = std::make_unique_for_overwrite<uint8_t[]>(bufferSize_);
   iov_.reserve(kMaxPieces);
   blocks_.reserve(bufferSize_ / kEpbOverhead + 2); // every block takes >= 32 bytes of buf_
 }
@@ -200,8 +200,7 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::fromFd(int fd, const std::st
   return w;
 }
 
-Result<size_t> PcapngWriter::checkPacket(uint32_t interfaceId, uint32_t origLen,
-                                         size_t capLen) const {
+Error PcapngWriter::packetError(uint32_t interfaceId, uint32_t origLen, size_t capLen) const {
   if (auto r = out_.usable(); !r)
     return r.error();
   if (interfaceId >= ifaces_.size())
@@ -210,15 +209,9 @@ Result<size_t> PcapngWriter::checkPacket(uint32_t interfaceId, uint32_t origLen,
   if (capLen > origLen)
     return invalid(path(), "captured length " + std::to_string(capLen) +
                                " exceeds original length " + std::to_string(origLen));
-  const uint32_t snaplen = ifaces_[interfaceId].snaplen;
-  if (snaplen != 0 && capLen > snaplen)
-    return invalid(path(), "captured length " + std::to_string(capLen) + " exceeds snaplen " +
-                               std::to_string(snaplen) + " of interface " +
-                               ifaces_[interfaceId].name);
-  const size_t length = kEpbOverhead + pad4(capLen);
-  if (length > std::numeric_limits<uint32_t>::max())
-    return invalid(path(), "packet too large for a pcapng block");
-  return length;
+  return invalid(path(), "captured length " + std::to_string(capLen) + " exceeds snaplen " +
+                             std::to_string(ifaces_[interfaceId].snaplen) + " of interface " +
+                             ifaces_[interfaceId].name);
 }
 
 namespace {
@@ -246,42 +239,51 @@ void epbTail(uint8_t *p, uint32_t total, size_t capLen) {
 
 Result<void> PcapngWriter::writePacket(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
                                        std::span<const uint8_t> data) {
-  auto length = checkPacket(interfaceId, origLen, data.size());
-  if (!length)
-    return length.error();
-  // The per-packet path: one resize and three copies into the buffer.
-  return appendBlock(*length, true, [&](std::vector<uint8_t> &out) {
-    const auto total = static_cast<uint32_t>(*length);
-    const size_t at = out.size();
-    out.resize(at + total);
-    uint8_t *p = out.data() + at;
-    epbHead(p, total, interfaceId, tsNs, data.size(), origLen);
-    if (!data.empty())
-      std::memcpy(p + kEpbHead, data.data(), data.size());
-    epbTail(p + kEpbHead + data.size(), total, data.size());
-    ++packets_;
-  });
+  if (!packetFits(interfaceId, origLen, data.size()))
+    return packetError(interfaceId, origLen, data.size());
+  // capLen <= origLen < 2^32, so the block length fits in 32 bits but for the last 35 values.
+  const size_t length = kEpbOverhead + pad4(data.size());
+  if (length > std::numeric_limits<uint32_t>::max())
+    return invalid(path(), "packet too large for a pcapng block");
+  const auto total = static_cast<uint32_t>(length);
+  if (length > bufferSize_) // written at once, after the buffered blocks
+    return appendBlock(length, true, [&](std::vector<uint8_t> &out) {
+      out.resize(length);
+      epbHead(out.data(), total, interfaceId, tsNs, data.size(), origLen);
+      std::memcpy(out.data() + kEpbHead, data.data(), data.size());
+      epbTail(out.data() + kEpbHead + data.size(), total, data.size());
+      ++packets_;
+    });
+  // The per-packet path: three copies into the buffer.
+  if (auto r = reserve(length, 1); !r)
+    return r;
+  uint8_t *p = buf_.get() + used_;
+  epbHead(p, total, interfaceId, tsNs, data.size(), origLen);
+  if (!data.empty())
+    std::memcpy(p + kEpbHead, data.data(), data.size());
+  epbTail(p + kEpbHead + data.size(), total, data.size());
+  used_ += length;
+  addPiece(p, length);
+  blocks_.push_back({total, true});
+  ++packets_;
+  return {};
 }
 
 Result<void> PcapngWriter::writePacketRef(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
                                           std::span<const uint8_t> data) {
-  auto length = checkPacket(interfaceId, origLen, data.size());
-  if (!length)
-    return length.error();
   const size_t built = kEpbOverhead + pad4(data.size()) - data.size(); // all but the data
-  if (built > bufferSize_ || data.empty())
-    return writePacket(interfaceId, tsNs, origLen, data); // a tiny buffer: copy
-  if (buf_.size() + built > bufferSize_ || iov_.size() + 3 > kMaxPieces)
-    if (auto r = flush(); !r)
-      return r;
+  if (built > bufferSize_ || data.empty() || !packetFits(interfaceId, origLen, data.size()) ||
+      data.size() > std::numeric_limits<uint32_t>::max() - kEpbOverhead - 3)
+    return writePacket(interfaceId, tsNs, origLen, data); // its errors, or a tiny buffer
+  if (auto r = reserve(built, 3); !r)
+    return r;
   // Header and trailer in the buffer, the packet bytes where they are: three pieces, of
   // which the trailer and the next block's header usually join.
-  const auto total = static_cast<uint32_t>(*length);
-  const size_t at = buf_.size();
-  buf_.resize(at + built);
-  uint8_t *p = buf_.data() + at;
+  const auto total = static_cast<uint32_t>(built + data.size());
+  uint8_t *p = buf_.get() + used_;
   epbHead(p, total, interfaceId, tsNs, data.size(), origLen);
   epbTail(p + kEpbHead, total, data.size());
+  used_ += built;
   addPiece(p, kEpbHead);
   addPiece(data.data(), data.size());
   addPiece(p + kEpbHead, built - kEpbHead);
@@ -329,22 +331,20 @@ Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats) 
 
 template <typename Build>
 Result<void> PcapngWriter::appendBlock(size_t totalLength, bool packet, Build &&build) {
-  if (buf_.size() + totalLength > bufferSize_ || iov_.size() + 1 > kMaxPieces)
-    if (auto r = flush(); !r)
-      return r;
-  if (totalLength <= bufferSize_) {
-    const size_t at = buf_.size();
-    build(buf_);
-    addPiece(buf_.data() + at, totalLength);
-    blocks_.push_back({static_cast<uint32_t>(totalLength), packet});
-    return {};
-  }
-  big_.clear(); // larger than the buffer: written at once
-  big_.reserve(totalLength);
-  build(big_);
-  addPiece(big_.data(), big_.size());
+  if (auto r = reserve(totalLength, 1); !r)
+    return r;
+  scratch_.clear();
+  build(scratch_);
   blocks_.push_back({static_cast<uint32_t>(totalLength), packet});
-  return flush();
+  if (totalLength > bufferSize_) { // larger than the buffer: written at once, from scratch_
+    addPiece(scratch_.data(), scratch_.size());
+    return flush();
+  }
+  uint8_t *p = buf_.get() + used_;
+  std::memcpy(p, scratch_.data(), totalLength);
+  used_ += totalLength;
+  addPiece(p, totalLength);
+  return {};
 }
 
 void PcapngWriter::addPiece(const uint8_t *p, size_t n) {
@@ -367,7 +367,7 @@ Result<void> PcapngWriter::flush() {
   if (!iov_.empty())
     if (const auto shortWrite = out_.writev(iov_))
       r = fail(shortWrite->written, shortWrite->err);
-  buf_.clear();
+  used_ = 0;
   iov_.clear();
   blocks_.clear();
   references_ = false;

@@ -94,21 +94,35 @@ private:
     bool packet;
   };
 
-  Result<size_t> checkPacket(uint32_t interfaceId, uint32_t origLen, size_t capLen) const;
+  // True when a packet may be written: the per-packet check, inline.
+  bool packetFits(uint32_t interfaceId, uint32_t origLen, size_t capLen) const {
+    return out_.isOpen() && !out_.failure() && interfaceId < ifaces_.size() && capLen <= origLen &&
+           (ifaces_[interfaceId].snaplen == 0 || capLen <= ifaces_[interfaceId].snaplen);
+  }
+  // Why it may not (out of line: the error path).
+  Error packetError(uint32_t interfaceId, uint32_t origLen, size_t capLen) const;
+  // Room for `bytes` more in the buffer and `pieces` more pending pieces, flushing if needed.
+  Result<void> reserve(size_t bytes, size_t pieces) {
+    if (used_ + bytes <= bufferSize_ && iov_.size() + pieces <= iov_.capacity())
+      return {};
+    return flush();
+  }
   template <typename Build>
   Result<void> appendBlock(size_t totalLength, bool packet, Build &&build);
-  // Appends `n` bytes at `p` (in buf_, big_ or the caller's memory) to the pending bytes.
+  // Appends `n` bytes at `p` (in buf_, scratch_ or the caller's memory) to the pending bytes.
   void addPiece(const uint8_t *p, size_t n);
   Error fail(size_t written, int err);
 
   CaptureFileOutput out_;
   std::vector<PcapInterface> ifaces_;
   size_t bufferSize_;
-  std::vector<uint8_t> buf_; // built blocks and block parts; never grows past its capacity
-  std::vector<uint8_t> big_; // a block larger than the buffer, written at once
-  std::vector<iovec> iov_;   // the pending bytes: pieces of buf_, big_ and gathered packets
+  std::unique_ptr<uint8_t[]> buf_; // bufferSize_ bytes: built blocks and block parts
+  size_t used_ = 0;                // bytes of buf_ pending
+  std::vector<uint8_t> scratch_;   // the other blocks are built here, then copied to buf_
+                                   // (or written from here when larger than buf_)
+  std::vector<iovec> iov_;         // the pending bytes: pieces of buf_, scratch_, gathered packets
   std::vector<PendingBlock> blocks_;
-  bool references_ = false; // iov_ points outside buf_ and big_
+  bool references_ = false; // iov_ points into the caller's memory
   uint64_t packets_ = 0;
 };
 
