@@ -237,6 +237,11 @@ Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
   // at the end of the batch, or once a quarter of the ring was read, so that a producer
   // filling a ring gets room back while a long backlog is drained.
   uint64_t taken = 0;
+  auto endBatch = [this] { // the sinks' last moment to read the records in place
+    for (const Route &route : routes_)
+      if (route.sink)
+        route.sink->endBatch();
+  };
   std::vector<Head> heads(rings_.size());
   std::vector<bool> ready(rings_.size());
   for (size_t i = 0; i < rings_.size(); i++)
@@ -252,10 +257,13 @@ Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
     deliver(heads[best].data, heads[best].size);
     r.cons = heads[best].next;
     taken++;
-    if (r.cons - r.published > (r.mask + 1) / 4)
+    if (r.cons - r.published > (r.mask + 1) / 4) {
+      endBatch();
       publish(r);
+    }
     ready[best] = head(r, heads[best]);
   }
+  endBatch();
   for (auto &r : rings_)
     publish(r);
   return taken;

@@ -26,7 +26,12 @@ struct CapturedPacket {
 class PacketSink {
 public:
   virtual ~PacketSink() = default;
+  // packet.data points into the ring, whose memory the producer may reuse once the drainer
+  // publishes its consumer position: a sink keeps it at most until endBatch().
   virtual void onPacket(const CapturedPacket &packet) = 0;
+  // Called before every publish of a batch's consumer positions (also on sinks that got no
+  // packet): the last moment to use the packets' data in place.
+  virtual void endBatch() {}
 };
 
 // A ring record after its lengths were checked: one packet for every slot in
