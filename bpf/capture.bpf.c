@@ -55,8 +55,10 @@ struct {
 } counters SEC(".maps");
 
 /*
- * One ring buffer per possible CPU, so that no two CPUs (RX queues) share a reservation
- * lock. Userspace sizes the template and the array before load and creates the rings.
+ * One ring buffer per CPU online at load, so that no two CPUs (RX queues) share a
+ * reservation lock; the entry of a CPU that was offline names an online CPU's ring.
+ * Userspace sizes the template and the array (one entry per possible CPU) before load and
+ * creates the rings.
  */
 struct ring_of_cpu {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -434,65 +436,100 @@ static __noinline int lease_refill_take(struct ringcap_slot_lease *l, struct rin
 }
 
 /*
- * Reserve a ring record of a size class that fits cap_len (bpf_ringbuf_reserve
- * needs a constant size), copy the packet, submit. Returns 1 when the record was
- * submitted, 0 when the ring is full, -1 when the copy failed.
+ * Reserve a ring record of a size class that fits cap_len behind a header of N slot entries
+ * (bpf_ringbuf_reserve needs a constant size, and the copy a constant offset), copy the
+ * entries and the packet, submit. Returns 1 when the record was submitted, 0 when the ring
+ * is full, -1 when the copy failed.
  */
-#define TRY_CLASS(SZ)                                                                      \
+#define TRY_CLASS(N, SZ)                                                                   \
 	if (cap_len <= (SZ)) {                                                             \
-		rec = bpf_ringbuf_reserve(ring, RINGCAP_RECORD_HDR_LEN + (SZ), 0);         \
+		rec = bpf_ringbuf_reserve(ring, RECORD_HDR(N) + (SZ), 0);                  \
 		if (!rec)                                                                  \
 			return 0;                                                          \
 		if (cap_len > 0 &&                                                         \
-		    bpf_xdp_load_bytes(ctx, 0, (__u8 *)rec + RINGCAP_RECORD_HDR_LEN,       \
-				       cap_len) < 0) {                                     \
+		    bpf_xdp_load_bytes(ctx, 0, (__u8 *)rec + RECORD_HDR(N), cap_len) < 0) { \
 			bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);                        \
 			return -1;                                                         \
 		}                                                                          \
-		rec_size = RINGCAP_RECORD_HDR_LEN + (SZ);                                  \
+		__builtin_memcpy((__u8 *)rec + RINGCAP_RECORD_HDR_LEN, ent,                \
+				 RINGCAP_RECORD_SLOT_LEN * (N));                           \
+		rec_size = RECORD_HDR(N) + (SZ);                                           \
 		goto fill;                                                                 \
 	}
 
-/* Not inlined: one copy serves every slot, keeping the program small. */
-static __noinline int emit_record(struct xdp_md *ctx, __u32 slot, __u32 cookie, __u32 pkt_len,
-				  __u32 cap_len)
+#define RECORD_HDR(N) (RINGCAP_RECORD_HDR_LEN + RINGCAP_RECORD_SLOT_LEN * (N))
+
+#define TRY_CLASSES(N)                                                                     \
+	case N:                                                                            \
+		TRY_CLASS(N, 64)                                                           \
+		TRY_CLASS(N, 96)                                                           \
+		TRY_CLASS(N, 128)                                                          \
+		TRY_CLASS(N, 192)                                                          \
+		TRY_CLASS(N, 256)                                                          \
+		TRY_CLASS(N, 384)                                                          \
+		TRY_CLASS(N, 512)                                                          \
+		TRY_CLASS(N, 768)                                                          \
+		TRY_CLASS(N, 1024)                                                         \
+		TRY_CLASS(N, 1280)                                                         \
+		TRY_CLASS(N, 1536)                                                         \
+		TRY_CLASS(N, 2048)                                                         \
+		TRY_CLASS(N, 4096)                                                         \
+		TRY_CLASS(N, 9216)                                                         \
+		TRY_CLASS(N, 16384)                                                        \
+		TRY_CLASS(N, 32768)                                                        \
+		/* 65536: keeps records 8-byte aligned */                                  \
+		TRY_CLASS(N, RINGCAP_MAX_SNAPLEN + 1)                                      \
+		return -1;
+
+/*
+ * The slots that took a packet, gathered by take_slot() and written by emit_record(). It
+ * lives on ringcap_xdp's stack and is only passed by pointer to global functions, which the
+ * verifier checks once each: the caller's paths do not multiply with every slot's outcome.
+ */
+struct taken_slots {
+	struct ringcap_record_slot ent[RINGCAP_MAX_SLOTS]; /* n entries, lowest slot first */
+	__u8 slot[RINGCAP_MAX_SLOTS];                      /* the slot of each entry */
+	__u32 mask;                                        /* bit i: slot i took the packet */
+	__u32 n;                                           /* bits in mask */
+	__u32 cap_len;                                     /* the largest of their cap_lens */
+	__u32 pkt_len;                                     /* 0 until a slot needed it */
+};
+
+/*
+ * One record for every slot that took the packet. Returns 1 when the record was submitted,
+ * 0 when the ring is full, -1 when the copy failed.
+ */
+static __always_inline int write_record(struct xdp_md *ctx, const struct taken_slots *t)
 {
 	struct ringcap_record *rec;
 	__u64 rec_size;
 
+	const struct ringcap_record_slot *ent = t->ent;
+	__u32 cap_len = t->cap_len;
 	if (cap_len > RINGCAP_MAX_SNAPLEN)
 		return -1;
 	__u32 cpu = bpf_get_smp_processor_id();
 	void *ring = bpf_map_lookup_elem(&rings, &cpu);
 	if (!ring)
 		return 0;
-	TRY_CLASS(64)
-	TRY_CLASS(96)
-	TRY_CLASS(128)
-	TRY_CLASS(192)
-	TRY_CLASS(256)
-	TRY_CLASS(384)
-	TRY_CLASS(512)
-	TRY_CLASS(768)
-	TRY_CLASS(1024)
-	TRY_CLASS(1280)
-	TRY_CLASS(1536)
-	TRY_CLASS(2048)
-	TRY_CLASS(4096)
-	TRY_CLASS(9216)
-	TRY_CLASS(16384)
-	TRY_CLASS(32768)
-	TRY_CLASS(RINGCAP_MAX_SNAPLEN + 1) /* 65536: keeps records 8-byte aligned */
+	switch (t->n) {
+		TRY_CLASSES(1)
+		TRY_CLASSES(2)
+		TRY_CLASSES(3)
+		TRY_CLASSES(4)
+		TRY_CLASSES(5)
+		TRY_CLASSES(6)
+		TRY_CLASSES(7)
+		TRY_CLASSES(8)
+	}
 	return -1;
 
 fill:
 	rec->tstamp_boot_ns = bpf_ktime_get_boot_ns();
-	rec->cookie = cookie;
 	rec->ifindex = ctx->ingress_ifindex;
 	rec->rx_queue = ctx->rx_queue_index;
-	rec->pkt_len = pkt_len;
-	rec->cap_len = cap_len;
-	rec->slot = slot;
+	rec->pkt_len = t->pkt_len;
+	rec->slot_mask = (__u16)t->mask;
 	rec->flags = 0;
 	/*
 	 * Batched wake-ups: wake the consumer only when the pending data crosses
@@ -510,23 +547,42 @@ fill:
 	return 1;
 }
 
-static __always_inline void process_slot(struct xdp_md *ctx, __u32 slot, const struct pkt_meta *m,
-					 struct ringcap_counters *c)
+/*
+ * Whether a slot wants the packet: its interfaces, its filter and its sampling (counted in
+ * seen, matched and sampled_out). Inlined: a packet no slot wants makes no call.
+ */
+static __always_inline int slot_wants(struct xdp_md *ctx, __u32 slot, const struct pkt_meta *m,
+				      struct ringcap_counters *c)
 {
 	struct ringcap_slot_counters *sc = &c->slot[slot & (RINGCAP_MAX_SLOTS - 1)];
 	const struct ringcap_slot_config *cfg = &ringcap_config.slot[slot & (RINGCAP_MAX_SLOTS - 1)];
 	if (!iface_match(cfg, ctx->ingress_ifindex))
-		return;
+		return 0;
 	sc->seen++;
 	if (!filter_match(&cfg->filter, m))
-		return;
+		return 0;
 	sc->matched++;
 	__u32 rate = cfg->sample_rate;
 	if (rate > 1 && bpf_get_prandom_u32() % rate != 0) {
 		sc->sampled_out++;
-		return;
+		return 0;
 	}
-	__u32 pkt_len = bpf_xdp_get_buff_len(ctx);
+	return 1;
+}
+
+/*
+ * Takes the budget of a packet that the slot wants from this CPU's lease (limit_reached if
+ * none is left) and adds the slot to `t`. Returns 1 if the slot took the packet.
+ */
+__noinline int take_slot(struct xdp_md *ctx, __u32 slot, struct taken_slots *t)
+{
+	if (!ctx || !t)
+		return 0;
+	slot &= RINGCAP_MAX_SLOTS - 1;
+	const struct ringcap_slot_config *cfg = &ringcap_config.slot[slot];
+	if (!t->pkt_len)
+		t->pkt_len = bpf_xdp_get_buff_len(ctx);
+	__u32 pkt_len = t->pkt_len;
 	__u32 cap_len = pkt_len < cfg->snaplen ? pkt_len : cfg->snaplen;
 	if (cap_len > RINGCAP_MAX_SNAPLEN)
 		cap_len = RINGCAP_MAX_SNAPLEN;
@@ -535,27 +591,62 @@ static __always_inline void process_slot(struct xdp_md *ctx, __u32 slot, const s
 	__u32 key = cpu * RINGCAP_MAX_SLOTS + slot;
 	struct ringcap_slot_lease *l = bpf_map_lookup_elem(&leases, &key);
 	if (!l)
-		return;
+		return 0;
 	if (!lease_take(l, cap_len)) {
 		key = slot;
 		struct ringcap_slot_budget *b = bpf_map_lookup_elem(&budgets, &key);
 		if (!b || !lease_refill_take(l, b, slot, cpu, cap_len)) {
-			sc->limit_reached++;
-			return;
+			__u32 zero = 0;
+			struct ringcap_counters *c = bpf_map_lookup_elem(&counters, &zero);
+			if (c)
+				c->slot[slot].limit_reached++;
+			return 0;
 		}
 	}
-	int ret = emit_record(ctx, slot, cfg->cookie, pkt_len, cap_len);
-	if (ret <= 0) {
-		/* The packet is lost; its budget goes back to the job. */
-		lease_return(l, cap_len);
+	__u32 k = t->n & (RINGCAP_MAX_SLOTS - 1);
+	t->ent[k].cookie = cfg->cookie;
+	t->ent[k].cap_len = cap_len;
+	t->slot[k] = (__u8)slot;
+	t->n = k + 1;
+	t->mask |= 1u << slot;
+	if (cap_len > t->cap_len)
+		t->cap_len = cap_len;
+	return 1;
+}
+
+/*
+ * Writes the record of the slots in `t` and counts it for each of them: captured, or lost
+ * with every slot's budget given back to its lease (ring_lost: the ring was full;
+ * copy_failed: the copy failed).
+ */
+__noinline int emit_record(struct xdp_md *ctx, const struct taken_slots *t)
+{
+	__u32 zero = 0;
+	struct ringcap_counters *c = bpf_map_lookup_elem(&counters, &zero);
+	if (!ctx || !t || !c)
+		return 0;
+	int ret = write_record(ctx, t);
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 n = t->n;
+	for (__u32 k = 0; k < RINGCAP_MAX_SLOTS && k < n; k++) {
+		__u32 i = t->slot[k] & (RINGCAP_MAX_SLOTS - 1);
+		struct ringcap_slot_counters *sc = &c->slot[i];
+		__u32 cap_len = t->ent[k].cap_len;
+		if (ret > 0) {
+			sc->captured++;
+			sc->bytes_captured += cap_len;
+			continue;
+		}
+		__u32 key = cpu * RINGCAP_MAX_SLOTS + i;
+		struct ringcap_slot_lease *l = bpf_map_lookup_elem(&leases, &key);
+		if (l)
+			lease_return(l, cap_len);
 		if (ret == 0)
 			sc->ring_lost++;
 		else
 			sc->copy_failed++;
-		return;
 	}
-	sc->captured++;
-	sc->bytes_captured += cap_len;
+	return ret;
 }
 
 SEC("xdp.frags")
@@ -578,10 +669,25 @@ int ringcap_xdp(struct xdp_md *ctx)
 	else if (m.state == PARSE_BAD)
 		c->malformed++;
 
+	/*
+	 * Every slot that takes the packet gets its budget from its own lease; then one record
+	 * holds the packet for all of them, cut to the largest of their cap_lens.
+	 */
+	struct taken_slots t;
+	int wanted = 0;
 #pragma unroll
 	for (__u32 i = 0; i < RINGCAP_MAX_SLOTS; i++) {
-		if (mask & (1u << i))
-			process_slot(ctx, i, &m, c);
+		if (!(mask & (1u << i)) || !slot_wants(ctx, i, &m, c))
+			continue;
+		if (!wanted) {
+			/* ent and slot are written before they are read. */
+			t.mask = t.n = t.cap_len = t.pkt_len = 0;
+			wanted = 1;
+		}
+		take_slot(ctx, i, &t);
 	}
+	if (!wanted || !t.mask)
+		return XDP_PASS;
+	emit_record(ctx, &t);
 	return XDP_PASS;
 }

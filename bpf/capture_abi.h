@@ -163,19 +163,33 @@ struct ringcap_counters {
 	__u64 pad[4];
 };
 
-/* The header of every ring record; cap_len bytes of packet data follow it. */
+/*
+ * A ring record holds a packet once, however many slots took it:
+ *   struct ringcap_record                       (RINGCAP_RECORD_HDR_LEN bytes)
+ *   struct ringcap_record_slot[popcount(slot_mask)], lowest slot first
+ *   packet bytes: the largest cap_len of the slot entries
+ * Slot i's packet is the first cap_len bytes of the entry for bit i, exactly as if it had a
+ * record of its own. The kernel's record may be longer (size classes); the slack is ignored.
+ */
 struct ringcap_record {
 	__u64 tstamp_boot_ns; /* bpf_ktime_get_boot_ns() when the packet was seen */
-	__u32 cookie;         /* the slot's cookie at capture time */
 	__u32 ifindex;        /* ingress interface */
 	__u32 rx_queue;       /* rx queue index */
 	__u32 pkt_len;        /* original length of the whole packet (all buffers) */
-	__u32 cap_len;        /* bytes that follow: min(pkt_len, snaplen) */
-	__u16 slot;           /* slot index */
+	__u16 slot_mask;      /* bit i: slot i took the packet; bits >= RINGCAP_MAX_SLOTS are 0 */
 	__u16 flags;          /* reserved, 0 */
 };
 
-#define RINGCAP_RECORD_HDR_LEN 32
+/* One per bit of slot_mask, after the header. */
+struct ringcap_record_slot {
+	__u32 cookie;  /* the slot's cookie at capture time */
+	__u32 cap_len; /* the slot's bytes: min(pkt_len, the slot's snaplen) */
+};
+
+#define RINGCAP_RECORD_HDR_LEN 24
+#define RINGCAP_RECORD_SLOT_LEN 8
+/* The longest header: every slot took the packet. */
+#define RINGCAP_RECORD_MAX_HDR_LEN (RINGCAP_RECORD_HDR_LEN + RINGCAP_RECORD_SLOT_LEN * RINGCAP_MAX_SLOTS)
 
 #ifndef __bpf__
 #ifdef __cplusplus
@@ -188,6 +202,9 @@ static_assert(sizeof(struct ringcap_slot_counters) == 64, "ringcap_slot_counters
 static_assert(sizeof(struct ringcap_counters) == 64 * RINGCAP_MAX_SLOTS + 64,
 	      "ringcap_counters layout");
 static_assert(sizeof(struct ringcap_record) == RINGCAP_RECORD_HDR_LEN, "ringcap_record layout");
+static_assert(sizeof(struct ringcap_record_slot) == RINGCAP_RECORD_SLOT_LEN,
+	      "ringcap_record_slot layout");
+static_assert(RINGCAP_MAX_SLOTS <= 16, "slot_mask has 16 bits");
 #endif
 #endif
 

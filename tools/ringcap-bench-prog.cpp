@@ -230,12 +230,73 @@ int scalingRun(std::unique_ptr<CaptureProgram> &program, std::unique_ptr<RingDra
   return c->ringLost == 0 && sink.count == c->captured ? 0 : 1;
 }
 
+// Several jobs matching the same packet (the same 5-tuple filter, whole packets), each routed
+// to a sink of its own, a consumer thread draining: the cost of a packet that `jobs` jobs
+// capture. Returns 1 if a record was lost or a job's packets were not all delivered.
+int jobsRun(std::unique_ptr<CaptureProgram> &program, std::unique_ptr<RingDrainer> &drainer,
+            int emptyFd, uint32_t repeat, int rounds) {
+  std::printf("BPF_PROG_TEST_RUN, %u runs per round, median of %d rounds (min..max), ns/packet; "
+              "N jobs with the same filter capture every packet, a drainer thread running\n",
+              repeat, rounds);
+  std::printf("%-42s %6s %22s %8s\n", "case", "bytes", "ns/packet", "ratio");
+  int rc = 0;
+  for (size_t size : {64u, 1514u}) {
+    auto frame = udpFrame(size);
+    Stat base = measure(emptyFd, frame, repeat, rounds);
+    auto row = [&](const std::string &name, Stat st) {
+      std::printf("%-42s %6zu %8.2f (%6.2f..%6.2f) %7.2fx\n", name.c_str(), size, st.median, st.min,
+                  st.max, st.median / base.median);
+    };
+    row("empty XDP program (baseline)", base);
+    for (unsigned jobs : {1u, 2u, 4u}) {
+      std::vector<CountingSink> sinks(jobs);
+      for (unsigned j = 0; j < jobs; j++) {
+        SlotSettings hit;
+        hit.cookie = 0x100 + j;
+        hit.filter.fields = RINGCAP_F_DST_PORT | RINGCAP_F_PROTOCOL;
+        hit.filter.protocol = IPPROTO_UDP;
+        hit.filter.dst_port = htons(53);
+        if (auto r = program->armSlot(j, hit); !r)
+          die(r.error());
+        drainer->route(j, hit.cookie, &sinks[j]);
+      }
+      std::atomic<bool> stop{false};
+      std::thread consumer([&] {
+        while (!stop.load(std::memory_order_relaxed))
+          (void)drainer->poll(10);
+        (void)drainer->consume();
+      });
+      Stat st = measure(program->programFd(), frame, repeat, rounds);
+      stop = true;
+      consumer.join();
+      row("ringcap, " + std::to_string(jobs) + " job(s) capturing the packet", st);
+      uint64_t captured = 0, drained = 0, lost = 0;
+      for (unsigned j = 0; j < jobs; j++) {
+        auto c = program->slotCounters(j);
+        if (!c)
+          die(c.error());
+        captured += c->captured;
+        lost += c->ringLost;
+        drained += sinks[j].count;
+        (void)program->disarmSlot(j);
+        drainer->unroute(j);
+      }
+      std::printf("%-42s %6s captured %llu, drained %llu, lost (ring full) %llu (all jobs)\n", "",
+                  "", (unsigned long long)captured, (unsigned long long)drained,
+                  (unsigned long long)lost);
+      if (lost || drained != captured)
+        rc = 1;
+    }
+  }
+  return rc;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   uint32_t repeat = 1'000'000;
   int rounds = 5;
-  bool scaling = false;
+  bool scaling = false, jobs = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--repeat" && i + 1 < argc)
@@ -244,8 +305,11 @@ int main(int argc, char **argv) {
       rounds = std::stoi(argv[++i]);
     else if (a == "--scaling")
       scaling = true;
+    else if (a == "--jobs")
+      jobs = true;
     else {
-      std::fprintf(stderr, "Usage: ringcap-bench-prog [--repeat N] [--rounds N] [--scaling]\n");
+      std::fprintf(stderr,
+                   "Usage: ringcap-bench-prog [--repeat N] [--rounds N] [--scaling | --jobs]\n");
       return 2;
     }
   }
@@ -271,8 +335,9 @@ int main(int argc, char **argv) {
   if (!drainer)
     die(drainer.error());
 
-  if (scaling) {
-    int rc = scalingRun(*program, *drainer, emptyFd, repeat, rounds);
+  if (scaling || jobs) {
+    int rc = scaling ? scalingRun(*program, *drainer, emptyFd, repeat, rounds)
+                     : jobsRun(*program, *drainer, emptyFd, repeat, rounds);
     pass__destroy(empty);
     return rc;
   }

@@ -6,8 +6,9 @@
   corpus/request_dbus/  programs of fuzz_request_dbus (see RequestDbusFuzz.cpp): valid simple
                         and full requests, wrong and unsupported D-Bus types, repeated keys,
                         variants in variants, an aa{sv}, a value that is no a{sv}
-  corpus/ring_record/   ring records (struct ringcap_record + bytes): valid, cut by snaplen,
-                        bad slot, cap_len past the end or above pkt_len, short header
+  corpus/ring_record/   ring records (struct ringcap_record + slot entries + bytes): valid, cut
+                        by snaplen, three and eight slots, bad or empty slot mask, cap_len past
+                        the end or above pkt_len, slot entries past the end, short header
   corpus/pcap_reader/   classic pcap (us/LE, ns/BE), pcapng (two interfaces, options, ISB,
                         custom block, a second big-endian section, SPB), a truncated one, and
                         - when RINGCAP_MERGE (a built ringcap-merge) is given - the pcapng that
@@ -86,22 +87,33 @@ def request_dbus():
     write("request_dbus", "not_a_dict.bin", string("magic-transit"))
 
 
-# --- ring_record: struct ringcap_record (bpf/capture_abi.h) + bytes ---
+# --- ring_record: struct ringcap_record + ringcap_record_slot entries (bpf/capture_abi.h) ---
 
-def record(pkt_len, cap_len, slot=0, data_len=None, cookie=7, flags=0):
-    data_len = cap_len if data_len is None else data_len
-    header = struct.pack("<QIIIIIHH", 123456789, cookie, 2, 0, pkt_len, cap_len, slot, flags)
-    return header + bytes(i & 0xFF for i in range(data_len))
+def record(pkt_len, slots, data_len=None, extra_mask=0, flags=0):
+    """slots: [(slot, cookie, cap_len)], lowest slot first."""
+    mask = extra_mask
+    for slot, _, _ in slots:
+        mask |= 1 << slot
+    cap = max([c for _, _, c in slots], default=0)
+    data_len = cap if data_len is None else data_len
+    out = struct.pack("<QIIIHH", 123456789, 2, 0, pkt_len, mask & 0xFFFF, flags)
+    for _, cookie, cap_len in slots:
+        out += struct.pack("<II", cookie, cap_len)
+    return out + bytes(i & 0xFF for i in range(data_len))
 
 
 def ring_record():
-    write("ring_record", "valid.bin", record(60, 60))
-    write("ring_record", "snaplen_cut.bin", record(1500, 96, slot=7))
-    write("ring_record", "empty_payload.bin", record(0, 0))
-    write("ring_record", "bad_slot.bin", record(60, 60, slot=8))
-    write("ring_record", "cap_past_end.bin", record(100, 100, data_len=40))
-    write("ring_record", "cap_above_pkt.bin", record(40, 60))
-    write("ring_record", "short_header.bin", record(60, 60)[:31])
+    write("ring_record", "valid.bin", record(60, [(0, 7, 60)]))
+    write("ring_record", "snaplen_cut.bin", record(1500, [(7, 7, 96)]))
+    write("ring_record", "empty_payload.bin", record(0, [(0, 7, 0)]))
+    write("ring_record", "three_slots.bin", record(1500, [(1, 1, 96), (4, 4, 1500), (7, 7, 64)]))
+    write("ring_record", "all_slots.bin", record(100, [(s, s, 10 + s) for s in range(8)]))
+    write("ring_record", "bad_slot.bin", record(60, [(0, 7, 60)], extra_mask=1 << 8))
+    write("ring_record", "empty_mask.bin", record(60, [], data_len=60))
+    write("ring_record", "cap_past_end.bin", record(100, [(0, 7, 100)], data_len=40))
+    write("ring_record", "cap_above_pkt.bin", record(40, [(0, 7, 60)]))
+    write("ring_record", "short_header.bin", record(60, [(0, 7, 60)])[:23])
+    write("ring_record", "entries_past_end.bin", record(60, [(0, 7, 0)], extra_mask=0x6))
 
 
 # --- pcap_reader ---

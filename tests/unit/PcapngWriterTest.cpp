@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,9 +17,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <thread>
 
 #include "../lib/PcapTestSupport.h"
+#include "pcap/PcapFileSink.h"
 #include "pcap/PcapReader.h"
 
 namespace ringcap {
@@ -98,7 +103,7 @@ struct FaultReport {
 // Forks; the child runs setup() (returns 0 or an errno), writes the packet sequence to path
 // until a write fails, reads the file back and reports.
 FaultReport runFaultChild(const std::function<int()> &setup, const std::string &path,
-                          size_t bufferSize) {
+                          size_t bufferSize, bool gather = false) {
   FaultReport report{};
   int fds[2];
   if (::pipe(fds) != 0) {
@@ -118,9 +123,22 @@ FaultReport runFaultChild(const std::function<int()> &setup, const std::string &
       } else {
         auto &w = **writer;
         Result<void> r;
+        std::vector<Sent> batch; // gathered packets stay valid until the flush of their batch
+        batch.reserve(64);
         for (uint32_t i = 0; i < 100'000 && r.ok(); ++i) {
-          const Sent p = sequencePacket(i);
-          r = w.writePacket(p.iface, p.tsNs, p.origLen, p.data);
+          if (!gather) {
+            const Sent p = sequencePacket(i);
+            r = w.writePacket(p.iface, p.tsNs, p.origLen, p.data);
+            continue;
+          }
+          if (batch.size() == 64) {
+            r = w.flush();
+            batch.clear();
+            if (!r.ok())
+              break;
+          }
+          const Sent &p = batch.emplace_back(sequencePacket(i));
+          r = w.writePacketRef(p.iface, p.tsNs, p.origLen, p.data);
         }
         if (r.ok())
           r = w.flush();
@@ -332,32 +350,34 @@ TEST_F(PcapngWriterTest, FileEndsOnWholeBlocksWhenTheBufferFills) {
 
 TEST_F(PcapngWriterTest, FileSizeLimitTruncatesToLastWholeBlock) {
   constexpr rlim_t kLimit = 20'000;
-  for (size_t bufferSize : {PcapngWriter::kDefaultBufferSize, size_t{1000}, size_t{64}}) {
-    SCOPED_TRACE("buffer size " + std::to_string(bufferSize));
-    const std::string path = file("limited-" + std::to_string(bufferSize) + ".pcapng");
-    const FaultReport rep = runFaultChild(
-        [] {
-          ::signal(SIGXFSZ, SIG_IGN);
-          const rlimit limit{kLimit, kLimit};
-          return ::setrlimit(RLIMIT_FSIZE, &limit) == 0 ? 0 : errno;
-        },
-        path, bufferSize);
-    ASSERT_EQ(rep.setupErrno, 0) << std::strerror(rep.setupErrno);
-    ASSERT_TRUE(rep.writeFailed);
-    const std::string message = rep.message;
-    EXPECT_NE(message.find(path), std::string::npos) << message;
-    EXPECT_NE(message.find(std::strerror(EFBIG)), std::string::npos) << message;
-    EXPECT_TRUE(rep.writerFailed);
-    EXPECT_TRUE(rep.laterCallsFail);
-    EXPECT_GT(rep.packetsWritten, 0u);
-    EXPECT_LE(rep.fileSize, kLimit);
-    EXPECT_GT(rep.fileSize, kLimit - 1600) << "only the cut block is missing";
-    EXPECT_EQ(rep.fileSize, rep.bytesWritten);
-    EXPECT_EQ(rep.fileSize, fileSize(path));
-    EXPECT_TRUE(rep.readCleanEnd) << "the file must end on a whole block";
-    EXPECT_TRUE(rep.readMatches);
-    EXPECT_EQ(rep.packetsRead, rep.packetsWritten);
-  }
+  for (const bool gather : {false, true})
+    for (size_t bufferSize : {PcapngWriter::kDefaultBufferSize, size_t{1000}, size_t{64}}) {
+      SCOPED_TRACE("buffer size " + std::to_string(bufferSize) + (gather ? ", gathered" : ""));
+      const std::string path =
+          file("limited-" + std::to_string(bufferSize) + (gather ? "-gathered" : "") + ".pcapng");
+      const FaultReport rep = runFaultChild(
+          [] {
+            ::signal(SIGXFSZ, SIG_IGN);
+            const rlimit limit{kLimit, kLimit};
+            return ::setrlimit(RLIMIT_FSIZE, &limit) == 0 ? 0 : errno;
+          },
+          path, bufferSize, gather);
+      ASSERT_EQ(rep.setupErrno, 0) << std::strerror(rep.setupErrno);
+      ASSERT_TRUE(rep.writeFailed);
+      const std::string message = rep.message;
+      EXPECT_NE(message.find(path), std::string::npos) << message;
+      EXPECT_NE(message.find(std::strerror(EFBIG)), std::string::npos) << message;
+      EXPECT_TRUE(rep.writerFailed);
+      EXPECT_TRUE(rep.laterCallsFail);
+      EXPECT_GT(rep.packetsWritten, 0u);
+      EXPECT_LE(rep.fileSize, kLimit);
+      EXPECT_GT(rep.fileSize, kLimit - 1600) << "only the cut block is missing";
+      EXPECT_EQ(rep.fileSize, rep.bytesWritten);
+      EXPECT_EQ(rep.fileSize, fileSize(path));
+      EXPECT_TRUE(rep.readCleanEnd) << "the file must end on a whole block";
+      EXPECT_TRUE(rep.readMatches);
+      EXPECT_EQ(rep.packetsRead, rep.packetsWritten);
+    }
 }
 
 TEST_F(PcapngWriterTest, FullFileSystemReportsNoSpace) {
@@ -387,6 +407,174 @@ TEST_F(PcapngWriterTest, FullFileSystemReportsNoSpace) {
   EXPECT_TRUE(rep.readCleanEnd) << "the file must end on a whole block";
   EXPECT_TRUE(rep.readMatches);
   EXPECT_EQ(rep.packetsRead, rep.packetsWritten);
+}
+
+// Mixed capture lengths (every padding, empty, both sides of the sink's gather threshold)
+// and more packets than IOV_MAX pieces in one batch.
+std::vector<Sent> gatherMix() {
+  std::vector<Sent> out;
+  uint32_t i = 0;
+  for (uint32_t cap :
+       {0u, 1u, 2u, 3u, 5u, 59u, 60u, 61u, 62u, 63u, 511u, 512u, 513u, 1514u, 1515u, 1599u, 1600u})
+    out.push_back({i % 2, kBaseTs + i, std::max(cap, 60u), udpFrame(std::max(cap, 60u), cap, i)}),
+        ++i;
+  for (uint32_t k = 0; k < 3000; ++k, ++i)
+    out.push_back(sequencePacket(i));
+  return out;
+}
+
+std::string fileBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+size_t firstDifference(const std::string &a, const std::string &b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i])
+    ++i;
+  return i;
+}
+
+TEST_F(PcapngWriterTest, GatheredPacketsGiveTheSameFileAsCopiedOnes) {
+  const std::vector<Sent> mix = gatherMix();
+  for (size_t bufferSize : {PcapngWriter::kDefaultBufferSize, size_t{1000}, size_t{64}}) {
+    for (size_t batchSize : {size_t{7}, size_t{5000}}) { // 5000: the whole mix in one batch
+      SCOPED_TRACE("buffer " + std::to_string(bufferSize) + ", batch " + std::to_string(batchSize));
+      const std::string copied = file("copied.pcapng"), gathered = file("gathered.pcapng");
+      auto open = [&](const std::string &path) {
+        return PcapngWriter::fromFd(::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0640), path,
+                                    kIfaces, "ringcap-test", bufferSize);
+      };
+      auto c = open(copied);
+      auto g = open(gathered);
+      ASSERT_TRUE(c.ok() && g.ok());
+      for (const auto &p : mix)
+        ASSERT_TRUE((*c)->writePacket(p.iface, p.tsNs, p.origLen, p.data).ok());
+      // Each batch is written from its own copy of the packets, overwritten after the flush:
+      // the file must not depend on the gathered bytes once flush() returned.
+      for (size_t at = 0; at < mix.size(); at += batchSize) {
+        std::vector<Sent> batch(mix.begin() + at,
+                                mix.begin() + std::min(mix.size(), at + batchSize));
+        for (const auto &p : batch)
+          ASSERT_TRUE((*g)->writePacketRef(p.iface, p.tsNs, p.origLen, p.data).ok());
+        EXPECT_EQ((*g)->packetsWritten(), at + batch.size());
+        ASSERT_TRUE((*g)->flush().ok());
+        EXPECT_FALSE((*g)->holdsReferences());
+        for (auto &p : batch)
+          std::fill(p.data.begin(), p.data.end(), 0xEE);
+      }
+      const std::vector<PcapInterfaceStats> stats = {{kBaseTs, 9, 1, 8, "end"}, {}};
+      ASSERT_TRUE((*c)->finish(stats).ok());
+      ASSERT_TRUE((*g)->finish(stats).ok());
+      EXPECT_EQ((*g)->packetsWritten(), mix.size());
+      EXPECT_EQ((*g)->bytesWritten(), (*c)->bytesWritten());
+      const std::string a = fileBytes(copied), b = fileBytes(gathered);
+      ASSERT_EQ(a.size(), b.size());
+      EXPECT_EQ(firstDifference(a, b), a.size()) << "the files differ";
+      const ReadBack rb = readAll(gathered);
+      EXPECT_EQ(rb.error, "");
+      ASSERT_EQ(rb.packets.size(), mix.size());
+      EXPECT_TRUE(samePacket(rb.packets.back(), mix.back()));
+    }
+  }
+}
+
+volatile sig_atomic_t gAlarms = 0;
+
+// writev to a pipe whose reader is slower, interrupted by a timer signal without SA_RESTART:
+// partial writes and EINTR, more than IOV_MAX pieces in one call of CaptureFileOutput.
+TEST_F(PcapngWriterTest, GatheredWritesGoOnAfterShortWrites) {
+  const std::vector<Sent> mix = gatherMix();
+  const std::string copied = file("copied.pcapng");
+  {
+    auto c = PcapngWriter::create(copied, kIfaces, "ringcap-test");
+    ASSERT_TRUE(c.ok());
+    for (const auto &p : mix)
+      ASSERT_TRUE((*c)->writePacket(p.iface, p.tsNs, p.origLen, p.data).ok());
+    ASSERT_TRUE((*c)->finish({{}, {}}).ok());
+  }
+  // The same blocks cut into one piece per 100 bytes: > IOV_MAX pieces in one writev call.
+  std::string want = fileBytes(copied);
+  std::vector<iovec> iov;
+  for (size_t at = 0; at < want.size(); at += 100)
+    iov.push_back({want.data() + at, std::min<size_t>(100, want.size() - at)});
+  ASSERT_GT(iov.size(), size_t{IOV_MAX} * 3);
+
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  sigset_t alarm;
+  sigemptyset(&alarm);
+  sigaddset(&alarm, SIGALRM);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &alarm, nullptr), 0); // the reader does not take it
+  std::string got;
+  std::thread reader([&] {
+    char chunk[777];
+    for (ssize_t n; (n = ::read(fds[0], chunk, sizeof chunk)) != 0;)
+      if (n > 0)
+        got.append(chunk, static_cast<size_t>(n));
+  });
+  ASSERT_EQ(::pthread_sigmask(SIG_UNBLOCK, &alarm, nullptr), 0);
+  struct sigaction sa {
+  }, old{};
+  sa.sa_handler = [](int) { gAlarms = gAlarms + 1; };
+  ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0); // no SA_RESTART
+  const itimerval every{{0, 50}, {0, 50}};
+  ASSERT_EQ(::setitimer(ITIMER_REAL, &every, nullptr), 0);
+  gAlarms = 0;
+  std::optional<CaptureFileOutput::ShortWrite> shortWrite;
+  uint64_t whole = 0;
+  {
+    CaptureFileOutput out(fds[1], "pipe");
+    shortWrite = out.writev(iov);
+    whole = out.wholeBytes();
+  } // closes the pipe
+  const itimerval off{};
+  ::setitimer(ITIMER_REAL, &off, nullptr);
+  ::sigaction(SIGALRM, &old, nullptr);
+  reader.join();
+  ::close(fds[0]);
+  EXPECT_FALSE(shortWrite.has_value()) << std::strerror(shortWrite ? shortWrite->err : 0);
+  EXPECT_EQ(whole, want.size());
+  EXPECT_GT(gAlarms, 0) << "the timer never interrupted the writes";
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_EQ(firstDifference(got, want), want.size()) << "the bytes differ";
+}
+
+// The sink gathers large packets and writes them at endBatch(), before the drainer hands the
+// ring's memory back; small ones are copied.
+TEST_F(PcapngWriterTest, SinkWritesGatheredPacketsAtEndBatch) {
+  const std::vector<Sent> mix = gatherMix();
+  const std::string path = file("sink.pcapng");
+  auto w = PcapngWriter::create(path, kIfaces, "ringcap-test");
+  ASSERT_TRUE(w.ok());
+  PcapFileSink sink(std::move(*w), {{11, kIfaces[0]}, {12, kIfaces[1]}});
+  std::vector<uint8_t> ring; // one batch's packets, overwritten after endBatch() as the ring is
+  for (size_t at = 0; at < mix.size(); at += 1000) {
+    const size_t end = std::min(mix.size(), at + 1000);
+    ring.clear();
+    ring.reserve(2'000'000);
+    std::vector<CapturedPacket> batch;
+    for (size_t i = at; i < end; ++i) {
+      const size_t off = ring.size();
+      ring.insert(ring.end(), mix[i].data.begin(), mix[i].data.end());
+      batch.push_back({mix[i].tsNs, mix[i].iface + 11, 0, mix[i].origLen,
+                       std::span<const uint8_t>(ring.data() + off, mix[i].data.size())});
+    }
+    for (const auto &p : batch)
+      sink.onPacket(p);
+    EXPECT_TRUE(sink.writer().holdsReferences());
+    sink.endBatch();
+    EXPECT_FALSE(sink.writer().holdsReferences());
+    std::fill(ring.begin(), ring.end(), 0xEE);
+  }
+  ASSERT_FALSE(sink.error().has_value()) << sink.error()->message;
+  EXPECT_EQ(sink.packetsReceived(), mix.size());
+  ASSERT_TRUE(sink.writer().finish({{}, {}}).ok());
+  const ReadBack rb = readAll(path);
+  EXPECT_EQ(rb.error, "");
+  ASSERT_EQ(rb.packets.size(), mix.size());
+  for (size_t i = 0; i < mix.size(); ++i)
+    ASSERT_TRUE(samePacket(rb.packets[i], mix[i])) << "packet " << i;
 }
 
 TEST_F(PcapngWriterTest, FullDeviceFailsAtCreation) {

@@ -7,6 +7,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
+#include <fstream>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -17,7 +18,74 @@ namespace {
 
 bool isPowerOfTwo(uint32_t v) { return v && !(v & (v - 1)); }
 
+Result<std::string> readOnlineCpus() {
+  std::ifstream in("/sys/devices/system/cpu/online");
+  std::string text;
+  if (!in || !std::getline(in, text))
+    return Error{EIO, "cannot read /sys/devices/system/cpu/online"};
+  return text;
+}
+
 } // namespace
+
+Result<std::vector<unsigned>> parseCpuList(std::string_view text) {
+  auto bad = [&](const std::string &why) {
+    return Error{EINVAL, "CPU list \"" + std::string(text.substr(0, 64)) + "\": " + why};
+  };
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.remove_suffix(1);
+  if (text.empty())
+    return bad("empty");
+  std::vector<unsigned> cpus;
+  auto number = [&](std::string_view &t, unsigned &v) {
+    size_t i = 0;
+    v = 0;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9' && i < 6)
+      v = v * 10 + unsigned(t[i++] - '0');
+    if (i == 0 || (i < t.size() && t[i] >= '0' && t[i] <= '9'))
+      return false;
+    t.remove_prefix(i);
+    return true;
+  };
+  for (;;) {
+    unsigned first = 0, last = 0;
+    if (!number(text, first))
+      return bad("expected a CPU number");
+    last = first;
+    if (!text.empty() && text.front() == '-') {
+      text.remove_prefix(1);
+      if (!number(text, last) || last < first)
+        return bad("expected a range low-high");
+    }
+    if (!cpus.empty() && first <= cpus.back())
+      return bad("CPUs out of order");
+    for (unsigned c = first; c <= last; c++)
+      cpus.push_back(c);
+    if (text.empty())
+      return cpus;
+    if (text.front() != ',')
+      return bad("expected ','");
+    text.remove_prefix(1);
+  }
+}
+
+std::vector<unsigned> ringOfCpu(unsigned possible, const std::vector<unsigned> &online) {
+  std::vector<unsigned> ring(possible, 0);
+  std::vector<bool> isOnline(possible, false);
+  unsigned rings = 0;
+  for (unsigned c : online)
+    if (c < possible && !isOnline[c]) {
+      isOnline[c] = true;
+      ring[c] = rings++;
+    }
+  for (unsigned c = 0; c < possible; c++) {
+    if (!rings)
+      ring[c] = c;
+    else if (!isOnline[c])
+      ring[c] = c % rings;
+  }
+  return ring;
+}
 
 uint32_t perCpuRingBytes(uint32_t ringBytes, unsigned cpus) {
   uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
@@ -36,8 +104,19 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgra
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0)
     return Error::fromErrno(cpus, "counting possible CPUs");
-  uint32_t perCpu = perCpuRingBytes(options.ringBytes, static_cast<unsigned>(cpus));
-  if (perCpu < 4u * (RINGCAP_RECORD_HDR_LEN + RINGCAP_MAX_SNAPLEN + 8))
+  // One ring per online CPU; a CPU offline now shares an online CPU's ring if it comes up.
+  std::vector<unsigned> online;
+  if (auto text = readOnlineCpus(); !text) {
+    spdlog::warn("{}: a ring for every possible CPU", text.error().message);
+  } else if (auto list = parseCpuList(*text); !list) {
+    spdlog::warn("{}: a ring for every possible CPU", list.error().message);
+  } else {
+    online = std::move(list).value();
+  }
+  std::vector<unsigned> ringOf = ringOfCpu(static_cast<unsigned>(cpus), online);
+  const unsigned rings = *std::max_element(ringOf.begin(), ringOf.end()) + 1;
+  uint32_t perCpu = perCpuRingBytes(options.ringBytes, rings);
+  if (perCpu < 4u * (RINGCAP_RECORD_MAX_HDR_LEN + RINGCAP_MAX_SNAPLEN + 1 + 8))
     spdlog::debug("rings of {} bytes per CPU hold fewer than four maximum-size records", perCpu);
 
   std::unique_ptr<CaptureProgram> p(new CaptureProgram());
@@ -55,10 +134,10 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgra
   if (int err = bpf_map__set_max_entries(p->skel_->maps.rings, static_cast<uint32_t>(cpus)))
     return Error::fromErrno(err, "sizing the array of rings");
   // The rings are created here; the first is also the template of the array's values.
-  for (unsigned cpu = 0; cpu < static_cast<unsigned>(cpus); cpu++) {
+  for (unsigned ring = 0; ring < rings; ring++) {
     UniqueFd fd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, nullptr, 0, 0, perCpu, nullptr));
     if (!fd)
-      return Error::fromErrno(errno, "creating the ring buffer of CPU " + std::to_string(cpu));
+      return Error::fromErrno(errno, "creating ring buffer " + std::to_string(ring));
     p->ringFds_.push_back(std::move(fd));
   }
   if (int err = bpf_map__set_inner_map_fd(p->skel_->maps.rings, p->ringFds_[0].get()))
@@ -68,14 +147,16 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgra
     return Error::fromErrno(err, "sizing the budget leases");
   p->ringBytes_ = perCpu;
   p->cpus_ = static_cast<unsigned>(cpus);
+  p->rings_ = rings;
+  p->ringOfCpu_ = std::move(ringOf);
   return p;
 }
 
 Result<void> CaptureProgram::createRings() {
   int outer = bpf_map__fd(skel_->maps.rings);
-  for (unsigned cpu = 0; cpu < ringFds_.size(); cpu++) {
+  for (unsigned cpu = 0; cpu < cpus_; cpu++) {
     uint32_t key = cpu;
-    int fd = ringFds_[cpu].get();
+    int fd = ringFds_[ringOfCpu_[cpu]].get();
     if (bpf_map_update_elem(outer, &key, &fd, BPF_ANY))
       return Error::fromErrno(errno, "adding the ring buffer of CPU " + std::to_string(cpu));
   }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct capture;
@@ -21,8 +22,9 @@ namespace ringcap {
 
 struct CaptureProgramOptions {
   // Ring memory in bytes, for all CPUs together: a power of two, at least one page. Each
-  // possible CPU gets a ring of its own of ringBytes / CPUs, rounded down to a power of two
-  // and at least one page (perCpuRingBytes()).
+  // CPU online at load gets a ring of its own of ringBytes / online CPUs, rounded down to a
+  // power of two and at least one page (perCpuRingBytes()); a CPU offline at load writes
+  // into the ring of an online one (ringOfCpu()).
   uint32_t ringBytes = 32u << 20;
   // Pending bytes in one CPU's ring that wake the consumer; 0 picks a sixteenth of a CPU's
   // ring within [64 KiB, 1 MiB].
@@ -34,6 +36,17 @@ struct CaptureProgramOptions {
 
 // The ring size of each CPU for a total of `ringBytes` over `cpus` CPUs.
 uint32_t perCpuRingBytes(uint32_t ringBytes, unsigned cpus);
+
+// A CPU list as the kernel writes it (/sys/devices/system/cpu/online: "0-3,8,10-11\n"), in
+// increasing order; an error naming the text for anything else.
+Result<std::vector<unsigned>> parseCpuList(std::string_view text);
+
+// The ring each of `possible` CPUs writes to: ring i for the i-th CPU of `online` (those
+// below `possible`), and for a CPU offline at load the ring of an online one (its number
+// modulo the online count), so that a CPU brought online later writes into a ring that is
+// drained, sharing its lock. Every possible CPU has a ring of its own if `online` names
+// none of them.
+std::vector<unsigned> ringOfCpu(unsigned possible, const std::vector<unsigned> &online);
 
 // What one job asks of a slot.
 struct SlotSettings {
@@ -103,13 +116,17 @@ public:
   static Result<bool> detachProgramById(int ifindex, uint32_t programId);
 
   int programFd() const;
-  // The rings: an array of ring buffers, one per possible CPU (RingDrainer drains them all).
+  // The rings: an array of ring buffers indexed by CPU, one ring per CPU online at load
+  // (ringOfCpu(); RingDrainer drains them all).
   int ringFd() const;
   // The pending bytes in one CPU's ring that wake the consumer.
   uint32_t wakeupBytes() const { return wakeupBytes_; }
-  // One CPU's ring size; cpus() rings of it.
+  // One CPU's ring size; rings() rings of it.
   uint32_t ringBytes() const { return ringBytes_; }
+  // Possible CPUs (entries of the array of rings, leases per slot).
   unsigned cpus() const { return cpus_; }
+  // Rings: the CPUs online at load.
+  unsigned rings() const { return rings_; }
 
 private:
   CaptureProgram() = default;
@@ -126,7 +143,9 @@ private:
   ringcap_config config_{}; // what the program's .bss holds
   uint32_t ringBytes_ = 0;
   unsigned cpus_ = 1;
-  std::vector<UniqueFd> ringFds_; // the rings until they are in the array
+  unsigned rings_ = 1;
+  std::vector<unsigned> ringOfCpu_; // by possible CPU: its index in ringFds_
+  std::vector<UniqueFd> ringFds_;   // the rings until they are in the array
   uint32_t wakeupBytes_ = 0;
   bool ringsCreated_ = false;
   bool loaded_ = false;

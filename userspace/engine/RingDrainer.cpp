@@ -19,10 +19,25 @@ std::optional<RingRecord> parseRingRecord(std::span<const uint8_t> raw) {
   RingRecord r;
   std::memcpy(&r.header, raw.data(), sizeof r.header);
   const auto &h = r.header;
-  if (h.slot >= RINGCAP_MAX_SLOTS || h.cap_len > RINGCAP_MAX_SNAPLEN || h.cap_len > h.pkt_len ||
-      h.cap_len > raw.size() - RINGCAP_RECORD_HDR_LEN)
+  if (h.slot_mask == 0 || (h.slot_mask >> RINGCAP_MAX_SLOTS) != 0 || h.flags != 0)
     return std::nullopt;
-  r.data = raw.subspan(RINGCAP_RECORD_HDR_LEN, h.cap_len);
+  size_t off = RINGCAP_RECORD_HDR_LEN;
+  uint32_t capLen = 0;
+  for (unsigned s = 0; s < RINGCAP_MAX_SLOTS; s++) {
+    if (!(h.slot_mask & (1u << s)))
+      continue;
+    if (raw.size() - off < RINGCAP_RECORD_SLOT_LEN)
+      return std::nullopt;
+    ringcap_record_slot &e = r.slots[s];
+    std::memcpy(&e, raw.data() + off, sizeof e);
+    off += RINGCAP_RECORD_SLOT_LEN;
+    if (e.cap_len > RINGCAP_MAX_SNAPLEN || e.cap_len > h.pkt_len)
+      return std::nullopt;
+    capLen = std::max(capLen, e.cap_len);
+  }
+  if (capLen > raw.size() - off)
+    return std::nullopt;
+  r.data = raw.subspan(off, capLen);
   return r;
 }
 
@@ -105,10 +120,16 @@ Result<std::unique_ptr<RingDrainer>> RingDrainer::create(int ringFd,
   if (bpf_obj_get_info_by_fd(ringFd, &info, &len))
     return Error::fromErrno(errno, "reading the capture ring's map");
   if (info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS) {
+    // Indexed by CPU; CPUs that were offline at load share an online CPU's ring: each ring
+    // is drained once.
+    std::vector<uint32_t> ids;
     for (uint32_t key = 0; key < info.max_entries; key++) {
       uint32_t id = 0;
       if (bpf_map_lookup_elem(ringFd, &key, &id))
         return Error::fromErrno(errno, "reading ring " + std::to_string(key) + " of the array");
+      if (std::find(ids.begin(), ids.end(), id) != ids.end())
+        continue;
+      ids.push_back(id);
       UniqueFd fd(bpf_map_get_fd_by_id(id));
       if (!fd)
         return Error::fromErrno(errno, "opening ring " + std::to_string(key) + " of the array");
@@ -192,19 +213,23 @@ void RingDrainer::deliver(const uint8_t *data, size_t size) {
     stats_.malformed++;
     return;
   }
-  const Route &route = routes_[rec->header.slot];
-  if (!route.sink || route.cookie != rec->header.cookie) {
-    stats_.stale++;
-    return;
-  }
   CapturedPacket p;
   p.tsNs = uint64_t(int64_t(rec->header.tstamp_boot_ns) + offsetNs_);
   p.ifindex = rec->header.ifindex;
   p.rxQueue = rec->header.rx_queue;
   p.pktLen = rec->header.pkt_len;
-  p.data = rec->data;
-  stats_.records++;
-  route.sink->onPacket(p);
+  for (unsigned s = 0; s < RINGCAP_MAX_SLOTS; s++) {
+    if (!(rec->header.slot_mask & (1u << s)))
+      continue;
+    const Route &route = routes_[s];
+    if (!route.sink || route.cookie != rec->slots[s].cookie) {
+      stats_.stale++;
+      continue;
+    }
+    p.data = rec->dataOf(s);
+    stats_.records++;
+    route.sink->onPacket(p);
+  }
 }
 
 Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
@@ -212,6 +237,11 @@ Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
   // at the end of the batch, or once a quarter of the ring was read, so that a producer
   // filling a ring gets room back while a long backlog is drained.
   uint64_t taken = 0;
+  auto endBatch = [this] { // the sinks' last moment to read the records in place
+    for (const Route &route : routes_)
+      if (route.sink)
+        route.sink->endBatch();
+  };
   std::vector<Head> heads(rings_.size());
   std::vector<bool> ready(rings_.size());
   for (size_t i = 0; i < rings_.size(); i++)
@@ -227,10 +257,13 @@ Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
     deliver(heads[best].data, heads[best].size);
     r.cons = heads[best].next;
     taken++;
-    if (r.cons - r.published > (r.mask + 1) / 4)
+    if (r.cons - r.published > (r.mask + 1) / 4) {
+      endBatch();
       publish(r);
+    }
     ready[best] = head(r, heads[best]);
   }
+  endBatch();
   for (auto &r : rings_)
     publish(r);
   return taken;

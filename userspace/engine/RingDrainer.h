@@ -26,34 +26,46 @@ struct CapturedPacket {
 class PacketSink {
 public:
   virtual ~PacketSink() = default;
+  // packet.data points into the ring, whose memory the producer may reuse once the drainer
+  // publishes its consumer position: a sink keeps it at most until endBatch().
   virtual void onPacket(const CapturedPacket &packet) = 0;
+  // Called before every publish of a batch's consumer positions (also on sinks that got no
+  // packet): the last moment to use the packets' data in place.
+  virtual void endBatch() {}
 };
 
-// A ring record after its lengths were checked.
+// A ring record after its lengths were checked: one packet for every slot in
+// header.slot_mask.
 struct RingRecord {
   ringcap_record header;
-  std::span<const uint8_t> data;
+  // Indexed by slot; set only for the slots in header.slot_mask.
+  std::array<ringcap_record_slot, RINGCAP_MAX_SLOTS> slots{};
+  std::span<const uint8_t> data; // the largest cap_len of the slots
+  // Slot `slot`'s packet: the first cap_len bytes of the data.
+  std::span<const uint8_t> dataOf(unsigned slot) const { return data.first(slots[slot].cap_len); }
 };
 
-// Checks a raw ring record; nullopt if it is too short, its cap_len runs past its end or
-// exceeds pkt_len or the largest snaplen, or its slot is out of range.
+// Checks a raw ring record; nullopt if it is shorter than its header and slot entries, its
+// slot mask is empty or names a slot out of range, its flags are set, a cap_len exceeds
+// pkt_len or the largest snaplen, or the data runs past its end.
 std::optional<RingRecord> parseRingRecord(std::span<const uint8_t> raw);
 
 // CLOCK_REALTIME minus CLOCK_BOOTTIME in ns, from the closest of several paired readings.
 int64_t realtimeMinusBoottimeNs();
 
 struct DrainerStats {
-  uint64_t records = 0;   // records delivered to a sink
+  uint64_t records = 0;   // packets delivered to a sink (one per slot of a record)
   uint64_t malformed = 0; // records that failed parseRingRecord (never expected)
-  uint64_t stale = 0;     // records of a slot with no sink or another job's cookie
+  uint64_t stale = 0;     // a record's slots with no sink or another job's cookie
 };
 
 class RingDrainer {
 public:
   // Where the clock offset comes from: realtimeMinusBoottimeNs, or a fake in tests.
   using ClockOffsetSource = int64_t (*)();
-  // `ringFd` is a ring buffer, or an array of them (CaptureProgram::ringFd(): one per CPU),
-  // all drained through one epoll fd. A drain merges the records waiting in the rings by
+  // `ringFd` is a ring buffer, or an array of them (CaptureProgram::ringFd(): indexed by CPU,
+  // one ring per CPU online at load, shared by the others), each ring drained once, all
+  // through one epoll fd. A drain merges the records waiting in the rings by
   // their timestamps (each ring is in commit order); the position of a ring's consumer is
   // published once per batch, not after every record.
   static Result<std::unique_ptr<RingDrainer>>

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 
 namespace ringcap {
 
@@ -38,6 +40,36 @@ CaptureFileOutput::write(std::span<const uint8_t> bytes) {
       return ShortWrite{done, n == 0 ? EIO : err};
   }
   whole_ += bytes.size();
+  return std::nullopt;
+}
+
+std::optional<CaptureFileOutput::ShortWrite> CaptureFileOutput::writev(std::span<iovec> iov) {
+  size_t done = 0, i = 0;
+  auto skipEmpty = [&] {
+    while (i < iov.size() && iov[i].iov_len == 0)
+      ++i;
+  };
+  skipEmpty();
+  while (i < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - i, IOV_MAX));
+    ssize_t n = ::writev(fd_, &iov[i], count);
+    const int err = errno;
+    if (n < 0 && err == EINTR)
+      continue;
+    if (n <= 0)
+      return ShortWrite{done, n == 0 ? EIO : err};
+    done += static_cast<size_t>(n);
+    for (size_t left = static_cast<size_t>(n); left > 0;) { // a short write: go on mid-iovec
+      const size_t step = std::min(left, iov[i].iov_len);
+      iov[i].iov_base = static_cast<uint8_t *>(iov[i].iov_base) + step;
+      iov[i].iov_len -= step;
+      left -= step;
+      if (iov[i].iov_len == 0)
+        ++i;
+    }
+    skipEmpty();
+  }
+  whole_ += done;
   return std::nullopt;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +47,9 @@ public:
   // ShortWrite none of them counts yet: the caller says which part is whole (truncateToWhole)
   // and fails the output (fail).
   std::optional<ShortWrite> write(std::span<const uint8_t> bytes);
+  // The same for the bytes the iovecs point to, in order, with writev (at most IOV_MAX of
+  // them per call). The iovecs are consumed: their bases and lengths change.
+  std::optional<ShortWrite> writev(std::span<iovec> iov);
   // After a ShortWrite of `written` bytes: the first `whole` of them count as whole, and the
   // file is cut back to their end if more reached it (a file that cannot be cut, such as a
   // pipe, keeps them).

@@ -6,17 +6,23 @@
 #include "pcap/PcapngWriter.h"
 
 #include <optional>
-#include <unordered_map>
+#include <vector>
 
 namespace ringcap {
 
+// Packets of at least kGatherMinBytes are written from the ring in place (gathered, one
+// writev per batch at endBatch()); smaller ones are copied into the writer's buffer.
 class PcapFileSink : public PacketSink {
 public:
+  static constexpr size_t kGatherMinBytes = 512;
+
   // `interfaces` pairs each capturing ifindex with the interface block written for it.
   PcapFileSink(std::unique_ptr<PcapngWriter> writer,
                std::vector<std::pair<uint32_t, PcapInterface>> interfaces);
 
   void onPacket(const CapturedPacket &packet) override;
+  // Writes the gathered packets before the ring's memory is given back.
+  void endBatch() override;
 
   // The first write error; once set, later packets are counted in packetsDropped().
   const std::optional<Error> &error() const { return error_; }
@@ -31,8 +37,9 @@ public:
 
 private:
   std::unique_ptr<PcapngWriter> writer_;
-  std::unordered_map<uint32_t, uint32_t> ifaceId_; // ifindex -> interface id
-  std::vector<uint32_t> ifindexes_;
+  std::vector<uint32_t> ifindexes_; // interface id -> ifindex (a few: searched in order)
+  bool haveLast_ = false;           // the previous packet's ifindex and interface id:
+  uint32_t lastIfindex_ = 0, lastId_ = 0;
   std::optional<Error> error_;
   uint64_t dropped_ = 0;
   uint64_t received_ = 0;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <limits>
 #include <string_view>
@@ -32,6 +33,8 @@ constexpr uint16_t kIsbFilterAccept = 6;
 
 constexpr size_t kMaxOptionLength = std::numeric_limits<uint16_t>::max();
 constexpr size_t kEpbOverhead = 32; // header, fixed fields, trailing length
+constexpr size_t kEpbHead = 28;     // header and fixed fields, before the packet bytes
+constexpr size_t kMaxPieces = IOV_MAX;
 
 size_t pad4(size_t n) { return (n + 3) & ~size_t{3}; }
 size_t optionSize(size_t valueLength) { return 4 + pad4(valueLength); }
@@ -114,7 +117,9 @@ Result<void> validate(const std::string &path, const std::vector<PcapInterface> 
 PcapngWriter::PcapngWriter(int fd, std::string path, std::vector<PcapInterface> ifaces,
                            size_t bufferSize)
     : out_(fd, std::move(path)), ifaces_(std::move(ifaces)), bufferSize_(bufferSize) {
-  buf_.reserve(bufferSize_);
+  buf_ = std::make_unique_for_overwrite<uint8_t[]>(bufferSize_);
+  iov_.reserve(kMaxPieces);
+  blocks_.reserve(bufferSize_ / kEpbOverhead + 2); // every block takes >= 32 bytes of buf_
 }
 
 PcapngWriter::~PcapngWriter() {
@@ -156,7 +161,7 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::fromFd(int fd, const std::st
   size_t shbLength = 28 + optionSize(userAppl.size()) + 4;
   if (!hardware.empty())
     shbLength += optionSize(hardware.size()) + optionSize(os.size());
-  auto r = w->appendBlock(shbLength, [&](std::vector<uint8_t> &out) {
+  auto r = w->appendBlock(shbLength, false, [&](std::vector<uint8_t> &out) {
     BlockBuilder b(out, kShbType);
     b.u32(kByteOrderMagic);
     b.u16(1);            // major version
@@ -175,7 +180,7 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::fromFd(int fd, const std::st
     size_t length = 20 + optionSize(iface.name.size()) + optionSize(1) + 4;
     if (!iface.description.empty())
       length += optionSize(iface.description.size());
-    r = w->appendBlock(length, [&](std::vector<uint8_t> &out) {
+    r = w->appendBlock(length, false, [&](std::vector<uint8_t> &out) {
       BlockBuilder b(out, kIdbType);
       b.u16(kLinktypeEthernet);
       b.u16(0); // reserved
@@ -195,44 +200,97 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::fromFd(int fd, const std::st
   return w;
 }
 
-Result<void> PcapngWriter::writePacket(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
-                                       std::span<const uint8_t> data) {
+Error PcapngWriter::packetError(uint32_t interfaceId, uint32_t origLen, size_t capLen) const {
   if (auto r = out_.usable(); !r)
-    return r;
+    return r.error();
   if (interfaceId >= ifaces_.size())
     return invalid(path(), "interface id " + std::to_string(interfaceId) + " out of range (" +
                                std::to_string(ifaces_.size()) + " interfaces)");
-  if (data.size() > origLen)
-    return invalid(path(), "captured length " + std::to_string(data.size()) +
+  if (capLen > origLen)
+    return invalid(path(), "captured length " + std::to_string(capLen) +
                                " exceeds original length " + std::to_string(origLen));
-  const uint32_t snaplen = ifaces_[interfaceId].snaplen;
-  if (snaplen != 0 && data.size() > snaplen)
-    return invalid(path(), "captured length " + std::to_string(data.size()) + " exceeds snaplen " +
-                               std::to_string(snaplen) + " of interface " +
-                               ifaces_[interfaceId].name);
+  return invalid(path(), "captured length " + std::to_string(capLen) + " exceeds snaplen " +
+                             std::to_string(ifaces_[interfaceId].snaplen) + " of interface " +
+                             ifaces_[interfaceId].name);
+}
+
+namespace {
+
+void epbHead(uint8_t *p, uint32_t total, uint32_t interfaceId, uint64_t tsNs, size_t capLen,
+             uint32_t origLen) {
+  const uint32_t head[7] = {kEpbType,
+                            total,
+                            interfaceId,
+                            static_cast<uint32_t>(tsNs >> 32),
+                            static_cast<uint32_t>(tsNs),
+                            static_cast<uint32_t>(capLen),
+                            origLen};
+  std::memcpy(p, head, sizeof head);
+}
+
+// The padding after the packet bytes and the trailing block length.
+void epbTail(uint8_t *p, uint32_t total, size_t capLen) {
+  const size_t pad = pad4(capLen) - capLen;
+  std::memset(p, 0, pad);
+  std::memcpy(p + pad, &total, 4);
+}
+
+} // namespace
+
+Result<void> PcapngWriter::writePacket(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
+                                       std::span<const uint8_t> data) {
+  if (!packetFits(interfaceId, origLen, data.size()))
+    return packetError(interfaceId, origLen, data.size());
+  // capLen <= origLen < 2^32, so the block length fits in 32 bits but for the last 35 values.
   const size_t length = kEpbOverhead + pad4(data.size());
   if (length > std::numeric_limits<uint32_t>::max())
     return invalid(path(), "packet too large for a pcapng block");
-  // The per-packet path: one resize and three copies into the buffer.
-  return appendBlock(length, [&](std::vector<uint8_t> &out) {
-    const uint32_t total = static_cast<uint32_t>(length);
-    const uint32_t head[7] = {kEpbType,
-                              total,
-                              interfaceId,
-                              static_cast<uint32_t>(tsNs >> 32),
-                              static_cast<uint32_t>(tsNs),
-                              static_cast<uint32_t>(data.size()),
-                              origLen};
-    size_t at = out.size();
-    out.resize(at + length);
-    uint8_t *p = out.data() + at;
-    std::memcpy(p, head, sizeof head);
-    if (!data.empty())
-      std::memcpy(p + sizeof head, data.data(), data.size());
-    std::memset(p + sizeof head + data.size(), 0, pad4(data.size()) - data.size());
-    std::memcpy(p + length - 4, &total, 4);
-    ++packets_;
-  });
+  const auto total = static_cast<uint32_t>(length);
+  if (length > bufferSize_) // written at once, after the buffered blocks
+    return appendBlock(length, true, [&](std::vector<uint8_t> &out) {
+      out.resize(length);
+      epbHead(out.data(), total, interfaceId, tsNs, data.size(), origLen);
+      std::memcpy(out.data() + kEpbHead, data.data(), data.size());
+      epbTail(out.data() + kEpbHead + data.size(), total, data.size());
+      ++packets_;
+    });
+  // The per-packet path: three copies into the buffer.
+  if (auto r = reserve(length, 1); !r)
+    return r;
+  uint8_t *p = buf_.get() + used_;
+  epbHead(p, total, interfaceId, tsNs, data.size(), origLen);
+  if (!data.empty())
+    std::memcpy(p + kEpbHead, data.data(), data.size());
+  epbTail(p + kEpbHead + data.size(), total, data.size());
+  used_ += length;
+  addPiece(p, length);
+  blocks_.push_back({total, true});
+  ++packets_;
+  return {};
+}
+
+Result<void> PcapngWriter::writePacketRef(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
+                                          std::span<const uint8_t> data) {
+  const size_t built = kEpbOverhead + pad4(data.size()) - data.size(); // all but the data
+  if (built > bufferSize_ || data.empty() || !packetFits(interfaceId, origLen, data.size()) ||
+      data.size() > std::numeric_limits<uint32_t>::max() - kEpbOverhead - 3)
+    return writePacket(interfaceId, tsNs, origLen, data); // its errors, or a tiny buffer
+  if (auto r = reserve(built, 3); !r)
+    return r;
+  // Header and trailer in the buffer, the packet bytes where they are: three pieces, of
+  // which the trailer and the next block's header usually join.
+  const auto total = static_cast<uint32_t>(built + data.size());
+  uint8_t *p = buf_.get() + used_;
+  epbHead(p, total, interfaceId, tsNs, data.size(), origLen);
+  epbTail(p + kEpbHead, total, data.size());
+  used_ += built;
+  addPiece(p, kEpbHead);
+  addPiece(data.data(), data.size());
+  addPiece(p + kEpbHead, built - kEpbHead);
+  blocks_.push_back({total, true});
+  references_ = true;
+  ++packets_;
+  return {};
 }
 
 Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats) {
@@ -250,7 +308,7 @@ Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats) 
     size_t length = 24 + 3 * optionSize(8) + 4;
     if (!s.comment.empty())
       length += optionSize(s.comment.size());
-    auto r = appendBlock(length, [&](std::vector<uint8_t> &out) {
+    auto r = appendBlock(length, false, [&](std::vector<uint8_t> &out) {
       BlockBuilder b(out, kIsbType);
       b.u32(id);
       b.u32(static_cast<uint32_t>(s.timestampNs >> 32));
@@ -272,50 +330,61 @@ Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats) 
 }
 
 template <typename Build>
-Result<void> PcapngWriter::appendBlock(size_t totalLength, Build &&build) {
-  if (buf_.size() + totalLength > bufferSize_)
-    if (auto r = flush(); !r)
-      return r;
-  if (totalLength <= bufferSize_) {
-    build(buf_);
-    return {};
+Result<void> PcapngWriter::appendBlock(size_t totalLength, bool packet, Build &&build) {
+  if (auto r = reserve(totalLength, 1); !r)
+    return r;
+  scratch_.clear();
+  build(scratch_);
+  blocks_.push_back({static_cast<uint32_t>(totalLength), packet});
+  if (totalLength > bufferSize_) { // larger than the buffer: written at once, from scratch_
+    addPiece(scratch_.data(), scratch_.size());
+    return flush();
   }
-  std::vector<uint8_t> block; // larger than the buffer: written directly
-  block.reserve(totalLength);
-  build(block);
-  return writeOut(block);
+  uint8_t *p = buf_.get() + used_;
+  std::memcpy(p, scratch_.data(), totalLength);
+  used_ += totalLength;
+  addPiece(p, totalLength);
+  return {};
+}
+
+void PcapngWriter::addPiece(const uint8_t *p, size_t n) {
+  if (n == 0)
+    return;
+  if (!iov_.empty()) {
+    iovec &last = iov_.back();
+    if (static_cast<const uint8_t *>(last.iov_base) + last.iov_len == p) {
+      last.iov_len += n;
+      return;
+    }
+  }
+  iov_.push_back({const_cast<uint8_t *>(p), n});
 }
 
 Result<void> PcapngWriter::flush() {
   if (out_.failure())
     return *out_.failure();
-  if (buf_.empty())
-    return {};
-  auto r = writeOut(buf_);
-  buf_.clear();
+  Result<void> r;
+  if (!iov_.empty())
+    if (const auto shortWrite = out_.writev(iov_))
+      r = fail(shortWrite->written, shortWrite->err);
+  used_ = 0;
+  iov_.clear();
+  blocks_.clear();
+  references_ = false;
   return r;
 }
 
-Result<void> PcapngWriter::writeOut(std::span<const uint8_t> blocks) {
-  if (const auto shortWrite = out_.write(blocks))
-    return fail(blocks, shortWrite->written, shortWrite->err);
-  return {};
-}
-
-// Cuts the file back to the last whole block among `blocks`, of which `written` bytes reached
-// the file, and marks the writer failed.
-Error PcapngWriter::fail(std::span<const uint8_t> blocks, size_t written, int err) {
-  size_t keep = 0;
+// Cuts the file back to the last whole pending block, of whose bytes `written` reached the
+// file, and marks the writer failed.
+Error PcapngWriter::fail(size_t written, int err) {
+  size_t keep = 0, off = 0;
   uint64_t lostPackets = 0;
-  for (size_t off = 0; off + 8 <= blocks.size();) {
-    uint32_t type, length;
-    std::memcpy(&type, blocks.data() + off, 4);
-    std::memcpy(&length, blocks.data() + off + 4, 4);
-    if (off + length <= written)
-      keep = off + length;
-    else if (type == kEpbType)
+  for (const auto &b : blocks_) {
+    if (off + b.length <= written)
+      keep = off + b.length;
+    else if (b.packet)
       ++lostPackets;
-    off += length;
+    off += b.length;
   }
   out_.truncateToWhole(keep, written);
   packets_ -= lostPackets;

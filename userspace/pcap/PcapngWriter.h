@@ -1,9 +1,15 @@
 // PcapngWriter: writes a pcapng capture file (one section, Ethernet interfaces, nanosecond
 // timestamps). Blocks are buffered and only whole blocks reach the file, so the file stays
 // readable while the capture runs and after a failed write.
+//
+// A packet is either copied into the buffer (writePacket) or gathered (writePacketRef): its
+// block's header and trailer are built in the buffer, and the packet bytes stay where they
+// are until flush() writes the pending bytes with writev, straight from the caller's memory
+// (the capture ring). Either way the file receives the same bytes.
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -60,7 +66,13 @@ public:
   // Appends one Enhanced Packet Block. interfaceId indexes the interfaces given at creation.
   Result<void> writePacket(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
                            std::span<const uint8_t> data);
-  // Writes every buffered block to the file.
+  // The same without copying `data`: its bytes must stay valid and unchanged until the next
+  // flush() (which writePacket/writePacketRef/finish may also call when the buffer fills).
+  Result<void> writePacketRef(uint32_t interfaceId, uint64_t tsNs, uint32_t origLen,
+                              std::span<const uint8_t> data);
+  // Gathered packet bytes wait for flush(): the caller must flush before their memory changes.
+  bool holdsReferences() const { return references_; }
+  // Writes every pending block to the file (one writev per IOV_MAX pieces).
   Result<void> flush();
   // Writes one Interface Statistics Block per interface (stats[i] for interface i), flushes,
   // fsyncs and closes the file. Later writes are errors.
@@ -76,14 +88,41 @@ public:
 private:
   PcapngWriter(int fd, std::string path, std::vector<PcapInterface> ifaces, size_t bufferSize);
 
-  template <typename Build> Result<void> appendBlock(size_t totalLength, Build &&build);
-  Result<void> writeOut(std::span<const uint8_t> blocks);
-  Error fail(std::span<const uint8_t> blocks, size_t written, int err);
+  // One block waiting for flush(), in file order.
+  struct PendingBlock {
+    uint32_t length;
+    bool packet;
+  };
+
+  // True when a packet may be written: the per-packet check, inline.
+  bool packetFits(uint32_t interfaceId, uint32_t origLen, size_t capLen) const {
+    return out_.isOpen() && !out_.failure() && interfaceId < ifaces_.size() && capLen <= origLen &&
+           (ifaces_[interfaceId].snaplen == 0 || capLen <= ifaces_[interfaceId].snaplen);
+  }
+  // Why it may not (out of line: the error path).
+  Error packetError(uint32_t interfaceId, uint32_t origLen, size_t capLen) const;
+  // Room for `bytes` more in the buffer and `pieces` more pending pieces, flushing if needed.
+  Result<void> reserve(size_t bytes, size_t pieces) {
+    if (used_ + bytes <= bufferSize_ && iov_.size() + pieces <= iov_.capacity())
+      return {};
+    return flush();
+  }
+  template <typename Build>
+  Result<void> appendBlock(size_t totalLength, bool packet, Build &&build);
+  // Appends `n` bytes at `p` (in buf_, scratch_ or the caller's memory) to the pending bytes.
+  void addPiece(const uint8_t *p, size_t n);
+  Error fail(size_t written, int err);
 
   CaptureFileOutput out_;
   std::vector<PcapInterface> ifaces_;
   size_t bufferSize_;
-  std::vector<uint8_t> buf_;
+  std::unique_ptr<uint8_t[]> buf_; // bufferSize_ bytes: built blocks and block parts
+  size_t used_ = 0;                // bytes of buf_ pending
+  std::vector<uint8_t> scratch_;   // the other blocks are built here, then copied to buf_
+                                   // (or written from here when larger than buf_)
+  std::vector<iovec> iov_;         // the pending bytes: pieces of buf_, scratch_, gathered packets
+  std::vector<PendingBlock> blocks_;
+  bool references_ = false; // iov_ points into the caller's memory
   uint64_t packets_ = 0;
 };
 
