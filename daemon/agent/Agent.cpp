@@ -306,11 +306,11 @@ void Agent::watchLoop(const std::atomic<bool> &stop) {
         sleepFor(std::chrono::seconds(1), stop);
         continue;
       }
-      spdlog::info("site {} has {} capture(s) at etcd revision {}; watching from there", s_.colo,
-                   current->kvs.size(), current->revision);
       for (const auto &kv : current->kvs)
         if (auto id = keys::idOfColoCapture(s_.colo, kv.key))
           handleCapture(*id, json::parse(kv.value, nullptr, false));
+      spdlog::info("site {} had {} capture(s) at etcd revision {}; watching from the next", s_.colo,
+                   current->kvs.size(), current->revision);
       from = current->revision + 1;
       std::lock_guard lock(mutex_);
       state_.revision = from;

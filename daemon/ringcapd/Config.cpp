@@ -271,10 +271,11 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
                        "must be an absolute path (got " + quoteForMessage(*out) + ")");
     }
     if (f.etcd_cert_file.empty() != f.etcd_key_file.empty())
-      return r.error(f.etcd_cert_file.empty() ? "fleet.etcd_cert_file" : "fleet.etcd_key_file",
-                     "required with fleet." +
-                         std::string(f.etcd_cert_file.empty() ? "etcd_key_file" : "etcd_cert_file") +
-                         " (a client certificate and its key, both or neither)");
+      return r.error(
+          f.etcd_cert_file.empty() ? "fleet.etcd_cert_file" : "fleet.etcd_key_file",
+          "required with fleet." +
+              std::string(f.etcd_cert_file.empty() ? "etcd_key_file" : "etcd_cert_file") +
+              " (a client certificate and its key, both or neither)");
     const bool tlsFiles = !f.etcd_ca_file.empty() || !f.etcd_cert_file.empty();
     for (const auto &e : f.etcd_endpoints)
       if (tlsFiles && e.rfind("https://", 0) != 0)
