@@ -53,6 +53,18 @@ protected:
   }
   std::string stateDir() { return lab().tmp() + "/agent-state"; }
 
+  testing::AssertionResult startCluster() {
+    auto cluster = EtcdCluster::start(3);
+    if (!cluster)
+      return testing::AssertionFailure() << cluster.error().message;
+    cluster_ = std::move(*cluster);
+    auto etcd = fleet::EtcdClient::create({cluster_->clientUrls()});
+    if (!etcd)
+      return testing::AssertionFailure() << etcd.error().message;
+    etcd_ = std::move(*etcd);
+    return writeConfig();
+  }
+
   testing::AssertionResult writeConfig() {
     config_ = lab().tmp() + "/agent.toml";
     std::string endpoints;
@@ -176,13 +188,7 @@ protected:
 
 TEST_F(AgentTest, RunsItsPartOnceResumesAfterARestartAndSkipsCapturesFromBeforeItRegistered) {
   RINGCAP_LAB_UP();
-  auto cluster = EtcdCluster::start(3);
-  ASSERT_TRUE(cluster) << cluster.error().message;
-  cluster_ = std::move(*cluster);
-  auto etcd = fleet::EtcdClient::create({cluster_->clientUrls()});
-  ASSERT_TRUE(etcd) << etcd.error().message;
-  etcd_ = std::move(*etcd);
-  ASSERT_TRUE(writeConfig());
+  ASSERT_TRUE(startCluster());
 
   // Created while no host of the site is registered: nobody joins it.
   ASSERT_TRUE(create(kBefore, simpleRequest(30, 10)));
@@ -254,6 +260,65 @@ TEST_F(AgentTest, RunsItsPartOnceResumesAfterARestartAndSkipsCapturesFromBeforeI
   EXPECT_EQ(part(kWhileDown).second, whileDownRevision);
   EXPECT_FALSE(part(kBefore).first.is_object());
   EXPECT_EQ(root().list().size(), 2u) << "ringcapd ran a capture again";
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+TEST_F(AgentTest, KeepsReportingAfterSIGKILLReRegistersAndFailsAClaimRingcapdNeverGot) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+
+  // The registration's lease revoked (as when it expired): the agent registers again.
+  auto host = etcd_->get(keys::host(kColo, kHost));
+  ASSERT_TRUE(host && host->kvs.size() == 1);
+  const int64_t firstLease = host->kvs[0].lease;
+  ASSERT_TRUE(etcd_->revokeLease(firstLease));
+  const auto deadline = Clock::now() + 30s;
+  int64_t lease = 0;
+  while (Clock::now() < deadline) {
+    auto again = etcd_->get(keys::host(kColo, kHost));
+    if (again && !again->kvs.empty() && again->kvs[0].lease != firstLease) {
+      lease = again->kvs[0].lease;
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(lease, 0) << "the host did not register again after its lease ended\n" << agentLog(1);
+
+  // SIGKILL while its part runs; ringcapd finishes it; the restarted agent reports the end
+  // (the unfinished part is in its state file) and does not run it again.
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 5)));
+  ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
+  ASSERT_TRUE(stopAgent(SIGKILL));
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
+  const auto ringcapdDeadline = Clock::now() + 30s;
+  std::string local;
+  while (Clock::now() < ringcapdDeadline && local != "success") {
+    DictResult r = root().get(kFirst);
+    local = r.call.ok() ? r.dict.value("status", "") : r.call.describe();
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(local, "success") << "ringcapd did not finish the capture";
+  EXPECT_EQ(part(kFirst).first.value("status", ""), "running")
+      << "the part changed while no agent ran";
+  ASSERT_TRUE(startAgent());
+  ASSERT_TRUE(waitForPart(kFirst, "success", 30s));
+  EXPECT_EQ(part(kFirst).first["packets_captured"], 5);
+  EXPECT_NE(agentLog(2).find("reporting it again"), std::string::npos) << agentLog(2);
+
+  // A part claimed by this host that ringcapd never got (the agent died between the two):
+  // failed with a message, never started.
+  ASSERT_TRUE(etcd_->put(keys::part(kWhileDown, kHost),
+                         json{{"host", kHost}, {"colo", kColo}, {"status", "pending"}}.dump()));
+  ASSERT_TRUE(create(kWhileDown, simpleRequest(60, 5)));
+  ASSERT_TRUE(waitForPart(kWhileDown, "failed", 30s));
+  EXPECT_NE(
+      part(kWhileDown)
+          .first.value("error_message", "")
+          .find("stopped between claiming its part and starting it on ringcapd; not run again"),
+      std::string::npos)
+      << part(kWhileDown).first.dump();
+  EXPECT_EQ(root().list().size(), 1u) << "ringcapd ran a capture again";
   ASSERT_TRUE(stopAgent(SIGTERM));
 }
 
