@@ -155,7 +155,7 @@ void Agent::failPart(const std::string &id, const std::string &message) {
   saveState();
 }
 
-void Agent::adoptPart(const std::string &id, const json &part) {
+void Agent::adoptPart(const std::string &id, const json &part, const json *spec) {
   if (part.value("host", "") != s_.host) {
     spdlog::warn("capture {}: the part of {} names host {}; left alone", id, s_.host,
                  part.value("host", ""));
@@ -177,6 +177,13 @@ void Agent::adoptPart(const std::string &id, const json &part) {
     saveState();
     return;
   }
+  if (record.error().kind == ErrorKind::NotFound && spec && uncertainClaims_.count(id)) {
+    // This process's own claim, whose answer was lost; it has not asked ringcapd yet.
+    spdlog::info("capture {}: the claim whose answer was lost was made; starting it", id);
+    uncertainClaims_.erase(id);
+    startPart(id, *spec);
+    return;
+  }
   if (record.error().kind == ErrorKind::NotFound) {
     failPart(id, "ringcap-agent on " + s_.host +
                      " stopped between claiming its part and starting it on ringcapd; not run "
@@ -190,7 +197,7 @@ void Agent::adoptPart(const std::string &id, const json &part) {
   saveState();
 }
 
-void Agent::handleCapture(const std::string &id, const json &value) {
+bool Agent::handleCapture(const std::string &id, const json &value) {
   std::lock_guard lock(mutex_);
   if (value.is_object() && value.value("stop", false)) {
     if (state_.parts.count(id)) {
@@ -198,42 +205,51 @@ void Agent::handleCapture(const std::string &id, const json &value) {
       if (auto r = bus_->stopCapture(id); !r)
         spdlog::warn("capture {}: StopCapture: {}", id, r.error().message);
     }
-    return;
+    return true;
   }
   auto got = etcd_->get(keys::spec(id));
   if (!got) {
-    spdlog::error("capture {}: cannot read its spec: {}", id, got.error().message);
-    return;
+    spdlog::error("capture {}: cannot read its spec: {}; trying again", id, got.error().message);
+    return false;
   }
   if (got->kvs.empty()) {
     spdlog::warn("capture {}: listed for site {} but has no spec; ignored", id, s_.colo);
-    return;
+    return true;
   }
   json spec = json::parse(got->kvs[0].value, nullptr, false);
   if (!keys::targets(spec, s_.host)) {
     spdlog::info("capture {}: host {} is not among its targets (it was created before this "
                  "host registered); not joined",
                  id, s_.host);
-    return;
+    return true;
   }
   const std::string partKey = keys::part(id, s_.host);
   json claim = {{"host", s_.host}, {"colo", s_.colo}, {"status", "pending"}, {"claimed", utcNow()}};
   auto txn = etcd_->txn({fleet::Compare::absent(partKey)},
                         {fleet::TxnOp::put(partKey, claim.dump())}, {fleet::TxnOp::get(partKey)});
   if (!txn) {
-    // The claim may or may not have been made: the next event or restart finds out.
-    spdlog::error("capture {}: claiming this host's part: {}", id, txn.error().message);
-    return;
+    // The claim may or may not have been made: the event is handled again, and a claim of
+    // this process's that ringcapd has not seen is then started.
+    spdlog::error("capture {}: claiming this host's part: {}; trying again", id,
+                  txn.error().message);
+    uncertainClaims_.insert(id);
+    return false;
   }
   if (!txn->succeeded) {
     json part;
     if (!txn->ranges.empty() && !txn->ranges[0].kvs.empty())
       part = json::parse(txn->ranges[0].kvs[0].value, nullptr, false);
-    adoptPart(id, part);
-    return;
+    adoptPart(id, part, &spec);
+    return true;
   }
   spdlog::info("capture {}: claimed this host's part (etcd revision {}); starting it on ringcapd",
                id, txn->revision);
+  uncertainClaims_.erase(id);
+  startPart(id, spec);
+  return true;
+}
+
+void Agent::startPart(const std::string &id, const json &spec) {
   state_.parts.insert(id);
   saveState();
   auto local = keys::localRequest(spec, s_.host);
@@ -306,9 +322,14 @@ void Agent::watchLoop(const std::atomic<bool> &stop) {
         sleepFor(std::chrono::seconds(1), stop);
         continue;
       }
+      bool handled = true;
       for (const auto &kv : current->kvs)
         if (auto id = keys::idOfColoCapture(s_.colo, kv.key))
-          handleCapture(*id, json::parse(kv.value, nullptr, false));
+          handled = handleCapture(*id, json::parse(kv.value, nullptr, false)) && handled;
+      if (!handled) {
+        sleepFor(std::chrono::seconds(1), stop);
+        continue;
+      }
       spdlog::info("site {} had {} capture(s) at etcd revision {}; watching from the next", s_.colo,
                    current->kvs.size(), current->revision);
       from = current->revision + 1;
@@ -316,13 +337,17 @@ void Agent::watchLoop(const std::atomic<bool> &stop) {
       state_.revision = from;
       saveState();
     }
+    bool retry = false;
     auto watched = etcd_->watch(
         prefix, fleet::prefixRangeEnd(prefix), from,
         [&](const std::vector<fleet::WatchEvent> &events) {
           for (const auto &e : events) {
             if (e.type == fleet::WatchEvent::Type::Put)
               if (auto id = keys::idOfColoCapture(s_.colo, e.kv.key))
-                handleCapture(*id, json::parse(e.kv.value, nullptr, false));
+                if (!handleCapture(*id, json::parse(e.kv.value, nullptr, false))) {
+                  retry = true; // the watch starts again at this event
+                  return false;
+                }
             std::lock_guard lock(mutex_);
             state_.revision = e.kv.modRevision + 1;
             saveState();
@@ -331,11 +356,15 @@ void Agent::watchLoop(const std::atomic<bool> &stop) {
         },
         &stop);
     {
+      // The revision after the last event handled (the watch's own answer may be past an
+      // event to handle again).
       std::lock_guard lock(mutex_);
-      from = std::max(from, state_.revision);
+      from = state_.revision;
     }
-    if (watched) {
-      from = std::max(from, *watched);
+    if (watched && !retry)
+      continue;
+    if (retry) {
+      sleepFor(std::chrono::seconds(1), stop);
       continue;
     }
     spdlog::error("watching the captures of site {}: {}", s_.colo, watched.error().message);
@@ -383,7 +412,7 @@ Result<void> Agent::run(const std::atomic<bool> &stop) {
     for (const std::string &id : std::set<std::string>(state_.parts)) {
       auto got = etcd_->get(keys::part(id, s_.host));
       if (got && !got->kvs.empty())
-        adoptPart(id, json::parse(got->kvs[0].value, nullptr, false));
+        adoptPart(id, json::parse(got->kvs[0].value, nullptr, false), nullptr);
       else if (got)
         state_.parts.erase(id);
       else

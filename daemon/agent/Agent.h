@@ -55,10 +55,14 @@ public:
 private:
   Result<void> registerHost();
   void watchLoop(const std::atomic<bool> &stop);
-  // One put of a site's capture key: claim the part and run it, or leave it.
-  void handleCapture(const std::string &id, const nlohmann::json &value);
-  // The part exists already: adopt it when it is this host's unfinished one.
-  void adoptPart(const std::string &id, const nlohmann::json &part);
+  // One put of a site's capture key: claim the part and run it, or leave it. False when etcd
+  // could not be asked (the event is to be handled again).
+  bool handleCapture(const std::string &id, const nlohmann::json &value);
+  // The part exists already: adopt it when it is this host's unfinished one (spec: the
+  // capture's, when known).
+  void adoptPart(const std::string &id, const nlohmann::json &part, const nlohmann::json *spec);
+  // After a claim: the capture on ringcapd, and the part's first status.
+  void startPart(const std::string &id, const nlohmann::json &spec);
   void reportParts(bool force);
   Result<void> putPart(const std::string &id, const nlohmann::json &part);
   void failPart(const std::string &id, const std::string &message);
@@ -72,6 +76,8 @@ private:
   AgentState state_;
   std::map<std::string, std::string> reported_; // id -> the part's last value written
   std::unique_ptr<api::Client> bus_;            // used under mutex_
+  // Claims whose transaction failed without an answer (it may have been made).
+  std::set<std::string> uncertainClaims_;
 };
 
 } // namespace ringcap::agent
