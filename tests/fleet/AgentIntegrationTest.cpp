@@ -30,6 +30,8 @@ constexpr const char *kHost = "labhost1";
 constexpr const char *kBefore = "0000000000000000000000000000000a";
 constexpr const char *kFirst = "0000000000000000000000000000000b";
 constexpr const char *kWhileDown = "0000000000000000000000000000000c";
+// Only the test's datagrams (the veth also carries IPv6 neighbour discovery).
+const json kUdpTo5000 = {{"protocol", 17}, {"destination_port", 5000}};
 
 class AgentTest : public DaemonTest {
 protected:
@@ -208,7 +210,7 @@ TEST_F(AgentTest, RunsItsPartOnceResumesAfterARestartAndSkipsCapturesFromBeforeI
       << agentLog(1);
 
   // Created after the host registered: the agent runs it with the fleet's id.
-  ASSERT_TRUE(create(kFirst, simpleRequest(60, 20)));
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 20, kUdpTo5000)));
   ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
   // While it runs, the counters reach etcd (status_interval_seconds = 1).
   ASSERT_TRUE(lab().sendUdp(4000, 5000, 10, 100));
@@ -299,7 +301,7 @@ TEST_F(AgentTest, KeepsReportingAfterSIGKILLReRegistersAndFailsAClaimRingcapdNev
 
   // SIGKILL while its part runs; ringcapd finishes it; the restarted agent reports the end
   // (the unfinished part is in its state file) and does not run it again.
-  ASSERT_TRUE(create(kFirst, simpleRequest(60, 5)));
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 5, kUdpTo5000)));
   ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
   ASSERT_TRUE(stopAgent(SIGKILL));
   ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));

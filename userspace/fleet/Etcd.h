@@ -26,7 +26,7 @@ struct EtcdOptions {
   // https:// endpoints: the CA bundle that signs the members' certificates (empty: the
   // system's), and this client's certificate and key for etcd's client-certificate
   // authentication (both or neither; PEM files).
-  std::string caFile, certFile, keyFile;
+  std::string caFile{}, certFile{}, keyFile{};
 };
 
 struct KeyValue {
