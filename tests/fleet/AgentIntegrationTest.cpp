@@ -247,6 +247,15 @@ TEST_F(AgentTest, RunsItsPartOnceResumesAfterARestartAndSkipsCapturesFromBeforeI
   ASSERT_EQ(frames.status, 0) << frames.err;
   EXPECT_EQ(lines(frames.out).size(), 20u);
   EXPECT_FALSE(part(kBefore).first.is_object()) << "a part of the early capture exists";
+  // The specs as createCapture wrote them: the hosts registered at creation.
+  for (auto [id, hosts] : {std::pair{kBefore, json::array()}, {kFirst, json::array({kHost})}}) {
+    auto spec = etcd_->get(keys::spec(id));
+    ASSERT_TRUE(spec && spec->kvs.size() == 1);
+    json j = json::parse(spec->kvs[0].value);
+    EXPECT_EQ(j["hosts"], hosts) << j.dump();
+    EXPECT_EQ(j["colos"], json::array({kColo})) << j.dump();
+    EXPECT_EQ(j.value("created", "").size(), 20u) << j.dump();
+  }
   EXPECT_EQ(root().list().size(), 1u) << "ringcapd ran something else";
 
   // Stopped; a capture created meanwhile is run after the restart (the watch resumes from the

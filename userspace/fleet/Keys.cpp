@@ -1,5 +1,7 @@
 #include "fleet/Keys.h"
 
+#include <ctime>
+
 namespace ringcap::fleet::keys {
 using namespace service_error;
 
@@ -126,6 +128,14 @@ Result<int64_t> createCapture(EtcdClient &etcd, nlohmann::json spec,
   }
   spec["hosts"] = hosts;
   spec["colos"] = colos;
+  if (!spec.contains("created")) {
+    char buf[32];
+    time_t t = time(nullptr);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    spec["created"] = buf;
+  }
   std::vector<TxnOp> ops{TxnOp::put(keys::spec(id), spec.dump())};
   for (const auto &colo : colos)
     ops.push_back(TxnOp::put(coloCapture(colo, id), nlohmann::json{{"id", id}}.dump()));
