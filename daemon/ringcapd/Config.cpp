@@ -3,6 +3,7 @@
 #include "request/IpAddress.h"
 
 #include "destination/DestinationUri.h"
+#include "fleet/Keys.h"
 
 #include <algorithm>
 #include <fstream>
@@ -232,7 +233,10 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   if (err)
     return *err;
   if (const toml::table *t = r.table(root, "fleet", err)) {
-    RINGCAP_TRY(r.onlyKeys(*t, "fleet.", {"agent_user"}));
+    RINGCAP_TRY(r.onlyKeys(*t, "fleet.",
+                           {"agent_user", "etcd_endpoints", "host_name", "etcd_ca_file",
+                            "etcd_cert_file", "etcd_key_file", "state_directory",
+                            "lease_ttl_seconds", "status_interval_seconds"}));
     std::string user;
     RINGCAP_TRY(r.string(*t, "fleet.", "agent_user", user));
     if (t->get("agent_user")) {
@@ -240,6 +244,47 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
         return r.error("fleet.agent_user", "must not be empty (leave it out for root only)");
       c.fleet_agent_user = user;
     }
+    auto &f = c.fleet;
+    RINGCAP_TRY(r.strings(*t, "fleet.", "etcd_endpoints", f.etcd_endpoints));
+    if (t->get("etcd_endpoints") && f.etcd_endpoints.empty())
+      return r.error("fleet.etcd_endpoints", "must list at least one endpoint");
+    for (const auto &e : f.etcd_endpoints) {
+      const bool http = e.rfind("http://", 0) == 0, https = e.rfind("https://", 0) == 0;
+      const std::string rest = e.substr(http ? 7 : https ? 8 : 0);
+      if ((!http && !https) || rest.empty() || rest.find_first_of("/?#@ ") != std::string::npos)
+        return r.error("fleet.etcd_endpoints",
+                       "each must be http://host:port or https://host:port (got " +
+                           quoteForMessage(e) + ")");
+    }
+    RINGCAP_TRY(r.string(*t, "fleet.", "host_name", f.host_name));
+    if (t->get("host_name") && !fleet::keys::isName(f.host_name))
+      return r.error("fleet.host_name", "must be 1 to 64 letters, digits, '.', '_' or '-', not "
+                                        "starting with '.' (got " +
+                                            quoteForMessage(f.host_name) + ")");
+    for (auto [key, out] : {std::pair{"etcd_ca_file", &f.etcd_ca_file},
+                            {"etcd_cert_file", &f.etcd_cert_file},
+                            {"etcd_key_file", &f.etcd_key_file},
+                            {"state_directory", &f.state_directory}}) {
+      RINGCAP_TRY(r.string(*t, "fleet.", key, *out));
+      if (t->get(key) && (out->empty() || (*out)[0] != '/'))
+        return r.error(std::string("fleet.") + key,
+                       "must be an absolute path (got " + quoteForMessage(*out) + ")");
+    }
+    if (f.etcd_cert_file.empty() != f.etcd_key_file.empty())
+      return r.error(
+          f.etcd_cert_file.empty() ? "fleet.etcd_cert_file" : "fleet.etcd_key_file",
+          "required with fleet." +
+              std::string(f.etcd_cert_file.empty() ? "etcd_key_file" : "etcd_cert_file") +
+              " (a client certificate and its key, both or neither)");
+    const bool tlsFiles = !f.etcd_ca_file.empty() || !f.etcd_cert_file.empty();
+    for (const auto &e : f.etcd_endpoints)
+      if (tlsFiles && e.rfind("https://", 0) != 0)
+        return r.error("fleet.etcd_endpoints",
+                       "must all be https:// when etcd_ca_file or etcd_cert_file is set (got " +
+                           quoteForMessage(e) + ")");
+    RINGCAP_TRY(r.integer(*t, "fleet.", "lease_ttl_seconds", 2, 300, f.lease_ttl_seconds));
+    RINGCAP_TRY(
+        r.integer(*t, "fleet.", "status_interval_seconds", 1, 3600, f.status_interval_seconds));
   }
   if (err)
     return *err;

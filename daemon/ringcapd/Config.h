@@ -36,6 +36,15 @@ struct DaemonConfig {
   // [fleet] agent_user: the user (besides root) whose CreateCapture may carry an `id`;
   // absent: root only.
   std::optional<std::string> fleet_agent_user;
+  // The rest of [fleet] is ringcap-agent's (daemon/agent); ringcapd checks it and ignores it.
+  struct Fleet {
+    std::vector<std::string> etcd_endpoints; // empty: not given (the agent requires it)
+    std::string host_name;                   // empty: not given (the agent uses the hostname)
+    std::string etcd_ca_file, etcd_cert_file, etcd_key_file;
+    std::string state_directory = "/var/lib/ringcap-agent";
+    uint32_t lease_ttl_seconds = 10;
+    uint32_t status_interval_seconds = 5;
+  } fleet;
 
   uint32_t ownership_max_records = 1000;
   uint32_t ownership_pending_expiry_seconds = 86400;

@@ -32,10 +32,16 @@ size_t append(char *data, size_t size, size_t n, void *out) {
 
 // A GET or POST to a member; the body, or nullopt when it could not be reached or answered
 // with another status than 200.
-std::optional<std::string> request(const std::string &url, const std::string *postBody) {
+std::optional<std::string> request(const std::string &url, const std::string *postBody,
+                                   const EtcdTlsFiles &tls) {
   CURL *curl = curl_easy_init();
   if (!curl)
     return std::nullopt;
+  if (!tls.ca.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.clientCert.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.clientKey.c_str());
+  }
   std::string body;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -108,8 +114,64 @@ std::string EtcdCluster::etcdBinary() {
   return {};
 }
 
-Result<std::unique_ptr<EtcdCluster>> EtcdCluster::start(size_t members,
-                                                        std::chrono::milliseconds deadline) {
+// Runs a command (no shell); an error with its output when it fails.
+static Result<void> runTool(const std::vector<std::string> &args, const std::string &log) {
+  pid_t pid = fork();
+  if (pid < 0)
+    return Error::fromErrno(errno, "fork");
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+    }
+    std::vector<char *> argv;
+    for (auto &a : args)
+      argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    return Error{EIO, args[0] + " " + args[1] + " failed (status " + std::to_string(status) +
+                          "): " + text.str()};
+  }
+  return {};
+}
+
+// A CA, and a server (127.0.0.1) and a client certificate it signs, in `dir`.
+static Result<EtcdTlsFiles> makeTlsFiles(const std::string &dir) {
+  EtcdTlsFiles f{dir + "/ca.pem", dir + "/server.pem", dir + "/server.key", dir + "/client.pem",
+                 dir + "/client.key"};
+  const std::string log = dir + "/openssl.log", caKey = dir + "/ca.key";
+  std::ofstream(dir + "/server.ext") << "subjectAltName=IP:127.0.0.1\n"
+                                        "extendedKeyUsage=serverAuth,clientAuth\n";
+  std::ofstream(dir + "/client.ext") << "extendedKeyUsage=clientAuth\n";
+  const std::vector<std::vector<std::string>> steps = {
+      {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+       "-keyout", caKey, "-out", f.ca, "-days", "2", "-subj", "/CN=ringcap test CA"},
+      {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+       "-keyout", f.serverKey, "-out", dir + "/server.csr", "-subj", "/CN=127.0.0.1"},
+      {"openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", f.ca, "-CAkey", caKey,
+       "-CAcreateserial", "-out", f.serverCert, "-days", "2", "-extfile", dir + "/server.ext"},
+      {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+       "-keyout", f.clientKey, "-out", dir + "/client.csr", "-subj", "/CN=ringcap-agent"},
+      {"openssl", "x509", "-req", "-in", dir + "/client.csr", "-CA", f.ca, "-CAkey", caKey,
+       "-CAcreateserial", "-out", f.clientCert, "-days", "2", "-extfile", dir + "/client.ext"},
+  };
+  for (const auto &step : steps)
+    if (auto r = runTool(step, log); !r)
+      return r.error();
+  return f;
+}
+
+Result<std::unique_ptr<EtcdCluster>>
+EtcdCluster::start(size_t members, std::chrono::milliseconds deadline, bool tls) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   std::unique_ptr<EtcdCluster> c(new EtcdCluster());
   c->binary_ = etcdBinary();
@@ -119,6 +181,12 @@ Result<std::unique_ptr<EtcdCluster>> EtcdCluster::start(size_t members,
   if (!mkdtemp(tmpl))
     return Error::fromErrno(errno, "creating the cluster's directory");
   c->dir_ = tmpl;
+  if (tls) {
+    auto files = makeTlsFiles(c->dir_);
+    if (!files)
+      return files.error();
+    c->tls_ = *files;
+  }
   auto ports = freePorts(2 * members);
   if (!ports)
     return ports.error();
@@ -155,7 +223,7 @@ EtcdCluster::~EtcdCluster() {
 
 Result<void> EtcdCluster::launch(size_t i, bool existing) {
   Member &m = members_[i];
-  const std::string client = "http://127.0.0.1:" + std::to_string(m.clientPort);
+  const std::string client = clientUrl(i);
   const std::string peer = "http://127.0.0.1:" + std::to_string(m.peerPort);
   std::vector<std::string> args = {
       binary_,
@@ -168,6 +236,10 @@ Result<void> EtcdCluster::launch(size_t i, bool existing) {
       "--initial-cluster=" + initialCluster_,
       "--initial-cluster-token=ringcap-test-" + std::to_string(getpid()),
       std::string("--initial-cluster-state=") + (existing ? "existing" : "new")};
+  if (!tls_.ca.empty())
+    for (std::string a : {"--cert-file=" + tls_.serverCert, "--key-file=" + tls_.serverKey,
+                          "--trusted-ca-file=" + tls_.ca, std::string("--client-cert-auth")})
+      args.push_back(a);
   int log = open(m.logFile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log < 0)
     return Error::fromErrno(errno, "opening " + m.logFile);
@@ -204,7 +276,7 @@ Result<void> EtcdCluster::waitHealthy(size_t i, Clock::time_point deadline) {
       return Error{ECHILD, "etcd member " + members_[i].name + " exited (status " +
                                std::to_string(status) + "); its log:\n" + log(i)};
     }
-    if (auto body = request(url, nullptr)) {
+    if (auto body = request(url, nullptr, tls_)) {
       try {
         if (nlohmann::json::parse(*body).value("health", "") == "true")
           return {};
@@ -225,7 +297,8 @@ std::vector<std::string> EtcdCluster::clientUrls() const {
 }
 
 std::string EtcdCluster::clientUrl(size_t i) const {
-  return "http://127.0.0.1:" + std::to_string(members_[i].clientPort);
+  return (tls_.ca.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") +
+         std::to_string(members_[i].clientPort);
 }
 
 Result<void> EtcdCluster::stopMember(size_t i) {
@@ -258,7 +331,7 @@ Result<size_t> EtcdCluster::leader() const {
   for (size_t i = 0; i < members_.size(); i++) {
     if (!running(i))
       continue;
-    auto body = request(clientUrl(i) + "/v3/maintenance/status", &empty);
+    auto body = request(clientUrl(i) + "/v3/maintenance/status", &empty, tls_);
     if (!body)
       continue;
     try {

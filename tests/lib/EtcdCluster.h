@@ -13,6 +13,12 @@
 
 namespace ringcap::testlib {
 
+// The PEM files of a cluster started with TLS: a CA, the members' certificate (for 127.0.0.1)
+// and a client certificate the members require (--client-cert-auth), all signed by the CA.
+struct EtcdTlsFiles {
+  std::string ca, serverCert, serverKey, clientCert, clientKey;
+};
+
 class EtcdCluster {
 public:
   // Where the etcd binary is: $RINGCAP_ETCD, else etcd on PATH; empty when there is none.
@@ -21,7 +27,10 @@ public:
   // Starts `members` members as one new cluster and waits (up to `deadline`) until every one
   // answers /health with "true".
   static Result<std::unique_ptr<EtcdCluster>>
-  start(size_t members = 3, std::chrono::milliseconds deadline = std::chrono::seconds(60));
+  start(size_t members = 3, std::chrono::milliseconds deadline = std::chrono::seconds(60),
+        bool tls = false);
+  // With tls: the members' client URLs are https:// and need a client certificate
+  // (tlsFiles()); the files are made with openssl in the cluster's directory.
   // Stops every running member (SIGTERM, then SIGKILL after 10 s), each by its PID, and
   // removes the temporary directory.
   ~EtcdCluster();
@@ -43,6 +52,8 @@ public:
   // Member i's log (its standard output and error).
   std::string log(size_t i) const;
   const std::string &directory() const { return dir_; }
+  // Empty paths unless the cluster was started with TLS.
+  const EtcdTlsFiles &tlsFiles() const { return tls_; }
 
 private:
   struct Member {
@@ -55,6 +66,7 @@ private:
   Result<void> waitHealthy(size_t i, std::chrono::steady_clock::time_point deadline);
 
   std::string binary_, dir_, initialCluster_;
+  EtcdTlsFiles tls_;
   std::vector<Member> members_;
 };
 

@@ -104,6 +104,29 @@ awk -v e="$gexposure" -v m="$GATEWAY_MAX_EXPOSURE" 'BEGIN { exit !(e <= m) }' ||
 echo "ok: ringcap-gateway.service: overall exposure $gexposure (at most $GATEWAY_MAX_EXPOSURE)"
 grep -qx 'CapabilityBoundingSet=' "$GUNIT" || fail "ringcap-gateway.service must drop every capability"
 
+# --- 1c, 2c. the same for ringcap-agent.service (fleet mode; no capability) ----------------
+AGENT_MAX_EXPOSURE=${AGENT_MAX_EXPOSURE:-1.3}
+AUNIT=$(find "$ROOT" -path '*/systemd/system/ringcap-agent.service' | head -n1)
+[ -n "$AUNIT" ] || fail "cmake --install put no ringcap-agent.service under $ROOT"
+aexe=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$AUNIT")
+[ -x "$ROOT$aexe" ] || fail "ringcap-agent.service's ExecStart= names $aexe, which cmake --install did not install"
+sed "s|^ExecStart=$aexe |ExecStart=$ROOT$aexe |" "$AUNIT" >"$TMP/verify/ringcap-agent.service"
+rc=0
+timeout 60 systemd-analyze verify "$TMP/verify/ringcap-agent.service" >"$TMP/averify.out" 2>&1 || rc=$?
+if [ "$rc" -ne 0 ] || [ -s "$TMP/averify.out" ]; then
+  cat "$TMP/averify.out" >&2
+  fail "systemd-analyze verify ringcap-agent.service: exit code $rc, output above (any output fails)"
+fi
+rc=0
+timeout 60 systemd-analyze security --offline=yes "$TMP/verify/ringcap-agent.service" >"$TMP/asecurity.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/asecurity.out"; fail "systemd-analyze security of ringcap-agent.service: exit code $rc"; }
+aexposure=$(sed -n 's/.*Overall exposure level for ringcap-agent.service: \([0-9.]*\).*/\1/p' "$TMP/asecurity.out")
+[ -n "$aexposure" ] || fail "no 'Overall exposure level' line in the agent's security report"
+awk -v e="$aexposure" -v m="$AGENT_MAX_EXPOSURE" 'BEGIN { exit !(e <= m) }' ||
+  { cat "$TMP/asecurity.out"; fail "ringcap-agent.service: exposure $aexposure is above $AGENT_MAX_EXPOSURE"; }
+echo "ok: ringcap-agent.service verifies, overall exposure $aexposure (at most $AGENT_MAX_EXPOSURE)"
+grep -qx 'CapabilityBoundingSet=' "$AUNIT" || fail "ringcap-agent.service must drop every capability"
+
 # --- 3. sysusers ---------------------------------------------------------------------------
 mkdir -p "$ROOT/etc"
 timeout 30 systemd-sysusers --root="$ROOT" >"$TMP/sysusers.out" 2>&1 ||
@@ -113,6 +136,9 @@ grep -q '^ringcap-gateway:' "$ROOT/etc/passwd" || fail "systemd-sysusers did not
 grep -q '^ringcap:.*[:,]ringcap-gateway\(,\|$\)' "$ROOT/etc/group" ||
   fail "ringcap-gateway is not a member of ringcap: $(grep '^ringcap:' "$ROOT/etc/group")"
 echo "ok: systemd-sysusers created the group ringcap and the user ringcap-gateway (a member) from the installed sysusers.d file"
+grep -q '^ringcap:.*[:,]ringcap-agent\(,\|$\)' "$ROOT/etc/group" ||
+  fail "ringcap-agent is not a member of ringcap: $(grep '^ringcap:' "$ROOT/etc/group")"
+echo "ok: systemd-sysusers created the user ringcap-agent, a member of ringcap"
 
 # --- 4. D-Bus policy -----------------------------------------------------------------------
 POLICY=$(find "$ROOT" -path '*/dbus-1/system.d/org.ringcap.Ringcap1.conf' | head -n1)

@@ -165,6 +165,12 @@ void setCommon(CURL *curl, const EtcdOptions &o) {
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 10L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 5L);
+  if (!o.caFile.empty())
+    curl_easy_setopt(curl, CURLOPT_CAINFO, o.caFile.c_str());
+  if (!o.certFile.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, o.certFile.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, o.keyFile.c_str());
+  }
 }
 
 } // namespace
@@ -219,6 +225,8 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::create(EtcdOptions options) {
                    "etcd_endpoints: each must be http://host:port or https://host:port (got \"" +
                        e + "\")"};
   }
+  if (options.certFile.empty() != options.keyFile.empty())
+    return Error{kInvalidRequest, "etcd_cert_file, etcd_key_file: both or neither"};
   initCurl();
   return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options)));
 }

@@ -23,6 +23,10 @@ struct EtcdOptions {
   std::chrono::milliseconds connectTimeout{1000};
   // A unary request's whole time (connect included); a watch has no such bound.
   std::chrono::milliseconds requestTimeout{5000};
+  // https:// endpoints: the CA bundle that signs the members' certificates (empty: the
+  // system's), and this client's certificate and key for etcd's client-certificate
+  // authentication (both or neither; PEM files).
+  std::string caFile{}, certFile{}, keyFile{};
 };
 
 struct KeyValue {

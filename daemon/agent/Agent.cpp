@@ -1,0 +1,453 @@
+#include "Agent.h"
+
+#include "fleet/Keys.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <spdlog/spdlog.h>
+#include <sstream>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace ringcap::agent {
+namespace keys = fleet::keys;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+bool terminal(const std::string &status) { return status == "success" || status == "failed"; }
+
+std::string utcNow() {
+  char buf[32];
+  time_t t = time(nullptr);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Sleeps up to `d`, waking when `stop` becomes true.
+void sleepFor(std::chrono::milliseconds d, const std::atomic<bool> &stop) {
+  const auto end = Clock::now() + d;
+  while (!stop && Clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
+
+} // namespace
+
+Result<AgentSettings> settingsFromConfig(const DaemonConfig &config) {
+  AgentSettings s;
+  const auto &f = config.fleet;
+  if (f.etcd_endpoints.empty())
+    return Error{EINVAL, "fleet.etcd_endpoints: required by ringcap-agent (the client URLs of "
+                         "the etcd cluster's members)"};
+  s.host = f.host_name;
+  if (s.host.empty()) {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) != 0)
+      return Error::fromErrno(errno, "fleet.host_name: not set, and the hostname is unknown");
+    s.host = name;
+    if (!keys::isName(s.host))
+      return Error{EINVAL, "fleet.host_name: not set, and the hostname \"" + s.host +
+                               "\" is not 1 to 64 letters, digits, '.', '_' or '-'; set it"};
+  }
+  s.colo = config.colo_name;
+  s.coloGroups = config.colo_groups;
+  for (const auto &[name, ifaces] : config.systems)
+    s.systems.push_back(name);
+  s.etcd.endpoints = f.etcd_endpoints;
+  s.etcd.caFile = f.etcd_ca_file;
+  s.etcd.certFile = f.etcd_cert_file;
+  s.etcd.keyFile = f.etcd_key_file;
+  s.stateDirectory = f.state_directory;
+  s.leaseTtlSeconds = f.lease_ttl_seconds;
+  s.statusIntervalSeconds = f.status_interval_seconds;
+  return s;
+}
+
+Result<AgentState> loadAgentState(const std::string &path) {
+  AgentState state;
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT)
+      return state;
+    return Error::fromErrno(errno, "cannot read " + path);
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  json j = json::parse(buf.str(), nullptr, false);
+  if (!j.is_object() || !j.contains("revision") || !j["revision"].is_number_integer() ||
+      (j.contains("parts") && !j["parts"].is_array()))
+    return Error{EINVAL, path + ": not an agent state (remove it to start from the site's "
+                                "current captures)"};
+  state.revision = j["revision"].get<int64_t>();
+  for (const auto &id : j.value("parts", json::array()))
+    if (id.is_string() && keys::isCaptureId(id.get<std::string>()))
+      state.parts.insert(id.get<std::string>());
+  return state;
+}
+
+Result<void> saveAgentState(const std::string &path, const AgentState &state) {
+  const std::string tmp = path + ".tmp";
+  const std::string text = json{{"revision", state.revision}, {"parts", state.parts}}.dump() + "\n";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return Error::fromErrno(errno, "cannot write " + tmp);
+  bool ok = ::write(fd, text.data(), text.size()) == ssize_t(text.size()) && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok)
+    return Error::fromErrno(err, "cannot write " + tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return Error::fromErrno(errno, "cannot rename " + tmp);
+  return {};
+}
+
+void Agent::saveState() {
+  if (auto r = saveAgentState(statePath(), state_); !r)
+    spdlog::error("{}", r.error().message);
+}
+
+Result<void> Agent::registerHost() {
+  auto lease = etcd_->grantLease(s_.leaseTtlSeconds);
+  if (!lease)
+    return lease.error();
+  json value = {{"host", s_.host},
+                {"colo", s_.colo},
+                {"colo_groups", s_.coloGroups},
+                {"systems", s_.systems},
+                {"version", RINGCAP_VERSION},
+                {"registered", utcNow()},
+                {"lease", lease->id}};
+  auto put = etcd_->put(keys::host(s_.colo, s_.host), value.dump(), lease->id);
+  if (!put)
+    return put.error();
+  lease_ = *lease;
+  spdlog::info("registered host {} of site {} at etcd revision {} (lease {:x}, {} s)", s_.host,
+               s_.colo, *put, lease_.id, lease_.ttl);
+  return {};
+}
+
+Result<void> Agent::putPart(const std::string &id, const json &part) {
+  const std::string value = part.dump();
+  auto put = etcd_->put(keys::part(id, s_.host), value);
+  if (!put)
+    return put.error();
+  reported_[id] = value;
+  return {};
+}
+
+void Agent::failPart(const std::string &id, const std::string &message) {
+  json part = keys::partFromRecord(s_.host, json::object());
+  part["colo"] = s_.colo;
+  part["status"] = "failed";
+  part["error_message"] = message;
+  spdlog::error("capture {}: failed on this host: {}", id, message);
+  if (auto r = putPart(id, part); !r)
+    spdlog::error("capture {}: cannot write the part's status: {}", id, r.error().message);
+  state_.parts.erase(id);
+  reported_.erase(id);
+  saveState();
+}
+
+void Agent::adoptPart(const std::string &id, const json &part, const json *spec) {
+  if (part.value("host", "") != s_.host) {
+    spdlog::warn("capture {}: the part of {} names host {}; left alone", id, s_.host,
+                 part.value("host", ""));
+    return;
+  }
+  const std::string status = part.value("status", "");
+  if (terminal(status)) {
+    spdlog::info("capture {}: this host's part is {} already; not run again", id, status);
+    if (state_.parts.erase(id))
+      saveState();
+    return;
+  }
+  auto record = bus_->getCapture(id);
+  if (record) {
+    spdlog::info("capture {}: this host's part is {} on ringcapd; reporting it again", id,
+                 record->value("status", ""));
+    state_.parts.insert(id);
+    reported_.erase(id);
+    saveState();
+    return;
+  }
+  if (record.error().kind == ErrorKind::NotFound && spec && uncertainClaims_.count(id)) {
+    // This process's own claim, whose answer was lost; it has not asked ringcapd yet.
+    spdlog::info("capture {}: the claim whose answer was lost was made; starting it", id);
+    uncertainClaims_.erase(id);
+    startPart(id, *spec);
+    return;
+  }
+  if (record.error().kind == ErrorKind::NotFound) {
+    failPart(id, "ringcap-agent on " + s_.host +
+                     " stopped between claiming its part and starting it on ringcapd; not run "
+                     "again");
+    return;
+  }
+  // ringcapd unavailable: keep the part; the status reports retry.
+  spdlog::warn("capture {}: cannot ask ringcapd about this host's part: {}", id,
+               record.error().message);
+  state_.parts.insert(id);
+  saveState();
+}
+
+bool Agent::handleCapture(const std::string &id, const json &value) {
+  std::lock_guard lock(mutex_);
+  if (value.is_object() && value.value("stop", false)) {
+    if (state_.parts.count(id)) {
+      spdlog::info("capture {}: stop requested; stopping this host's part", id);
+      if (auto r = bus_->stopCapture(id); !r)
+        spdlog::warn("capture {}: StopCapture: {}", id, r.error().message);
+    }
+    return true;
+  }
+  auto got = etcd_->get(keys::spec(id));
+  if (!got) {
+    spdlog::error("capture {}: cannot read its spec: {}; trying again", id, got.error().message);
+    return false;
+  }
+  if (got->kvs.empty()) {
+    spdlog::warn("capture {}: listed for site {} but has no spec; ignored", id, s_.colo);
+    return true;
+  }
+  json spec = json::parse(got->kvs[0].value, nullptr, false);
+  if (!keys::targets(spec, s_.host)) {
+    spdlog::info("capture {}: host {} is not among its targets (it was created before this "
+                 "host registered); not joined",
+                 id, s_.host);
+    return true;
+  }
+  const std::string partKey = keys::part(id, s_.host);
+  json claim = {{"host", s_.host}, {"colo", s_.colo}, {"status", "pending"}, {"claimed", utcNow()}};
+  auto txn = etcd_->txn({fleet::Compare::absent(partKey)},
+                        {fleet::TxnOp::put(partKey, claim.dump())}, {fleet::TxnOp::get(partKey)});
+  if (!txn) {
+    // The claim may or may not have been made: the event is handled again, and a claim of
+    // this process's that ringcapd has not seen is then started.
+    spdlog::error("capture {}: claiming this host's part: {}; trying again", id,
+                  txn.error().message);
+    uncertainClaims_.insert(id);
+    return false;
+  }
+  if (!txn->succeeded) {
+    json part;
+    if (!txn->ranges.empty() && !txn->ranges[0].kvs.empty())
+      part = json::parse(txn->ranges[0].kvs[0].value, nullptr, false);
+    adoptPart(id, part, &spec);
+    return true;
+  }
+  spdlog::info("capture {}: claimed this host's part (etcd revision {}); starting it on ringcapd",
+               id, txn->revision);
+  uncertainClaims_.erase(id);
+  startPart(id, spec);
+  return true;
+}
+
+void Agent::startPart(const std::string &id, const json &spec) {
+  state_.parts.insert(id);
+  saveState();
+  auto local = keys::localRequest(spec, s_.host);
+  if (!local.error.empty()) {
+    failPart(id, "the capture's spec is malformed: " + local.error);
+    return;
+  }
+  auto created = bus_->createCapture(local.request);
+  if (!created) {
+    failPart(id, "ringcapd on " + s_.host + " refused the capture: " + created.error().message);
+    return;
+  }
+  json part = keys::partFromRecord(s_.host, created->record);
+  part["colo"] = s_.colo;
+  spdlog::info("capture {}: {} on ringcapd", id, part.value("status", ""));
+  if (auto r = putPart(id, part); !r)
+    spdlog::error("capture {}: cannot write the part's status: {}", id, r.error().message);
+}
+
+void Agent::reportParts(bool force) {
+  std::lock_guard lock(mutex_);
+  for (auto it = state_.parts.begin(); it != state_.parts.end();) {
+    const std::string id = *it++;
+    auto record = bus_->getCapture(id);
+    if (!record) {
+      if (record.error().kind == ErrorKind::NotFound)
+        failPart(id, "ringcapd on " + s_.host + " no longer knows the capture");
+      else
+        spdlog::warn("capture {}: GetCapture: {}", id, record.error().message);
+      continue;
+    }
+    json part = keys::partFromRecord(s_.host, *record);
+    part["colo"] = s_.colo;
+    const std::string status = part.value("status", "");
+    auto seen = reported_.find(id);
+    if (!force && seen != reported_.end() && seen->second == part.dump())
+      continue;
+    if (auto r = putPart(id, part); !r) {
+      spdlog::warn("capture {}: cannot write the part's status: {}", id, r.error().message);
+      continue;
+    }
+    if (terminal(status)) {
+      spdlog::info("capture {}: {} on this host ({} packets, {} bytes captured){}{}", id, status,
+                   part.value("packets_captured", uint64_t(0)),
+                   part.value("bytes_captured", uint64_t(0)),
+                   part.contains("error_message") ? ": " : "", part.value("error_message", ""));
+      state_.parts.erase(id);
+      reported_.erase(id);
+      saveState();
+    }
+  }
+}
+
+void Agent::watchLoop(const std::atomic<bool> &stop) {
+  const std::string prefix = keys::coloCaptures(s_.colo);
+  int64_t from;
+  {
+    std::lock_guard lock(mutex_);
+    from = state_.revision;
+  }
+  if (from > 0)
+    spdlog::info("watching the captures of site {} from etcd revision {} (where the last run "
+                 "stopped)",
+                 s_.colo, from);
+  while (!stop) {
+    if (from <= 0) {
+      auto current = etcd_->getPrefix(prefix);
+      if (!current) {
+        spdlog::error("reading the captures of site {}: {}", s_.colo, current.error().message);
+        sleepFor(std::chrono::seconds(1), stop);
+        continue;
+      }
+      bool handled = true;
+      for (const auto &kv : current->kvs)
+        if (auto id = keys::idOfColoCapture(s_.colo, kv.key))
+          handled = handleCapture(*id, json::parse(kv.value, nullptr, false)) && handled;
+      if (!handled) {
+        sleepFor(std::chrono::seconds(1), stop);
+        continue;
+      }
+      spdlog::info("site {} had {} capture(s) at etcd revision {}; watching from the next", s_.colo,
+                   current->kvs.size(), current->revision);
+      from = current->revision + 1;
+      std::lock_guard lock(mutex_);
+      state_.revision = from;
+      saveState();
+    }
+    bool retry = false;
+    auto watched = etcd_->watch(
+        prefix, fleet::prefixRangeEnd(prefix), from,
+        [&](const std::vector<fleet::WatchEvent> &events) {
+          for (const auto &e : events) {
+            if (e.type == fleet::WatchEvent::Type::Put)
+              if (auto id = keys::idOfColoCapture(s_.colo, e.kv.key))
+                if (!handleCapture(*id, json::parse(e.kv.value, nullptr, false))) {
+                  retry = true; // the watch starts again at this event
+                  return false;
+                }
+            std::lock_guard lock(mutex_);
+            state_.revision = e.kv.modRevision + 1;
+            saveState();
+          }
+          return !stop;
+        },
+        &stop);
+    {
+      // The revision after the last event handled (the watch's own answer may be past an
+      // event to handle again).
+      std::lock_guard lock(mutex_);
+      from = state_.revision;
+    }
+    if (watched && !retry)
+      continue;
+    if (retry) {
+      sleepFor(std::chrono::seconds(1), stop);
+      continue;
+    }
+    spdlog::error("watching the captures of site {}: {}", s_.colo, watched.error().message);
+    if (watched.error().code == ERANGE) {
+      spdlog::warn("reading the site's captures again instead (claims keep a capture from "
+                   "running twice)");
+      from = 0;
+    }
+    sleepFor(std::chrono::seconds(1), stop);
+  }
+}
+
+Result<void> Agent::run(const std::atomic<bool> &stop) {
+  if (::mkdir(s_.stateDirectory.c_str(), 0700) != 0 && errno != EEXIST)
+    return Error::fromErrno(errno, "fleet.state_directory: cannot create " + s_.stateDirectory);
+  auto state = loadAgentState(statePath());
+  if (!state)
+    return state.error();
+  state_ = *state;
+  auto etcd = fleet::EtcdClient::create(s_.etcd);
+  if (!etcd)
+    return Error{EINVAL, "fleet." + etcd.error().message};
+  etcd_ = std::move(*etcd);
+  auto bus =
+      s_.busAddress.empty() ? api::Client::connectSystem() : api::Client::connect(s_.busAddress);
+  if (!bus)
+    return Error{EIO, "cannot connect to the system bus: " + bus.error().message};
+  bus_ = std::move(*bus);
+
+  while (!stop) {
+    auto r = registerHost();
+    if (r)
+      break;
+    spdlog::error("registering host {} in etcd: {}; trying again in 2 s", s_.host,
+                  r.error().message);
+    sleepFor(std::chrono::seconds(2), stop);
+  }
+  if (stop)
+    return {};
+
+  // The parts a previous run left unfinished: report them again (or fail those ringcapd
+  // never got).
+  {
+    std::lock_guard lock(mutex_);
+    for (const std::string &id : std::set<std::string>(state_.parts)) {
+      auto got = etcd_->get(keys::part(id, s_.host));
+      if (got && !got->kvs.empty())
+        adoptPart(id, json::parse(got->kvs[0].value, nullptr, false), nullptr);
+      else if (got)
+        state_.parts.erase(id);
+      else
+        spdlog::warn("capture {}: cannot read this host's part: {}", id, got.error().message);
+    }
+    saveState();
+  }
+
+  std::thread watcher([&] { watchLoop(stop); });
+  const auto keepEvery = std::chrono::milliseconds(std::max<int64_t>(500, lease_.ttl * 1000 / 3));
+  const auto reportEvery = std::chrono::seconds(s_.statusIntervalSeconds);
+  auto nextKeep = Clock::now() + keepEvery, nextReport = Clock::now();
+  while (!stop) {
+    const auto now = Clock::now();
+    if (now >= nextKeep) {
+      nextKeep = now + keepEvery;
+      auto kept = etcd_->keepAlive(lease_.id);
+      if (!kept && kept.error().kind == ErrorKind::NotFound) {
+        spdlog::warn("the lease of host {} expired; registering again", s_.host);
+        if (auto r = registerHost(); !r)
+          spdlog::error("registering host {} in etcd: {}", s_.host, r.error().message);
+      } else if (!kept) {
+        spdlog::warn("keeping the lease of host {} alive: {}", s_.host, kept.error().message);
+      }
+    }
+    if (now >= nextReport) {
+      nextReport = now + reportEvery;
+      reportParts(false);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  watcher.join();
+  reportParts(false);
+  spdlog::info("stopping; the registration of host {} ends with its lease", s_.host);
+  return {};
+}
+
+} // namespace ringcap::agent

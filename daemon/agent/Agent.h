@@ -1,0 +1,83 @@
+// ringcap-agent: this host's part of fleet mode (docs/fleet.md). It registers the host in etcd
+// under a lease, watches the captures of its site, claims its part of each capture that
+// targets it with a transaction (so that no capture runs twice, also across restarts), runs it
+// on the local ringcapd with the fleet's id, and writes the part's status and counters back.
+#pragma once
+
+#include "Config.h"
+#include "api/Client.h"
+#include "fleet/Etcd.h"
+#include "util/Result.h"
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ringcap::agent {
+
+struct AgentSettings {
+  std::string host, colo;
+  std::vector<std::string> coloGroups, systems;
+  fleet::EtcdOptions etcd;
+  std::string stateDirectory;
+  int64_t leaseTtlSeconds = 10;
+  int64_t statusIntervalSeconds = 5;
+  // The bus of ringcapd; empty: the system bus (DBUS_SYSTEM_BUS_ADDRESS when set).
+  std::string busAddress;
+};
+
+// The agent's settings from ringcapd's configuration: colo_name, colo_groups, the systems'
+// names and the [fleet] table. Errors name the key and the rule.
+Result<AgentSettings> settingsFromConfig(const DaemonConfig &config);
+
+// What the agent keeps across restarts, in <state_directory>/agent-state.json.
+struct AgentState {
+  int64_t revision = 0;        // the watch resumes here (0: none yet)
+  std::set<std::string> parts; // ids of the parts claimed and not finished
+};
+Result<AgentState> loadAgentState(const std::string &path);
+Result<void> saveAgentState(const std::string &path, const AgentState &state);
+
+class Agent {
+public:
+  explicit Agent(AgentSettings settings) : s_(std::move(settings)) {}
+  // Runs until `stop` becomes true (the signal handler's flag); an error when it cannot go on
+  // (etcd or the state directory unusable at the start). Transient faults are logged and
+  // retried.
+  Result<void> run(const std::atomic<bool> &stop);
+
+private:
+  Result<void> registerHost();
+  void watchLoop(const std::atomic<bool> &stop);
+  // One put of a site's capture key: claim the part and run it, or leave it. False when etcd
+  // could not be asked (the event is to be handled again).
+  bool handleCapture(const std::string &id, const nlohmann::json &value);
+  // The part exists already: adopt it when it is this host's unfinished one (spec: the
+  // capture's, when known).
+  void adoptPart(const std::string &id, const nlohmann::json &part, const nlohmann::json *spec);
+  // After a claim: the capture on ringcapd, and the part's first status.
+  void startPart(const std::string &id, const nlohmann::json &spec);
+  void reportParts(bool force);
+  Result<void> putPart(const std::string &id, const nlohmann::json &part);
+  void failPart(const std::string &id, const std::string &message);
+  void saveState();
+  std::string statePath() const { return s_.stateDirectory + "/agent-state.json"; }
+
+  AgentSettings s_;
+  std::unique_ptr<fleet::EtcdClient> etcd_;
+  fleet::Lease lease_;
+  std::mutex mutex_; // state_, reported_, the watch thread's bus client
+  AgentState state_;
+  std::map<std::string, std::string> reported_; // id -> the part's last value written
+  std::unique_ptr<api::Client> bus_;            // used under mutex_
+  // Claims whose transaction failed without an answer (it may have been made).
+  std::set<std::string> uncertainClaims_;
+};
+
+} // namespace ringcap::agent

@@ -1,0 +1,349 @@
+// ringcap-agent end to end on one host: a 3-member etcd cluster on loopback
+// (tests/lib/EtcdCluster), ringcapd on its own dbus-daemon with a veth in a network namespace
+// (tests/dbus/DaemonFixture), and the agent binary between them. Captures are put into etcd
+// the way the gateway does (fleet::keys::createCapture); the agent runs this host's part once,
+// writes its status and counters back, resumes from its stored revision after a restart, and
+// does not join a capture created before it registered.
+#include "../dbus/DaemonFixture.h"
+#include "../lib/EtcdCluster.h"
+#include "../lib/Skip.h"
+#include "fleet/Etcd.h"
+#include "fleet/Keys.h"
+
+#include <csignal>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace ringcap::dbustest {
+namespace {
+namespace keys = fleet::keys;
+using testlib::EtcdCluster;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char *kColo = "lab01";
+constexpr const char *kHost = "labhost1";
+constexpr const char *kBefore = "0000000000000000000000000000000a";
+constexpr const char *kFirst = "0000000000000000000000000000000b";
+constexpr const char *kWhileDown = "0000000000000000000000000000000c";
+// Only the test's datagrams (the veth also carries IPv6 neighbour discovery).
+const json kUdpTo5000 = {{"protocol", 17}, {"destination_port", 5000}};
+
+class AgentTest : public DaemonTest {
+protected:
+  void SetUp() override {
+    DaemonTest::SetUp();
+    if (IsSkipped() || HasFatalFailure())
+      return;
+    if (EtcdCluster::etcdBinary().empty())
+      RINGCAP_SKIP("ringcap-agent test: needs etcd (Debian's etcd-server, or $RINGCAP_ETCD)");
+  }
+  void TearDown() override {
+    stopAgent(SIGKILL);
+    if (HasFailure())
+      for (int i = 1; i <= runs_; ++i)
+        std::cerr << "---- ringcap-agent log, run " << i << " ----\n" << agentLog(i);
+    DaemonTest::TearDown();
+  }
+
+  std::string agentLog(int run) {
+    return readFile(lab().tmp() + "/agent-" + std::to_string(run) + ".log");
+  }
+  std::string stateDir() { return lab().tmp() + "/agent-state"; }
+
+  testing::AssertionResult startCluster() {
+    auto cluster = EtcdCluster::start(3);
+    if (!cluster)
+      return testing::AssertionFailure() << cluster.error().message;
+    cluster_ = std::move(*cluster);
+    auto etcd = fleet::EtcdClient::create({cluster_->clientUrls()});
+    if (!etcd)
+      return testing::AssertionFailure() << etcd.error().message;
+    etcd_ = std::move(*etcd);
+    return writeConfig();
+  }
+
+  testing::AssertionResult writeConfig() {
+    config_ = lab().tmp() + "/agent.toml";
+    std::string endpoints;
+    for (const auto &u : cluster_->clientUrls())
+      endpoints += (endpoints.empty() ? "\"" : ", \"") + u + "\"";
+    std::ofstream(config_) << "colo_name = \"" << kColo << "\"\n"
+                           << "[systems]\nmagic-transit = [\"" << lab().captureInterface()
+                           << "\"]\n[fleet]\netcd_endpoints = [" << endpoints << "]\n"
+                           << "host_name = \"" << kHost << "\"\n"
+                           << "state_directory = \"" << stateDir() << "\"\n"
+                           << "lease_ttl_seconds = 4\nstatus_interval_seconds = 1\n";
+    return testing::AssertionSuccess();
+  }
+
+  // Starts the agent (its log: agent-<run>.log) and waits until its host key exists.
+  testing::AssertionResult startAgent() {
+    ++runs_;
+    const std::string log = lab().tmp() + "/agent-" + std::to_string(runs_) + ".log";
+    const std::string bus = "DBUS_SYSTEM_BUS_ADDRESS=" + lab().busAddress();
+    pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      putenv(const_cast<char *>(bus.c_str()));
+      execl(RINGCAP_AGENT_PATH, RINGCAP_AGENT_PATH, "--config", config_.c_str(), nullptr);
+      _exit(127);
+    }
+    if (pid < 0)
+      return testing::AssertionFailure() << "fork: " << strerror(errno);
+    agent_ = pid;
+    const auto deadline = Clock::now() + 30s;
+    while (Clock::now() < deadline) {
+      auto got = etcd_->get(keys::host(kColo, kHost));
+      if (got && !got->kvs.empty())
+        return testing::AssertionSuccess();
+      int ws = 0;
+      if (waitpid(agent_, &ws, WNOHANG) == agent_) {
+        agent_ = -1;
+        return testing::AssertionFailure()
+               << "ringcap-agent exited (status " << ws << ") before it registered; its log:\n"
+               << readFile(log);
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    return testing::AssertionFailure() << "ringcap-agent did not register within 30 s";
+  }
+
+  // Stops the agent by its PID and waits; with SIGTERM it must exit with code 0.
+  testing::AssertionResult stopAgent(int signal) {
+    if (agent_ <= 0)
+      return testing::AssertionSuccess();
+    kill(agent_, signal);
+    int ws = 0;
+    const auto deadline = Clock::now() + 20s;
+    pid_t r = 0;
+    while ((r = waitpid(agent_, &ws, WNOHANG)) == 0 && Clock::now() < deadline)
+      std::this_thread::sleep_for(50ms);
+    if (r == 0) {
+      kill(agent_, SIGKILL);
+      waitpid(agent_, &ws, 0);
+      agent_ = -1;
+      return testing::AssertionFailure() << "ringcap-agent did not exit within 20 s of a signal";
+    }
+    agent_ = -1;
+    if (signal == SIGTERM && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0))
+      return testing::AssertionFailure() << "ringcap-agent ended with wait status " << ws;
+    return testing::AssertionSuccess();
+  }
+
+  testing::AssertionResult create(const std::string &id, const json &request) {
+    json spec = {{"id", id}, {"colo_name", kColo}, {"request", request}};
+    auto made = keys::createCapture(*etcd_, spec, {kColo});
+    if (!made)
+      return testing::AssertionFailure() << "createCapture: " << made.error().message;
+    return testing::AssertionSuccess();
+  }
+
+  // The part of this host (null when there is none) and its mod revision.
+  std::pair<json, int64_t> part(const std::string &id) {
+    auto got = etcd_->get(keys::part(id, kHost));
+    if (!got || got->kvs.empty())
+      return {json(), 0};
+    return {json::parse(got->kvs[0].value, nullptr, false), got->kvs[0].modRevision};
+  }
+
+  // Polls the part until its status is `status` (a failed part ends the wait early).
+  testing::AssertionResult waitForPart(const std::string &id, const std::string &status,
+                                       Millis timeout) {
+    const auto deadline = Clock::now() + timeout;
+    json last;
+    while (Clock::now() < deadline) {
+      last = part(id).first;
+      if (last.is_object() && last.value("status", "") == status)
+        return testing::AssertionSuccess();
+      if (last.is_object() && last.value("status", "") == "failed" && status != "failed")
+        break;
+      std::this_thread::sleep_for(100ms);
+    }
+    return testing::AssertionFailure() << "the part of " << kHost << " in capture " << id
+                                       << " is not " << status << ": " << last.dump();
+  }
+
+  bool logHas(int run, const std::string &text, Millis timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (agentLog(run).find(text) != std::string::npos)
+        return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  std::unique_ptr<EtcdCluster> cluster_;
+  std::unique_ptr<fleet::EtcdClient> etcd_;
+  std::string config_;
+  pid_t agent_ = -1;
+  int runs_ = 0;
+};
+
+TEST_F(AgentTest, RunsItsPartOnceResumesAfterARestartAndSkipsCapturesFromBeforeItRegistered) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+
+  // Created while no host of the site is registered: nobody joins it.
+  ASSERT_TRUE(create(kBefore, simpleRequest(30, 10)));
+  ASSERT_TRUE(startAgent());
+  auto host = etcd_->get(keys::host(kColo, kHost));
+  ASSERT_TRUE(host && host->kvs.size() == 1);
+  EXPECT_NE(host->kvs[0].lease, 0) << "the registration is not under a lease";
+  json registration = json::parse(host->kvs[0].value);
+  EXPECT_EQ(registration["colo"], kColo);
+  EXPECT_EQ(registration["systems"], json::array({"magic-transit"}));
+  EXPECT_EQ(registration["version"], RINGCAP_VERSION);
+  EXPECT_TRUE(logHas(1,
+                     "capture " + std::string(kBefore) +
+                         ": host labhost1 is not among its "
+                         "targets",
+                     20s))
+      << agentLog(1);
+
+  // Created after the host registered: the agent runs it with the fleet's id.
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 20, kUdpTo5000)));
+  ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
+  // While it runs, the counters reach etcd (status_interval_seconds = 1).
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 10, 100));
+  const auto runningDeadline = Clock::now() + 30s;
+  json running;
+  while (Clock::now() < runningDeadline) {
+    running = part(kFirst).first;
+    if (running.value("packets_captured", 0) == 10)
+      break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(running.value("status", ""), "running") << running.dump();
+  EXPECT_EQ(running.value("packets_captured", 0), 10) << running.dump();
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 10, 100));
+  ASSERT_TRUE(waitForPart(kFirst, "success", 60s));
+  auto [done, doneRevision] = part(kFirst);
+  EXPECT_EQ(done["host"], kHost);
+  EXPECT_EQ(done["colo"], kColo);
+  EXPECT_EQ(done["packets_captured"], 20) << done.dump();
+  EXPECT_GE(done["bytes_captured"].get<uint64_t>(), 20u * 100) << done.dump();
+  EXPECT_GE(done["packets_seen"].get<uint64_t>(), 20u) << done.dump();
+  EXPECT_EQ(done["stop_reason"], "packet_limit") << done.dump();
+  EXPECT_EQ(done["file_name"], "pcap_" + std::string(kFirst) + ".pcap") << done.dump();
+  DictResult record = root().get(kFirst);
+  ASSERT_TRUE(record.call.ok()) << record.call.describe();
+  EXPECT_EQ(record.dict["id"], kFirst);
+  EXPECT_EQ(record.dict["status"], "success");
+  EXPECT_EQ(record.dict["packets_captured"], 20);
+  UniqueFd file;
+  ASSERT_TRUE(root().openFile(kFirst, file).ok());
+  const std::string copy = lab().tmp() + "/first.pcap";
+  ASSERT_GT(copyToFile(file.get(), copy), 0);
+  RunResult frames = tsharkFields(copy, {"frame.number"});
+  ASSERT_EQ(frames.status, 0) << frames.err;
+  EXPECT_EQ(lines(frames.out).size(), 20u);
+  EXPECT_FALSE(part(kBefore).first.is_object()) << "a part of the early capture exists";
+  // The specs as createCapture wrote them: the hosts registered at creation.
+  for (auto [id, hosts] : {std::pair{kBefore, json::array()}, {kFirst, json::array({kHost})}}) {
+    auto spec = etcd_->get(keys::spec(id));
+    ASSERT_TRUE(spec && spec->kvs.size() == 1);
+    json j = json::parse(spec->kvs[0].value);
+    EXPECT_EQ(j["hosts"], hosts) << j.dump();
+    EXPECT_EQ(j["colos"], json::array({kColo})) << j.dump();
+    EXPECT_EQ(j.value("created", "").size(), 20u) << j.dump();
+  }
+  EXPECT_EQ(root().list().size(), 1u) << "ringcapd ran something else";
+
+  // Stopped; a capture created meanwhile is run after the restart (the watch resumes from the
+  // stored revision); the finished one is not run again.
+  ASSERT_TRUE(stopAgent(SIGTERM));
+  ASSERT_TRUE(create(kWhileDown, simpleRequest(2, 10)));
+  ASSERT_TRUE(startAgent());
+  EXPECT_TRUE(logHas(2, "from etcd revision", 10s)) << agentLog(2);
+  ASSERT_TRUE(waitForPart(kWhileDown, "success", 60s));
+  EXPECT_EQ(part(kWhileDown).first["stop_reason"], "time_limit");
+  EXPECT_EQ(part(kFirst).second, doneRevision) << "the finished part was written again";
+
+  // Restarted without its state (the worst case): it reads the site's captures again, and the
+  // claims keep every one from running twice.
+  ASSERT_TRUE(stopAgent(SIGTERM));
+  const int64_t whileDownRevision = part(kWhileDown).second;
+  std::filesystem::remove_all(stateDir());
+  ASSERT_TRUE(startAgent());
+  ASSERT_TRUE(logHas(3, "had 3 capture(s)", 30s)) << agentLog(3);
+  EXPECT_NE(agentLog(3).find("capture " + std::string(kFirst) +
+                             ": this host's part is success already; not run again"),
+            std::string::npos)
+      << agentLog(3);
+  EXPECT_EQ(part(kFirst).second, doneRevision);
+  EXPECT_EQ(part(kWhileDown).second, whileDownRevision);
+  EXPECT_FALSE(part(kBefore).first.is_object());
+  EXPECT_EQ(root().list().size(), 2u) << "ringcapd ran a capture again";
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+TEST_F(AgentTest, KeepsReportingAfterSIGKILLReRegistersAndFailsAClaimRingcapdNeverGot) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+
+  // The registration's lease revoked (as when it expired): the agent registers again.
+  auto host = etcd_->get(keys::host(kColo, kHost));
+  ASSERT_TRUE(host && host->kvs.size() == 1);
+  const int64_t firstLease = host->kvs[0].lease;
+  ASSERT_TRUE(etcd_->revokeLease(firstLease));
+  const auto deadline = Clock::now() + 30s;
+  int64_t lease = 0;
+  while (Clock::now() < deadline) {
+    auto again = etcd_->get(keys::host(kColo, kHost));
+    if (again && !again->kvs.empty() && again->kvs[0].lease != firstLease) {
+      lease = again->kvs[0].lease;
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(lease, 0) << "the host did not register again after its lease ended\n" << agentLog(1);
+
+  // SIGKILL while its part runs; ringcapd finishes it; the restarted agent reports the end
+  // (the unfinished part is in its state file) and does not run it again.
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 5, kUdpTo5000)));
+  ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
+  ASSERT_TRUE(stopAgent(SIGKILL));
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
+  const auto ringcapdDeadline = Clock::now() + 30s;
+  std::string local;
+  while (Clock::now() < ringcapdDeadline && local != "success") {
+    DictResult r = root().get(kFirst);
+    local = r.call.ok() ? r.dict.value("status", "") : r.call.describe();
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(local, "success") << "ringcapd did not finish the capture";
+  EXPECT_EQ(part(kFirst).first.value("status", ""), "running")
+      << "the part changed while no agent ran";
+  ASSERT_TRUE(startAgent());
+  ASSERT_TRUE(waitForPart(kFirst, "success", 30s));
+  EXPECT_EQ(part(kFirst).first["packets_captured"], 5);
+  EXPECT_NE(agentLog(2).find("reporting it again"), std::string::npos) << agentLog(2);
+
+  // A part claimed by this host that ringcapd never got (the agent died between the two):
+  // failed with a message, never started.
+  ASSERT_TRUE(etcd_->put(keys::part(kWhileDown, kHost),
+                         json{{"host", kHost}, {"colo", kColo}, {"status", "pending"}}.dump()));
+  ASSERT_TRUE(create(kWhileDown, simpleRequest(60, 5)));
+  ASSERT_TRUE(waitForPart(kWhileDown, "failed", 30s));
+  EXPECT_NE(
+      part(kWhileDown)
+          .first.value("error_message", "")
+          .find("stopped between claiming its part and starting it on ringcapd; not run again"),
+      std::string::npos)
+      << part(kWhileDown).first.dump();
+  EXPECT_EQ(root().list().size(), 1u) << "ringcapd ran a capture again";
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+} // namespace
+} // namespace ringcap::dbustest
