@@ -310,6 +310,27 @@ void CaptureService::tick(Clock::time_point now) {
   }
 }
 
+void CaptureService::drained(Clock::time_point now) {
+  std::vector<std::pair<std::string, StopReason>> done;
+  for (auto &[id, run] : jobs_) {
+    StopReason reason = run.job->check(now);
+    if (reason == StopReason::ByteLimit && run.spoolBounded)
+      reason = StopReason::SpoolLimit;
+    if (reason != StopReason::None)
+      done.emplace_back(id, reason);
+  }
+  for (auto &[id, reason] : done)
+    finish(id, reason);
+  completeDrained(now);
+}
+
+CaptureService::Clock::time_point CaptureService::nextDeadline() const {
+  auto at = Clock::time_point::max();
+  for (const auto &[id, run] : jobs_)
+    at = std::min(at, run.job->deadline());
+  return at;
+}
+
 void CaptureService::flush() {
   for (auto &[id, run] : jobs_)
     (void)run.job->flush();

@@ -43,6 +43,12 @@ public:
   // Checks limits, interfaces and files; finishes captures that are done. Call every
   // kTickInterval while busy(); counters are refreshed every kCounterInterval.
   void tick(Clock::time_point now = Clock::now());
+  // After the loop drained the ring, and at nextDeadline(): finishes the captures whose
+  // limits were reached (packets, bytes, time; the kernel stopped them already, this ends
+  // their jobs) and completes a stopped one whose records are all drained.
+  void drained(Clock::time_point now = Clock::now());
+  // The earliest time limit of the running captures (Clock::time_point::max(): none).
+  Clock::time_point nextDeadline() const;
   // Completes a capture that was stopped and whose records have all been drained from the
   // ring (or waited for long enough), one per call. Call after draining the ring.
   void completeDrained(Clock::time_point now = Clock::now());
@@ -70,9 +76,10 @@ public:
   // Called when the service becomes busy (a capture started, or work waits to be tried
   // again), so that the caller starts its tick timer.
   void setBusyListener(std::function<void()> listener) { busyListener_ = std::move(listener); }
-  // How often tick() runs while busy: limits, counters, and the drain that brings a trickle
-  // of packets (too few to wake the loop through the ring) into the files.
-  static constexpr auto kTickInterval = std::chrono::milliseconds(100);
+  // How often tick() runs while busy: counters, interfaces, the spool and the disk, the
+  // work waiting to be tried again. Packets are drained when the program wakes the loop
+  // (DrainLoop), and time limits end at their deadline (nextDeadline()).
+  static constexpr auto kTickInterval = std::chrono::milliseconds(250);
   // Records drained from the ring in one go (per event-loop dispatch): a full ring is drained
   // in slices, and the bus is served between them.
   static constexpr uint64_t kDrainBatch = 1024;

@@ -2,7 +2,13 @@
 
 namespace ringcap {
 
-DrainLoop::DrainLoop(RingDrainer &drainer, Options options) : drainer_(drainer), options_(options) {
+DrainLoop::DrainLoop(RingDrainer &drainer, Options options)
+    : DrainLoop(Ring{[&drainer](uint64_t max) { return drainer.consume(max); },
+                     [&drainer] { return drainer.maxPendingBytes(); },
+                     [&drainer] { return drainer.ringFds(); }},
+                options) {}
+
+DrainLoop::DrainLoop(Ring ring, Options options) : ring_(std::move(ring)), options_(options) {
   if (options_.batch == 0)
     options_.batch = UINT64_MAX;
 }
@@ -15,7 +21,7 @@ void DrainLoop::startPeriod(Clock::time_point now) {
 Result<void> DrainLoop::drain(Step &step, Clock::time_point now) {
   // The bound is met by this drain; what it leaves gets a bound of its own below.
   boundAt_ = Clock::time_point::max();
-  auto n = drainer_.consume(options_.batch);
+  auto n = ring_.consume(options_.batch);
   if (!n)
     return n.error();
   step.records += *n;
@@ -30,14 +36,14 @@ Result<void> DrainLoop::drain(Step &step, Clock::time_point now) {
   // A record committed during the drain, or reserved before it and committed after, woke
   // nobody (the program wakes for the first record of an empty ring only): drain it within
   // the bound too.
-  if (drainer_.maxPendingBytes() > 0)
+  if (ring_.maxPendingBytes() > 0)
     boundAt_ = now + kDrainBound;
   return {};
 }
 
 Result<DrainLoop::Step> DrainLoop::onWake(Clock::time_point now) {
   Step step;
-  if (drainer_.maxPendingBytes() >= options_.wakeupBytes) {
+  if (ring_.maxPendingBytes() >= options_.wakeupBytes) {
     // A ring crossed the threshold: drain now.
     if (auto r = drain(step, now); !r)
       return r.error();

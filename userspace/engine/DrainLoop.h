@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace ringcap {
@@ -42,11 +43,20 @@ public:
     bool housekeeping = false;
   };
 
+  // What the loop drains: a RingDrainer's consume, maxPendingBytes and ringFds (a fake in
+  // the unit tests).
+  struct Ring {
+    std::function<Result<uint64_t>(uint64_t maxRecords)> consume;
+    std::function<uint64_t()> maxPendingBytes;
+    std::function<std::vector<int>()> fds;
+  };
+
   DrainLoop(RingDrainer &drainer, Options options);
+  DrainLoop(Ring ring, Options options);
 
   // The rings' fds: wait on each with EPOLLIN | EPOLLET (one event per wake-up of the
   // program, not one while records wait), and call onWake() when one is readable.
-  std::vector<int> ringFds() const { return drainer_.ringFds(); }
+  std::vector<int> ringFds() const { return ring_.fds(); }
   // The program woke the loop: a ring at the threshold is drained now; otherwise the bound
   // starts (an armed bound stays as it is).
   Result<Step> onWake(Clock::time_point now = Clock::now());
@@ -67,7 +77,7 @@ public:
 private:
   Result<void> drain(Step &step, Clock::time_point now);
 
-  RingDrainer &drainer_;
+  Ring ring_;
   Options options_;
   Clock::time_point boundAt_ = Clock::time_point::max();
   Clock::time_point periodAt_ = Clock::time_point::max();
