@@ -32,10 +32,6 @@ using namespace ringcap;
 
 namespace {
 
-// The status line and the clock offset are refreshed this often while the service is busy
-// (in periods of CaptureService::kTickInterval).
-constexpr unsigned kTicksPerSecond = std::chrono::seconds(1) / CaptureService::kTickInterval;
-
 struct Daemon {
   DaemonConfig config;
   std::unique_ptr<JobStore> store;
@@ -58,7 +54,6 @@ struct Daemon {
   sd_event_source *timer = nullptr;
   std::string attachmentsFile;
   std::string lastStatus;
-  unsigned ticks = 0;
 };
 
 void usage(FILE *out) {
@@ -183,7 +178,6 @@ void startTicking(Daemon &d) {
   if (d.loop->periodic())
     return;
   d.loop->startPeriod();
-  d.ticks = 0;
   rearm(d);
 }
 
@@ -222,11 +216,10 @@ void afterStep(Daemon &d, const Result<DrainLoop::Step> &step, bool timer) {
   if (step && step->flush)
     d.service->flush();
   if (step && step->housekeeping) {
+    // Every CaptureService::kTickInterval (1 s) while busy.
     d.service->tick();
-    if (++d.ticks % kTicksPerSecond == 0 || !d.service->busy())
-      notifyStatus(d);
-    if (d.ticks % kTicksPerSecond == 0)
-      refreshClockOffset(d, "the periodic clock check");
+    notifyStatus(d);
+    refreshClockOffset(d, "the periodic clock check");
     if (!d.service->busy())
       d.loop->stopPeriod();
   } else if (timer || (step && step->drained)) {
