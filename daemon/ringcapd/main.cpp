@@ -52,9 +52,6 @@ struct Daemon {
   std::unique_ptr<DrainLoop> loop;
   std::vector<sd_event_source *> rings; // one per ring fd, edge-triggered
   sd_event_source *timer = nullptr;
-  // The next slice of a drain cut by the batch: due at once, after the loop served its other
-  // sources (a defer source costs no timer syscalls).
-  sd_event_source *slice = nullptr;
   std::string attachmentsFile;
   std::string lastStatus;
 };
@@ -166,10 +163,6 @@ int onClockStep(sd_event_source *, int, uint32_t, void *userdata) {
 // limits; off when neither waits (an idle daemon has no timer).
 void rearm(Daemon &d) {
   auto at = std::min(d.loop->deadline(), d.service->nextDeadline());
-  if (at <= DrainLoop::Clock::now()) {
-    sd_event_source_set_enabled(d.slice, SD_EVENT_ONESHOT);
-    return;
-  }
   if (at == DrainLoop::Clock::time_point::max()) {
     sd_event_source_set_enabled(d.timer, SD_EVENT_OFF);
     return;
@@ -238,12 +231,6 @@ void afterStep(Daemon &d, const Result<DrainLoop::Step> &step, bool timer) {
 }
 
 int onTimer(sd_event_source *, uint64_t, void *userdata) {
-  auto &d = *static_cast<Daemon *>(userdata);
-  afterStep(d, d.loop->onTimer(), true);
-  return 0;
-}
-
-int onSlice(sd_event_source *, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
   afterStep(d, d.loop->onTimer(), true);
   return 0;
@@ -474,11 +461,6 @@ int main(int argc, char **argv) {
     r = sd_event_source_set_enabled(d.timer, SD_EVENT_OFF);
   if (r < 0)
     return fatal(Error::fromErrno(r, "the drain timer").message);
-  r = sd_event_add_defer(d.event, &d.slice, onSlice, &d);
-  if (r >= 0)
-    r = sd_event_source_set_enabled(d.slice, SD_EVENT_OFF);
-  if (r < 0)
-    return fatal(Error::fromErrno(r, "the drain's slices").message);
 
   DestinationSettings destinations;
   destinations.fileRoots = d.config.file_roots;
@@ -542,7 +524,6 @@ int main(int argc, char **argv) {
   d.loop.reset();
   d.drainer.reset();
   sd_event_source_unref(d.timer);
-  sd_event_source_unref(d.slice);
   sd_event_source_unref(clockStep);
   sd_event_source_unref(linkSource);
   for (sd_event_source *ring : d.rings)
