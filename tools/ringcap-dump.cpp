@@ -2,6 +2,7 @@
 #include "engine/BpfLog.h"
 #include "engine/CaptureJob.h"
 #include "engine/ClockStepWatch.h"
+#include "engine/DrainLoop.h"
 #include "engine/KernelSupport.h"
 #include "engine/SlotCounters.h"
 #include "request/CaptureRequest.h"
@@ -28,14 +29,9 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-// The longest a record waits in the ring: the program wakes the loop for the first record
-// into an empty ring, and the loop drains this long after, so that one wake-up and one
-// drain serve a whole batch of a trickle. A ring that fills to the wake-up threshold
-// sooner is drained at once.
-constexpr long kDrainBoundNs = 20'000'000;
-// How often the loop refreshes the clock offset, flushes and checks limits without
-// packets (the time limit has a timer of its own).
-constexpr long kHousekeepingNs = 1'000'000'000;
+// How often the loop refreshes the clock offset, flushes and checks limits without packets
+// (the drain and its bound: DrainLoop; the time limit is a deadline of the same timer).
+constexpr auto kHousekeeping = std::chrono::seconds(1);
 // epoll data of the rings' fds (the other fds are their own data).
 constexpr int kRingEvent = -2;
 
@@ -299,29 +295,21 @@ int run(const Options &o) {
   auto started = std::chrono::steady_clock::now();
   spdlog::info("capturing on {} into {}", fmt::join(o.ifaces, ", "), o.file);
 
-  // drainFd: one-shot, kDrainBoundNs after the first record of a batch; houseFd: periodic;
-  // limitFd: one-shot at the time limit.
-  int drainFd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  int houseFd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  int limitFd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  if (drainFd < 0 || houseFd < 0 || limitFd < 0) {
-    std::fprintf(stderr, "ringcap-dump: timerfd_create: %s\n", std::strerror(errno));
-    (*job)->finish(StopReason::Fault, Error::fromErrno(errno, "timerfd_create"));
+  // One timer for the drain bound, the housekeeping and the time limit: armed at the
+  // earliest of them (DrainLoop::deadline(), the job's deadline).
+  int timerFd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (timerFd < 0 || ep < 0) {
+    std::fprintf(stderr, "ringcap-dump: %s: %s\n", timerFd < 0 ? "timerfd_create" : "epoll_create1",
+                 std::strerror(errno));
+    (*job)->finish(StopReason::Fault, Error::fromErrno(errno, "the event loop"));
     return kExitFailure;
   }
-  itimerspec house{{0, 0}, {0, 0}};
-  house.it_interval.tv_sec = house.it_value.tv_sec = kHousekeepingNs / 1'000'000'000;
-  house.it_interval.tv_nsec = house.it_value.tv_nsec = kHousekeepingNs % 1'000'000'000;
-  timerfd_settime(houseFd, 0, &house, nullptr);
-  if ((*job)->deadline() != CaptureJob::Clock::time_point::max()) {
-    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>((*job)->deadline() -
-                                                                     CaptureJob::Clock::now())
-                    .count();
-    left = std::max<int64_t>(left, 1);
-    itimerspec at{{0, 0}, {time_t(left / 1'000'000'000), long(left % 1'000'000'000)}};
-    timerfd_settime(limitFd, 0, &at, nullptr);
-  }
-  int ep = epoll_create1(EPOLL_CLOEXEC);
+  DrainLoop::Options lo;
+  lo.wakeupBytes = (*program)->wakeupBytes();
+  lo.period = kHousekeeping;
+  DrainLoop loop(**drainer, lo);
+  loop.startPeriod();
   auto watch = [&](int fd, uint32_t events = EPOLLIN, int data = -1) {
     epoll_event ev{};
     ev.events = events;
@@ -329,12 +317,10 @@ int run(const Options &o) {
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   };
   // Edge-triggered: an event for each wake-up of the program, not while records wait.
-  for (int fd : (*drainer)->ringFds())
+  for (int fd : loop.ringFds())
     watch(fd, EPOLLIN | EPOLLET, kRingEvent);
   watch(sigfd);
-  watch(drainFd);
-  watch(houseFd);
-  watch(limitFd);
+  watch(timerFd);
   // Boot-time stamps follow the wall clock: after it was set, and every second (NTP slews).
   auto clockWatch = ClockStepWatch::create();
   if (clockWatch)
@@ -344,26 +330,35 @@ int run(const Options &o) {
 
   StopReason reason = StopReason::None;
   std::optional<Error> fault;
-  bool drainDue = false; // drainFd is armed
-  const uint64_t wakeupBytes = (*program)->wakeupBytes();
-  auto drain = [&](bool flush) {
-    if (auto r = (*drainer)->consume(); !r) {
-      fault = r.error();
+  DrainLoop::Clock::time_point armedAt{};
+  auto rearm = [&] {
+    auto at = std::min(loop.deadline(), (*job)->deadline());
+    if (at == armedAt)
+      return;
+    armedAt = at;
+    if (at == DrainLoop::Clock::time_point::max()) {
+      itimerspec off{};
+      timerfd_settime(timerFd, 0, &off, nullptr);
+      return;
+    }
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
+    ns = std::max<int64_t>(ns, 1); // 0 would disarm
+    itimerspec when{{0, 0}, {time_t(ns / 1'000'000'000), long(ns % 1'000'000'000)}};
+    timerfd_settime(timerFd, TFD_TIMER_ABSTIME, &when, nullptr);
+  };
+  auto act = [&](const Result<DrainLoop::Step> &step) {
+    if (!step) {
+      fault = step.error();
       reason = StopReason::Fault;
       return;
     }
-    if (flush)
+    if (step->housekeeping)
+      (*drainer)->refreshClockOffset();
+    if (step->flush)
       (void)(*job)->flush();
     reason = (*job)->check();
-    // A record committed during the drain, or reserved before it and committed after, woke
-    // nobody (the program wakes for the first record of an empty ring only): drain it
-    // within the bound too.
-    if (reason == StopReason::None && !drainDue && (*drainer)->maxPendingBytes() > 0) {
-      itimerspec once{{0, 0}, {0, kDrainBoundNs}};
-      timerfd_settime(drainFd, 0, &once, nullptr);
-      drainDue = true;
-    }
   };
+  rearm();
   while (reason == StopReason::None) {
     epoll_event events[8];
     int n = epoll_wait(ep, events, 8, -1);
@@ -376,7 +371,6 @@ int run(const Options &o) {
     }
     for (int i = 0; i < n && reason == StopReason::None; i++) {
       int fd = events[i].data.fd;
-      uint64_t expirations;
       if (fd == sigfd) {
         signalfd_siginfo si;
         while (read(sigfd, &si, sizeof si) == sizeof si)
@@ -390,28 +384,15 @@ int run(const Options &o) {
                        double(change) / 1e9);
         }
       } else if (fd == kRingEvent) {
-        // A ring crossed the threshold: drain now. Otherwise a batch starts: drain it within
-        // the bound (an armed timer stays armed).
-        if ((*drainer)->maxPendingBytes() >= wakeupBytes) {
-          drain(false);
-        } else if (!drainDue) {
-          itimerspec once{{0, 0}, {0, kDrainBoundNs}};
-          timerfd_settime(drainFd, 0, &once, nullptr);
-          drainDue = true;
-        }
-      } else if (fd == drainFd) {
-        (void)!read(drainFd, &expirations, sizeof expirations);
-        drainDue = false;
-        drain(true);
-      } else if (fd == houseFd) {
-        (void)!read(houseFd, &expirations, sizeof expirations);
-        (*drainer)->refreshClockOffset();
-        drain(true);
-      } else if (fd == limitFd) {
-        (void)!read(limitFd, &expirations, sizeof expirations);
-        drain(true);
+        act(loop.onWake());
+      } else if (fd == timerFd) {
+        uint64_t expirations;
+        (void)!read(timerFd, &expirations, sizeof expirations);
+        armedAt = {};
+        act(loop.onTimer());
       }
     }
+    rearm();
   }
 
   CaptureSummary summary = (*job)->finish(reason, fault);
@@ -420,9 +401,7 @@ int run(const Options &o) {
   auto global = (*program)->globalCounters();
   (*program)->detachAll();
   close(ep);
-  close(drainFd);
-  close(houseFd);
-  close(limitFd);
+  close(timerFd);
   close(sigfd);
 
   if (o.json)

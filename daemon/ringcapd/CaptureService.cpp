@@ -293,6 +293,11 @@ void CaptureService::tick(Clock::time_point now) {
       persist(*r);
     else
       unsaved_.erase(id);
+  publishCounters(now);
+}
+
+void CaptureService::publishCounters(Clock::time_point now) {
+  lastPublished_ = now;
   for (auto &[id, run] : jobs_) {
     CaptureRecord *r = store_.find(id);
     if (!r)
@@ -308,6 +313,39 @@ void CaptureService::tick(Clock::time_point now) {
     if (changed)
       notify(*r, false);
   }
+}
+
+void CaptureService::drained(Clock::time_point now) {
+  // While packets come: every kCounterInterval the free space is checked and the counters
+  // are published (tick() does both too, for counters that change without records: sampled
+  // out, ring full).
+  const bool periodic = !jobs_.empty() && now - lastPublished_ >= kCounterInterval;
+  bool lowSpace = false;
+  if (periodic)
+    if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
+      lowSpace = true;
+  std::vector<std::pair<std::string, StopReason>> done;
+  for (auto &[id, run] : jobs_) {
+    StopReason reason = run.job->check(now);
+    if (reason == StopReason::ByteLimit && run.spoolBounded)
+      reason = StopReason::SpoolLimit;
+    if (reason == StopReason::None && lowSpace)
+      reason = StopReason::DiskSpace;
+    if (reason != StopReason::None)
+      done.emplace_back(id, reason);
+  }
+  for (auto &[id, reason] : done)
+    finish(id, reason);
+  completeDrained(now);
+  if (periodic)
+    publishCounters(now);
+}
+
+CaptureService::Clock::time_point CaptureService::nextDeadline() const {
+  auto at = Clock::time_point::max();
+  for (const auto &[id, run] : jobs_)
+    at = std::min(at, run.job->deadline());
+  return at;
 }
 
 void CaptureService::flush() {

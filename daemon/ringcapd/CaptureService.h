@@ -40,9 +40,16 @@ public:
   // its partial file (docs/dbus-api.md, OpenCaptureFile).
   Result<int> openFile(const std::string &id);
 
-  // Checks limits, interfaces and files; finishes captures that are done. Call every
-  // kTickInterval while busy(); counters are refreshed every kCounterInterval.
+  // Checks limits, interfaces and files; finishes captures that are done; publishes the
+  // counters. Call every kTickInterval while busy().
   void tick(Clock::time_point now = Clock::now());
+  // After the loop drained the ring, and at nextDeadline(): finishes the captures whose
+  // limits were reached (packets, bytes, time; the kernel stopped them already, this ends
+  // their jobs) and completes a stopped one whose records are all drained. While packets
+  // come, every kCounterInterval: the free space, and the counters published.
+  void drained(Clock::time_point now = Clock::now());
+  // The earliest time limit of the running captures (Clock::time_point::max(): none).
+  Clock::time_point nextDeadline() const;
   // Completes a capture that was stopped and whose records have all been drained from the
   // ring (or waited for long enough), one per call. Call after draining the ring.
   void completeDrained(Clock::time_point now = Clock::now());
@@ -70,9 +77,12 @@ public:
   // Called when the service becomes busy (a capture started, or work waits to be tried
   // again), so that the caller starts its tick timer.
   void setBusyListener(std::function<void()> listener) { busyListener_ = std::move(listener); }
-  // How often tick() runs while busy: limits, counters, and the drain that brings a trickle
-  // of packets (too few to wake the loop through the ring) into the files.
-  static constexpr auto kTickInterval = std::chrono::milliseconds(100);
+  // How often tick() runs while busy (the housekeeping period, ringcap-dump's too):
+  // counters, interfaces, the spool and the disk, the work waiting to be tried again.
+  // Packets are drained when the program wakes the loop (DrainLoop), with the limits and
+  // the counters checked after the drain, and time limits end at their deadline
+  // (nextDeadline()).
+  static constexpr auto kTickInterval = std::chrono::seconds(1);
   // Records drained from the ring in one go (per event-loop dispatch): a full ring is drained
   // in slices, and the bus is served between them.
   static constexpr uint64_t kDrainBatch = 1024;
@@ -95,6 +105,9 @@ private:
   void finish(const std::string &id, StopReason reason, std::optional<Error> fault = {});
   void complete(const std::string &id, CaptureJob &job);
   void refreshCounters(CaptureRecord &record, Running &run);
+  // Refreshes the running captures' counters, notifies those that changed, saves the records
+  // every kSaveInterval.
+  void publishCounters(Clock::time_point now);
   void notify(const CaptureRecord &record, bool statusChanged);
   void retain();
   // Saves the record; on failure remembers it and tick() tries again.
@@ -124,6 +137,7 @@ private:
   std::function<void()> busyListener_;
   std::optional<Clock::time_point> lastSimple_;
   Clock::time_point lastCounters_{};
+  Clock::time_point lastPublished_{}; // publishCounters()
   Clock::time_point lastInterfaceCheck_{};
   ChangeListener listener_;
   std::set<std::string> unsaved_;         // records whose last save failed

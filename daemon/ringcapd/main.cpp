@@ -1,5 +1,5 @@
 // ringcapd: the capture service. One sd-event loop runs the bus, the ring buffer, the
-// timers, the signals and the watchdog.
+// timer, the signals and the watchdog.
 #include "BusService.h"
 #include "CaptureService.h"
 #include "Config.h"
@@ -9,6 +9,7 @@
 #include "Worker.h"
 #include "engine/BpfLog.h"
 #include "engine/ClockStepWatch.h"
+#include "engine/DrainLoop.h"
 #include "engine/KernelSupport.h"
 
 #include <csignal>
@@ -31,11 +32,6 @@ using namespace ringcap;
 
 namespace {
 
-// While captures run or drain: drain, limits, counters, every 100 ms. Off while idle.
-constexpr uint64_t kTickUsec =
-    std::chrono::duration_cast<std::chrono::microseconds>(CaptureService::kTickInterval).count();
-constexpr uint64_t kDrainBatch = CaptureService::kDrainBatch;
-
 struct Daemon {
   DaemonConfig config;
   std::unique_ptr<JobStore> store;
@@ -51,10 +47,13 @@ struct Daemon {
   std::unique_ptr<BusService> busService;
   sd_event *event = nullptr;
   sd_bus *bus = nullptr;
-  sd_event_source *tick = nullptr;
+  // The drain (woken by the program, within DrainLoop::kDrainBound) and, while the service
+  // is busy, its periodic checks: one time source armed at the earliest thing due.
+  std::unique_ptr<DrainLoop> loop;
+  std::vector<sd_event_source *> rings; // one per ring fd, edge-triggered
+  sd_event_source *timer = nullptr;
   std::string attachmentsFile;
   std::string lastStatus;
-  unsigned ticks = 0;
 };
 
 void usage(FILE *out) {
@@ -160,17 +159,26 @@ int onClockStep(sd_event_source *, int, uint32_t, void *userdata) {
   return 0;
 }
 
-// The tick runs while the service is busy and stops when it is idle again.
+// Arms the time source at the earliest of the drain's deadline and the captures' time
+// limits; off when neither waits (an idle daemon has no timer).
+void rearm(Daemon &d) {
+  auto at = std::min(d.loop->deadline(), d.service->nextDeadline());
+  if (at == DrainLoop::Clock::time_point::max()) {
+    sd_event_source_set_enabled(d.timer, SD_EVENT_OFF);
+    return;
+  }
+  auto usec = std::chrono::ceil<std::chrono::microseconds>(at.time_since_epoch()).count();
+  sd_event_source_set_time(d.timer, uint64_t(std::max<int64_t>(usec, 1)));
+  sd_event_source_set_enabled(d.timer, SD_EVENT_ONESHOT);
+}
+
+// The periodic checks run while the service is busy and stop when it is idle again.
 void startTicking(Daemon &d) {
   refreshClockOffset(d, "a capture starts");
-  int enabled = SD_EVENT_OFF;
-  sd_event_source_get_enabled(d.tick, &enabled);
-  if (enabled != SD_EVENT_OFF)
+  if (d.loop->periodic())
     return;
-  uint64_t now = 0;
-  sd_event_now(d.event, CLOCK_MONOTONIC, &now);
-  sd_event_source_set_time(d.tick, now + kTickUsec);
-  sd_event_source_set_enabled(d.tick, SD_EVENT_ON);
+  d.loop->startPeriod();
+  rearm(d);
 }
 
 // journald reads a syslog priority "<N>" at the start of each line of a stream that it
@@ -200,29 +208,37 @@ bool stderrIsJournal() {
          fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
-int onTick(sd_event_source *s, uint64_t usec, void *userdata) {
-  auto &d = *static_cast<Daemon *>(userdata);
-  if (auto r = d.drainer->consume(kDrainBatch); !r)
-    spdlog::error("{}", r.error().message);
-  d.service->tick();
-  // Every drained packet readable in its file within a tick (a write only when some wait).
-  d.service->flush();
-  if (++d.ticks % 10 == 0 || !d.service->busy())
+// What a step of the drain asks for (DrainLoop::Step), then the timer for the next one.
+void afterStep(Daemon &d, const Result<DrainLoop::Step> &step, bool timer) {
+  if (!step)
+    spdlog::error("{}", step.error().message);
+  // Every drained packet readable in its file (a write only where some wait).
+  if (step && step->flush)
+    d.service->flush();
+  if (step && step->housekeeping) {
+    // Every CaptureService::kTickInterval (1 s) while busy.
+    d.service->tick();
     notifyStatus(d);
-  if (d.ticks % 10 == 0)
     refreshClockOffset(d, "the periodic clock check");
-  if (d.service->busy())
-    sd_event_source_set_time(s, usec + kTickUsec);
-  else
-    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    if (!d.service->busy())
+      d.loop->stopPeriod();
+  } else if (step && (step->flush || (timer && !step->drained))) {
+    // After a drain (its last slice: the limits need not be checked for every 1024 records),
+    // or at a time limit.
+    d.service->drained();
+  }
+  rearm(d);
+}
+
+int onTimer(sd_event_source *, uint64_t, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  afterStep(d, d.loop->onTimer(), true);
   return 0;
 }
 
 int onRing(sd_event_source *, int, uint32_t, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
-  if (auto r = d.drainer->consume(kDrainBatch); !r)
-    spdlog::error("{}", r.error().message);
-  d.service->completeDrained();
+  afterStep(d, d.loop->onWake(), false);
   return 0;
 }
 
@@ -368,6 +384,8 @@ int main(int argc, char **argv) {
   detachPrevious(d);
   CaptureProgramOptions po;
   po.ringBytes = d.config.ring_size_mib << 20;
+  // The drain is woken by the program (DrainLoop), as ringcap-dump's.
+  po.wakeOnFirstRecord = true;
   auto program = CaptureProgram::open(po);
   if (!program)
     return fatal(program.error().message);
@@ -413,10 +431,19 @@ int main(int argc, char **argv) {
   sd_event_add_signal(d.event, nullptr, SIGTERM, onSignal, &d);
   sd_event_add_signal(d.event, nullptr, SIGINT, onSignal, &d);
   sd_event_set_watchdog(d.event, true);
-  sd_event_source *ring = nullptr;
-  r = sd_event_add_io(d.event, &ring, d.drainer->epollFd(), EPOLLIN, onRing, &d);
-  if (r < 0)
-    return fatal(Error::fromErrno(r, "watching the ring").message);
+  DrainLoop::Options drainOptions;
+  drainOptions.wakeupBytes = d.program->wakeupBytes();
+  drainOptions.batch = CaptureService::kDrainBatch; // the bus is served between slices
+  drainOptions.period = CaptureService::kTickInterval;
+  d.loop = std::make_unique<DrainLoop>(*d.drainer, drainOptions);
+  // Edge-triggered: an event for each wake-up of the program, not while records wait.
+  for (int fd : d.loop->ringFds()) {
+    sd_event_source *ring = nullptr;
+    r = sd_event_add_io(d.event, &ring, fd, EPOLLIN | EPOLLET, onRing, &d);
+    if (r < 0)
+      return fatal(Error::fromErrno(r, "watching the ring").message);
+    d.rings.push_back(ring);
+  }
   auto clockWatch = ClockStepWatch::create();
   if (!clockWatch)
     return fatal(clockWatch.error().message);
@@ -425,12 +452,15 @@ int main(int argc, char **argv) {
   r = sd_event_add_io(d.event, &clockStep, d.clockWatch->fd(), EPOLLIN, onClockStep, &d);
   if (r < 0)
     return fatal(Error::fromErrno(r, "watching the wall clock").message);
-  // Off until a capture starts (startTicking).
-  r = sd_event_add_time(d.event, &d.tick, CLOCK_MONOTONIC, 0, 1000, onTick, &d);
+  // Off until records wait or a capture starts (rearm). Accurate to 1 us: sd-event would
+  // otherwise fire it anywhere in the accuracy's window (1 ms here once), and the next slice
+  // of a full ring, due at once, would wait for it (a drain of 1024 records a millisecond
+  // loses packets at 4 Mpps).
+  r = sd_event_add_time(d.event, &d.timer, CLOCK_MONOTONIC, 0, 1, onTimer, &d);
   if (r >= 0)
-    r = sd_event_source_set_enabled(d.tick, SD_EVENT_OFF);
+    r = sd_event_source_set_enabled(d.timer, SD_EVENT_OFF);
   if (r < 0)
-    return fatal(Error::fromErrno(r, "the tick timer").message);
+    return fatal(Error::fromErrno(r, "the drain timer").message);
 
   DestinationSettings destinations;
   destinations.fileRoots = d.config.file_roots;
@@ -491,11 +521,13 @@ int main(int argc, char **argv) {
   unlink(d.attachmentsFile.c_str());
   d.worker.reset(); // joins the worker threads
   d.service.reset();
+  d.loop.reset();
   d.drainer.reset();
-  sd_event_source_unref(d.tick);
+  sd_event_source_unref(d.timer);
   sd_event_source_unref(clockStep);
   sd_event_source_unref(linkSource);
-  sd_event_source_unref(ring);
+  for (sd_event_source *ring : d.rings)
+    sd_event_source_unref(ring);
   sd_event_unref(d.event);
   spdlog::info("stopped");
   return r < 0 ? 1 : 0;

@@ -1,0 +1,177 @@
+// DrainLoop: the drain policy of ringcap-dump and ringcapd, on a fake ring.
+#include "engine/DrainLoop.h"
+
+#include <gtest/gtest.h>
+
+using namespace ringcap;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A ring that holds `records` records of `recordBytes` bytes each.
+struct FakeRing {
+  uint64_t records = 0;
+  uint64_t recordBytes = 100;
+  uint64_t consumeCalls = 0;
+  // Records committed during the next drain (they woke nobody).
+  uint64_t arriveDuringDrain = 0;
+  std::optional<Error> error;
+
+  DrainLoop::Ring ring() {
+    return {[this](uint64_t max) -> Result<uint64_t> {
+              consumeCalls++;
+              if (error)
+                return *error;
+              uint64_t n = std::min(records, max);
+              records -= n;
+              records += arriveDuringDrain;
+              arriveDuringDrain = 0;
+              return n;
+            },
+            [this] { return records * recordBytes; },
+            [] {
+              return std::vector<int>{7, 8};
+            }};
+  }
+};
+
+constexpr auto kMax = DrainLoop::Clock::time_point::max();
+const DrainLoop::Clock::time_point t0 = DrainLoop::Clock::time_point() + 1000s;
+
+DrainLoop::Options options(uint64_t wakeupBytes = 1000, uint64_t batch = UINT64_MAX) {
+  DrainLoop::Options o;
+  o.wakeupBytes = wakeupBytes;
+  o.batch = batch;
+  o.period = 250ms;
+  return o;
+}
+
+} // namespace
+
+TEST(DrainLoop, IdleHasNoDeadline) {
+  FakeRing fake;
+  DrainLoop loop(fake.ring(), options());
+  EXPECT_EQ(loop.deadline(), kMax);
+  EXPECT_EQ(loop.ringFds(), (std::vector<int>{7, 8}));
+  auto step = loop.onTimer(t0); // an early wake-up does nothing
+  ASSERT_TRUE(step);
+  EXPECT_FALSE(step->drained);
+  EXPECT_EQ(fake.consumeCalls, 0u);
+}
+
+TEST(DrainLoop, AWakeUpBelowTheThresholdDrainsWithinTheBound) {
+  FakeRing fake;
+  fake.records = 1;
+  DrainLoop loop(fake.ring(), options());
+  auto step = loop.onWake(t0);
+  ASSERT_TRUE(step);
+  EXPECT_FALSE(step->drained);
+  EXPECT_EQ(fake.consumeCalls, 0u);
+  EXPECT_EQ(loop.deadline(), t0 + DrainLoop::kDrainBound);
+  // Wake-ups meanwhile (another ring's first record) keep the bound as it is.
+  fake.records = 2;
+  ASSERT_TRUE(loop.onWake(t0 + 5ms));
+  EXPECT_EQ(loop.deadline(), t0 + DrainLoop::kDrainBound);
+  // Before the bound: nothing.
+  ASSERT_TRUE(loop.onTimer(t0 + 19ms));
+  EXPECT_EQ(fake.consumeCalls, 0u);
+  step = loop.onTimer(t0 + DrainLoop::kDrainBound);
+  ASSERT_TRUE(step);
+  EXPECT_TRUE(step->drained);
+  EXPECT_TRUE(step->flush);
+  EXPECT_FALSE(step->housekeeping);
+  EXPECT_EQ(step->records, 2u);
+  EXPECT_EQ(loop.deadline(), kMax) << "an empty ring leaves no timer";
+}
+
+TEST(DrainLoop, AWakeUpAtTheThresholdDrainsAtOnce) {
+  FakeRing fake;
+  fake.records = 10; // 1000 bytes: the threshold
+  DrainLoop loop(fake.ring(), options(1000));
+  auto step = loop.onWake(t0);
+  ASSERT_TRUE(step);
+  EXPECT_TRUE(step->drained);
+  EXPECT_TRUE(step->flush);
+  EXPECT_EQ(step->records, 10u);
+  EXPECT_EQ(loop.deadline(), kMax);
+}
+
+TEST(DrainLoop, RecordsLeftByADrainGetABoundOfTheirOwn) {
+  FakeRing fake;
+  fake.records = 10;
+  fake.arriveDuringDrain = 3; // committed into a non-empty ring: no wake-up for them
+  DrainLoop loop(fake.ring(), options(1000));
+  ASSERT_TRUE(loop.onWake(t0));
+  EXPECT_EQ(fake.records, 3u);
+  EXPECT_EQ(loop.deadline(), t0 + DrainLoop::kDrainBound);
+  auto step = loop.onTimer(t0 + DrainLoop::kDrainBound);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 3u);
+  EXPECT_EQ(loop.deadline(), kMax);
+}
+
+TEST(DrainLoop, ABatchCutsTheDrainIntoSlicesDueAtOnce) {
+  FakeRing fake;
+  fake.records = 25;
+  DrainLoop loop(fake.ring(), options(1000, 10));
+  auto step = loop.onWake(t0);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 10u);
+  EXPECT_TRUE(step->drained);
+  EXPECT_FALSE(step->flush) << "the files are flushed after the last slice";
+  EXPECT_EQ(loop.deadline(), t0) << "the next slice is due at once";
+  step = loop.onTimer(t0 + 1ms);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 10u);
+  EXPECT_EQ(loop.deadline(), t0 + 1ms);
+  step = loop.onTimer(t0 + 2ms);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 5u);
+  EXPECT_TRUE(step->flush);
+  EXPECT_EQ(loop.deadline(), kMax);
+}
+
+TEST(DrainLoop, TheHousekeepingPeriodRunsOnlyWhileStarted) {
+  FakeRing fake;
+  DrainLoop loop(fake.ring(), options());
+  loop.startPeriod(t0);
+  EXPECT_TRUE(loop.periodic());
+  EXPECT_EQ(loop.deadline(), t0 + 250ms);
+  loop.startPeriod(t0 + 100ms); // started already: unchanged
+  EXPECT_EQ(loop.deadline(), t0 + 250ms);
+  auto step = loop.onTimer(t0 + 250ms);
+  ASSERT_TRUE(step);
+  EXPECT_TRUE(step->housekeeping);
+  EXPECT_TRUE(step->drained) << "the housekeeping drains and flushes too";
+  EXPECT_TRUE(step->flush);
+  EXPECT_EQ(loop.deadline(), t0 + 500ms);
+  // A loop held up for a second does not catch up with a burst of periods.
+  step = loop.onTimer(t0 + 1500ms);
+  ASSERT_TRUE(step);
+  EXPECT_TRUE(step->housekeeping);
+  EXPECT_EQ(loop.deadline(), t0 + 1750ms);
+  // A bound due before the period comes first.
+  fake.records = 1;
+  ASSERT_TRUE(loop.onWake(t0 + 1600ms));
+  EXPECT_EQ(loop.deadline(), t0 + 1600ms + DrainLoop::kDrainBound);
+  step = loop.onTimer(loop.deadline());
+  ASSERT_TRUE(step);
+  EXPECT_FALSE(step->housekeeping);
+  EXPECT_EQ(step->records, 1u);
+  EXPECT_EQ(loop.deadline(), t0 + 1750ms);
+  loop.stopPeriod();
+  EXPECT_FALSE(loop.periodic());
+  EXPECT_EQ(loop.deadline(), kMax);
+}
+
+TEST(DrainLoop, ARingErrorIsReturned) {
+  FakeRing fake;
+  fake.records = 10;
+  fake.error = Error{EIO, "the ring is broken"};
+  DrainLoop loop(fake.ring(), options(1000));
+  auto step = loop.onWake(t0);
+  ASSERT_FALSE(step);
+  EXPECT_EQ(step.error().message, "the ring is broken");
+  auto now = loop.drainNow(t0);
+  ASSERT_FALSE(now);
+}

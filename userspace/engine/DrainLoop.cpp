@@ -1,0 +1,79 @@
+#include "engine/DrainLoop.h"
+
+namespace ringcap {
+
+DrainLoop::DrainLoop(RingDrainer &drainer, Options options)
+    : DrainLoop(Ring{[&drainer](uint64_t max) { return drainer.consume(max); },
+                     [&drainer] { return drainer.maxPendingBytes(); },
+                     [&drainer] { return drainer.ringFds(); }},
+                options) {}
+
+DrainLoop::DrainLoop(Ring ring, Options options) : ring_(std::move(ring)), options_(options) {
+  if (options_.batch == 0)
+    options_.batch = UINT64_MAX;
+}
+
+void DrainLoop::startPeriod(Clock::time_point now) {
+  if (!periodic())
+    periodAt_ = now + options_.period;
+}
+
+Result<void> DrainLoop::drain(Step &step, Clock::time_point now) {
+  // The bound is met by this drain; what it leaves gets a bound of its own below.
+  boundAt_ = Clock::time_point::max();
+  auto n = ring_.consume(options_.batch);
+  if (!n)
+    return n.error();
+  step.records += *n;
+  step.drained = true;
+  if (*n >= options_.batch) {
+    // Cut by the batch: the rest in the next step, after the loop served its other sources.
+    // The files are flushed when the last slice is drained.
+    boundAt_ = now;
+    return {};
+  }
+  step.flush = true;
+  // A record committed during the drain, or reserved before it and committed after, woke
+  // nobody (the program wakes for the first record of an empty ring only): drain it within
+  // the bound too.
+  if (ring_.maxPendingBytes() > 0)
+    boundAt_ = now + kDrainBound;
+  return {};
+}
+
+Result<DrainLoop::Step> DrainLoop::onWake(Clock::time_point now) {
+  Step step;
+  if (ring_.maxPendingBytes() >= options_.wakeupBytes) {
+    // A ring crossed the threshold: drain now.
+    if (auto r = drain(step, now); !r)
+      return r.error();
+  } else if (!boundArmed()) {
+    // A batch starts: drain it within the bound.
+    boundAt_ = now + kDrainBound;
+  }
+  return step;
+}
+
+Result<DrainLoop::Step> DrainLoop::onTimer(Clock::time_point now) {
+  Step step;
+  bool house = periodAt_ <= now;
+  if (house) {
+    step.housekeeping = true;
+    periodAt_ += options_.period;
+    if (periodAt_ <= now) // the loop was held up: no burst of housekeeping to catch up
+      periodAt_ = now + options_.period;
+  }
+  if (boundAt_ <= now || house)
+    if (auto r = drain(step, now); !r)
+      return r.error();
+  return step;
+}
+
+Result<DrainLoop::Step> DrainLoop::drainNow(Clock::time_point now) {
+  Step step;
+  if (auto r = drain(step, now); !r)
+    return r.error();
+  return step;
+}
+
+} // namespace ringcap
