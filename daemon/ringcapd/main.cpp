@@ -50,7 +50,8 @@ struct Daemon {
   // The drain (woken by the program, within DrainLoop::kDrainBound) and, while the service
   // is busy, its periodic checks: one time source armed at the earliest thing due.
   std::unique_ptr<DrainLoop> loop;
-  std::vector<sd_event_source *> rings; // one per ring fd, edge-triggered
+  std::vector<sd_event_source *> rings; // one per ring fd (see rearm())
+  bool ringsLevelTriggered = false;
   sd_event_source *timer = nullptr;
   std::string attachmentsFile;
   std::string lastStatus;
@@ -162,7 +163,15 @@ int onClockStep(sd_event_source *, int, uint32_t, void *userdata) {
 // Arms the time source at the earliest of the drain's deadline and the captures' time
 // limits; off when neither waits (an idle daemon has no timer).
 void rearm(Daemon &d) {
-  auto at = std::min(d.loop->deadline(), d.service->nextDeadline());
+  // A backlog (a drain cut by its batch) is drained slice by slice as the ring fds stay
+  // readable, level-triggered, with the bus served between slices and no timer syscall per
+  // slice; otherwise the fds are edge-triggered (one event per wake-up of the program).
+  if (bool level = d.loop->backlog(); level != d.ringsLevelTriggered) {
+    for (sd_event_source *ring : d.rings)
+      sd_event_source_set_io_events(ring, level ? EPOLLIN : EPOLLIN | EPOLLET);
+    d.ringsLevelTriggered = level;
+  }
+  auto at = std::min(d.loop->timerDeadline(), d.service->nextDeadline());
   if (at == DrainLoop::Clock::time_point::max()) {
     sd_event_source_set_enabled(d.timer, SD_EVENT_OFF);
     return;
@@ -440,6 +449,10 @@ int main(int argc, char **argv) {
   for (int fd : d.loop->ringFds()) {
     sd_event_source *ring = nullptr;
     r = sd_event_add_io(d.event, &ring, fd, EPOLLIN | EPOLLET, onRing, &d);
+    // Below the other sources: while a backlog keeps the fds readable (rearm()), a pending
+    // bus message is dispatched before the next slice, not after a slice of every ring.
+    if (r >= 0)
+      r = sd_event_source_set_priority(ring, SD_EVENT_PRIORITY_NORMAL + 1);
     if (r < 0)
       return fatal(Error::fromErrno(r, "watching the ring").message);
     d.rings.push_back(ring);

@@ -26,7 +26,8 @@ Result<void> DrainLoop::drain(Step &step, Clock::time_point now) {
     return n.error();
   step.records += *n;
   step.drained = true;
-  if (*n >= options_.batch) {
+  backlog_ = *n >= options_.batch;
+  if (backlog_) {
     // Cut by the batch: the rest in the next step, after the loop served its other sources.
     // The files are flushed when the last slice is drained.
     boundAt_ = now;
@@ -43,8 +44,8 @@ Result<void> DrainLoop::drain(Step &step, Clock::time_point now) {
 
 Result<DrainLoop::Step> DrainLoop::onWake(Clock::time_point now) {
   Step step;
-  if (ring_.maxPendingBytes() >= options_.wakeupBytes) {
-    // A ring crossed the threshold: drain now.
+  if (backlog_ || ring_.maxPendingBytes() >= options_.wakeupBytes) {
+    // The next slice of a backlog, or a ring crossed the threshold: drain now.
     if (auto r = drain(step, now); !r)
       return r.error();
   } else if (!boundArmed()) {

@@ -67,6 +67,12 @@ public:
   Result<Step> drainNow(Clock::time_point now = Clock::now());
   // When onTimer() must run next; Clock::time_point::max() when nothing waits: no timer.
   Clock::time_point deadline() const { return std::min(boundAt_, periodAt_); }
+  // Whether the last drain was cut by the batch: records wait and the next step drains on.
+  // A caller may then wait on the ring fds level-triggered (readable while records wait)
+  // instead of a timer at "now", and onWake() drains the next slice; its timer then needs
+  // only timerDeadline().
+  bool backlog() const { return backlog_; }
+  Clock::time_point timerDeadline() const { return backlog_ ? periodAt_ : deadline(); }
 
   // Housekeeping every period from now on (while a capture runs), or no more.
   void startPeriod(Clock::time_point now = Clock::now());
@@ -81,6 +87,7 @@ private:
   Options options_;
   Clock::time_point boundAt_ = Clock::time_point::max();
   Clock::time_point periodAt_ = Clock::time_point::max();
+  bool backlog_ = false;
 };
 
 } // namespace ringcap
