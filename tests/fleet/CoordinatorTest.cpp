@@ -173,6 +173,39 @@ private:
   std::thread thread_;
 };
 
+// deriveFleetStatus alone: what a host's registration means for its part.
+TEST(FleetStatus, OnlyAnUnfinishedPartOfAVanishedHostFailsAndTheClaimBoundCounts) {
+  FleetView view;
+  view.spec = {{"id", std::string(32, 'a')},
+               {"colos", {"s1"}},
+               {"hosts", {"done", "gone", "late"}},
+               {"created", "2026-01-01T00:00:00Z"}};
+  view.specRevision = 10;
+  view.parts["done"] = {{"host", "done"}, {"status", "success"}, {"packets_captured", 4}};
+  view.parts["gone"] = {{"host", "gone"}, {"status", "running"}, {"packets_captured", 3}};
+  view.registered["late"] = 5; // registered before the capture, not claimed yet
+  // "done" and "gone" have no registration now; "done" had finished.
+  const int64_t created = 1767225600; // 2026-01-01T00:00:00Z
+  CoordinatorOptions options;
+  options.claimTimeout = 30s;
+  json s = deriveFleetStatus(view, options, created + 10);
+  EXPECT_EQ(s["status"], "failed");
+  EXPECT_EQ(s["error_message"],
+            "host gone vanished (its registration expired) while its part was running");
+  EXPECT_EQ(hostOf(s, "done")["status"], "success");
+  EXPECT_EQ(hostOf(s, "late")["status"], "pending");
+  EXPECT_EQ(s["totals"]["packets_captured"], 7);
+  EXPECT_EQ(s["ended"], false);
+  view.previous = s;
+  view.registered["gone"] = 11; // registered again after the capture: still lost
+  s = deriveFleetStatus(view, options, created + 31);
+  EXPECT_EQ(hostOf(s, "late")["status"], "failed");
+  EXPECT_EQ(s["error_message"],
+            "host gone vanished (its registration expired) while its part was running; host "
+            "late did not claim its part within 30 s of the capture's creation");
+  EXPECT_EQ(s["ended"], true);
+}
+
 TEST_F(CoordinatorTest, TwoCoordinatorsRacingOnTheRateLimitsExactlyOneWins) {
   SimAgent a1(*etcd_, "orda", "a1", {"GRP"}), b1(*etcd_, "ordb", "b1", {"GRP"});
   a1.registerHost();

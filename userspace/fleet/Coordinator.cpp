@@ -141,9 +141,12 @@ json deriveFleetStatus(const FleetView &view, const CoordinatorOptions &options,
     entry["host"] = host;
     if (!entry.contains("colo"))
       entry["colo"] = hostColos.value(host, "");
-    for (const char *c : keys::kCounters)
-      if (!entry.contains(c) || !entry[c].is_number_unsigned())
-        entry[c] = uint64_t(0);
+    // A counter is a non-negative integer (JSON does not say signed or not); anything else is 0.
+    for (const char *c : keys::kCounters) {
+      const bool counter = entry.contains(c) && entry[c].is_number_integer() &&
+                           (entry[c].is_number_unsigned() || entry[c].get<int64_t>() >= 0);
+      entry[c] = counter ? entry[c].get<uint64_t>() : uint64_t(0);
+    }
     std::string status = entry.value("status", "pending");
     if (!entry["status"].is_string())
       status = "pending";
@@ -282,11 +285,12 @@ Result<json> Coordinator::create(const CaptureRequest &request, const std::strin
     failure.push_back(TxnOp::get(limit));
   }
   auto txn = etcd_.txn(compares, success, failure);
-  if (!txn || !txn->succeeded)
-    if (simple)
-      (void)etcd_.revokeLease(lease.id);
+  // A txn whose answer was lost may have been made: its lease then stays (it ends with the
+  // interval); one refused holds nothing.
   if (!txn)
     return txn.error();
+  if (!txn->succeeded && simple)
+    (void)etcd_.revokeLease(lease.id);
   if (!txn->succeeded) {
     for (size_t i = 0; i < sites->size() && i < txn->ranges.size(); i++) {
       if (txn->ranges[i].kvs.empty())
@@ -317,43 +321,38 @@ Result<FleetView> Coordinator::read(const std::string &id) {
   if (!keys::isCaptureId(id))
     return Error{kInvalidRequest,
                  "id: must be 32 lowercase hexadecimal digits (got \"" + id + "\")"};
-  // One snapshot of the spec, the parts and the status.
-  auto txn = etcd_.txn(
-      {}, {TxnOp::get(keys::spec(id)), rangeOp(keys::partsOf(id)), TxnOp::get(keys::status(id))});
-  if (!txn)
-    return txn.error();
-  if (txn->ranges.size() != 3)
-    return Error{kFailed,
-                 "etcd: a transaction of 3 ranges answered " + std::to_string(txn->ranges.size())};
-  if (txn->ranges[0].kvs.empty())
+  // The spec never changes; the rest is one snapshot (one txn): the parts, the stored status
+  // and the registrations of the target sites, so that a part and its host's registration
+  // are seen at the same revision.
+  auto got = etcd_.get(keys::spec(id));
+  if (!got)
+    return got.error();
+  if (got->kvs.empty())
     return Error{kNotFound, "no fleet capture with id " + id};
   FleetView view;
-  view.spec = json::parse(txn->ranges[0].kvs[0].value, nullptr, false);
+  view.spec = json::parse(got->kvs[0].value, nullptr, false);
   if (!view.spec.is_object())
     return Error{kFailed, "etcd: the spec of capture " + id + " is not a JSON object"};
-  view.specRevision = txn->ranges[0].kvs[0].createRevision;
-  for (const auto &kv : txn->ranges[1].kvs)
-    view.parts[kv.key.substr(keys::partsOf(id).size())] = json::parse(kv.value, nullptr, false);
-  if (!txn->ranges[2].kvs.empty())
-    view.previous = json::parse(txn->ranges[2].kvs[0].value, nullptr, false);
-  // The registrations of the target hosts, read after the parts: a part finished before its
-  // host vanished is seen finished.
-  std::vector<TxnOp> regOps;
+  view.specRevision = got->kvs[0].createRevision;
+  std::vector<TxnOp> ops{rangeOp(keys::partsOf(id)), TxnOp::get(keys::status(id))};
   for (const auto &site : view.spec.value("colos", json::array()))
     if (site.is_string() && keys::isName(site.get<std::string>()))
-      regOps.push_back(rangeOp(keys::hostsOf(site.get<std::string>())));
-  if (!regOps.empty()) {
-    auto regs = etcd_.txn({}, regOps);
-    if (!regs)
-      return regs.error();
-    for (const auto &r : regs->ranges) {
-      auto parsed = parseRegistrations(r);
-      for (const auto &[site, hosts] : parsed.hosts)
-        for (const auto &[host, rev] : hosts)
-          if (keys::targets(view.spec, host))
-            view.registered[host] = rev;
-    }
-  }
+      ops.push_back(rangeOp(keys::hostsOf(site.get<std::string>())));
+  auto txn = etcd_.txn({}, ops);
+  if (!txn)
+    return txn.error();
+  if (txn->ranges.size() != ops.size())
+    return Error{kFailed, "etcd: a transaction of " + std::to_string(ops.size()) +
+                              " ranges answered " + std::to_string(txn->ranges.size())};
+  for (const auto &kv : txn->ranges[0].kvs)
+    view.parts[kv.key.substr(keys::partsOf(id).size())] = json::parse(kv.value, nullptr, false);
+  if (!txn->ranges[1].kvs.empty())
+    view.previous = json::parse(txn->ranges[1].kvs[0].value, nullptr, false);
+  for (size_t i = 2; i < txn->ranges.size(); i++)
+    for (const auto &[site, hosts] : parseRegistrations(txn->ranges[i]).hosts)
+      for (const auto &[host, rev] : hosts)
+        if (keys::targets(view.spec, host))
+          view.registered[host] = rev;
   return view;
 }
 
@@ -362,16 +361,9 @@ Result<json> Coordinator::refresh(const std::string &id) {
   if (!view)
     return view.error();
   json status = deriveFleetStatus(*view, options_, unixNow());
-  if (status != view->previous) {
-    if (auto put = etcd_.put(keys::status(id), status.dump()); !put)
-      return put.error();
-    if (status.value("status", "") !=
-        (view->previous.is_object() ? view->previous.value("status", "") : std::string()))
-      spdlog::info("fleet capture {}: {}{}", id, status.value("status", ""),
-                   status.contains("error_message")
-                       ? " (" + status["error_message"].get<std::string>() + ")"
-                       : std::string());
-  }
+  // The full-capture limits go before the ended status is written: a coordinator that stops
+  // between the two finds the capture unfinished and releases them then (an ended status is
+  // never read again).
   if (status.value("ended", false)) {
     const std::string held = json{{"id", id}}.dump();
     for (const auto &site : view->spec.value("colos", json::array())) {
@@ -382,6 +374,16 @@ Result<json> Coordinator::refresh(const std::string &id) {
       if (auto r = etcd_.txn({mine}, {TxnOp::remove(limit)}); !r)
         return r.error();
     }
+  }
+  if (status != view->previous) {
+    if (auto put = etcd_.put(keys::status(id), status.dump()); !put)
+      return put.error();
+    if (status.value("status", "") !=
+        (view->previous.is_object() ? view->previous.value("status", "") : std::string()))
+      spdlog::info("fleet capture {}: {}{}", id, status.value("status", ""),
+                   status.contains("error_message")
+                       ? " (" + status["error_message"].get<std::string>() + ")"
+                       : std::string());
   }
   return status;
 }
