@@ -178,7 +178,7 @@ TEST(FleetStatus, OnlyAnUnfinishedPartOfAVanishedHostFailsAndTheClaimBoundCounts
   FleetView view;
   view.spec = {{"id", std::string(32, 'a')},
                {"colos", {"s1"}},
-               {"hosts", {"done", "gone", "late"}},
+               {"hosts", {"done", "gone", "late", "never"}},
                {"created", "2026-01-01T00:00:00Z"}};
   view.specRevision = 10;
   view.parts["done"] = {{"host", "done"}, {"status", "success"}, {"packets_captured", 4}};
@@ -191,7 +191,8 @@ TEST(FleetStatus, OnlyAnUnfinishedPartOfAVanishedHostFailsAndTheClaimBoundCounts
   json s = deriveFleetStatus(view, options, created + 10);
   EXPECT_EQ(s["status"], "failed");
   EXPECT_EQ(s["error_message"],
-            "host gone vanished (its registration expired) while its part was running");
+            "host gone vanished (its registration expired) while its part was running; host never "
+            "vanished (its registration expired) before it claimed its part");
   EXPECT_EQ(hostOf(s, "done")["status"], "success");
   EXPECT_EQ(hostOf(s, "late")["status"], "pending");
   EXPECT_EQ(s["totals"]["packets_captured"], 7);
@@ -202,7 +203,8 @@ TEST(FleetStatus, OnlyAnUnfinishedPartOfAVanishedHostFailsAndTheClaimBoundCounts
   EXPECT_EQ(hostOf(s, "late")["status"], "failed");
   EXPECT_EQ(s["error_message"],
             "host gone vanished (its registration expired) while its part was running; host "
-            "late did not claim its part within 30 s of the capture's creation");
+            "late did not claim its part within 30 s of the capture's creation; host never "
+            "vanished (its registration expired) before it claimed its part");
   EXPECT_EQ(s["ended"], true);
 }
 
