@@ -7,6 +7,8 @@
 #include "../dbus/DaemonFixture.h"
 #include "../lib/EtcdCluster.h"
 #include "../lib/Skip.h"
+#include "api/ServiceApi.h"
+#include "fleet/Coordinator.h"
 #include "fleet/Etcd.h"
 #include "fleet/Keys.h"
 
@@ -342,6 +344,69 @@ TEST_F(AgentTest, KeepsReportingAfterSIGKILLReRegistersAndFailsAClaimRingcapdNev
       std::string::npos)
       << part(kWhileDown).first.dump();
   EXPECT_EQ(root().list().size(), 1u) << "ringcapd ran a capture again";
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+// The gateway's side (fleet::Coordinator) with the real agent and ringcapd: the capture is
+// created by the coordinator, followed to `running`, stopped through the site key (the agent
+// calls StopCapture), and its status ends `success` with this host's counters; a second
+// simple capture at the site within the interval is refused.
+TEST_F(AgentTest, CoordinatorCreatesFollowsAndStopsACaptureRunByTheAgent) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+  auto body = simpleRequest(60, 100, kUdpTo5000);
+  auto request = validateCaptureRequest(body, RequestMode::Api);
+  ASSERT_TRUE(request) << request.error().message;
+  fleet::Coordinator coordinator(*etcd_);
+  std::atomic<bool> stop{false};
+  std::thread follower([&] { (void)coordinator.follow(stop, 200ms); });
+  struct Join {
+    std::atomic<bool> &stop;
+    std::thread &t;
+    ~Join() {
+      stop = true;
+      t.join();
+    }
+  } join{stop, follower};
+
+  auto created = coordinator.create(*request, kColo);
+  ASSERT_TRUE(created) << created.error().message;
+  const std::string id = (*created)["id"];
+  auto status = [&](const std::string &want, Millis timeout) {
+    const auto deadline = Clock::now() + timeout;
+    json last;
+    while (Clock::now() < deadline) {
+      auto got = etcd_->get(keys::status(id));
+      if (got && !got->kvs.empty()) {
+        last = json::parse(got->kvs[0].value, nullptr, false);
+        if (last.value("status", "") == want)
+          return last;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    ADD_FAILURE() << "the fleet status of " << id << " is not " << want << ": " << last.dump();
+    return last;
+  };
+  status("running", 30s);
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
+  ASSERT_TRUE(waitForPart(id, "running", 10s));
+  const auto countDeadline = Clock::now() + 30s;
+  while (Clock::now() < countDeadline && part(id).first.value("packets_captured", 0) != 5)
+    std::this_thread::sleep_for(100ms);
+  auto again = coordinator.create(*request, kColo);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().kind, ErrorKind::RateLimited) << again.error().message;
+  EXPECT_TRUE(api::retryAfterSeconds(again.error().message)) << again.error().message;
+
+  ASSERT_TRUE(coordinator.stop(id));
+  json done = status("success", 30s);
+  EXPECT_EQ(done["ended"], true) << done.dump();
+  ASSERT_EQ(done["hosts"].size(), 1u) << done.dump();
+  EXPECT_EQ(done["hosts"][0]["host"], kHost);
+  EXPECT_EQ(done["hosts"][0]["stop_reason"], "stopped") << done.dump();
+  EXPECT_EQ(done["totals"]["packets_captured"], 5) << done.dump();
+  EXPECT_EQ(root().get(id).dict.value("stop_reason", ""), "stopped");
   ASSERT_TRUE(stopAgent(SIGTERM));
 }
 
