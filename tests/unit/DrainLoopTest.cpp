@@ -131,6 +131,45 @@ TEST(DrainLoop, ABatchCutsTheDrainIntoSlicesDueAtOnce) {
   EXPECT_EQ(loop.deadline(), kMax);
 }
 
+// ringcapd's way: while a backlog lasts the ring fds are level-triggered, each readiness is
+// an onWake() that drains the next slice (below the threshold too), and the timer is not
+// needed for the slices.
+TEST(DrainLoop, ABacklogIsDrainedByWakeUpsWithoutATimer) {
+  FakeRing fake;
+  fake.records = 25; // 2,500 bytes: above the threshold
+  DrainLoop loop(fake.ring(), options(1000, 10));
+  EXPECT_FALSE(loop.backlog());
+  auto step = loop.onWake(t0);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 10u);
+  EXPECT_TRUE(loop.backlog());
+  EXPECT_EQ(loop.timerDeadline(), kMax) << "no timer for the next slice";
+  EXPECT_EQ(loop.deadline(), t0) << "a caller with a timer only: due at once";
+  step = loop.onWake(t0 + 1ms); // 1,500 bytes left
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 10u);
+  EXPECT_TRUE(loop.backlog());
+  step = loop.onWake(t0 + 2ms); // 500 bytes left, below the threshold: drained all the same
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 5u);
+  EXPECT_TRUE(step->flush);
+  EXPECT_FALSE(loop.backlog());
+  EXPECT_EQ(loop.timerDeadline(), kMax);
+  // Back to edge-triggered: a wake-up below the threshold starts the bound, drains nothing.
+  fake.records = 1;
+  step = loop.onWake(t0 + 3ms);
+  ASSERT_TRUE(step);
+  EXPECT_FALSE(step->drained);
+  EXPECT_EQ(loop.timerDeadline(), t0 + 3ms + DrainLoop::kDrainBound);
+  // The housekeeping period stays on the timer during a backlog.
+  loop.startPeriod(t0 + 3ms);
+  fake.records = 30;
+  step = loop.onTimer(t0 + 3ms + DrainLoop::kDrainBound);
+  ASSERT_TRUE(step);
+  EXPECT_TRUE(loop.backlog());
+  EXPECT_EQ(loop.timerDeadline(), t0 + 3ms + 250ms);
+}
+
 TEST(DrainLoop, TheHousekeepingPeriodRunsOnlyWhileStarted) {
   FakeRing fake;
   DrainLoop loop(fake.ring(), options());
