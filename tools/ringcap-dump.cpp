@@ -55,8 +55,8 @@ Request fields (the capture request model; ranges are the API's):
 Capture options:
   --snaplen N                 bytes kept of each packet (1..65535; default by type)
   --sample-rate N             keep 1 in N matching packets (1..1000000; default 1)
-  --ring-size MIB             ring memory in MiB, split into one ring per CPU; a power of
-                              two (default 32)
+  --ring-size MIB             ring memory in MiB, split into one ring per online CPU; a power
+                              of two (default 32)
   --json                      print the final counters as JSON on stdout
   -v, --verbose               log what happens (twice: debug)
   -h, --help                  this text

@@ -72,8 +72,9 @@ TEST_F(DaemonTest, RestartMarksTheInterruptedCaptureFailedAndKeepsItsFile) {
       },
       10s))
       << "the capture did not count " << kSent << " packets";
-  // ringcapd flushes running captures' files every 100 ms: wait (with a deadline) until the
-  // file on disk holds the packets, so that the kill below interrupts a file with content.
+  // ringcapd flushes running captures' files after each drain (within 20 ms): wait (with a
+  // deadline) until the file on disk holds the packets, so that the kill below interrupts a file
+  // with content.
   std::string live = lab().stateDirectory() + "/captures/" + id + ".pcapng";
   auto deadline = std::chrono::steady_clock::now() + 10s;
   size_t onDisk = 0;

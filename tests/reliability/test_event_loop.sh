@@ -8,8 +8,9 @@ require_lab
 lab_up 89
 start_bus
 mkdir -p "$LAB_TMP/files"
-# A ring that holds 3 x 10000 jumbo records (8 KiB each) without the consumer. ring_size_mib
-# is split into one ring per possible CPU and the flood arrives on one CPU: 512 MiB per CPU.
+# A ring that holds 10000 jumbo records (8 KiB each, one per packet for the three captures)
+# without the consumer. ring_size_mib is split into one ring per online CPU and the flood
+# arrives on one CPU: 512 MiB per CPU (counting the possible CPUs, at least as many).
 possible_cpus=$(( $(cut -d- -f2 /sys/devices/system/cpu/possible) + 1 ))
 ring_mib=512
 while [ $ring_mib -lt $((512 * possible_cpus)) ] && [ $ring_mib -lt 2048 ]; do ring_mib=$((ring_mib * 2)); done
@@ -66,7 +67,8 @@ for i in 1 2 3; do
     --time-limit 300 --packet-limit 10000 --destination-port 7561)" id)")
 done
 ID=${IDS[2]}
-# The consumer stalls (SIGSTOP) while the ring fills: 30000 records wait when it resumes.
+# The consumer stalls (SIGSTOP) while the ring fills: 10000 records (for 3 captures) wait when
+# it resumes.
 kill -STOP "$RINGCAPD_PID"
 trap 'rc=$?; kill -CONT "$RINGCAPD_PID" 2>/dev/null; lab_down "$rc"' EXIT
 SENT=$(in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7561 --count 10000 --size 8000 --max-seconds 60)

@@ -76,7 +76,7 @@ ID=$(json_field "$(ctl --json create --type simple --time-limit 300 --packet-lim
   --destination-port 7500)" id)
 in_gen $TRAFFIC send --dst "$ADDR_CAP" --dport 7500 --count 2000 --size 200 >/dev/null
 # The periodic save (every 5 s) has written these 2000 to the on-disk record, and the file
-# has them (flushed every 100 ms).
+# has them (flushed after each drain, within 20 ms).
 wait_disk_captured "$ID" 2000 20
 start_flood 7500 400
 wait_live_captured_above "$ID" 2200
