@@ -1,6 +1,8 @@
 #include "history/SegmentReader.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,66 +29,49 @@ uint16_t u16(const uint8_t *p) {
 
 } // namespace
 
-SegmentReader::SegmentReader(int fd, std::string path, size_t bufferSize)
-    : fd_(fd), path_(std::move(path)), buf_(bufferSize) {}
-
 SegmentReader::~SegmentReader() {
-  if (fd_ >= 0)
-    ::close(fd_);
+  if (map_)
+    ::munmap(const_cast<uint8_t *>(map_), len_);
 }
 
-Result<std::unique_ptr<SegmentReader>> SegmentReader::open(const std::string &path,
-                                                           size_t bufferSize) {
+Result<std::unique_ptr<SegmentReader>> SegmentReader::open(const std::string &path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return Error::fromErrno(errno, "open " + path);
-  std::unique_ptr<SegmentReader> r(
-      new SegmentReader(fd, path, bufferSize < 4096 ? 4096 : bufferSize));
+  std::unique_ptr<SegmentReader> r(new SegmentReader(path));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Error::fromErrno(err, "fstat " + path);
+  }
+  if (st.st_size > 0) {
+    void *m = ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (m == MAP_FAILED) {
+      int err = errno;
+      ::close(fd);
+      return Error::fromErrno(err, "mmap " + path);
+    }
+    ::madvise(m, size_t(st.st_size), MADV_SEQUENTIAL);
+    r->map_ = static_cast<const uint8_t *>(m);
+    r->len_ = size_t(st.st_size);
+  }
+  ::close(fd);
   if (auto h = r->readSectionHeader(); !h)
     return h.error();
   return r;
 }
 
-Result<bool> SegmentReader::ensure(size_t n) {
-  if (len_ - pos_ >= n)
-    return true;
-  if (pos_ > 0) {
-    std::memmove(buf_.data(), buf_.data() + pos_, len_ - pos_);
-    len_ -= pos_;
-    pos_ = 0;
-  }
-  if (buf_.size() < n)
-    buf_.resize(n);
-  while (len_ < n && !eof_) {
-    ssize_t got = ::read(fd_, buf_.data() + len_, buf_.size() - len_);
-    if (got < 0) {
-      if (errno == EINTR)
-        continue;
-      return Error::fromErrno(errno, "read " + path_);
-    }
-    if (got == 0)
-      eof_ = true;
-    len_ += size_t(got);
-  }
-  return len_ >= n;
-}
-
 Result<void> SegmentReader::readSectionHeader() {
-  auto have = ensure(28);
-  if (!have)
-    return have.error();
-  const uint8_t *b = buf_.data() + pos_;
-  if (!*have || u32(b) != kShb || u32(b + 8) != kByteOrderMagic)
+  const uint8_t *b = map_ + pos_;
+  if (!have(28) || u32(b) != kShb || u32(b + 8) != kByteOrderMagic)
     return Error{EINVAL, path_ + ": not a history segment (no pcapng section header in host "
                                  "byte order)"};
   uint32_t total = u32(b + 4);
   if (total < 28 || total % 4 || total > kMaxBlock)
     return Error{EINVAL,
                  path_ + ": section header block length " + std::to_string(total) + " is invalid"};
-  auto whole = ensure(total);
-  if (!whole)
-    return whole.error();
-  if (!*whole || u32(buf_.data() + pos_ + total - 4) != total)
+  if (!have(total) || u32(b + total - 4) != total)
     return Error{EINVAL, path_ + ": the section header block is cut short"};
   pos_ += total;
   whole_ += total;
@@ -95,24 +80,17 @@ Result<void> SegmentReader::readSectionHeader() {
 
 Result<std::optional<SegmentPacket>> SegmentReader::next() {
   while (!torn_) {
-    auto have = ensure(8);
-    if (!have)
-      return have.error();
-    if (!*have) {
+    if (!have(8)) {
       torn_ = len_ - pos_ > 0; // a few bytes of a block header
       return std::optional<SegmentPacket>{};
     }
-    const uint8_t *b = buf_.data() + pos_;
+    const uint8_t *b = map_ + pos_;
     uint32_t type = u32(b), total = u32(b + 4);
     if (total < 12 || total % 4 || total > kMaxBlock || type == kShb) {
       torn_ = true;
       break;
     }
-    auto whole = ensure(total);
-    if (!whole)
-      return whole.error();
-    b = buf_.data() + pos_;
-    if (!*whole || u32(b + total - 4) != total) {
+    if (!have(total) || u32(b + total - 4) != total) {
       torn_ = true;
       break;
     }

@@ -1,7 +1,7 @@
 // SegmentReader: walks the blocks of a history segment (a pcapng file written by
-// PcapngWriter: one section, host byte order) with one buffer, without a copy per packet,
-// and knows where the last whole block ends, so that a segment torn by a crash can be cut
-// back to it.
+// PcapngWriter: one section, host byte order) mapped read-only (the page cache's pages, no
+// copy; the file's size at open is what is read), and knows where the last whole block ends, so
+// that a segment torn by a crash can be cut back to it.
 #pragma once
 
 #include "util/Result.h"
@@ -24,12 +24,9 @@ struct SegmentPacket {
 
 class SegmentReader {
 public:
-  static constexpr size_t kDefaultBufferSize = 256 * 1024;
-
   // Opens `path` and reads its Section Header Block. An error when the file cannot be read
   // or does not start with a whole pcapng section header in host byte order.
-  static Result<std::unique_ptr<SegmentReader>> open(const std::string &path,
-                                                     size_t bufferSize = kDefaultBufferSize);
+  static Result<std::unique_ptr<SegmentReader>> open(const std::string &path);
   ~SegmentReader();
   SegmentReader(const SegmentReader &) = delete;
   SegmentReader &operator=(const SegmentReader &) = delete;
@@ -46,17 +43,16 @@ public:
   const std::vector<std::string> &interfaces() const { return names_; }
 
 private:
-  SegmentReader(int fd, std::string path, size_t bufferSize);
-  // Makes `n` bytes available from pos_; false at the end of the file.
-  Result<bool> ensure(size_t n);
+  explicit SegmentReader(std::string path) : path_(std::move(path)) {}
+  // `n` bytes are there from pos_.
+  bool have(size_t n) const { return len_ - pos_ >= n; }
   Result<void> readSectionHeader();
 
-  int fd_;
   std::string path_;
-  std::vector<uint8_t> buf_;
-  size_t pos_ = 0, len_ = 0; // the unread bytes are buf_[pos_, len_)
-  uint64_t whole_ = 0;       // file offset of buf_[pos_] once a block is consumed
-  bool torn_ = false, eof_ = false;
+  const uint8_t *map_ = nullptr; // len_ bytes, nullptr for an empty file
+  size_t pos_ = 0, len_ = 0;     // the unread bytes are map_[pos_, len_)
+  uint64_t whole_ = 0;           // end of the last whole block (== pos_)
+  bool torn_ = false;
   std::vector<std::string> names_;
   std::vector<uint64_t> unitsPerSec_; // per interface
 };
