@@ -46,7 +46,7 @@ Result<std::unique_ptr<SegmentReader>> SegmentReader::open(const std::string &pa
     return Error::fromErrno(err, "fstat " + path);
   }
   if (st.st_size > 0) {
-    void *m = ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    void *m = ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED) {
       int err = errno;
       ::close(fd);
