@@ -1,9 +1,9 @@
 // The XDP capture program under BPF_PROG_TEST_RUN: parsing, filters, slots, sampling, budgets,
 // the ring and the records it writes. Every run must return XDP_PASS.
 #include "engine/CaptureProgram.h"
+#include "../common/FilterCases.h"
 #include "../lib/Skip.h"
 #include "PacketBuilder.h"
-#include "../common/FilterCases.h"
 #include "engine/CaptureJob.h"
 #include "engine/ClockStepWatch.h"
 #include "engine/RingDrainer.h"

@@ -297,6 +297,42 @@ TEST_F(HistoryStoreTest, ATornSegmentIsCutBackToItsLastWholeBlock) {
   EXPECT_FALSE(fs::exists(copy + "/seg-1.pcapng"));
 }
 
+// A segment cut at every length keeps exactly its whole packet blocks (or is removed when
+// none is left), and the store opens on it every time.
+TEST_F(HistoryStoreTest, EveryTruncationKeepsTheWholeBlocks) {
+  HistoryConfig c = config();
+  {
+    auto s = open(c);
+    for (int i = 0; i < 4; i++)
+      put(*s, kT0 + uint64_t(i) * kSec);
+    s->endBatch();
+    fs::copy(c.directory, file("src")); // the active segment, as a crash leaves it
+  }
+  const std::string seg = "seg-" + std::to_string(kT0) + ".pcapng";
+  const uint64_t whole = fileSize(file("src") + "/" + seg);
+  const uint64_t header = whole - 4 * 192; // section and interface blocks
+  for (uint64_t size = 0; size <= whole; size++) {
+    SCOPED_TRACE(size);
+    fs::remove_all(file("cut"));
+    fs::copy(file("src"), file("cut"));
+    fs::resize_file(file("cut") + "/" + seg, size);
+    c.directory = file("cut");
+    auto s = open(c);
+    ASSERT_TRUE(s);
+    const uint64_t packets = size < header ? 0 : (size - header) / 192;
+    auto segs = s->segments();
+    if (packets == 0) {
+      EXPECT_TRUE(segs.empty());
+      EXPECT_FALSE(fs::exists(file("cut") + "/" + seg));
+      continue;
+    }
+    ASSERT_EQ(segs.size(), 1u);
+    EXPECT_EQ(segs[0].packets, packets);
+    EXPECT_EQ(segs[0].lastNs, kT0 + (packets - 1) * kSec);
+    EXPECT_EQ(fileSize(file("cut") + "/" + seg), header + packets * 192);
+  }
+}
+
 TEST_F(HistoryStoreTest, BadConfigIsRefusedByField) {
   HistoryConfig c = config();
   c.maxAgeSeconds = 86401;
