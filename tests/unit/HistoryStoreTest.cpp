@@ -333,6 +333,32 @@ TEST_F(HistoryStoreTest, EveryTruncationKeepsTheWholeBlocks) {
   }
 }
 
+// Segments written under a larger snaplen are cut to today's by a query: the output's
+// header announces today's snaplen.
+TEST_F(HistoryStoreTest, AQueryAfterTheSnaplenShrankCutsThePackets) {
+  HistoryConfig c = config();
+  {
+    auto s = open(c);
+    for (int i = 0; i < 3; i++)
+      put(*s, kT0 + uint64_t(i));
+  }
+  c.snaplen = 64;
+  auto s = open(c);
+  HistoryQuery q;
+  q.fromNs = kT0;
+  q.toNs = kT0 + 10;
+  q.outputPath = file("out.pcap");
+  auto r = s->query(q);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->packets, 3u);
+  auto got = readAll(q.outputPath);
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto &p : got) {
+    EXPECT_EQ(p.data.size(), 64u);
+    EXPECT_EQ(p.origLen, 342u);
+  }
+}
+
 TEST_F(HistoryStoreTest, BadConfigIsRefusedByField) {
   HistoryConfig c = config();
   c.maxAgeSeconds = 86401;

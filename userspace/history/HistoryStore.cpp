@@ -565,7 +565,10 @@ Result<HistoryQueryResult> HistoryStore::query(const HistoryQuery &q) {
     size_t i = heap.top();
     heap.pop();
     Stream &st = streams[i];
-    const SegmentPacket &p = st.packet;
+    SegmentPacket p = st.packet;
+    // Segments written under a larger snaplen (before a configuration change) are cut to
+    // today's, which the output's header announces.
+    p.data = p.data.first(std::min<size_t>(p.data.size(), config_.snaplen));
     if (matcher(p.data)) {
       Result<void> w;
       if (pcap) {
