@@ -341,10 +341,14 @@ void CaptureService::drained(Clock::time_point now) {
     publishCounters(now);
 }
 
-CaptureService::Clock::time_point CaptureService::nextDeadline() const {
+CaptureService::Clock::time_point CaptureService::nextDeadline(Clock::time_point now) const {
   auto at = Clock::time_point::max();
   for (const auto &[id, run] : jobs_)
     at = std::min(at, run.job->deadline());
+  // A stopped capture completes as soon as its records are drained (now, if they are), one
+  // per call of drained(), the bus served in between; at its drain timeout otherwise.
+  for (const auto &[id, run] : finishing_)
+    at = std::min(at, run.job->drained(now) ? now : run.job->drainDeadline());
   return at;
 }
 

@@ -48,8 +48,10 @@ public:
   // their jobs) and completes a stopped one whose records are all drained. While packets
   // come, every kCounterInterval: the free space, and the counters published.
   void drained(Clock::time_point now = Clock::now());
-  // The earliest time limit of the running captures (Clock::time_point::max(): none).
-  Clock::time_point nextDeadline() const;
+  // When drained() must run next: the earliest time limit of the running captures, `now`
+  // while a stopped capture waits only for its completion, the drain timeout of one whose
+  // records are still in the ring (Clock::time_point::max(): none).
+  Clock::time_point nextDeadline(Clock::time_point now = Clock::now()) const;
   // Completes a capture that was stopped and whose records have all been drained from the
   // ring (or waited for long enough), one per call. Call after draining the ring.
   void completeDrained(Clock::time_point now = Clock::now());

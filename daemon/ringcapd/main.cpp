@@ -231,9 +231,10 @@ void afterStep(Daemon &d, const Result<DrainLoop::Step> &step, bool timer) {
     refreshClockOffset(d, "the periodic clock check");
     if (!d.service->busy())
       d.loop->stopPeriod();
-  } else if (step && (step->flush || (timer && !step->drained))) {
+  } else if (step && (step->flush || (timer && !step->drained) ||
+                      CaptureService::Clock::now() >= d.service->nextDeadline())) {
     // After a drain (its last slice: the limits need not be checked for every 1024 records),
-    // or at a time limit.
+    // at a time limit (also while a backlog lasts), or when a stopped capture can complete.
     d.service->drained();
   }
   rearm(d);

@@ -170,6 +170,23 @@ TEST(DrainLoop, ABacklogIsDrainedByWakeUpsWithoutATimer) {
   EXPECT_EQ(loop.timerDeadline(), t0 + 3ms + 250ms);
 }
 
+// A ring emptied by exactly a batch: no backlog (a level-triggered fd would not be readable
+// again, and the flush and the limits would wait for the housekeeping).
+TEST(DrainLoop, ARingEmptiedByExactlyABatchIsNoBacklog) {
+  FakeRing fake;
+  fake.records = 20;
+  DrainLoop loop(fake.ring(), options(1000, 10));
+  auto step = loop.onWake(t0);
+  ASSERT_TRUE(step);
+  EXPECT_TRUE(loop.backlog());
+  step = loop.onWake(t0 + 1ms);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 10u);
+  EXPECT_FALSE(loop.backlog());
+  EXPECT_TRUE(step->flush);
+  EXPECT_EQ(loop.deadline(), kMax);
+}
+
 TEST(DrainLoop, TheHousekeepingPeriodRunsOnlyWhileStarted) {
   FakeRing fake;
   DrainLoop loop(fake.ring(), options());

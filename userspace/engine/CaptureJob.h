@@ -75,6 +75,8 @@ public:
 
   Result<SlotCounters> counters() const { return program_.slotCounters(slot_); }
   Clock::time_point deadline() const { return deadline_; }
+  // After stop(): when drained() becomes true at the latest.
+  Clock::time_point drainDeadline() const { return drainUntil_; }
   const CaptureRequest &request() const { return request_; }
   unsigned slot() const { return slot_; }
   const std::string &path() const { return path_; }

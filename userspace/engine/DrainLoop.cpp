@@ -26,7 +26,8 @@ Result<void> DrainLoop::drain(Step &step, Clock::time_point now) {
     return n.error();
   step.records += *n;
   step.drained = true;
-  backlog_ = *n >= options_.batch;
+  // Cut by the batch with records left (a ring emptied by exactly a batch is no backlog).
+  backlog_ = *n >= options_.batch && ring_.maxPendingBytes() > 0;
   if (backlog_) {
     // Cut by the batch: the rest in the next step, after the loop served its other sources.
     // The files are flushed when the last slice is drained.
