@@ -450,8 +450,8 @@ int main(int argc, char **argv) {
   for (int fd : d.loop->ringFds()) {
     sd_event_source *ring = nullptr;
     r = sd_event_add_io(d.event, &ring, fd, EPOLLIN | EPOLLET, onRing, &d);
-    // Below the other sources: while a backlog keeps the fds readable (rearm()), a pending
-    // bus message is dispatched before the next slice, not after a slice of every ring.
+    // Below the other sources (the bus is above them all): while a backlog keeps the fds
+    // readable (rearm()), a pending bus message or timer goes before the next slice.
     if (r >= 0)
       r = sd_event_source_set_priority(ring, SD_EVENT_PRIORITY_NORMAL + 1);
     if (r < 0)
@@ -505,7 +505,10 @@ int main(int argc, char **argv) {
   r = sd_bus_open_system(&d.bus);
   if (r < 0)
     return fatal(Error::fromErrno(r, "connecting to the system bus").message);
-  r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL);
+  // Above every other source: a waiting call is answered before the next slice of a drain
+  // or the next completion of a stopped capture (each holds the loop for its writes and its
+  // fsync), whichever became pending first.
+  r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_IMPORTANT);
   if (r < 0)
     return fatal(Error::fromErrno(r, "attaching the bus to the event loop").message);
   d.busService =

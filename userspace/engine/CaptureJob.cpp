@@ -168,7 +168,7 @@ CaptureSummary CaptureJob::finish(StopReason reason, std::optional<Error> fault)
   return complete();
 }
 
-CaptureSummary CaptureJob::complete() {
+CaptureSummary CaptureJob::complete(bool syncFile) {
   if (!stopped())
     stop(StopReason::Stopped);
   CaptureSummary s;
@@ -200,7 +200,7 @@ CaptureSummary CaptureJob::complete() {
     }
   }
   if (!sink_->error()) {
-    if (auto r = sink_->writer().finish(stats); !r)
+    if (auto r = sink_->writer().finish(stats, syncFile); !r)
       s.error = r.error();
   } else {
     s.error = *sink_->error();

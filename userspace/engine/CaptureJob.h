@@ -64,7 +64,9 @@ public:
   void stop(StopReason reason, std::optional<Error> fault = std::nullopt);
   bool stopped() const { return stopReason_ != StopReason::None; }
   bool drained(Clock::time_point now = Clock::now()) const;
-  CaptureSummary complete();
+  // `syncFile` false: the file is closed without an fsync (the caller syncs it off its event
+  // loop: an fsync of a large file holds a loop for hundreds of milliseconds).
+  CaptureSummary complete(bool syncFile = true);
   // stop(), then drains the ring here until drained(), then complete(): for a caller with
   // nothing else to serve meanwhile (ringcap-dump, a daemon that is stopping).
   CaptureSummary finish(StopReason reason, std::optional<Error> fault = std::nullopt);

@@ -84,13 +84,13 @@ Error CaptureFileOutput::fail(Error error) {
   return *failure_;
 }
 
-Result<void> CaptureFileOutput::finish() {
+Result<void> CaptureFileOutput::finish(bool sync) {
   if (auto r = usable(); !r)
     return r;
   finished_ = true;
   const int fd = fd_;
   fd_ = -1;
-  int rc = ::fsync(fd);
+  int rc = sync ? ::fsync(fd) : 0;
   int err = errno;
   if (rc != 0 && err != EINVAL && err != EROFS) { // EINVAL/EROFS: fd cannot be synced (pipe)
     ::close(fd);

@@ -57,9 +57,9 @@ public:
   // Keeps `error` as the failure, which usable() returns from now on, and returns it.
   Error fail(Error error);
 
-  // Fsyncs (an fd that cannot be synced, EINVAL/EROFS, is fine) and closes the file. Later,
-  // usable() is an error.
-  Result<void> finish();
+  // Fsyncs (an fd that cannot be synced, EINVAL/EROFS, is fine; `sync` false: the caller
+  // syncs the file later, elsewhere) and closes the file. Later, usable() is an error.
+  Result<void> finish(bool sync = true);
 
 private:
   int fd_;

@@ -293,7 +293,7 @@ Result<void> PcapngWriter::writePacketRef(uint32_t interfaceId, uint64_t tsNs, u
   return {};
 }
 
-Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats) {
+Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats, bool sync) {
   if (auto r = out_.usable(); !r)
     return r;
   if (stats.size() != ifaces_.size())
@@ -326,7 +326,7 @@ Result<void> PcapngWriter::finish(const std::vector<PcapInterfaceStats> &stats) 
   }
   if (auto r = flush(); !r)
     return r;
-  return out_.finish();
+  return out_.finish(sync);
 }
 
 template <typename Build>

@@ -75,8 +75,8 @@ public:
   // Writes every pending block to the file (one writev per IOV_MAX pieces).
   Result<void> flush();
   // Writes one Interface Statistics Block per interface (stats[i] for interface i), flushes,
-  // fsyncs and closes the file. Later writes are errors.
-  Result<void> finish(const std::vector<PcapInterfaceStats> &stats);
+  // fsyncs (unless `sync` is false) and closes the file. Later writes are errors.
+  Result<void> finish(const std::vector<PcapInterfaceStats> &stats, bool sync = true);
 
   // Packets in the file or buffered for it; after a failure, packets in the file.
   uint64_t packetsWritten() const { return packets_; }
