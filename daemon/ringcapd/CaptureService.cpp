@@ -367,7 +367,7 @@ void CaptureService::finish(const std::string &id, StopReason reason, std::optio
   // Usually the job's last records are already in the ring: one slice of it brings them, and
   // the capture completes before the caller (StopCapture, a limit) returns.
   if (!run.job->drained())
-    if (auto n = drainer_.consume(kDrainBatch); !n)
+    if (auto n = drainer_.consume(kDrainBatch, kDrainBatchBytes); !n)
       spdlog::warn("draining the ring: {}", n.error().message);
   if (run.job->drained()) {
     complete(id, *run.job);

@@ -444,6 +444,7 @@ int main(int argc, char **argv) {
   DrainLoop::Options drainOptions;
   drainOptions.wakeupBytes = d.program->wakeupBytes();
   drainOptions.batch = CaptureService::kDrainBatch; // the bus is served between slices
+  drainOptions.batchBytes = CaptureService::kDrainBatchBytes;
   drainOptions.period = CaptureService::kTickInterval;
   d.loop = std::make_unique<DrainLoop>(*d.drainer, drainOptions);
   // Edge-triggered: an event for each wake-up of the program, not while records wait.

@@ -18,11 +18,15 @@ struct FakeRing {
   std::optional<Error> error;
 
   DrainLoop::Ring ring() {
-    return {[this](uint64_t max) -> Result<uint64_t> {
+    return {[this](uint64_t max, uint64_t maxBytes, bool &cut) -> Result<uint64_t> {
               consumeCalls++;
               if (error)
                 return *error;
-              uint64_t n = std::min(records, max);
+              // Whole records: one that starts below maxBytes is taken.
+              uint64_t byBytes =
+                  maxBytes == UINT64_MAX ? UINT64_MAX : (maxBytes + recordBytes - 1) / recordBytes;
+              uint64_t n = std::min({records, max, byBytes});
+              cut = n == max || n == byBytes;
               records -= n;
               records += arriveDuringDrain;
               arriveDuringDrain = 0;
@@ -185,6 +189,28 @@ TEST(DrainLoop, ARingEmptiedByExactlyABatchIsNoBacklog) {
   EXPECT_FALSE(loop.backlog());
   EXPECT_TRUE(step->flush);
   EXPECT_EQ(loop.deadline(), kMax);
+}
+
+// ringcapd's slices are bounded by bytes too: large records to several files are slow.
+TEST(DrainLoop, ABatchOfBytesCutsTheDrainToo) {
+  FakeRing fake;
+  fake.records = 25; // 100 bytes each
+  auto o = options(1000, 1024);
+  o.batchBytes = 1000;
+  DrainLoop loop(fake.ring(), o);
+  auto step = loop.onWake(t0);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 10u);
+  EXPECT_TRUE(loop.backlog());
+  EXPECT_FALSE(step->flush);
+  step = loop.onWake(t0 + 1ms);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 10u);
+  step = loop.onWake(t0 + 2ms);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->records, 5u);
+  EXPECT_FALSE(loop.backlog());
+  EXPECT_TRUE(step->flush);
 }
 
 TEST(DrainLoop, TheHousekeepingPeriodRunsOnlyWhileStarted) {

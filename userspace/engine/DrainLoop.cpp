@@ -3,7 +3,9 @@
 namespace ringcap {
 
 DrainLoop::DrainLoop(RingDrainer &drainer, Options options)
-    : DrainLoop(Ring{[&drainer](uint64_t max) { return drainer.consume(max); },
+    : DrainLoop(Ring{[&drainer](uint64_t max, uint64_t maxBytes, bool &cut) {
+                       return drainer.consume(max, maxBytes, &cut);
+                     },
                      [&drainer] { return drainer.maxPendingBytes(); },
                      [&drainer] { return drainer.ringFds(); }},
                 options) {}
@@ -11,6 +13,8 @@ DrainLoop::DrainLoop(RingDrainer &drainer, Options options)
 DrainLoop::DrainLoop(Ring ring, Options options) : ring_(std::move(ring)), options_(options) {
   if (options_.batch == 0)
     options_.batch = UINT64_MAX;
+  if (options_.batchBytes == 0)
+    options_.batchBytes = UINT64_MAX;
 }
 
 void DrainLoop::startPeriod(Clock::time_point now) {
@@ -21,13 +25,14 @@ void DrainLoop::startPeriod(Clock::time_point now) {
 Result<void> DrainLoop::drain(Step &step, Clock::time_point now) {
   // The bound is met by this drain; what it leaves gets a bound of its own below.
   boundAt_ = Clock::time_point::max();
-  auto n = ring_.consume(options_.batch);
+  bool cut = false;
+  auto n = ring_.consume(options_.batch, options_.batchBytes, cut);
   if (!n)
     return n.error();
   step.records += *n;
   step.drained = true;
   // Cut by the batch with records left (a ring emptied by exactly a batch is no backlog).
-  backlog_ = *n >= options_.batch && ring_.maxPendingBytes() > 0;
+  backlog_ = cut && ring_.maxPendingBytes() > 0;
   if (backlog_) {
     // Cut by the batch: the rest in the next step, after the loop served its other sources.
     // The files are flushed when the last slice is drained.

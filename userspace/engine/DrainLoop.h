@@ -28,6 +28,9 @@ public:
     // Records drained at most per step; a drain that reaches it continues in the next step
     // (deadline() is then "now"), so that a full ring does not hold the loop's other sources.
     uint64_t batch = UINT64_MAX;
+    // Bytes of records drained at most per step, likewise: a slice of large records written
+    // to several files holds the loop for as long as its writes take.
+    uint64_t batchBytes = UINT64_MAX;
     // While periodic (startPeriod): how often a Step asks for housekeeping.
     Clock::duration period = std::chrono::seconds(1);
   };
@@ -46,7 +49,8 @@ public:
   // What the loop drains: a RingDrainer's consume, maxPendingBytes and ringFds (a fake in
   // the unit tests).
   struct Ring {
-    std::function<Result<uint64_t>(uint64_t maxRecords)> consume;
+    // Records drained, at most maxRecords and about maxBytes; `cut` set when a limit ended it.
+    std::function<Result<uint64_t>(uint64_t maxRecords, uint64_t maxBytes, bool &cut)> consume;
     std::function<uint64_t()> maxPendingBytes;
     std::function<std::vector<int>()> fds;
   };

@@ -232,11 +232,13 @@ void RingDrainer::deliver(const uint8_t *data, size_t size) {
   }
 }
 
-Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
+Result<uint64_t> RingDrainer::consume(uint64_t maxRecords, uint64_t maxBytes, bool *cut) {
   // A k-way merge of the rings' heads by timestamp. A ring's consumer position is published
   // at the end of the batch, or once a quarter of the ring was read, so that a producer
   // filling a ring gets room back while a long backlog is drained.
-  uint64_t taken = 0;
+  uint64_t taken = 0, bytes = 0;
+  if (cut)
+    *cut = false;
   auto endBatch = [this] { // the sinks' last moment to read the records in place
     for (const Route &route : routes_)
       if (route.sink)
@@ -246,7 +248,12 @@ Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
   std::vector<bool> ready(rings_.size());
   for (size_t i = 0; i < rings_.size(); i++)
     ready[i] = head(rings_[i], heads[i]);
-  while (taken < maxRecords) {
+  while (true) {
+    if (taken >= maxRecords || bytes >= maxBytes) {
+      if (cut)
+        *cut = true;
+      break;
+    }
     size_t best = rings_.size();
     for (size_t i = 0; i < rings_.size(); i++)
       if (ready[i] && (best == rings_.size() || heads[i].tsNs < heads[best].tsNs))
@@ -257,6 +264,7 @@ Result<uint64_t> RingDrainer::consume(uint64_t maxRecords) {
     deliver(heads[best].data, heads[best].size);
     r.cons = heads[best].next;
     taken++;
+    bytes += heads[best].size;
     if (r.cons - r.published > (r.mask + 1) / 4) {
       endBatch();
       publish(r);

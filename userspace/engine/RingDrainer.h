@@ -83,7 +83,10 @@ public:
   // Hands the records available now to their sinks in timestamp order, at most maxRecords
   // of them (the rest stay in the rings, whose fds stay readable); returns how many were
   // consumed.
-  Result<uint64_t> consume(uint64_t maxRecords = UINT64_MAX);
+  // At most maxBytes of records too (a record that starts below it is taken whole). `cut`,
+  // if given, is set when a limit ended the drain (records may be left), cleared otherwise.
+  Result<uint64_t> consume(uint64_t maxRecords = UINT64_MAX, uint64_t maxBytes = UINT64_MAX,
+                           bool *cut = nullptr);
   // Waits up to timeoutMs for records, then consumes them.
   Result<uint64_t> poll(int timeoutMs);
   // The rings' own fds, for a caller that waits on each of them (edge-triggered, to see
