@@ -586,5 +586,27 @@ TEST_F(CoordinatorTest, AnOlderSnapshotDoesNotOverwriteANewerStatus) {
   EXPECT_EQ(s["ended"], true);
 }
 
+// Parts are keyed by host name: a capture over two sites that both have a host "h" is
+// refused, naming the host and the sites, and nothing is written.
+TEST_F(CoordinatorTest, TwoRegistrationsOfOneHostNameAtTheTargetSitesAreRefused) {
+  SimAgent a(*etcd_, "ord12", "h", {"DUP"}), b(*etcd_, "ord13", "h", {"DUP"});
+  a.registerHost();
+  b.registerHost();
+  Coordinator c(*etcd_);
+  auto created = c.create(request("full", "DUP"), "DUP");
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().kind, ErrorKind::Failed);
+  EXPECT_EQ(created.error().message,
+            "fleet.host_name: host \"h\" is registered at sites ord12 and ord13; host names must "
+            "be unique in the fleet (nothing created)");
+  auto specs = etcd_->getPrefix(std::string(keys::kRoot) + "captures/");
+  ASSERT_TRUE(specs);
+  EXPECT_EQ(specs->count, 0);
+  EXPECT_TRUE(stored(*etcd_, keys::fullLimit("ord12")).is_null());
+  // One site alone is fine.
+  auto one = c.create(request("full", "ord12"), "ord12");
+  EXPECT_TRUE(one) << one.error().message;
+}
+
 } // namespace
 } // namespace ringcap::fleet

@@ -265,6 +265,16 @@ Result<json> Coordinator::create(const CaptureRequest &request, const std::strin
 
   FleetView view;
   json hosts = json::array(), hostColos = json::object();
+  // Parts are keyed by host name: two registrations of one name would share a part.
+  for (const auto &site : *sites)
+    for (const auto &[host, rev] : regs.hosts.at(site))
+      if (hostColos.contains(host))
+        return Error{kFailed, "fleet.host_name: host \"" + host + "\" is registered at sites " +
+                                  hostColos[host].get<std::string>() + " and " + site +
+                                  "; host names must be unique in the fleet (nothing created)"};
+      else
+        hostColos[host] = site;
+  hostColos = json::object();
   for (const auto &site : *sites)
     for (const auto &[host, rev] : regs.hosts.at(site)) {
       hosts.push_back(host);
