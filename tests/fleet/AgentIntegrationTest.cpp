@@ -459,5 +459,42 @@ TEST_F(AgentTest, SkipsMalformedValuesRefusesAStaleSpecAndCreatesWhenRingcapdCom
   ASSERT_TRUE(stopAgent(SIGTERM));
 }
 
+// A stalled ringcapd (SIGSTOP) for three lease TTLs while a part runs: the agent's status
+// reports wait on the bus, but the lease is kept alive on its own, so the host keeps its
+// registration (same lease) and the coordinator never counts it lost; the part then ends.
+TEST_F(AgentTest, AStalledRingcapdDoesNotLetTheLeaseExpire) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 5, kUdpTo5000)));
+  ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
+  auto host = etcd_->get(keys::host(kColo, kHost));
+  ASSERT_TRUE(host && host->kvs.size() == 1);
+  const int64_t lease = host->kvs[0].lease;
+  const pid_t ringcapd = lab().daemonPid();
+  ASSERT_GT(ringcapd, 0);
+  ASSERT_EQ(kill(ringcapd, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { kill(pid, SIGCONT); }
+  } resume{ringcapd};
+  // lease_ttl_seconds = 4: 12 s is three TTLs; the registration must stay the same all along.
+  const auto end = Clock::now() + 12s;
+  int64_t seen = lease;
+  while (Clock::now() < end && seen == lease) {
+    auto got = etcd_->get(keys::host(kColo, kHost));
+    seen = got && !got->kvs.empty() ? got->kvs[0].lease : 0;
+    if (seen == lease)
+      std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(seen, lease) << "the registration ended or changed while ringcapd stalled\n"
+                         << agentLog(1);
+  ASSERT_EQ(kill(ringcapd, SIGCONT), 0);
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
+  ASSERT_TRUE(waitForPart(kFirst, "success", 60s));
+  EXPECT_EQ(agentLog(1).find("registering again"), std::string::npos) << agentLog(1);
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
 } // namespace
 } // namespace ringcap::dbustest
