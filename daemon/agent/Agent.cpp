@@ -253,6 +253,9 @@ bool Agent::handleCaptureLocked(const std::string &id, const json &value) {
           return false;
         }
         spdlog::warn("capture {}: StopCapture: {}", id, r.error().message);
+        if (r.error().kind == ErrorKind::NotFound && uncertainCreates_.erase(id))
+          // Its CreateCapture got no answer and was not made: it is not made now.
+          failPart(id, "stopped before ringcapd on " + s_.host + " created the capture");
       }
     }
     return true;
