@@ -40,6 +40,30 @@ void sleepFor(std::chrono::milliseconds d, const std::atomic<bool> &stop) {
 
 } // namespace
 
+bool isRefusal(ErrorKind kind) {
+  switch (kind) {
+  case ErrorKind::InvalidRequest:
+  case ErrorKind::RateLimited:
+  case ErrorKind::CaptureBusy:
+  case ErrorKind::NotReady:
+  case ErrorKind::OwnershipRequired:
+  case ErrorKind::AccessDenied:
+    return true;
+  case ErrorKind::Failed:      // a fault of ringcapd's, or of the call (a timeout)
+  case ErrorKind::NotFound:    // asked about by the caller
+  case ErrorKind::Unavailable: // ringcapd not on the bus
+    return false;
+  }
+  return false;
+}
+
+std::string stringOf(const json &object, const char *key) {
+  if (!object.is_object())
+    return {};
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 Result<AgentSettings> settingsFromConfig(const DaemonConfig &config) {
   AgentSettings s;
   const auto &f = config.fleet;
@@ -113,8 +137,8 @@ void Agent::saveState() {
     spdlog::error("{}", r.error().message);
 }
 
-Result<void> Agent::registerHost() {
-  auto lease = etcd_->grantLease(s_.leaseTtlSeconds);
+Result<void> Agent::registerHost(fleet::EtcdClient &etcd) {
+  auto lease = etcd.grantLease(s_.leaseTtlSeconds);
   if (!lease)
     return lease.error();
   json value = {{"host", s_.host},
@@ -124,10 +148,15 @@ Result<void> Agent::registerHost() {
                 {"version", RINGCAP_VERSION},
                 {"registered", utcNow()},
                 {"lease", lease->id}};
-  auto put = etcd_->put(keys::host(s_.colo, s_.host), value.dump(), lease->id);
+  auto put = etcd.put(keys::host(s_.colo, s_.host), value.dump(), lease->id);
   if (!put)
     return put.error();
   lease_ = *lease;
+  // The key's create revision (the put's own when it was absent).
+  auto got = etcd.get(keys::host(s_.colo, s_.host));
+  if (!got)
+    return got.error();
+  registrationRevision_ = got->kvs.empty() ? *put : got->kvs[0].createRevision;
   spdlog::info("registered host {} of site {} at etcd revision {} (lease {:x}, {} s)", s_.host,
                s_.colo, *put, lease_.id, lease_.ttl);
   return {};
@@ -156,22 +185,22 @@ void Agent::failPart(const std::string &id, const std::string &message) {
 }
 
 void Agent::adoptPart(const std::string &id, const json &part, const json *spec) {
-  if (part.value("host", "") != s_.host) {
-    spdlog::warn("capture {}: the part of {} names host {}; left alone", id, s_.host,
-                 part.value("host", ""));
+  if (stringOf(part, "host") != s_.host) {
+    spdlog::warn("capture {}: the part of {} names host \"{}\" (or is malformed); left alone", id,
+                 s_.host, stringOf(part, "host"));
     return;
   }
-  const std::string status = part.value("status", "");
+  const std::string status = stringOf(part, "status");
   if (terminal(status)) {
     spdlog::info("capture {}: this host's part is {} already; not run again", id, status);
     if (state_.parts.erase(id))
       saveState();
     return;
   }
-  auto record = bus_->getCapture(id);
+  auto record = getCapture(id);
   if (record) {
     spdlog::info("capture {}: this host's part is {} on ringcapd; reporting it again", id,
-                 record->value("status", ""));
+                 stringOf(*record, "status"));
     state_.parts.insert(id);
     reported_.erase(id);
     saveState();
@@ -199,11 +228,35 @@ void Agent::adoptPart(const std::string &id, const json &part, const json *spec)
 
 bool Agent::handleCapture(const std::string &id, const json &value) {
   std::lock_guard lock(mutex_);
+  try {
+    return handleCaptureLocked(id, value);
+  } catch (const json::exception &e) {
+    // A value of another type than the layout's somewhere: skipped, never a crash loop.
+    spdlog::error("capture {}: a malformed value in etcd: {}; skipped", id, e.what());
+    return true;
+  }
+}
+
+bool Agent::handleCaptureLocked(const std::string &id, const json &value) {
+  if (value.is_object() && value.contains("stop") && !value["stop"].is_boolean()) {
+    spdlog::error("capture {}: its site key's \"stop\" is not true or false ({}); ignored", id,
+                  value["stop"].dump());
+    return true;
+  }
   if (value.is_object() && value.value("stop", false)) {
     if (state_.parts.count(id)) {
       spdlog::info("capture {}: stop requested; stopping this host's part", id);
-      if (auto r = bus_->stopCapture(id); !r)
+      if (auto r = bus_->stopCapture(id); !r) {
+        if (!isRefusal(r.error().kind) && r.error().kind != ErrorKind::NotFound) {
+          // No answer: the stop is asked again (the event is handled again).
+          spdlog::error("capture {}: StopCapture: {}; trying again", id, r.error().message);
+          return false;
+        }
         spdlog::warn("capture {}: StopCapture: {}", id, r.error().message);
+        if (r.error().kind == ErrorKind::NotFound && uncertainCreates_.erase(id))
+          // Its CreateCapture got no answer and was not made: it is not made now.
+          failPart(id, "stopped before ringcapd on " + s_.host + " created the capture");
+      }
     }
     return true;
   }
@@ -217,6 +270,7 @@ bool Agent::handleCapture(const std::string &id, const json &value) {
     return true;
   }
   json spec = json::parse(got->kvs[0].value, nullptr, false);
+  const int64_t specRevision = got->kvs[0].createRevision;
   if (!keys::targets(spec, s_.host)) {
     spdlog::info("capture {}: host {} is not among its targets (it was created before this "
                  "host registered); not joined",
@@ -224,6 +278,24 @@ bool Agent::handleCapture(const std::string &id, const json &value) {
     return true;
   }
   const std::string partKey = keys::part(id, s_.host);
+  if (registrationRevision_ > specRevision) {
+    // The spec names a registration of this host that ended (its lease expired) before this
+    // one was made: the coordinator counts that host lost, so this one does not claim.
+    auto existing = etcd_->get(partKey);
+    if (!existing) {
+      spdlog::error("capture {}: reading this host's part: {}; trying again", id,
+                    existing.error().message);
+      return false;
+    }
+    if (!existing->kvs.empty()) {
+      adoptPart(id, json::parse(existing->kvs[0].value, nullptr, false), nullptr);
+      return true;
+    }
+    spdlog::warn("capture {}: created (etcd revision {}) before this host's registration "
+                 "(revision {}): the host it names was lost since; not claimed",
+                 id, specRevision, registrationRevision_.load());
+    return true;
+  }
   json claim = {{"host", s_.host}, {"colo", s_.colo}, {"status", "pending"}, {"claimed", utcNow()}};
   auto txn = etcd_->txn({fleet::Compare::absent(partKey)},
                         {fleet::TxnOp::put(partKey, claim.dump())}, {fleet::TxnOp::get(partKey)});
@@ -257,33 +329,101 @@ void Agent::startPart(const std::string &id, const json &spec) {
     failPart(id, "the capture's spec is malformed: " + local.error);
     return;
   }
-  auto created = bus_->createCapture(local.request);
-  if (!created) {
-    failPart(id, "ringcapd on " + s_.host + " refused the capture: " + created.error().message);
+  createOnRingcapd(id, spec);
+}
+
+void Agent::createOnRingcapd(const std::string &id, const json &spec) {
+  auto local = keys::localRequest(spec, s_.host);
+  if (!local.error.empty()) {
+    failPart(id, "the capture's spec is malformed: " + local.error);
     return;
   }
-  json part = keys::partFromRecord(s_.host, created->record);
+  uncertainCreates_.erase(id);
+  auto created = bus_->createCapture(local.request);
+  json record;
+  if (created) {
+    record = created->record;
+  } else if (isRefusal(created.error().kind)) {
+    failPart(id, "ringcapd on " + s_.host + " refused the capture: " + created.error().message);
+    return;
+  } else {
+    // No answer: ringcapd may have made the capture. Ask it.
+    auto got = getCapture(id);
+    if (got) {
+      record = *got;
+    } else if (got.error().kind == ErrorKind::NotFound) {
+      failPart(id, "ringcapd on " + s_.host +
+                       " did not create the capture: " + created.error().message);
+      return;
+    } else {
+      spdlog::warn("capture {}: CreateCapture: {}; not known whether ringcapd made it (asked "
+                   "again with the status reports)",
+                   id, created.error().message);
+      uncertainCreates_[id] = spec;
+      return;
+    }
+  }
+  json part = keys::partFromRecord(s_.host, record);
   part["colo"] = s_.colo;
-  spdlog::info("capture {}: {} on ringcapd", id, part.value("status", ""));
+  spdlog::info("capture {}: {} on ringcapd", id, stringOf(part, "status"));
   if (auto r = putPart(id, part); !r)
     spdlog::error("capture {}: cannot write the part's status: {}", id, r.error().message);
+}
+
+Result<json> Agent::getCapture(const std::string &id) {
+  // 5 s: a stalled ringcapd holds the agent's lock (and the watch) no longer than that.
+  auto reply = bus_->call(
+      "GetCapture",
+      [&](sd_bus_message *m) -> Result<void> {
+        if (int r = sd_bus_message_append(m, "s", id.c_str()); r < 0)
+          return Error{ErrorKind::InvalidRequest, "GetCapture: cannot send the id", -r};
+        return {};
+      },
+      5'000'000);
+  if (!reply)
+    return reply.error();
+  return api::readRecord(reply->get());
 }
 
 void Agent::reportParts(bool force) {
   std::lock_guard lock(mutex_);
   for (auto it = state_.parts.begin(); it != state_.parts.end();) {
     const std::string id = *it++;
-    auto record = bus_->getCapture(id);
-    if (!record) {
-      if (record.error().kind == ErrorKind::NotFound)
-        failPart(id, "ringcapd on " + s_.host + " no longer knows the capture");
-      else
-        spdlog::warn("capture {}: GetCapture: {}", id, record.error().message);
+    auto record = getCapture(id);
+    if (!record && record.error().kind == ErrorKind::NotFound) {
+      if (auto u = uncertainCreates_.find(id); u != uncertainCreates_.end()) {
+        // A CreateCapture that got no answer was not made: make it now.
+        spdlog::info("capture {}: ringcapd did not get the capture; creating it", id);
+        createOnRingcapd(id, json(u->second));
+        continue;
+      }
+      auto last = lastPart_.find(id);
+      if (last != lastPart_.end() && terminal(stringOf(last->second, "status"))) {
+        // Its end was read before retention removed the record: that is what is written.
+        json part = last->second;
+        if (auto r = putPart(id, part); !r) {
+          spdlog::warn("capture {}: cannot write the part's status: {}", id, r.error().message);
+          continue;
+        }
+        state_.parts.erase(id);
+        reported_.erase(id);
+        lastPart_.erase(id);
+        saveState();
+        continue;
+      }
+      failPart(id, "ringcapd on " + s_.host + " no longer knows the capture");
+      lastPart_.erase(id);
       continue;
     }
+    if (!record) {
+      spdlog::warn("capture {}: GetCapture: {}", id, record.error().message);
+      continue;
+    }
+    uncertainCreates_.erase(id);
     json part = keys::partFromRecord(s_.host, *record);
     part["colo"] = s_.colo;
-    const std::string status = part.value("status", "");
+    lastPart_[id] = part;
+    const std::string status = stringOf(part, "status");
     auto seen = reported_.find(id);
     if (!force && seen != reported_.end() && seen->second == part.dump())
       continue;
@@ -298,7 +438,25 @@ void Agent::reportParts(bool force) {
                    part.contains("error_message") ? ": " : "", part.value("error_message", ""));
       state_.parts.erase(id);
       reported_.erase(id);
+      lastPart_.erase(id);
       saveState();
+    }
+  }
+}
+
+void Agent::keepAliveLoop(const std::atomic<bool> &stop) {
+  const auto keepEvery = std::chrono::milliseconds(std::max<int64_t>(500, lease_.ttl * 1000 / 3));
+  while (!stop) {
+    sleepFor(keepEvery, stop);
+    if (stop)
+      break;
+    auto kept = leaseEtcd_->keepAlive(lease_.id);
+    if (!kept && kept.error().kind == ErrorKind::NotFound) {
+      spdlog::warn("the lease of host {} expired; registering again", s_.host);
+      if (auto r = registerHost(*leaseEtcd_); !r)
+        spdlog::error("registering host {} in etcd: {}", s_.host, r.error().message);
+    } else if (!kept) {
+      spdlog::warn("keeping the lease of host {} alive: {}", s_.host, kept.error().message);
     }
   }
 }
@@ -388,6 +546,10 @@ Result<void> Agent::run(const std::atomic<bool> &stop) {
   if (!etcd)
     return Error{EINVAL, "fleet." + etcd.error().message};
   etcd_ = std::move(*etcd);
+  auto leaseEtcd = fleet::EtcdClient::create(s_.etcd);
+  if (!leaseEtcd)
+    return Error{EINVAL, "fleet." + leaseEtcd.error().message};
+  leaseEtcd_ = std::move(*leaseEtcd);
   auto bus =
       s_.busAddress.empty() ? api::Client::connectSystem() : api::Client::connect(s_.busAddress);
   if (!bus)
@@ -395,7 +557,7 @@ Result<void> Agent::run(const std::atomic<bool> &stop) {
   bus_ = std::move(*bus);
 
   while (!stop) {
-    auto r = registerHost();
+    auto r = registerHost(*leaseEtcd_);
     if (r)
       break;
     spdlog::error("registering host {} in etcd: {}; trying again in 2 s", s_.host,
@@ -421,23 +583,12 @@ Result<void> Agent::run(const std::atomic<bool> &stop) {
     saveState();
   }
 
+  std::thread keeper([&] { keepAliveLoop(stop); });
   std::thread watcher([&] { watchLoop(stop); });
-  const auto keepEvery = std::chrono::milliseconds(std::max<int64_t>(500, lease_.ttl * 1000 / 3));
   const auto reportEvery = std::chrono::seconds(s_.statusIntervalSeconds);
-  auto nextKeep = Clock::now() + keepEvery, nextReport = Clock::now();
+  auto nextReport = Clock::now();
   while (!stop) {
     const auto now = Clock::now();
-    if (now >= nextKeep) {
-      nextKeep = now + keepEvery;
-      auto kept = etcd_->keepAlive(lease_.id);
-      if (!kept && kept.error().kind == ErrorKind::NotFound) {
-        spdlog::warn("the lease of host {} expired; registering again", s_.host);
-        if (auto r = registerHost(); !r)
-          spdlog::error("registering host {} in etcd: {}", s_.host, r.error().message);
-      } else if (!kept) {
-        spdlog::warn("keeping the lease of host {} alive: {}", s_.host, kept.error().message);
-      }
-    }
     if (now >= nextReport) {
       nextReport = now + reportEvery;
       reportParts(false);
@@ -445,6 +596,7 @@ Result<void> Agent::run(const std::atomic<bool> &stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   watcher.join();
+  keeper.join();
   reportParts(false);
   spdlog::info("stopping; the registration of host {} ends with its lease", s_.host);
   return {};

@@ -53,16 +53,27 @@ public:
   Result<void> run(const std::atomic<bool> &stop);
 
 private:
-  Result<void> registerHost();
+  // Registers the host (a new lease) with `etcd`; records the registration's create revision.
+  Result<void> registerHost(fleet::EtcdClient &etcd);
+  // Keeps the lease alive on its own thread and etcd client, so that a slow ringcapd or etcd
+  // call of the other threads never makes it miss the TTL.
+  void keepAliveLoop(const std::atomic<bool> &stop);
   void watchLoop(const std::atomic<bool> &stop);
   // One put of a site's capture key: claim the part and run it, or leave it. False when etcd
   // could not be asked (the event is to be handled again).
   bool handleCapture(const std::string &id, const nlohmann::json &value);
+  bool handleCaptureLocked(const std::string &id, const nlohmann::json &value);
   // The part exists already: adopt it when it is this host's unfinished one (spec: the
   // capture's, when known).
   void adoptPart(const std::string &id, const nlohmann::json &part, const nlohmann::json *spec);
   // After a claim: the capture on ringcapd, and the part's first status.
   void startPart(const std::string &id, const nlohmann::json &spec);
+  // CreateCapture of a claimed part: a refusal fails the part; an error without an answer
+  // (timeout, ringcapd off the bus) asks GetCapture, and when that cannot tell either keeps
+  // the part as uncertain (reportParts settles it: found, reported; NotFound, created again).
+  void createOnRingcapd(const std::string &id, const nlohmann::json &spec);
+  // GetCapture with a short bus timeout.
+  Result<nlohmann::json> getCapture(const std::string &id);
   void reportParts(bool force);
   Result<void> putPart(const std::string &id, const nlohmann::json &part);
   void failPart(const std::string &id, const std::string &message);
@@ -71,13 +82,29 @@ private:
 
   AgentSettings s_;
   std::unique_ptr<fleet::EtcdClient> etcd_;
-  fleet::Lease lease_;
+  std::unique_ptr<fleet::EtcdClient> leaseEtcd_; // the keepalive thread's
+  fleet::Lease lease_;                           // the keepalive thread's after the start
+  // The create revision of this host's registration key: a spec created before it names a
+  // registration of this host that has since ended (then this is not the host it names).
+  std::atomic<int64_t> registrationRevision_{0};
   std::mutex mutex_; // state_, reported_, the watch thread's bus client
   AgentState state_;
   std::map<std::string, std::string> reported_; // id -> the part's last value written
   std::unique_ptr<api::Client> bus_;            // used under mutex_
   // Claims whose transaction failed without an answer (it may have been made).
   std::set<std::string> uncertainClaims_;
+  // Parts whose CreateCapture got no answer: id -> the spec (to create it when ringcapd says
+  // it does not have it).
+  std::map<std::string, nlohmann::json> uncertainCreates_;
+  // id -> the last part read from ringcapd's record (a terminal one is written again when the
+  // record is gone, instead of failing the part).
+  std::map<std::string, nlohmann::json> lastPart_;
 };
+
+// Whether a bus error is ringcapd's answer refusing the request (as opposed to no answer: a
+// timeout, ringcapd off the bus, a fault of the call).
+bool isRefusal(ErrorKind kind);
+// A string member of a JSON object; "" when absent or of another type (never throws).
+std::string stringOf(const nlohmann::json &object, const char *key);
 
 } // namespace ringcap::agent

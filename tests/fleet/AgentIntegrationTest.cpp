@@ -410,5 +410,91 @@ TEST_F(AgentTest, CoordinatorCreatesFollowsAndStopsACaptureRunByTheAgent) {
   ASSERT_TRUE(stopAgent(SIGTERM));
 }
 
+// Faults the agent must live through: a site key whose "stop" has another type (skipped, no
+// crash); a capture whose spec names this host's registration that ended since (not claimed:
+// the coordinator counts that host lost); a CreateCapture while ringcapd is off the bus (the
+// part is kept as uncertain, not failed, and created once ringcapd says it does not have it).
+TEST_F(AgentTest, SkipsMalformedValuesRefusesAStaleSpecAndCreatesWhenRingcapdComesBack) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+
+  // A malformed site key: logged and skipped.
+  ASSERT_TRUE(
+      etcd_->put(keys::coloCapture(kColo, kBefore), json{{"id", kBefore}, {"stop", "yes"}}.dump()));
+  EXPECT_TRUE(logHas(1, "\"stop\" is not true or false", 20s)) << agentLog(1);
+
+  // A spec naming this host, created before its registration is made again.
+  const json request = simpleRequest(60, 5);
+  json spec = {{"id", kFirst},     {"colo_name", kColo}, {"request", request},
+               {"hosts", {kHost}}, {"colos", {kColo}},   {"created", "2026-01-01T00:00:00Z"}};
+  ASSERT_TRUE(etcd_->put(keys::spec(kFirst), spec.dump()));
+  auto host = etcd_->get(keys::host(kColo, kHost));
+  ASSERT_TRUE(host && host->kvs.size() == 1);
+  const int64_t firstLease = host->kvs[0].lease;
+  ASSERT_TRUE(etcd_->revokeLease(firstLease));
+  const auto deadline = Clock::now() + 30s;
+  bool again = false;
+  while (Clock::now() < deadline && !again) {
+    auto got = etcd_->get(keys::host(kColo, kHost));
+    again = got && !got->kvs.empty() && got->kvs[0].lease != firstLease;
+    if (!again)
+      std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(again) << "the host did not register again\n" << agentLog(1);
+  ASSERT_TRUE(etcd_->put(keys::coloCapture(kColo, kFirst), json{{"id", kFirst}}.dump()));
+  EXPECT_TRUE(logHas(1, "capture " + std::string(kFirst) + ": created (etcd revision", 20s))
+      << agentLog(1);
+  EXPECT_FALSE(part(kFirst).first.is_object()) << part(kFirst).first.dump();
+  EXPECT_FALSE(root().get(kFirst).call.ok()) << "ringcapd ran a capture of a stale spec";
+
+  // ringcapd off the bus when the part is claimed: not failed; created when it is back.
+  ASSERT_TRUE(lab().stopDaemon(SIGTERM));
+  ASSERT_TRUE(create(kWhileDown, simpleRequest(2, 10)));
+  EXPECT_TRUE(logHas(1, "not known whether ringcapd made it", 30s)) << agentLog(1);
+  EXPECT_NE(part(kWhileDown).first.value("status", ""), "failed") << part(kWhileDown).first.dump();
+  ASSERT_TRUE(lab().startDaemon());
+  ASSERT_TRUE(waitForPart(kWhileDown, "success", 60s));
+  EXPECT_EQ(part(kWhileDown).first["stop_reason"], "time_limit");
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+// A stalled ringcapd (SIGSTOP) for three lease TTLs while a part runs: the agent's status
+// reports wait on the bus, but the lease is kept alive on its own, so the host keeps its
+// registration (same lease) and the coordinator never counts it lost; the part then ends.
+TEST_F(AgentTest, AStalledRingcapdDoesNotLetTheLeaseExpire) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 5, kUdpTo5000)));
+  ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
+  auto host = etcd_->get(keys::host(kColo, kHost));
+  ASSERT_TRUE(host && host->kvs.size() == 1);
+  const int64_t lease = host->kvs[0].lease;
+  const pid_t ringcapd = lab().daemonPid();
+  ASSERT_GT(ringcapd, 0);
+  ASSERT_EQ(kill(ringcapd, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { kill(pid, SIGCONT); }
+  } resume{ringcapd};
+  // lease_ttl_seconds = 4: 12 s is three TTLs; the registration must stay the same all along.
+  const auto end = Clock::now() + 12s;
+  int64_t seen = lease;
+  while (Clock::now() < end && seen == lease) {
+    auto got = etcd_->get(keys::host(kColo, kHost));
+    seen = got && !got->kvs.empty() ? got->kvs[0].lease : 0;
+    if (seen == lease)
+      std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(seen, lease) << "the registration ended or changed while ringcapd stalled\n"
+                         << agentLog(1);
+  ASSERT_EQ(kill(ringcapd, SIGCONT), 0);
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
+  ASSERT_TRUE(waitForPart(kFirst, "success", 60s));
+  EXPECT_EQ(agentLog(1).find("registering again"), std::string::npos) << agentLog(1);
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
 } // namespace
 } // namespace ringcap::dbustest

@@ -493,5 +493,120 @@ TEST_F(CoordinatorTest, StopReachesEverySiteKeyOfTheCapture) {
   EXPECT_EQ(unknown.error().kind, ErrorKind::NotFound);
 }
 
+// A host declared lost before it claimed cannot claim later (its part is failed in etcd), and
+// a host lost while its part runs keeps the site's full-capture limit held until that part is
+// terminal: never two full captures at a site at once.
+TEST_F(CoordinatorTest, ALostHostCannotClaimLateAndItsRunningPartKeepsTheFullLimit) {
+  SimAgent h1(*etcd_, "ord10", "h1"), h2(*etcd_, "ord10", "h2"), h3(*etcd_, "ord10", "h3");
+  for (auto *h : {&h1, &h2, &h3})
+    h->registerHost();
+  CoordinatorOptions quick;
+  quick.claimTimeout = 2s;
+  Coordinator c(*etcd_, quick);
+  auto created = c.create(request("full", "ord10"), "ord10");
+  ASSERT_TRUE(created) << created.error().message;
+  const std::string id = (*created)["id"];
+  ASSERT_TRUE(h1.claim(id));
+  ASSERT_TRUE(h2.claim(id));
+  h1.report(id, "running", 1);
+  h2.report(id, "running", 1);
+  Follower follower(c);
+  json s = waitStatus(id, [](const json &s) { return s["lost_hosts"].contains("h3"); });
+  EXPECT_EQ(hostOf(s, "h3")["status"], "failed");
+  // h3's agent comes late: its claim fails.
+  EXPECT_FALSE(h3.claim(id));
+  json part = stored(*etcd_, keys::part(id, "h3"));
+  EXPECT_EQ(part["status"], "failed");
+  EXPECT_EQ(part["error_message"],
+            "host h3 did not claim its part within 2 s of the capture's creation");
+
+  // h2 vanishes while running; h1 ends: the capture has ended, but h2's ringcapd may still
+  // capture, so the site's full limit stays held.
+  h2.revokeLease();
+  h1.report(id, "success", 2);
+  s = waitStatus(id, [](const json &s) { return s["ended"] == true; });
+  EXPECT_EQ(s["status"], "failed");
+  EXPECT_EQ(s["lost_running"], json({"h2"}));
+  EXPECT_FALSE(stored(*etcd_, keys::fullLimit("ord10")).is_null());
+  auto busy = c.create(request("full", "ord10"), "ord10");
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().kind, ErrorKind::CaptureBusy);
+  // h2 comes back and reports its part's end: the limit is released.
+  h2.registerHost();
+  h2.report(id, "success", 3);
+  s = waitStatus(id, [](const json &s) { return s["lost_running"].empty(); });
+  EXPECT_EQ(s["status"], "failed");
+  const auto deadline = Clock::now() + 20s;
+  while (Clock::now() < deadline && !stored(*etcd_, keys::fullLimit("ord10")).is_null())
+    std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(stored(*etcd_, keys::fullLimit("ord10")).is_null());
+}
+
+// The lost-running bound: past the request's time_limit plus the claim timeout, ringcapd has
+// stopped capturing, and the limit is no longer held for the part.
+TEST(FleetStatus, ALostRunningPartHoldsTheLimitOnlyUntilTheTimeLimitHasPassed) {
+  FleetView view;
+  view.spec = {{"id", std::string(32, 'b')},
+               {"colos", {"s1"}},
+               {"hosts", {"gone"}},
+               {"request", {{"type", "full"}, {"time_limit", 60}}},
+               {"created", "2026-01-01T00:00:00Z"}};
+  view.specRevision = 10;
+  view.parts["gone"] = {{"host", "gone"}, {"status", "running"}};
+  const int64_t created = 1767225600;
+  CoordinatorOptions options;
+  options.claimTimeout = 30s;
+  json s = deriveFleetStatus(view, options, created + 90);
+  EXPECT_EQ(s["ended"], true);
+  EXPECT_EQ(s["lost_running"], json({"gone"}));
+  s = deriveFleetStatus(view, options, created + 91);
+  EXPECT_EQ(s["lost_running"], json::array());
+}
+
+// A coordinator with an older snapshot never overwrites a newer status.
+TEST_F(CoordinatorTest, AnOlderSnapshotDoesNotOverwriteANewerStatus) {
+  SimAgent h1(*etcd_, "ord11", "h1");
+  h1.registerHost();
+  Coordinator c(*etcd_);
+  auto created = c.create(request("simple", "ord11"), "ord11");
+  ASSERT_TRUE(created) << created.error().message;
+  const std::string id = (*created)["id"];
+  ASSERT_TRUE(h1.claim(id));
+  h1.report(id, "running", 1);
+  auto old = c.snapshot(id);
+  ASSERT_TRUE(old) << old.error().message;
+  h1.report(id, "success", 2);
+  auto done = c.refresh(id);
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ((*done)["ended"], true);
+  auto late = c.refreshFrom(id, *old);
+  EXPECT_FALSE(late);
+  json s = stored(*etcd_, keys::status(id));
+  EXPECT_EQ(s["status"], "success");
+  EXPECT_EQ(s["ended"], true);
+}
+
+// Parts are keyed by host name: a capture over two sites that both have a host "h" is
+// refused, naming the host and the sites, and nothing is written.
+TEST_F(CoordinatorTest, TwoRegistrationsOfOneHostNameAtTheTargetSitesAreRefused) {
+  SimAgent a(*etcd_, "ord12", "h", {"DUP"}), b(*etcd_, "ord13", "h", {"DUP"});
+  a.registerHost();
+  b.registerHost();
+  Coordinator c(*etcd_);
+  auto created = c.create(request("full", "DUP"), "DUP");
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().kind, ErrorKind::Failed);
+  EXPECT_EQ(created.error().message,
+            "fleet.host_name: host \"h\" is registered at sites ord12 and ord13; host names must "
+            "be unique in the fleet (nothing created)");
+  auto specs = etcd_->getPrefix(std::string(keys::kRoot) + "captures/");
+  ASSERT_TRUE(specs);
+  EXPECT_EQ(specs->count, 0);
+  EXPECT_TRUE(stored(*etcd_, keys::fullLimit("ord12")).is_null());
+  // One site alone is fine.
+  auto one = c.create(request("full", "ord12"), "ord12");
+  EXPECT_TRUE(one) << one.error().message;
+}
+
 } // namespace
 } // namespace ringcap::fleet

@@ -129,6 +129,11 @@ json deriveFleetStatus(const FleetView &view, const CoordinatorOptions &options,
   for (const char *c : keys::kCounters)
     totals[c] = uint64_t(0);
   std::vector<std::string> failures;
+  json lostRunning = json::array();
+  int64_t timeLimit = 0;
+  if (spec.contains("request") && spec["request"].is_object() &&
+      spec["request"].contains("time_limit") && spec["request"]["time_limit"].is_number_integer())
+    timeLimit = spec["request"]["time_limit"].get<int64_t>();
   bool allSuccess = true, anyPending = false, anyRunning = false, ended = true;
   bool anyConversionPending = false, anyConversionRunning = false;
   for (const auto &h : spec.value("hosts", json::array())) {
@@ -150,6 +155,10 @@ json deriveFleetStatus(const FleetView &view, const CoordinatorOptions &options,
     std::string status = entry.value("status", "pending");
     if (!entry["status"].is_string())
       status = "pending";
+    // A part this coordinator (or another) failed when it declared the host lost.
+    if (claimed && !lost.contains(host) && entry.value("lost", false) == true &&
+        entry.contains("error_message") && entry["error_message"].is_string())
+      lost[host] = entry["error_message"];
 
     if (!lost.contains(host) && !terminal(status)) {
       auto reg = view.registered.find(host);
@@ -161,6 +170,10 @@ json deriveFleetStatus(const FleetView &view, const CoordinatorOptions &options,
         lost[host] = "host " + host + " did not claim its part within " +
                      std::to_string(options.claimTimeout.count()) + " s of the capture's creation";
     }
+    if (lost.contains(host) && claimed && !terminal(status) &&
+        (timeLimit <= 0 || created <= 0 ||
+         now <= created + timeLimit + options.claimTimeout.count()))
+      lostRunning.push_back(host);
     if (lost.contains(host)) {
       entry["reported_status"] = status;
       status = "failed";
@@ -196,7 +209,8 @@ json deriveFleetStatus(const FleetView &view, const CoordinatorOptions &options,
               {"created", spec.value("created", "")},
               {"hosts", hosts},
               {"totals", totals},
-              {"lost_hosts", lost}};
+              {"lost_hosts", lost},
+              {"lost_running", lostRunning}};
   if (spec.contains("request") && spec["request"].is_object())
     out["type"] = spec["request"].value("type", "");
   std::string status;
@@ -251,6 +265,16 @@ Result<json> Coordinator::create(const CaptureRequest &request, const std::strin
 
   FleetView view;
   json hosts = json::array(), hostColos = json::object();
+  // Parts are keyed by host name: two registrations of one name would share a part.
+  for (const auto &site : *sites)
+    for (const auto &[host, rev] : regs.hosts.at(site))
+      if (hostColos.contains(host))
+        return Error{kFailed, "fleet.host_name: host \"" + host + "\" is registered at sites " +
+                                  hostColos[host].get<std::string>() + " and " + site +
+                                  "; host names must be unique in the fleet (nothing created)"};
+      else
+        hostColos[host] = site;
+  hostColos = json::object();
   for (const auto &site : *sites)
     for (const auto &[host, rev] : regs.hosts.at(site)) {
       hosts.push_back(host);
@@ -346,8 +370,10 @@ Result<FleetView> Coordinator::read(const std::string &id) {
                               " ranges answered " + std::to_string(txn->ranges.size())};
   for (const auto &kv : txn->ranges[0].kvs)
     view.parts[kv.key.substr(keys::partsOf(id).size())] = json::parse(kv.value, nullptr, false);
-  if (!txn->ranges[1].kvs.empty())
+  if (!txn->ranges[1].kvs.empty()) {
     view.previous = json::parse(txn->ranges[1].kvs[0].value, nullptr, false);
+    view.statusModRevision = txn->ranges[1].kvs[0].modRevision;
+  }
   for (size_t i = 2; i < txn->ranges.size(); i++)
     for (const auto &[site, hosts] : parseRegistrations(txn->ranges[i]).hosts)
       for (const auto &[host, rev] : hosts)
@@ -356,17 +382,57 @@ Result<FleetView> Coordinator::read(const std::string &id) {
   return view;
 }
 
+namespace {
+// The capture has ended and no lost host may still be capturing: nothing more to follow.
+bool settled(const json &status) {
+  return status.value("ended", false) &&
+         (!status.contains("lost_running") || status["lost_running"].empty());
+}
+const char *kChanged = "changed since the snapshot; not written";
+} // namespace
+
 Result<json> Coordinator::refresh(const std::string &id) {
-  auto view = read(id);
-  if (!view)
-    return view.error();
-  json status = deriveFleetStatus(*view, options_, unixNow());
+  for (int attempt = 0;; attempt++) {
+    auto view = read(id);
+    if (!view)
+      return view.error();
+    auto status = refreshFrom(id, *view);
+    if (status || attempt == 4 || status.error().message.find(kChanged) == std::string::npos)
+      return status;
+  }
+}
+
+Result<json> Coordinator::refreshFrom(const std::string &id, const FleetView &snapshot) {
+  FleetView view = snapshot;
+  json status = deriveFleetStatus(view, options_, unixNow());
+  // A host declared lost before it claimed gets its part failed in etcd, so that its claim
+  // (part absent) fails when it comes late: it never runs a capture the fleet reports failed.
+  bool partsWritten = false;
+  for (const auto &[host, message] : status["lost_hosts"].items()) {
+    if (view.parts.count(host))
+      continue;
+    const std::string key = keys::part(id, host);
+    json part = {{"host", host},
+                 {"colo", view.spec.value("host_colos", json::object()).value(host, "")},
+                 {"status", "failed"},
+                 {"lost", true},
+                 {"error_message", message}};
+    auto txn = etcd_.txn({Compare::absent(key)}, {TxnOp::put(key, part.dump())});
+    if (!txn)
+      return txn.error();
+    if (!txn->succeeded)
+      return Error{kFailed, "capture " + id + ": the part of host " + host + " " + kChanged};
+    view.parts[host] = part;
+    partsWritten = true;
+  }
+  if (partsWritten)
+    status = deriveFleetStatus(view, options_, unixNow());
   // The full-capture limits go before the ended status is written: a coordinator that stops
-  // between the two finds the capture unfinished and releases them then (an ended status is
-  // never read again).
-  if (status.value("ended", false)) {
+  // between the two finds the capture unfinished and releases them then (a settled status is
+  // never read again). A lost host's part that may still be capturing keeps them held.
+  if (settled(status)) {
     const std::string held = json{{"id", id}}.dump();
-    for (const auto &site : view->spec.value("colos", json::array())) {
+    for (const auto &site : view.spec.value("colos", json::array())) {
       if (!site.is_string())
         continue;
       const std::string limit = keys::fullLimit(site.get<std::string>());
@@ -375,11 +441,18 @@ Result<json> Coordinator::refresh(const std::string &id) {
         return r.error();
     }
   }
-  if (status != view->previous) {
-    if (auto put = etcd_.put(keys::status(id), status.dump()); !put)
-      return put.error();
+  if (status != view.previous) {
+    // Only over the status this snapshot read: an older snapshot never overwrites a newer
+    // status (an ended one, or lost_hosts).
+    const std::string key = keys::status(id);
+    Compare same{key, Compare::Target::ModRevision, Compare::Op::Equal, view.statusModRevision, {}};
+    auto txn = etcd_.txn({same}, {TxnOp::put(key, status.dump())});
+    if (!txn)
+      return txn.error();
+    if (!txn->succeeded)
+      return Error{kFailed, "capture " + id + ": the status " + kChanged};
     if (status.value("status", "") !=
-        (view->previous.is_object() ? view->previous.value("status", "") : std::string()))
+        (view.previous.is_object() ? view.previous.value("status", "") : std::string()))
       spdlog::info("fleet capture {}: {}{}", id, status.value("status", ""),
                    status.contains("error_message")
                        ? " (" + status["error_message"].get<std::string>() + ")"
@@ -425,7 +498,7 @@ Result<Unfinished> readUnfinished(EtcdClient &etcd) {
       specs.insert(id);
     else if (what == "status") {
       json s = json::parse(kv.value, nullptr, false);
-      if (s.is_object() && s.value("ended", false))
+      if (s.is_object() && settled(s))
         ended.insert(id);
     }
   }
@@ -521,7 +594,7 @@ Result<void> Coordinator::follow(const std::atomic<bool> &stop, std::chrono::mil
             spdlog::error("fleet capture {}: {}", id, s.error().message);
           continue;
         }
-        if (s->value("ended", false))
+        if (settled(*s))
           live.erase(id);
       }
     }

@@ -33,13 +33,18 @@ struct FleetView {
   std::map<std::string, nlohmann::json> parts;
   // The registrations of the target hosts that exist now: host -> create revision.
   std::map<std::string, int64_t> registered;
-  // The status key as stored (null: none yet).
+  // The status key as stored (null: none yet), and its mod revision (0: none).
   nlohmann::json previous;
+  int64_t statusModRevision = 0;
 };
 
 // The fleet status of a capture (pure): {id, colo_name, colos, type, created, status,
 // error_message?, hosts: [{host, colo, status, counters..., error_message?, ...}], totals,
-// ended, lost_hosts}. `now` (seconds since the epoch) decides the claim timeout.
+// ended, lost_hosts, lost_running}. `now` (seconds since the epoch) decides the claim timeout.
+// lost_running: the lost hosts whose part was last reported unfinished, while their ringcapd
+// may still be capturing (until the part is terminal, or the request's time_limit plus the
+// claim timeout has passed since the capture's creation); a full capture's site limits stay
+// held while it is not empty. A part the coordinator failed itself ("lost": true) is lost.
 nlohmann::json deriveFleetStatus(const FleetView &view, const CoordinatorOptions &options,
                                  int64_t now);
 
@@ -58,9 +63,17 @@ public:
   // The capture's first status.
   Result<nlohmann::json> create(const CaptureRequest &request, const std::string &coloName);
 
-  // Reads the capture's keys, derives its status, writes captures/<id>/status when it
-  // changed and releases the full-capture limit when the capture ended. NotFound: no spec.
+  // Reads the capture's keys, derives its status, fails the part of every host declared lost
+  // before it claimed (part absent -> "failed", so that a later claim fails), writes
+  // captures/<id>/status when it changed (compared with the status's mod revision read, so an
+  // older snapshot never overwrites a newer status) and releases the full-capture limit when
+  // the capture ended and no lost host may still be capturing. NotFound: no spec.
   Result<nlohmann::json> refresh(const std::string &id);
+  // The same from a snapshot read earlier (snapshot()); Conflict when the stored status or a
+  // part changed since (nothing written then).
+  Result<nlohmann::json> refreshFrom(const std::string &id, const FleetView &view);
+  // One snapshot of the capture's keys.
+  Result<FleetView> snapshot(const std::string &id) { return read(id); }
 
   // Asks every host of the capture to stop (its site keys put again with "stop": true).
   Result<void> stop(const std::string &id);
