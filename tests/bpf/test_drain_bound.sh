@@ -41,19 +41,7 @@ echo "idle wake-ups: $((w1 - w0)) in $(( (t1 - t0) / 1000000 )) ms ($per_s per s
 
 # 2. A trickle: 5 single datagrams, 300 ms apart; each must be in the file (its size grows
 # when the drain writes it) within 300 ms of being sent.
-in_gen /usr/bin/python3 - "$ADDR_CAP" "$OUT" >"$LAB_TMP/latency" <<'EOF'
-import os, socket, sys, time
-dst, path = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(5):
-    size = os.path.getsize(path)
-    t0 = time.monotonic()
-    s.sendto(b"x" * 32, (dst, 7000))
-    while os.path.getsize(path) == size and time.monotonic() - t0 < 2.0:
-        time.sleep(0.001)
-    print("%.1f" % ((time.monotonic() - t0) * 1000) if os.path.getsize(path) > size else "never")
-    time.sleep(0.3)
-EOF
+in_gen /usr/bin/python3 "$(dirname "$0")/trickle_latency.py" "$ADDR_CAP" "$OUT" 5 >"$LAB_TMP/latency"
 echo "file written after (ms): $(tr '\n' ' ' <"$LAB_TMP/latency")"
 expect_eq "$(wc -l <"$LAB_TMP/latency")" 5 "latencies measured"
 while read -r ms; do

@@ -58,19 +58,7 @@ echo "info: wake-ups with a capture running and no traffic: $RATE_TEXT"
 echo "== 3. a trickle"
 # 8 single datagrams, 300 ms apart (out of step with the 1 s period); each must be in the
 # file (its size grows when the drain writes it) within 150 ms of being sent.
-in_gen /usr/bin/python3 - "$ADDR_CAP" "$SPOOL" >"$LAB_TMP/latency" <<'PY'
-import os, socket, sys, time
-dst, path = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(8):
-    size = os.path.getsize(path)
-    t0 = time.monotonic()
-    s.sendto(b"x" * 32, (dst, 7000))
-    while os.path.getsize(path) == size and time.monotonic() - t0 < 2.0:
-        time.sleep(0.001)
-    print("%.1f" % ((time.monotonic() - t0) * 1000) if os.path.getsize(path) > size else "never")
-    time.sleep(0.3)
-PY
+in_gen /usr/bin/python3 "$(dirname "$0")/trickle_latency.py" "$ADDR_CAP" "$SPOOL" 8 >"$LAB_TMP/latency"
 echo "info: file written after (ms): $(tr '\n' ' ' <"$LAB_TMP/latency")"
 expect_eq "$(wc -l <"$LAB_TMP/latency")" 8 "latencies measured"
 while read -r ms; do
