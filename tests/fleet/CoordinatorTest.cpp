@@ -4,6 +4,7 @@
 // fakes the local capture.
 #include "fleet/Coordinator.h"
 #include "../lib/EtcdCluster.h"
+#include "../lib/EtcdClusterTest.h"
 #include "../lib/Skip.h"
 #include "api/ServiceApi.h"
 #include "fleet/Keys.h"
@@ -20,9 +21,7 @@ using json = nlohmann::json;
 using testlib::EtcdCluster;
 
 std::unique_ptr<EtcdClient> client(std::vector<std::string> endpoints) {
-  auto c = EtcdClient::create(EtcdOptions{std::move(endpoints)});
-  EXPECT_TRUE(c) << c.error().message;
-  return c ? std::move(*c) : nullptr;
+  return testlib::etcdClient(std::move(endpoints));
 }
 
 // One host's agent, as etcd sees it.
@@ -110,24 +109,12 @@ json hostOf(const json &status, const std::string &host) {
   return nullptr;
 }
 
-class CoordinatorTest : public testing::Test {
+class CoordinatorTest : public testlib::EtcdClusterTest<CoordinatorTest> {
 protected:
-  static void SetUpTestSuite() {
-    if (EtcdCluster::etcdBinary().empty())
-      return;
-    auto c = EtcdCluster::start(3);
-    if (!c)
-      startError_ = c.error().message;
-    else
-      cluster_ = std::move(*c);
-  }
-  static void TearDownTestSuite() { cluster_.reset(); }
   void SetUp() override {
-    if (EtcdCluster::etcdBinary().empty())
-      RINGCAP_SKIP("etcd is not installed (apt-get install etcd-server etcd-client)");
-    ASSERT_TRUE(cluster_) << "the etcd cluster did not start: " << startError_;
-    etcd_ = client(cluster_->clientUrls());
-    ASSERT_TRUE(etcd_);
+    EtcdClusterTest::SetUp();
+    if (IsSkipped() || HasFatalFailure())
+      return;
     // Every test starts from an empty /ringcap/.
     auto r = etcd_->remove(keys::kRoot, prefixRangeEnd(keys::kRoot));
     ASSERT_TRUE(r) << r.error().message;
@@ -147,14 +134,7 @@ protected:
     ADD_FAILURE() << "status of " << id << " did not reach the state; last: " << s.dump();
     return s;
   }
-
-  static std::unique_ptr<EtcdCluster> cluster_;
-  static std::string startError_;
-  std::unique_ptr<EtcdClient> etcd_;
 };
-
-std::unique_ptr<EtcdCluster> CoordinatorTest::cluster_;
-std::string CoordinatorTest::startError_;
 
 // A follow() loop in a thread, stopped by the destructor.
 class Follower {

@@ -1,6 +1,7 @@
 // fleet::EtcdClient (userspace/fleet/Etcd.h) against a real 3-member etcd cluster on loopback
 // (tests/lib/EtcdCluster.h): key-value, transactions, leases, watches and failover.
 #include "../lib/EtcdCluster.h"
+#include "../lib/EtcdClusterTest.h"
 #include "../lib/Skip.h"
 #include "fleet/Etcd.h"
 
@@ -17,9 +18,7 @@ using Clock = std::chrono::steady_clock;
 using testlib::EtcdCluster;
 
 std::unique_ptr<EtcdClient> client(std::vector<std::string> endpoints) {
-  auto c = EtcdClient::create(EtcdOptions{std::move(endpoints)});
-  EXPECT_TRUE(c) << c.error().message;
-  return c ? std::move(*c) : nullptr;
+  return testlib::etcdClient(std::move(endpoints));
 }
 
 // Events a background watch delivered, and a way to wait for them with a deadline.
@@ -67,37 +66,19 @@ private:
   std::thread thread_;
 };
 
-class EtcdClientTest : public testing::Test {
+class EtcdClientTest : public testlib::EtcdClusterTest<EtcdClientTest> {
 protected:
-  static void SetUpTestSuite() {
-    if (EtcdCluster::etcdBinary().empty())
-      return;
-    auto c = EtcdCluster::start(3);
-    if (!c)
-      startError_ = c.error().message;
-    else
-      cluster_ = std::move(*c);
-  }
-  static void TearDownTestSuite() { cluster_.reset(); }
   void SetUp() override {
-    if (EtcdCluster::etcdBinary().empty())
-      RINGCAP_SKIP("etcd is not installed (apt-get install etcd-server etcd-client)");
-    ASSERT_TRUE(cluster_) << "the etcd cluster did not start: " << startError_;
-    etcd_ = client(cluster_->clientUrls());
-    ASSERT_TRUE(etcd_);
+    EtcdClusterTest::SetUp();
+    if (IsSkipped() || HasFatalFailure())
+      return;
     // Each test's keys under its own prefix.
     prefix_ =
         std::string("/test/") + testing::UnitTest::GetInstance()->current_test_info()->name() + "/";
   }
 
-  static std::unique_ptr<EtcdCluster> cluster_;
-  static std::string startError_;
-  std::unique_ptr<EtcdClient> etcd_;
   std::string prefix_;
 };
-
-std::unique_ptr<EtcdCluster> EtcdClientTest::cluster_;
-std::string EtcdClientTest::startError_;
 
 TEST(EtcdCodec, Base64AndPrefixEnd) {
   for (std::string s :
