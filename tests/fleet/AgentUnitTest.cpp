@@ -171,6 +171,11 @@ TEST(FleetKeys, TheLocalRequestCarriesTheFleetIdAndAPerHostDestination) {
   EXPECT_EQ(keys::destinationForHost("file:///srv/pcaps", "h1"), "file:///srv/pcaps/h1");
   EXPECT_EQ(keys::destinationForHost("file:///", "h1"), "file:///h1");
   EXPECT_EQ(keys::destinationForHost("s3://bucket?region=x", "h1"), "s3://bucket/h1?region=x");
+  EXPECT_EQ(keys::stagedObject("s3://stage/fleet/", id, "h1"),
+            "s3://stage/fleet/" + id + "/h1.pcap");
+  EXPECT_EQ(keys::stagedObject("s3://stage?region=x", id, "h1"),
+            "s3://stage/" + id + "/h1.pcap?region=x");
+  EXPECT_EQ(keys::ownership("ab"), "/ringcap/ownerships/ab");
 
   EXPECT_EQ(keys::localRequest(json{{"id", "x"}, {"request", json::object()}}, "h1").error,
             "spec.id: must be 32 lowercase hexadecimal digits");

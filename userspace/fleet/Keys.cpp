@@ -55,6 +55,13 @@ std::string status(const std::string &id) {
   return std::string(kRoot) + "captures/" + id + "/status";
 }
 
+std::string ownerships() { return std::string(kRoot) + "ownerships/"; }
+std::string ownership(const std::string &id) { return ownerships() + id; }
+
+std::string stagedObject(const std::string &staging, const std::string &id, const std::string &h) {
+  return destinationForHost(destinationForHost(staging, id), h + ".pcap");
+}
+
 std::string destinationForHost(const std::string &destination, const std::string &h) {
   const size_t q = destination.find('?');
   std::string path = destination.substr(0, q);

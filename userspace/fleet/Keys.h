@@ -41,6 +41,19 @@ std::string partsOf(const std::string &id);
 // /ringcap/captures/<id>/status: the fleet status the gateway derives from the parts.
 std::string status(const std::string &id);
 
+// /ringcap/ownerships/<id>: a bucket ownership challenge of the fleet, written by the gateway
+// only: {"id", "destination_conf", "filename", "status": "pending"|"success"|"failed",
+// "submitted", "validated"?}. An agent gives a host's ringcapd a full capture into a bucket
+// only when a record here with that destination_conf has status "success".
+std::string ownership(const std::string &id);
+std::string ownerships();
+
+// Where a host's simple-capture file is staged for the gateway's merged download:
+// "<staging>/<id>/<host>.pcap", `staging` being [fleet] staging_destination (an s3:// URI,
+// without a trailing '/'; any "?query" kept after the path).
+std::string stagedObject(const std::string &staging, const std::string &id,
+                         const std::string &host);
+
 // The request a host's ringcapd gets for its part of the capture `spec` (its "request",
 // with the fleet's id; a full capture's destination_conf gets "/<host>" added to its path,
 // so every host delivers <dir>/<host>/pcap_<id>.pcap). An error string when the spec is
