@@ -32,8 +32,10 @@ etcd_key_file = "/etc/ringcap/agent.key"
 state_directory = "/var/lib/ringcap-agent2"
 lease_ttl_seconds = 15
 status_interval_seconds = 2
+staging_destination = "s3://stage/ringcap?region=us-east-1"
 )");
   ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->fleet.staging_destination, "s3://stage/ringcap?region=us-east-1");
   auto s = agent::settingsFromConfig(*c);
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(s->host, "ord02-host7.example");
@@ -65,6 +67,38 @@ TEST(AgentConfig, DefaultsAndTheHostnameWhenHostNameIsLeftOut) {
   EXPECT_EQ(c->fleet.state_directory, "/var/lib/ringcap-agent");
   EXPECT_EQ(c->fleet.lease_ttl_seconds, 10u);
   EXPECT_EQ(c->fleet.status_interval_seconds, 5u);
+}
+
+// The staging destination and the S3 settings ringcapd uses; the agent's own credentials
+// from systemd's LoadCredential= (CREDENTIALS_DIRECTORY) before s3.credentials_file.
+TEST(AgentConfig, StagingTakesTheS3SettingsAndTheCredentialsDirectoryFirst) {
+  const std::string text = kBase +
+                           "[fleet]\netcd_endpoints = [\"http://127.0.0.1:2379\"]\nhost_name = "
+                           "\"h1\"\nstaging_destination = \"s3://stage/x?region=eu-west-1\"\n"
+                           "[s3]\nendpoint = \"http://127.0.0.1:9000\"\ncredentials_file = "
+                           "\"/etc/ringcap/aws-credentials\"\n";
+  auto c = parseDaemonConfig(text, "test");
+  ASSERT_TRUE(c) << c.error().message;
+  unsetenv("CREDENTIALS_DIRECTORY");
+  auto s = agent::settingsFromConfig(*c);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->stagingDestination, "s3://stage/x?region=eu-west-1");
+  EXPECT_EQ(s->destinations.s3Endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(s->destinations.credentialsFile, "/etc/ringcap/aws-credentials");
+
+  char dir[] = "/tmp/ringcap-agent-creds-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  setenv("CREDENTIALS_DIRECTORY", dir, 1);
+  auto without = agent::settingsFromConfig(*c); // no aws-credentials there: the file's key
+  ASSERT_TRUE(without);
+  EXPECT_EQ(without->destinations.credentialsFile, "/etc/ringcap/aws-credentials");
+  const std::string creds = std::string(dir) + "/aws-credentials";
+  std::ofstream(creds) << "[default]\n";
+  auto with = agent::settingsFromConfig(*c);
+  unsetenv("CREDENTIALS_DIRECTORY");
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(with);
+  EXPECT_EQ(with->destinations.credentialsFile, creds);
 }
 
 TEST(AgentConfig, TheAgentNeedsEtcdEndpointsButRingcapdDoesNot) {
@@ -113,6 +147,14 @@ TEST(AgentConfig, BadValuesNameTheKeyAndTheRule) {
       {"status_interval_seconds = 0",
        "fleet.status_interval_seconds: must be an integer from 1 to 3600 (got 0)"},
       {"colo = \"x\"", "fleet.colo: unknown key"},
+      {"staging_destination = \"file:///var/lib/x\"",
+       "fleet.staging_destination: must be an s3:// URI, "
+       "s3://bucket[/dir]?region=REGION[&endpoint=URL] (got \"file:///var/lib/x\")"},
+      {"staging_destination = \"s3://b/dir\"",
+       "fleet.staging_destination: must be an s3:// URI, "
+       "s3://bucket[/dir]?region=REGION[&endpoint=URL] (\"b\" is not a bucket name (3 to 63 "
+       "lowercase letters, digits, '.' and '-'))"},
+      {"staging_destination = 3", "fleet.staging_destination: must be a string (got 3)"},
   };
   for (const auto &c : cases) {
     SCOPED_TRACE(c.table);
