@@ -401,8 +401,8 @@ void Agent::createOnRingcapd(const std::string &id, const json &spec) {
   }
   uncertainCreates_.erase(id);
   if (stringOf(local.request, "type") == "full") {
-    // This host's path of the fleet's validated destination (refusalOf checked etcd): ringcapd
-    // records it as validated, for exactly that path.
+    // The fleet's validated destination (refusalOf checked etcd): ringcapd records it as
+    // validated, for exactly that destination, and delivers below <dest>/<host>/.
     const std::string dest = stringOf(local.request, "destination_conf");
     auto imported = local_->importOwnership(dest);
     if (!imported && isRefusal(imported.error().kind)) {

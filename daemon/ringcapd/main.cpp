@@ -483,8 +483,13 @@ int main(int argc, char **argv) {
   destinations.s3AllowedEndpoints = d.config.s3_allowed_endpoints;
   destinations.credentialsFile = d.config.s3_credentials_file;
   destinations.fastRetries = getenv("RINGCAP_TEST_FAST_RETRIES") != nullptr;
+  // The directory of this host's objects in a bucket (<dir>/<host>/pcap_<id>.pcap): the fleet's
+  // name of the host when [fleet] host_name is set (the agent registers with it), so that the
+  // objects of a fleet's capture are named by the hosts the fleet's record lists.
   char host[256] = "localhost";
   gethostname(host, sizeof host - 1);
+  if (!d.config.fleet.host_name.empty())
+    snprintf(host, sizeof host, "%s", d.config.fleet.host_name.c_str());
   d.worker = std::make_unique<Worker>(d.event);
   destinations.cancel = d.worker->cancellation();
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);

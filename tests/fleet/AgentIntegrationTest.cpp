@@ -612,9 +612,11 @@ TEST_F(AgentTest, ASimpleCaptureFailsAtItsClaimWithoutAStagingDestination) {
 }
 
 // A full capture runs only with the fleet's validated ownership of its destination in etcd;
-// then the host's ringcapd gets its per-host path imported and delivers there.
+// then the host's ringcapd gets it imported and delivers into <dest>/<host>/pcap_<id>.pcap,
+// <host> being [fleet] host_name (ringcapd reads the same key as the agent).
 TEST_F(AgentTest, FullCaptureRunsOnlyWithTheFleetsValidatedOwnership) {
-  RINGCAP_LAB_UP();
+  RINGCAP_LAB_UP(
+      LabOptions{.extraConfig = "[fleet]\nhost_name = \"" + std::string(kHost) + "\"\n"});
   ASSERT_TRUE(startCluster());
   ASSERT_TRUE(startAgent());
   const std::string dest = "file://" + lab().destinationRoot() + "/fleet";
@@ -648,19 +650,17 @@ TEST_F(AgentTest, FullCaptureRunsOnlyWithTheFleetsValidatedOwnership) {
       json{{"id", pendingId}, {"destination_conf", dest}, {"status", "success"}}.dump()));
   ASSERT_TRUE(create(kFirst, request));
   ASSERT_TRUE(waitForPart(kFirst, "success", 60s));
-  // Below this host's path (ringcapd adds its own hostname directory below it: docs/fleet.md).
   const json succeeded = part(kFirst).first;
   const std::string location = succeeded.value("location", "");
-  const std::string below = lab().destinationRoot() + "/fleet/" + kHost + "/";
-  EXPECT_EQ(location.rfind(below, 0), 0u) << succeeded.dump();
-  EXPECT_TRUE(location.ends_with("/pcap_" + std::string(kFirst) + ".pcap")) << location;
+  EXPECT_EQ(location, lab().destinationRoot() + "/fleet/" + kHost + "/pcap_" + kFirst + ".pcap")
+      << succeeded.dump();
   EXPECT_TRUE(std::filesystem::exists(location)) << location;
   EXPECT_FALSE(part(kFirst).first.contains("staged_object")) << "a full capture was staged";
   CallResult owned = root().manager("ListOwnerships");
   ASSERT_TRUE(owned.ok()) << owned.describe();
   json records = readReply(owned.reply.get());
   ASSERT_EQ(records.size(), 1u) << records.dump();
-  EXPECT_EQ(records[0].value("destination_conf", ""), dest + "/" + kHost);
+  EXPECT_EQ(records[0].value("destination_conf", ""), dest);
   EXPECT_EQ(records[0].value("imported", false), true);
   EXPECT_EQ(records[0].value("status", ""), "success");
   ASSERT_TRUE(stopAgent(SIGTERM));

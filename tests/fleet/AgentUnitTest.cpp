@@ -204,7 +204,8 @@ TEST(FleetKeys, TheLocalRequestCarriesTheFleetIdAndAPerHostDestination) {
   auto local = keys::localRequest(spec, "h2");
   ASSERT_EQ(local.error, "");
   EXPECT_EQ(local.request["id"], id);
-  EXPECT_EQ(local.request["destination_conf"], "s3://bucket/dir/h2?region=us-east-1");
+  // The fleet's destination unchanged: ringcapd adds the host's directory ([fleet] host_name).
+  EXPECT_EQ(local.request["destination_conf"], "s3://bucket/dir/?region=us-east-1");
   EXPECT_EQ(local.request["time_limit"], 10);
   EXPECT_TRUE(keys::targets(spec, "h2"));
   EXPECT_FALSE(keys::targets(spec, "h3"));

@@ -101,9 +101,6 @@ LocalRequest localRequest(const nlohmann::json &spec, const std::string &h) {
   }
   out.request = *request;
   out.request["id"] = *id;
-  auto dest = out.request.find("destination_conf");
-  if (dest != out.request.end() && dest->is_string())
-    *dest = destinationForHost(dest->get<std::string>(), h);
   return out;
 }
 

@@ -54,10 +54,10 @@ std::string ownerships();
 std::string stagedObject(const std::string &staging, const std::string &id,
                          const std::string &host);
 
-// The request a host's ringcapd gets for its part of the capture `spec` (its "request",
-// with the fleet's id; a full capture's destination_conf gets "/<host>" added to its path,
-// so every host delivers <dir>/<host>/pcap_<id>.pcap). An error string when the spec is
-// malformed.
+// The request a host's ringcapd gets for its part of the capture `spec`: its "request", with
+// the fleet's id. The destination_conf is the fleet's, unchanged: ringcapd names the object
+// <dir>/<host>/pcap_<id>.pcap itself, <host> being [fleet] host_name (the same file's key the
+// agent registers with). An error string when the spec is malformed.
 struct LocalRequest {
   nlohmann::json request;
   std::string error;
@@ -68,7 +68,7 @@ LocalRequest localRequest(const nlohmann::json &spec, const std::string &host);
 // capture's site when it was created).
 bool targets(const nlohmann::json &spec, const std::string &host);
 
-// A destination_conf with "/<host>" added to its path (before any "?query").
+// A destination_conf with "/<segment>" added to its path (before any "?query").
 std::string destinationForHost(const std::string &destination, const std::string &host);
 
 // The counters a part carries, from ringcapd's record (docs/dbus-api.md).
