@@ -89,6 +89,7 @@ Result<AgentSettings> settingsFromConfig(const DaemonConfig &config) {
   s.etcd.caFile = f.etcd_ca_file;
   s.etcd.certFile = f.etcd_cert_file;
   s.etcd.keyFile = f.etcd_key_file;
+  s.etcd.spreadOverEndpoints = true;
   s.stateDirectory = f.state_directory;
   s.leaseTtlSeconds = f.lease_ttl_seconds;
   s.statusIntervalSeconds = f.status_interval_seconds;

@@ -46,6 +46,7 @@ staging_destination = "s3://stage/ringcap?region=us-east-1"
   EXPECT_EQ(s->etcd.caFile, "/etc/ringcap/etcd-ca.pem");
   EXPECT_EQ(s->etcd.certFile, "/etc/ringcap/agent.pem");
   EXPECT_EQ(s->etcd.keyFile, "/etc/ringcap/agent.key");
+  EXPECT_TRUE(s->etcd.spreadOverEndpoints) << "a site's agents would all use the first member";
   EXPECT_EQ(s->stateDirectory, "/var/lib/ringcap-agent2");
   EXPECT_EQ(s->leaseTtlSeconds, 15);
   EXPECT_EQ(s->statusIntervalSeconds, 2);

@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <gtest/gtest.h>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -103,6 +104,24 @@ TEST(EtcdCodec, EndpointsAreChecked) {
               std::string::npos)
         << c.error().message;
   }
+}
+
+// A site's agents share one endpoint list: with spreadOverEndpoints each client starts at a
+// random member (without it, at the first). 96 clients miss one of 3 members with probability
+// 3 * (2/3)^96, about 1e-16.
+TEST(EtcdCodec, SpreadOverEndpointsStartsClientsAtEveryMember) {
+  const std::vector<std::string> urls{"http://127.0.0.1:1", "http://127.0.0.1:2",
+                                      "http://127.0.0.1:3"};
+  std::map<std::string, int> first, spread;
+  for (int i = 0; i < 96; ++i) {
+    auto a = EtcdClient::create(EtcdOptions{urls});
+    auto b = EtcdClient::create(EtcdOptions{.endpoints = urls, .spreadOverEndpoints = true});
+    ASSERT_TRUE(a && b);
+    first[(*a)->currentEndpoint()]++;
+    spread[(*b)->currentEndpoint()]++;
+  }
+  EXPECT_EQ(first, (std::map<std::string, int>{{urls[0], 96}}));
+  EXPECT_EQ(spread.size(), 3u);
 }
 
 TEST_F(EtcdClientTest, PutRangeAndPrefixRange) {

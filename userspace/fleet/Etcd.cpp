@@ -4,6 +4,7 @@
 #include <mutex>
 #include <openssl/evp.h>
 #include <optional>
+#include <random>
 
 namespace ringcap::fleet {
 namespace {
@@ -228,7 +229,12 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::create(EtcdOptions options) {
   if (options.certFile.empty() != options.keyFile.empty())
     return Error{kInvalidRequest, "etcd_cert_file, etcd_key_file: both or neither"};
   initCurl();
-  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options)));
+  const size_t n = options.endpoints.size();
+  const bool spread = options.spreadOverEndpoints;
+  std::unique_ptr<EtcdClient> client(new EtcdClient(std::move(options)));
+  if (spread && n > 1)
+    client->current_ = std::random_device{}() % n;
+  return client;
 }
 
 EtcdClient::~EtcdClient() {

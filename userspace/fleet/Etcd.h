@@ -27,6 +27,10 @@ struct EtcdOptions {
   // system's), and this client's certificate and key for etcd's client-certificate
   // authentication (both or neither; PEM files).
   std::string caFile{}, certFile{}, keyFile{};
+  // Start at a randomly chosen endpoint instead of the first (then fail over in order, as
+  // always): the agents of a site share one list, and would otherwise all talk to its first
+  // member.
+  bool spreadOverEndpoints = false;
 };
 
 struct KeyValue {
