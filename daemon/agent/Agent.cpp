@@ -93,6 +93,7 @@ Result<AgentSettings> settingsFromConfig(const DaemonConfig &config) {
   s.stateDirectory = f.state_directory;
   s.leaseTtlSeconds = f.lease_ttl_seconds;
   s.statusIntervalSeconds = f.status_interval_seconds;
+  s.ringcapdSilenceSeconds = f.ringcapd_silence_seconds;
   s.stagingDestination = f.staging_destination;
   s.destinations.fileRoots = config.file_roots;
   s.destinations.s3Endpoint = config.s3_endpoint;
@@ -192,8 +193,9 @@ Result<void> Agent::putPart(const std::string &id, const json &part) {
   return {};
 }
 
-void Agent::failPart(const std::string &id, const std::string &message) {
-  json part = keys::partFromRecord(s_.host, json::object());
+void Agent::failPart(const std::string &id, const std::string &message, const json *last) {
+  // The counters last reported, when there were any (the packets captured until then).
+  json part = last ? *last : keys::partFromRecord(s_.host, json::object());
   part["colo"] = s_.colo;
   part["status"] = "failed";
   part["error_message"] = message;
@@ -480,9 +482,28 @@ void Agent::reportParts(bool force) {
       continue;
     }
     if (!record) {
-      spdlog::warn("capture {}: GetCapture: {}", id, record.error().message);
+      // No answer (ringcapd off the bus, stopped or hung): reported again at the next round,
+      // until ringcapd has been silent about it for ringcapd_silence_seconds. A ringcapd that
+      // comes back after that has failed the capture itself (docs/reliability.md).
+      const auto now = std::chrono::steady_clock::now();
+      const auto first = unanswered_.try_emplace(id, now).first->second;
+      const auto silent = std::chrono::duration_cast<std::chrono::seconds>(now - first).count();
+      if (silent < s_.ringcapdSilenceSeconds) {
+        spdlog::warn("capture {}: GetCapture: {} (no answer for {} s)", id, record.error().message,
+                     silent);
+        continue;
+      }
+      auto last = lastPart_.find(id);
+      failPart(id,
+               "ringcapd on " + s_.host + " has not answered about the capture for " +
+                   std::to_string(silent) + " s (fleet.ringcapd_silence_seconds = " +
+                   std::to_string(s_.ringcapdSilenceSeconds) + "): " + record.error().message,
+               last != lastPart_.end() ? &last->second : nullptr);
+      lastPart_.erase(id);
+      unanswered_.erase(id);
       continue;
     }
+    unanswered_.erase(id);
     uncertainCreates_.erase(id);
     json part = keys::partFromRecord(s_.host, *record);
     part["colo"] = s_.colo;

@@ -31,6 +31,8 @@ struct AgentSettings {
   std::string stateDirectory;
   int64_t leaseTtlSeconds = 10;
   int64_t statusIntervalSeconds = 5;
+  // A part whose capture ringcapd has not answered about for this long is failed.
+  int64_t ringcapdSilenceSeconds = 60;
   // The bus of ringcapd (the default LocalCapture's); empty: the system bus
   // (DBUS_SYSTEM_BUS_ADDRESS when set).
   std::string busAddress;
@@ -98,7 +100,8 @@ private:
   // and staged_bytes to `part`; a failure (after the bounded retries) turns `part` failed.
   void stagePart(const std::string &id, nlohmann::json &part);
   Result<void> putPart(const std::string &id, const nlohmann::json &part);
-  void failPart(const std::string &id, const std::string &message);
+  void failPart(const std::string &id, const std::string &message,
+                const nlohmann::json *last = nullptr);
   void saveState();
   std::string statePath() const { return s_.stateDirectory + "/agent-state.json"; }
 
@@ -121,6 +124,8 @@ private:
   // id -> the last part read from ringcapd's record (a terminal one is written again when the
   // record is gone, instead of failing the part).
   std::map<std::string, nlohmann::json> lastPart_;
+  // The parts whose GetCapture has failed without an answer since: id -> the first failure.
+  std::map<std::string, std::chrono::steady_clock::time_point> unanswered_;
   // id -> the staged object and its size, once uploaded (a part put that failed after it
   // does not upload again).
   std::map<std::string, std::pair<std::string, uint64_t>> staged_;

@@ -237,7 +237,7 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
         r.onlyKeys(*t, "fleet.",
                    {"agent_user", "etcd_endpoints", "host_name", "etcd_ca_file", "etcd_cert_file",
                     "etcd_key_file", "state_directory", "lease_ttl_seconds",
-                    "status_interval_seconds", "staging_destination"}));
+                    "status_interval_seconds", "staging_destination", "ringcapd_silence_seconds"}));
     std::string user;
     RINGCAP_TRY(r.string(*t, "fleet.", "agent_user", user));
     if (t->get("agent_user")) {
@@ -286,6 +286,8 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
     RINGCAP_TRY(r.integer(*t, "fleet.", "lease_ttl_seconds", 2, 300, f.lease_ttl_seconds));
     RINGCAP_TRY(
         r.integer(*t, "fleet.", "status_interval_seconds", 1, 3600, f.status_interval_seconds));
+    RINGCAP_TRY(
+        r.integer(*t, "fleet.", "ringcapd_silence_seconds", 1, 86400, f.ringcapd_silence_seconds));
     RINGCAP_TRY(r.string(*t, "fleet.", "staging_destination", f.staging_destination));
     if (t->get("staging_destination")) {
       auto uri = parseDestinationUri(f.staging_destination);

@@ -104,7 +104,8 @@ protected:
                            << "state_directory = \"" << stateDir() << "\"\n"
                            << "lease_ttl_seconds = 4\nstatus_interval_seconds = 1\n"
                            << "staging_destination = \"" << staging() << "\"\n"
-                           << "[s3]\nallowed_endpoints = [\"" << s3_->endpoint() << "\"]\n";
+                           << agentFleetExtra_ << "[s3]\nallowed_endpoints = [\"" << s3_->endpoint()
+                           << "\"]\n";
     return testing::AssertionSuccess();
   }
 
@@ -177,6 +178,9 @@ protected:
       return testing::AssertionFailure() << "createCapture: " << made.error().message;
     return testing::AssertionSuccess();
   }
+
+  // More lines of the agent's [fleet] table.
+  std::string agentFleetExtra_;
 
   // The part of this host (null when there is none) and its mod revision.
   std::pair<json, int64_t> part(const std::string &id) {
@@ -524,6 +528,40 @@ TEST_F(AgentTest, AStalledRingcapdDoesNotLetTheLeaseExpire) {
   ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
   ASSERT_TRUE(waitForPart(kFirst, "success", 60s));
   EXPECT_EQ(agentLog(1).find("registering again"), std::string::npos) << agentLog(1);
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+// A ringcapd that stays away (killed, not restarted): once it has not answered about the part
+// for fleet.ringcapd_silence_seconds, the agent fails the part, naming the host and why, with
+// the counters it last reported; before, the part stayed "running" for as long as the agent ran.
+TEST_F(AgentTest, APartFailsWhenRingcapdStaysSilent) {
+  RINGCAP_LAB_UP();
+  agentFleetExtra_ = "ringcapd_silence_seconds = 3\n"; // in the file startCluster writes
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 100, kUdpTo5000)));
+  ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
+  const auto counted = Clock::now() + 30s;
+  while (Clock::now() < counted && part(kFirst).first.value("packets_captured", 0) != 5)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(part(kFirst).first.value("packets_captured", 0), 5) << part(kFirst).first.dump();
+
+  ASSERT_TRUE(lab().stopDaemon(SIGKILL));
+  const auto killed = Clock::now();
+  // 3 s of silence, then the next status round (status_interval_seconds = 1).
+  ASSERT_TRUE(waitForPart(kFirst, "failed", 20s)) << agentLog(1);
+  const auto after = std::chrono::duration_cast<Millis>(Clock::now() - killed);
+  EXPECT_GE(after, 3s);
+  const json failed = part(kFirst).first;
+  const std::string message = failed.value("error_message", "");
+  EXPECT_EQ(message.rfind(std::string("ringcapd on ") + kHost +
+                              " has not answered about the capture for ",
+                          0),
+            0u)
+      << message;
+  EXPECT_NE(message.find("(fleet.ringcapd_silence_seconds = 3)"), std::string::npos) << message;
+  EXPECT_EQ(failed.value("packets_captured", 0), 5) << "the counters last reported were lost";
   ASSERT_TRUE(stopAgent(SIGTERM));
 }
 
