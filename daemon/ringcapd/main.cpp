@@ -11,6 +11,8 @@
 #include "engine/ClockStepWatch.h"
 #include "engine/DrainLoop.h"
 #include "engine/KernelSupport.h"
+#include "engine/SlotSettingsBuilder.h"
+#include "history/HistoryStore.h"
 
 #include <csignal>
 #include <cstdio>
@@ -44,6 +46,9 @@ struct Daemon {
   std::unique_ptr<Worker> worker;
   std::unique_ptr<OwnershipService> ownership;
   std::unique_ptr<CaptureService> service;
+  // [history] enabled: the sampled history behind offset_time (docs/history.md).
+  std::unique_ptr<HistoryStore> history;
+  sd_event_source *historyTimer = nullptr;
   std::unique_ptr<BusService> busService;
   sd_event *event = nullptr;
   sd_bus *bus = nullptr;
@@ -73,6 +78,15 @@ void notifyStatus(Daemon &d) {
     ifaces += (ifaces.empty() ? "" : ", ") + a.ifname;
   std::string status = "Capturing on " + ifaces + "; " + std::to_string(d.service->running()) +
                        " capture(s) running, " + std::to_string(d.store->size()) + " kept";
+  if (d.history) {
+    const HistoryStoreCounters &h = d.history->counters();
+    auto start = d.history->historyStartNs();
+    status += "; history " +
+              (start ? "from " + formatRfc3339(int64_t(*start)) : std::string("empty")) + ", " +
+              std::to_string(d.history->totalBytes()) + " bytes, " +
+              std::to_string(h.droppedLowSpace + h.droppedWriteError + h.droppedUnknownInterface) +
+              " packets dropped";
+  }
   if (status != d.lastStatus) {
     sd_notifyf(0, "STATUS=%s", status.c_str());
     d.lastStatus = status;
@@ -312,6 +326,33 @@ int onSignal(sd_event_source *, const signalfd_siginfo *si, void *userdata) {
   return 0;
 }
 
+// The history's bounds by the clock (age, free space, a period that ended), every second
+// while it is enabled.
+int onHistoryTimer(sd_event_source *source, uint64_t usec, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  d.history->maintain();
+  notifyStatus(d);
+  sd_event_source_set_time(source, usec + 1000000);
+  return 0;
+}
+
+// The history's configuration: [history], the snaplen of a simple capture, and the
+// interfaces of the configured systems that are attached.
+HistoryConfig historyConfig(const Daemon &d) {
+  const auto &h = d.config.history;
+  HistoryConfig c;
+  c.directory = h.path(d.config.state_directory);
+  c.maxBytes = h.max_bytes;
+  c.maxAgeSeconds = h.max_age_seconds;
+  c.segmentSeconds = h.segment_seconds;
+  c.segmentMaxBytes = h.segment_max_bytes;
+  c.minFreeBytes = h.min_free_bytes;
+  c.snaplen = kSimpleSnaplen; // what a simple capture keeps
+  for (const auto &a : d.program->attachments())
+    c.interfaces.emplace_back(uint32_t(a.ifindex), a.ifname);
+  return c;
+}
+
 int fatal(const std::string &message) {
   spdlog::critical("{}", message);
   sd_notifyf(0, "STATUS=Failed: %s", message.c_str());
@@ -490,6 +531,29 @@ int main(int argc, char **argv) {
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
+  if (d.config.history.enabled) {
+    // What a previous daemon kept is indexed again (a segment torn by a kill is cut back to
+    // its last whole packet), and the bounds applied.
+    auto history = HistoryStore::open(historyConfig(d));
+    if (!history)
+      return fatal("[history]: " + history.error().message);
+    d.history = std::move(*history);
+    auto start = d.history->historyStartNs();
+    spdlog::info("history: {} ({} segments, {} bytes, {}), 1 in {} packets sampled",
+                 d.history->config().directory, d.history->segments().size(),
+                 d.history->totalBytes(),
+                 start ? "from " + formatRfc3339(int64_t(*start)) : std::string("empty"),
+                 d.config.history.sample_rate);
+    d.service->setHistory(d.history.get());
+    r = sd_event_add_time_relative(d.event, &d.historyTimer, CLOCK_MONOTONIC, 1000000, 100000,
+                                   onHistoryTimer, &d);
+    if (r >= 0)
+      r = sd_event_source_set_enabled(d.historyTimer, SD_EVENT_ON);
+    if (r < 0)
+      return fatal(Error::fromErrno(r, "the history timer").message);
+  } else {
+    spdlog::info("history: disabled ([history] enabled = false): offset_time is refused");
+  }
   // Interfaces deleted and created again (a driver reload, a rebuilt bond, a veth recreated by
   // a container runtime): followed through rtnetlink.
   auto links = LinkMonitor::open();
@@ -539,6 +603,8 @@ int main(int argc, char **argv) {
   unlink(d.attachmentsFile.c_str());
   d.worker.reset(); // joins the worker threads
   d.service.reset();
+  sd_event_source_unref(d.historyTimer);
+  d.history.reset(); // closes the active segment and writes the index
   d.loop.reset();
   d.drainer.reset();
   sd_event_source_unref(d.timer);

@@ -1,0 +1,180 @@
+// offset_time through ringcapd: a simple capture that looks back reads the sampled history
+// ([history], docs/history.md). The history here is written by the test with HistoryStore
+// (the segments a previous ringcapd would have left, one of them torn as by a kill -9), so
+// the answers are exact: ringcapd indexes it again at its start and answers from it.
+#include "../bpf/PacketBuilder.h"
+#include "DaemonFixture.h"
+#include "history/HistoryStore.h"
+
+#include <ctime>
+#include <filesystem>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace ringcap::dbustest {
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000;
+constexpr int kPackets = 100;
+
+std::string rfc3339(uint64_t ns, bool micros) {
+  time_t s = time_t(ns / kSec);
+  struct tm tm {};
+  gmtime_r(&s, &tm);
+  char buf[64];
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (micros)
+    snprintf(buf + n, sizeof buf - n, ".%06dZ", int((ns % kSec) / 1000));
+  else
+    snprintf(buf + n, sizeof buf - n, "Z");
+  return buf;
+}
+
+uint64_t nowNs() {
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME, &t);
+  return uint64_t(t.tv_sec) * kSec + uint64_t(t.tv_nsec);
+}
+
+const char *kHistoryConfig = "[history]\nenabled = true\nsample_rate = 1\nmin_free_bytes = 0\n";
+
+class DaemonHistoryTest : public DaemonTest {
+protected:
+  // Writes the history a ringcapd killed mid-segment leaves: packet i at base + i s + 0.5 s,
+  // UDP to port 53 (even i) or 54 (odd i), then the process ends without closing the active
+  // segment, whose last block is then cut short.
+  void writeHistory(uint64_t base) {
+    const std::string dir = lab().stateDirectory() + "/history";
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      HistoryConfig c;
+      c.directory = dir;
+      c.minFreeBytes = 0;
+      c.interfaces = {{1000, lab().captureInterface()}};
+      auto store = HistoryStore::open(c);
+      if (!store)
+        _exit(2);
+      for (int i = 0; i < kPackets; i++) {
+        auto f = test::PacketBuilder()
+                     .eth()
+                     .ipv4(Lab::kGeneratorAddress, Lab::kCaptureAddress)
+                     .udp(40000, i % 2 ? 54 : 53)
+                     .payload(300)
+                     .build();
+        (*store)->onPacket(
+            CapturedPacket{base + uint64_t(i) * kSec + kSec / 2, 1000, 0, uint32_t(f.size()), f});
+        (*store)->endBatch();
+      }
+      _exit(0); // as a kill: the active segment is neither closed nor indexed
+    }
+    int ws = 0;
+    ASSERT_EQ(waitpid(pid, &ws, 0), pid);
+    ASSERT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "writing the history: " << ws;
+    // The newest segment: the active one. Its last packet block is cut short.
+    std::string newest;
+    for (const auto &e : std::filesystem::directory_iterator(dir))
+      if (e.path().filename().string().rfind("seg-", 0) == 0 &&
+          e.path().filename().string() > newest)
+        newest = e.path().filename().string();
+    ASSERT_FALSE(newest.empty());
+    const std::string path = dir + "/" + newest;
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    ASSERT_EQ(truncate(path.c_str(), st.st_size - 10), 0);
+  }
+
+  // Creates a look-back capture; expects success and returns its record and the file's
+  // packets (tshark: udp.dstport of each).
+  json lookBack(const std::string &offset, uint32_t timeLimit, const json &filter,
+                std::vector<std::string> &ports, uint32_t packetLimit = 1000) {
+    json request = simpleRequest(timeLimit, packetLimit, filter);
+    request["offset_time"] = offset;
+    DictResult r = root().create(request);
+    EXPECT_TRUE(r.call.ok()) << r.call.describe();
+    if (!r.call.ok())
+      return json();
+    // No waiting: the record is final when CreateCapture returns.
+    EXPECT_EQ(r.dict.value("status", ""), "success") << r.dict.dump();
+    EXPECT_EQ(r.dict.value("offset_time", ""), offset);
+    UniqueFd fd;
+    CallResult o = root().openFile(r.dict.value("id", ""), fd);
+    EXPECT_TRUE(o.ok()) << o.describe();
+    const std::string copy = lab().tmp() + "/lookback.pcap";
+    EXPECT_GT(copyToFile(fd.get(), copy), 0);
+    EXPECT_EQ(captureFileType(copy), "nsecpcap");
+    RunResult t = tsharkFields(copy, {"udp.dstport"});
+    EXPECT_EQ(t.status, 0) << t.err;
+    ports = lines(t.out);
+    return r.dict;
+  }
+
+  std::string refusal(const std::string &offset, uint32_t timeLimit = 30) {
+    json request = simpleRequest(timeLimit, 100);
+    request["offset_time"] = offset;
+    DictResult r = root().create(request);
+    EXPECT_EQ(r.call.error, kInvalidRequest) << r.call.describe();
+    return r.call.message;
+  }
+};
+
+TEST_F(DaemonHistoryTest, DisabledHistoryRefusesOffsetTime) {
+  RINGCAP_LAB_UP();
+  EXPECT_EQ(refusal(rfc3339(nowNs() - 60 * kSec, false)),
+            "offset_time: history is disabled on this host ([history] enabled = false); leave "
+            "offset_time out to capture from now on");
+  EXPECT_TRUE(root().list().empty()) << "a refused request left a record";
+}
+
+TEST_F(DaemonHistoryTest, LookBackAnswersFromTheHistoryKeptAcrossKillAndRestart) {
+  RINGCAP_LAB_UP(LabOptions{.extraConfig = kHistoryConfig});
+  ASSERT_TRUE(lab().stopDaemon(SIGTERM));
+  const uint64_t base = (nowNs() / kSec - 150) * kSec;
+  writeHistory(base);
+  ASSERT_TRUE(lab().startDaemon());
+
+  // [base + 30 s, base + 60 s], port 53: packets 30, 32, ..., 58.
+  std::vector<std::string> ports;
+  json rec = lookBack(rfc3339(base + 60 * kSec, false), 30, {{"destination_port", 53}}, ports);
+  EXPECT_EQ(ports, std::vector<std::string>(15, "53"));
+  EXPECT_EQ(rec.value("packets_captured", 0), 15) << rec.dump();
+  EXPECT_FALSE(rec.contains("history_start")) << rec.dump();
+
+  // At most packet_limit of them.
+  rec = lookBack(rfc3339(base + 60 * kSec, false), 30, json::object(), ports, 7);
+  EXPECT_EQ(ports.size(), 7u);
+  EXPECT_EQ(rec.value("stop_reason", ""), "packet_limit");
+
+  // The end of the torn segment: packets 90 to 98 (99 was cut by the "kill").
+  rec = lookBack(rfc3339(base + 100 * kSec, false), 10, json::object(), ports);
+  EXPECT_EQ(ports.size(), 9u);
+
+  // A window that starts before the history: what is kept, and the record says so.
+  rec = lookBack(rfc3339(base + 10 * kSec, false), 30, json::object(), ports);
+  EXPECT_EQ(ports.size(), 10u);
+  EXPECT_EQ(rec.value("history_start", ""), rfc3339(base + kSec / 2, true)) << rec.dump();
+
+  // Refusals name the field and the rule, and leave no record.
+  const size_t records = root().list().size();
+  EXPECT_EQ(refusal(rfc3339(base - 5 * kSec, false)),
+            "offset_time: history on this host starts at " + rfc3339(base + kSec / 2, true) +
+                " (got " + rfc3339(base - 5 * kSec, false) + ")");
+  EXPECT_NE(refusal(rfc3339(nowNs() + 3600 * kSec, false))
+                .find("offset_time: must not be in the "
+                      "future"),
+            std::string::npos);
+  EXPECT_NE(refusal(rfc3339(nowNs() - 25 * 3600 * kSec, false))
+                .find("offset_time: must be within the last 24 h"),
+            std::string::npos);
+  EXPECT_EQ(root().list().size(), records);
+
+  // A restart keeps the history (and indexes it again).
+  ASSERT_TRUE(lab().stopDaemon(SIGTERM));
+  ASSERT_TRUE(lab().startDaemon());
+  rec = lookBack(rfc3339(base + 60 * kSec, false), 30, {{"destination_port", 53}}, ports);
+  EXPECT_EQ(ports.size(), 15u);
+}
+
+} // namespace
+} // namespace ringcap::dbustest
