@@ -155,6 +155,27 @@ TEST_F(DaemonHistoryTest, LookBackAnswersFromTheHistoryKeptAcrossKillAndRestart)
   EXPECT_EQ(ports.size(), 10u);
   EXPECT_EQ(rec.value("history_start", ""), rfc3339(base + kSec / 2, true)) << rec.dump();
 
+  // ringcapctl's relative form: 45 s ago is after the last packet kept (base + 98.5 s), and
+  // 300 s back is before the first: every packet, and history_start.
+  const std::vector<std::string> env{"DBUS_SYSTEM_BUS_ADDRESS=" + lab().busAddress()};
+  RunResult ctl = run({RINGCAPCTL_PATH, "create", "--json", "--type", "simple", "--time-limit",
+                       "300", "--packet-limit", "1000", "--offset-time", "-45s"},
+                      30s, env);
+  ASSERT_EQ(ctl.status, 0) << ctl.err;
+  json made = json::parse(ctl.out, nullptr, false);
+  EXPECT_EQ(made.value("status", ""), "success") << ctl.out;
+  EXPECT_EQ(made.value("packets_captured", 0), kPackets - 1) << ctl.out;
+  EXPECT_EQ(made.value("history_start", ""), rfc3339(base + kSec / 2, true)) << ctl.out;
+  ctl = run({RINGCAPCTL_PATH, "create", "--type", "simple", "--time-limit", "30", "--packet-limit",
+             "10", "--offset-time", "10m"},
+            30s, env);
+  EXPECT_EQ(ctl.status, 2) << ctl.err;
+  EXPECT_NE(ctl.err.find("--offset-time: must be an RFC 3339 date-time such as "
+                         "2026-11-26T10:00:00Z, or a time ago such as -10m, -90s, -2h or -1h30m "
+                         "(got \"10m\")"),
+            std::string::npos)
+      << ctl.err;
+
   // Refusals name the field and the rule, and leave no record.
   const size_t records = root().list().size();
   EXPECT_EQ(refusal(rfc3339(base - 5 * kSec, false)),
