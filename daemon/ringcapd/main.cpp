@@ -48,6 +48,9 @@ struct Daemon {
   std::unique_ptr<CaptureService> service;
   // [history] enabled: the sampled history behind offset_time (docs/history.md).
   std::unique_ptr<HistoryStore> history;
+  // The history slot's ring (null while the slot is not armed), drained into `history` by
+  // the same DrainLoop as the jobs' rings, after them (historyRing()).
+  std::unique_ptr<RingDrainer> historyDrainer;
   sd_event_source *historyTimer = nullptr;
   std::unique_ptr<BusService> busService;
   sd_event *event = nullptr;
@@ -353,6 +356,42 @@ HistoryConfig historyConfig(const Daemon &d) {
   return c;
 }
 
+// What the DrainLoop drains: the jobs' rings, then the history's with what is left of the
+// slice, so that the history never delays a live capture's records (a history ring left
+// full drops its packets, counted by the slot).
+DrainLoop::Ring drainedRings(Daemon &d) {
+  return DrainLoop::Ring{
+      [&d](uint64_t maxRecords, uint64_t maxBytes, bool &cut) -> Result<uint64_t> {
+        bool jobsCut = false;
+        auto n = d.drainer->consume(maxRecords, maxBytes, &jobsCut);
+        if (!n || !d.historyDrainer)
+          return n.ok() ? (cut = jobsCut, n) : n;
+        if (jobsCut || *n >= maxRecords) {
+          cut = true; // the history waits for the next slice
+          return n;
+        }
+        bool historyCut = false;
+        auto h = d.historyDrainer->consume(maxRecords - *n, maxBytes, &historyCut);
+        if (!h)
+          return h.error();
+        cut = historyCut;
+        return *n + *h;
+      },
+      [&d] {
+        uint64_t pending = d.drainer->maxPendingBytes();
+        if (d.historyDrainer)
+          pending = std::max(pending, d.historyDrainer->maxPendingBytes());
+        return pending;
+      },
+      [&d] {
+        std::vector<int> fds = d.drainer->ringFds();
+        if (d.historyDrainer)
+          for (int fd : d.historyDrainer->ringFds())
+            fds.push_back(fd);
+        return fds;
+      }};
+}
+
 int fatal(const std::string &message) {
   spdlog::critical("{}", message);
   sd_notifyf(0, "STATUS=Failed: %s", message.c_str());
@@ -482,12 +521,34 @@ int main(int argc, char **argv) {
   sd_event_add_signal(d.event, nullptr, SIGTERM, onSignal, &d);
   sd_event_add_signal(d.event, nullptr, SIGINT, onSignal, &d);
   sd_event_set_watchdog(d.event, true);
+  if (d.config.history.enabled) {
+    // What a previous daemon kept is indexed again (a segment torn by a kill is cut back to
+    // its last whole packet), and the bounds applied.
+    auto history = HistoryStore::open(historyConfig(d));
+    if (!history)
+      return fatal("[history]: " + history.error().message);
+    d.history = std::move(*history);
+    auto start = d.history->historyStartNs();
+    spdlog::info("history: {} ({} segments, {} bytes, {}), 1 in {} packets sampled",
+                 d.history->config().directory, d.history->segments().size(),
+                 d.history->totalBytes(),
+                 start ? "from " + formatRfc3339(int64_t(*start)) : std::string("empty"),
+                 d.config.history.sample_rate);
+    r = sd_event_add_time_relative(d.event, &d.historyTimer, CLOCK_MONOTONIC, 1000000, 100000,
+                                   onHistoryTimer, &d);
+    if (r >= 0)
+      r = sd_event_source_set_enabled(d.historyTimer, SD_EVENT_ON);
+    if (r < 0)
+      return fatal(Error::fromErrno(r, "the history timer").message);
+  } else {
+    spdlog::info("history: disabled ([history] enabled = false): offset_time is refused");
+  }
   DrainLoop::Options drainOptions;
   drainOptions.wakeupBytes = d.program->wakeupBytes();
   drainOptions.batch = CaptureService::kDrainBatch; // the bus is served between slices
   drainOptions.batchBytes = CaptureService::kDrainBatchBytes;
   drainOptions.period = CaptureService::kTickInterval;
-  d.loop = std::make_unique<DrainLoop>(*d.drainer, drainOptions);
+  d.loop = std::make_unique<DrainLoop>(drainedRings(d), drainOptions);
   // Edge-triggered: an event for each wake-up of the program, not while records wait.
   for (int fd : d.loop->ringFds()) {
     sd_event_source *ring = nullptr;
@@ -531,29 +592,13 @@ int main(int argc, char **argv) {
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
-  if (d.config.history.enabled) {
-    // What a previous daemon kept is indexed again (a segment torn by a kill is cut back to
-    // its last whole packet), and the bounds applied.
-    auto history = HistoryStore::open(historyConfig(d));
-    if (!history)
-      return fatal("[history]: " + history.error().message);
-    d.history = std::move(*history);
-    auto start = d.history->historyStartNs();
-    spdlog::info("history: {} ({} segments, {} bytes, {}), 1 in {} packets sampled",
-                 d.history->config().directory, d.history->segments().size(),
-                 d.history->totalBytes(),
-                 start ? "from " + formatRfc3339(int64_t(*start)) : std::string("empty"),
-                 d.config.history.sample_rate);
-    d.service->setHistory(d.history.get());
-    r = sd_event_add_time_relative(d.event, &d.historyTimer, CLOCK_MONOTONIC, 1000000, 100000,
-                                   onHistoryTimer, &d);
-    if (r >= 0)
-      r = sd_event_source_set_enabled(d.historyTimer, SD_EVENT_ON);
-    if (r < 0)
-      return fatal(Error::fromErrno(r, "the history timer").message);
-  } else {
-    spdlog::info("history: disabled ([history] enabled = false): offset_time is refused");
-  }
+  if (d.history)
+    // A look-back first takes what waits in the history's ring.
+    d.service->setHistory(d.history.get(), [&d] {
+      if (d.historyDrainer)
+        if (auto n = d.historyDrainer->consume(); !n)
+          spdlog::warn("draining the history ring: {}", n.error().message);
+    });
   // Interfaces deleted and created again (a driver reload, a rebuilt bond, a veth recreated by
   // a container runtime): followed through rtnetlink.
   auto links = LinkMonitor::open();
@@ -604,6 +649,7 @@ int main(int argc, char **argv) {
   d.worker.reset(); // joins the worker threads
   d.service.reset();
   sd_event_source_unref(d.historyTimer);
+  d.historyDrainer.reset();
   d.history.reset(); // closes the active segment and writes the index
   d.loop.reset();
   d.drainer.reset();
