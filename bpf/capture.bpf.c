@@ -4,6 +4,8 @@
  * samples them, takes each slot's packet and byte budget from this CPU's lease of it and
  * copies min(pkt_len, snaplen) bytes (multi-buffer packets included) into this CPU's ring
  * buffer. Nothing on the path of a captured packet is shared between CPUs while budget lasts.
+ * Apart from the job slots, the history slot samples 1 in N packets of its interfaces into a
+ * ring of its own (history_packet()).
  * It always returns XDP_PASS: capturing never changes what happens to a packet.
  */
 #include <linux/bpf.h>
@@ -71,6 +73,26 @@ struct {
 	__type(key, __u32);
 	__array(values, struct ring_of_cpu);
 } rings SEC(".maps");
+
+/* The history slot's sampling countdown and counters on each CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ringcap_history_state);
+} history_state SEC(".maps");
+
+/*
+ * The history slot's ring, apart from the jobs' rings: one ring buffer shared by the CPUs (it
+ * takes 1 packet in sample_rate, so its lock is rarely contended), in an array of one entry so
+ * that userspace can create it, of the size the history asks for, when it arms the slot.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct ring_of_cpu);
+} history_ring SEC(".maps");
 
 /* libxdp: run first among the interface's programs, continue the chain on XDP_PASS. */
 struct {
@@ -285,15 +307,16 @@ static __always_inline int filter_match(const struct ringcap_filter *f, const st
 	return 1;
 }
 
-static __always_inline int iface_match(const struct ringcap_slot_config *cfg, __u32 ifindex)
+/* An interface list of a slot: 0-terminated, ifs[0] == 0 for any interface. */
+static __always_inline int iface_match(const __u32 *ifs, __u32 ifindex)
 {
-	if (!cfg->ifindex[0])
+	if (!ifs[0])
 		return 1;
 #pragma unroll
 	for (int i = 0; i < RINGCAP_MAX_SLOT_IFACES; i++) {
-		if (!cfg->ifindex[i])
+		if (!ifs[i])
 			return 0;
-		if (cfg->ifindex[i] == ifindex)
+		if (ifs[i] == ifindex)
 			return 1;
 	}
 	return 0;
@@ -496,10 +519,12 @@ struct taken_slots {
 };
 
 /*
- * One record for every slot that took the packet. Returns 1 when the record was submitted,
- * 0 when the ring is full, -1 when the copy failed.
+ * One record for every slot that took the packet, into `ring`, waking the consumer at
+ * `wakeup` pending bytes. Returns 1 when the record was submitted, 0 when the ring is full,
+ * -1 when the copy failed.
  */
-static __always_inline int write_record(struct xdp_md *ctx, const struct taken_slots *t)
+static __always_inline int write_record(struct xdp_md *ctx, void *ring,
+					const struct taken_slots *t, __u32 wakeup)
 {
 	struct ringcap_record *rec;
 	__u64 rec_size;
@@ -508,10 +533,6 @@ static __always_inline int write_record(struct xdp_md *ctx, const struct taken_s
 	__u32 cap_len = t->cap_len;
 	if (cap_len > RINGCAP_MAX_SNAPLEN)
 		return -1;
-	__u32 cpu = bpf_get_smp_processor_id();
-	void *ring = bpf_map_lookup_elem(&rings, &cpu);
-	if (!ring)
-		return 0;
 	switch (t->n) {
 		TRY_CLASSES(1)
 		TRY_CLASSES(2)
@@ -539,7 +560,7 @@ fill:
 	 */
 	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (avail >= wakeup_bytes && avail < (__u64)wakeup_bytes + rec_size + 8)
+	if (avail >= wakeup && avail < (__u64)wakeup + rec_size + 8)
 		flags = BPF_RB_FORCE_WAKEUP;
 	else if (wake_first && avail <= rec_size + 8)
 		flags = BPF_RB_FORCE_WAKEUP;
@@ -556,7 +577,7 @@ static __always_inline int slot_wants(struct xdp_md *ctx, __u32 slot, const stru
 {
 	struct ringcap_slot_counters *sc = &c->slot[slot & (RINGCAP_MAX_SLOTS - 1)];
 	const struct ringcap_slot_config *cfg = &ringcap_config.slot[slot & (RINGCAP_MAX_SLOTS - 1)];
-	if (!iface_match(cfg, ctx->ingress_ifindex))
+	if (!iface_match(cfg->ifindex, ctx->ingress_ifindex))
 		return 0;
 	sc->seen++;
 	if (!filter_match(&cfg->filter, m))
@@ -625,8 +646,9 @@ __noinline int emit_record(struct xdp_md *ctx, const struct taken_slots *t)
 	struct ringcap_counters *c = bpf_map_lookup_elem(&counters, &zero);
 	if (!ctx || !t || !c)
 		return 0;
-	int ret = write_record(ctx, t);
 	__u32 cpu = bpf_get_smp_processor_id();
+	void *ring = bpf_map_lookup_elem(&rings, &cpu);
+	int ret = ring ? write_record(ctx, ring, t, wakeup_bytes) : 0;
 	__u32 n = t->n;
 	for (__u32 k = 0; k < RINGCAP_MAX_SLOTS && k < n; k++) {
 		__u32 i = t->slot[k] & (RINGCAP_MAX_SLOTS - 1);
@@ -649,10 +671,73 @@ __noinline int emit_record(struct xdp_md *ctx, const struct taken_slots *t)
 	return ret;
 }
 
+/*
+ * The history slot's sampled packet: reloads this CPU's countdown, and if the packet came in
+ * on one of the history's interfaces, writes its first snaplen bytes into the history ring
+ * (counted in sampled, then emitted and bytes_emitted, or ring_full or copy_failed).
+ */
+__noinline int history_sample(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct ringcap_history_state *h = bpf_map_lookup_elem(&history_state, &zero);
+	if (!ctx || !h)
+		return 0;
+	const struct ringcap_history_config *cfg = &ringcap_config.history;
+	__u32 rate = cfg->sample_rate;
+	h->countdown = rate > 1 ? 1 + bpf_get_prandom_u32() % (2 * rate - 1) : 1;
+	if (!iface_match(cfg->ifindex, ctx->ingress_ifindex))
+		return 0;
+	h->sampled++;
+
+	struct taken_slots t;
+	t.pkt_len = bpf_xdp_get_buff_len(ctx);
+	__u32 cap_len = t.pkt_len < cfg->snaplen ? t.pkt_len : cfg->snaplen;
+	if (cap_len > RINGCAP_MAX_SNAPLEN)
+		cap_len = RINGCAP_MAX_SNAPLEN;
+	t.ent[0].cookie = cfg->cookie;
+	t.ent[0].cap_len = cap_len;
+	t.n = 1;
+	t.mask = 1u << RINGCAP_HISTORY_RECORD_SLOT;
+	t.cap_len = cap_len;
+	void *ring = bpf_map_lookup_elem(&history_ring, &zero);
+	int ret = ring ? write_record(ctx, ring, &t, cfg->wakeup_bytes) : 0;
+	if (ret > 0) {
+		h->emitted++;
+		h->bytes_emitted += cap_len;
+	} else if (ret == 0) {
+		h->ring_full++;
+	} else {
+		h->copy_failed++;
+	}
+	return ret;
+}
+
+/*
+ * The history slot's part of every packet while it is armed: the sample decision first, a
+ * per-CPU countdown (an inlined per-CPU map lookup, a load, a store), and nothing else for a
+ * packet that is not sampled. A global function, verified once: inlined, its outcomes
+ * multiplied the states the verifier walks through the jobs' path past its limit.
+ */
+__noinline int history_packet(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct ringcap_history_state *h = bpf_map_lookup_elem(&history_state, &zero);
+	if (!ctx || !h)
+		return 0;
+	__u64 left = h->countdown;
+	if (left > 1) {
+		h->countdown = left - 1;
+		return 0;
+	}
+	return history_sample(ctx);
+}
+
 SEC("xdp.frags")
 int ringcap_xdp(struct xdp_md *ctx)
 {
 	__u32 mask = *(volatile __u32 *)&ringcap_config.active_mask;
+	if (*(volatile __u32 *)&ringcap_config.history_armed)
+		history_packet(ctx);
 	if (!mask)
 		return XDP_PASS;
 

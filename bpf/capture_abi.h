@@ -107,15 +107,64 @@ struct ringcap_slot_lease {
 #define RINGCAP_LEASE_BYTES (256 * 1024)
 
 /*
+ * The history slot (docs/history.md): armed while the history is enabled, apart from the job
+ * slots. It samples 1 in sample_rate packets (on average, each CPU on its own) on its
+ * interfaces, with no filter, and writes the first snaplen bytes of each into a ring buffer of
+ * its own (map "history_ring", an array of one ring), so that it never takes a job's ring
+ * space nor a job its ring space. Its records have the layout of struct ringcap_record with
+ * one struct ringcap_record_slot: slot_mask is 1u << RINGCAP_HISTORY_RECORD_SLOT and the entry
+ * holds the history's cookie, so that RingDrainer drains that ring as it drains the jobs'.
+ */
+struct ringcap_history_config {
+	__u32 cookie;       /* copied into every record */
+	__u32 sample_rate;  /* 1..RINGCAP_MAX_SAMPLE_RATE */
+	__u32 snaplen;      /* 1..RINGCAP_MAX_SNAPLEN */
+	__u32 wakeup_bytes; /* pending bytes in the history ring that wake the consumer */
+	__u32 ifindex[RINGCAP_MAX_SLOT_IFACES]; /* 0-terminated; ifindex[0] == 0: any */
+};
+
+/* The slot bit of the history's records (they are in a ring of their own). */
+#define RINGCAP_HISTORY_RECORD_SLOT 0
+
+/*
+ * The history slot's counters, listed once (userspace's HistoryCounters is generated from it).
+ * X(field, member, description); the order is the layout: append, never reorder.
+ */
+#define RINGCAP_HISTORY_COUNTERS(X)                                                         \
+	X(sampled, sampled, "packets the history sampled on its interfaces")                \
+	X(emitted, emitted, "records written to the history ring")                          \
+	X(bytes_emitted, bytesEmitted, "bytes (cap_len) of the records written")            \
+	X(ring_full, ringFull, "sampled packets dropped because the history ring was full") \
+	X(copy_failed, copyFailed, "sampled packets the kernel could not copy (never expected)")
+
+/*
  * Everything userspace configures at run time, in the program's .bss (global variable
  * "ringcap_config"): read with plain loads, no map lookup on the per-packet path. Userspace
  * writes the whole value with bpf_map_update_elem(); a slot's config is written while its
  * bit in active_mask is clear, and the bit is set by a second write.
  */
 struct ringcap_config {
-	__u32 active_mask; /* bit i: slot i is armed */
-	__u32 pad;
+	__u32 active_mask;   /* bit i: slot i is armed */
+	__u32 history_armed; /* 1: the history slot is armed (struct ringcap_history_config) */
 	struct ringcap_slot_config slot[RINGCAP_MAX_SLOTS];
+	struct ringcap_history_config history;
+};
+
+/*
+ * The history slot's state on one CPU (per-CPU array map "history_state", one entry): the
+ * sampling countdown and the history's own counters (RINGCAP_HISTORY_COUNTERS).
+ */
+struct ringcap_history_state {
+	/*
+	 * Packets until the next sample on this CPU: a packet that finds it above 1 decrements
+	 * it and is not sampled; the sampled packet reloads it with a random gap of 1 to
+	 * 2 * sample_rate - 1 packets (mean sample_rate). Userspace zeroes it at arming.
+	 */
+	__u64 countdown;
+#define RINGCAP_HISTORY_COUNTER_FIELD(field, member, description) __u64 field;
+	RINGCAP_HISTORY_COUNTERS(RINGCAP_HISTORY_COUNTER_FIELD)
+#undef RINGCAP_HISTORY_COUNTER_FIELD
+	__u64 pad[2];
 };
 
 /*
@@ -197,7 +246,10 @@ static_assert(sizeof(struct ringcap_filter) == 44, "ringcap_filter layout");
 static_assert(sizeof(struct ringcap_slot_config) == 92, "ringcap_slot_config layout");
 static_assert(sizeof(struct ringcap_slot_budget) == 64, "ringcap_slot_budget layout");
 static_assert(sizeof(struct ringcap_slot_lease) == 64, "ringcap_slot_lease layout");
-static_assert(sizeof(struct ringcap_config) == 8 + 92 * RINGCAP_MAX_SLOTS, "ringcap_config layout");
+static_assert(sizeof(struct ringcap_history_config) == 48, "ringcap_history_config layout");
+static_assert(sizeof(struct ringcap_config) == 8 + 92 * RINGCAP_MAX_SLOTS + 48,
+	      "ringcap_config layout");
+static_assert(sizeof(struct ringcap_history_state) == 64, "ringcap_history_state layout");
 static_assert(sizeof(struct ringcap_slot_counters) == 64, "ringcap_slot_counters layout");
 static_assert(sizeof(struct ringcap_counters) == 64 * RINGCAP_MAX_SLOTS + 64,
 	      "ringcap_counters layout");

@@ -291,12 +291,99 @@ int jobsRun(std::unique_ptr<CaptureProgram> &program, std::unique_ptr<RingDraine
   return rc;
 }
 
+// The history slot armed and no job: the cost of a packet it does not sample (the rate at
+// RINGCAP_MAX_SAMPLE_RATE, so that hardly any is) and the average at `rate`, beside the
+// program with nothing armed and the empty program, measured interleaved round by round
+// (each case once per round, in turn), so that a drift of the shared machine touches them
+// alike. The history ring is drained by a thread of its own. Returns 1 if the history ring
+// lost anything or not every record reached the drainer.
+int historyRun(std::unique_ptr<CaptureProgram> &program, int emptyFd, uint32_t repeat, int rounds,
+               uint32_t rate) {
+  std::printf("BPF_PROG_TEST_RUN, %u runs per round, median of %d rounds (min..max), ns/packet; "
+              "the cases interleaved round by round; no job armed\n",
+              repeat, rounds);
+  std::printf("%-44s %6s %22s %9s %9s\n", "case", "bytes", "ns/packet", "/empty", "/no job");
+  int capFd = program->programFd();
+  HistorySettings h;
+  h.cookie = 0x4157;
+  h.ringBytes = 16u << 20;
+  h.sampleRate = rate;
+  int rc = 0;
+  for (size_t size : {64u, 1514u}) {
+    auto frame = udpFrame(size);
+    enum { Empty, NoJob, NotSampled, Sampling, Cases };
+    std::vector<double> v[Cases];
+    HistoryCounters sampling{};
+    uint64_t drained = 0;
+    for (int r = 0; r < rounds; r++) {
+      v[Empty].push_back(runOnce(emptyFd, frame, repeat));
+      if (program->historyArmed())
+        (void)program->disarmHistory();
+      v[NoJob].push_back(runOnce(capFd, frame, repeat));
+      // Another cookie: its few samples are not counted as the drained ones of 1 in `rate`.
+      HistorySettings rare = h;
+      rare.cookie = h.cookie + 1;
+      rare.sampleRate = RINGCAP_MAX_SAMPLE_RATE;
+      if (auto a = program->armHistory(rare); !a)
+        die(a.error());
+      v[NotSampled].push_back(runOnce(capFd, frame, repeat));
+      if (auto a = program->armHistory(h); !a)
+        die(a.error());
+      auto drainer = RingDrainer::create(program->historyRingFd());
+      if (!drainer)
+        die(drainer.error());
+      CountingSink sink;
+      (*drainer)->route(CaptureProgram::kHistoryRecordSlot, h.cookie, &sink);
+      std::atomic<bool> stop{false};
+      std::thread consumer([&] {
+        while (!stop.load(std::memory_order_relaxed))
+          (void)(*drainer)->poll(10);
+      });
+      v[Sampling].push_back(runOnce(capFd, frame, repeat));
+      stop = true;
+      consumer.join();
+      (void)program->disarmHistory();
+      (void)(*drainer)->consume();
+      auto c = program->historyCounters();
+      if (!c)
+        die(c.error());
+      sampling.sampled += c->sampled;
+      sampling.emitted += c->emitted;
+      sampling.ringFull += c->ringFull;
+      drained += sink.count;
+    }
+    auto stat = [](std::vector<double> x) {
+      std::sort(x.begin(), x.end());
+      return Stat{x[x.size() / 2], x.front(), x.back()};
+    };
+    Stat base = stat(v[Empty]), nojob = stat(v[NoJob]);
+    auto row = [&](const std::string &name, Stat st) {
+      std::printf("%-44s %6zu %8.2f (%6.2f..%6.2f) %8.2fx %8.2fx\n", name.c_str(), size, st.median,
+                  st.min, st.max, st.median / base.median, st.median / nojob.median);
+    };
+    row("empty XDP program (baseline)", base);
+    row("ringcap, nothing armed", nojob);
+    row("ringcap, history armed, packet not sampled", stat(v[NotSampled]));
+    row("ringcap, history 1 in " + std::to_string(rate) + ", drainer running", stat(v[Sampling]));
+    std::printf("%-44s %6s sampled %llu (expected about %llu), emitted %llu, drained %llu, "
+                "lost (ring full) %llu\n",
+                "", "", (unsigned long long)sampling.sampled,
+                (unsigned long long)(uint64_t(repeat) * rounds / rate),
+                (unsigned long long)sampling.emitted, (unsigned long long)drained,
+                (unsigned long long)sampling.ringFull);
+    if (sampling.ringFull || drained != sampling.emitted)
+      rc = 1;
+  }
+  return rc;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   uint32_t repeat = 1'000'000;
   int rounds = 5;
-  bool scaling = false, jobs = false;
+  bool scaling = false, jobs = false, history = false;
+  uint32_t historyRate = 100;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--repeat" && i + 1 < argc)
@@ -307,9 +394,19 @@ int main(int argc, char **argv) {
       scaling = true;
     else if (a == "--jobs")
       jobs = true;
-    else {
-      std::fprintf(stderr,
-                   "Usage: ringcap-bench-prog [--repeat N] [--rounds N] [--scaling | --jobs]\n");
+    else if (a == "--history")
+      history = true;
+    else if (a == "--history-rate" && i + 1 < argc) {
+      unsigned long v = std::stoul(argv[++i]);
+      if (v < 1 || v > RINGCAP_MAX_SAMPLE_RATE) {
+        std::fprintf(stderr, "ringcap-bench-prog: --history-rate must be from 1 to %u\n",
+                     RINGCAP_MAX_SAMPLE_RATE);
+        return 2;
+      }
+      historyRate = static_cast<uint32_t>(v);
+    } else {
+      std::fprintf(stderr, "Usage: ringcap-bench-prog [--repeat N] [--rounds N] [--scaling | "
+                           "--jobs | --history [--history-rate N]]\n");
       return 2;
     }
   }
@@ -335,6 +432,11 @@ int main(int argc, char **argv) {
   if (!drainer)
     die(drainer.error());
 
+  if (history) {
+    int rc = historyRun(*program, emptyFd, repeat, rounds, historyRate);
+    pass__destroy(empty);
+    return rc;
+  }
   if (scaling || jobs) {
     int rc = scaling ? scalingRun(*program, *drainer, emptyFd, repeat, rounds)
                      : jobsRun(*program, *drainer, emptyFd, repeat, rounds);

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <gtest/gtest.h>
 #include <latch>
 #include <linux/bpf.h>
@@ -249,6 +250,9 @@ protected:
       if (program_->slotArmed(s)) {
         EXPECT_TRUE(program_->disarmSlot(s));
       }
+    if (program_->historyArmed()) {
+      EXPECT_TRUE(program_->disarmHistory());
+    }
     take();
   }
 
@@ -1269,6 +1273,268 @@ TEST(CaptureProgramRing, RingFullIsCountedPerSlotOfASharedRecord) {
     if (k < 10)
       ASSERT_NO_FATAL_FAILURE(expectRecord(recs[i++], 5, 0xc, pkt, 20));
   }
+}
+
+// ---- The history slot ----
+
+std::string describe(const HistoryCounters &c) {
+  std::ostringstream o;
+#define RINGCAP_X(field, member, description) o << #field "=" << c.member << " ";
+  RINGCAP_HISTORY_COUNTERS(RINGCAP_X)
+#undef RINGCAP_X
+  return o.str();
+}
+
+HistorySettings historyWith(uint32_t cookie, uint32_t sampleRate, uint32_t ringBytes = 1u << 20) {
+  HistorySettings h;
+  h.cookie = cookie;
+  h.sampleRate = sampleRate;
+  h.ringBytes = ringBytes;
+  return h;
+}
+
+class HistorySlotTest : public CaptureProgramTest {
+protected:
+  void armHistory(const HistorySettings &h) {
+    auto r = program_->armHistory(h);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_TRUE(program_->historyArmed());
+    ASSERT_GE(program_->historyRingFd(), 0);
+    history_ = std::make_unique<RingReader>(program_->historyRingFd());
+    ASSERT_TRUE(history_->ok());
+    history_->take(); // records of an earlier arming
+  }
+  std::vector<Rec> takeHistory() { return history_->take(); }
+  HistoryCounters historyCounters() const { return program_->historyCounters().value(); }
+  std::unique_ptr<RingReader> history_;
+};
+
+TEST_F(HistorySlotTest, RateOneKeepsEveryPacketCutToTheSnaplen) {
+  armHistory(historyWith(0x4157, 1));
+  // Ethernet / IPv4 / UDP 1234 -> 53 / padded to 600 bytes; and one of 74 bytes
+  Bytes big = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(600).build();
+  Bytes small = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  const int runs = 1000;
+  ASSERT_TRUE(passes(fd(), big, runs));
+  ASSERT_TRUE(passes(fd(), small, 1));
+  EXPECT_EQ(describe(historyCounters()),
+            describe(HistoryCounters{runs + 1, runs + 1, runs * 160 + small.size(), 0, 0}));
+  auto recs = takeHistory();
+  ASSERT_EQ(recs.size(), size_t(runs + 1));
+  for (int i = 0; i < runs; i++) {
+    EXPECT_EQ(recs[i].h.slot_mask, 1u << CaptureProgram::kHistoryRecordSlot);
+    ASSERT_NO_FATAL_FAILURE(
+        expectRecord(recs[i], CaptureProgram::kHistoryRecordSlot, 0x4157, big, 160));
+  }
+  ASSERT_NO_FATAL_FAILURE(expectRecord(recs[runs], CaptureProgram::kHistoryRecordSlot, 0x4157,
+                                       small, uint32_t(small.size())));
+  EXPECT_TRUE(take().empty()) << "the history wrote into the jobs' rings";
+  GlobalCounters g = global();
+  // The history alone does not run the jobs' path.
+  ASSERT_TRUE(passes(fd(), small, 10));
+  EXPECT_EQ(global().packets, g.packets);
+}
+
+TEST_F(HistorySlotTest, RateNSamplesOneInN) {
+  const uint32_t rate = 10;
+  HistorySettings h = historyWith(0x4158, rate);
+  h.snaplen = 40;
+  armHistory(h);
+  // Ethernet / IPv4 / UDP 1234 -> 53 / 32 bytes (74 bytes), 20000 runs
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(32).build();
+  const int runs = 20000;
+  ASSERT_TRUE(passes(fd(), pkt, runs));
+  HistoryCounters c = historyCounters();
+  EXPECT_EQ(c.emitted, c.sampled) << describe(c);
+  EXPECT_EQ(c.bytesEmitted, c.sampled * 40) << describe(c);
+  EXPECT_EQ(c.ringFull + c.copyFailed, 0u) << describe(c);
+  // Gaps uniform in 1..2N-1 (mean N): the count's sigma is below Binomial(20000, 0.1)'s, 42.4.
+  double sigma = std::sqrt(runs * 0.1 * 0.9);
+  EXPECT_LE(std::abs(double(c.sampled) - double(runs) / rate), 5 * sigma) << describe(c);
+  auto recs = takeHistory();
+  EXPECT_EQ(recs.size(), c.emitted);
+  for (const auto &r : recs)
+    ASSERT_NO_FATAL_FAILURE(expectRecord(r, CaptureProgram::kHistoryRecordSlot, 0x4158, pkt, 40));
+}
+
+TEST_F(HistorySlotTest, JobAndHistoryAtOnceEachGetTheirPackets) {
+  arm(3, slotWith(0x33, {.proto = UDP}));
+  armHistory(historyWith(0x4159, 1));
+  // Ethernet / IPv6 / UDP 1234 -> 53 / padded to 300 bytes
+  Bytes pkt = P().eth().ipv6(A6, B6).udp(SP, DP).padTo(300).build();
+  const int runs = 50;
+  ASSERT_TRUE(passes(fd(), pkt, runs));
+  EXPECT_EQ(describe(counters(3)), describe(SlotCounters{runs, runs, 0, runs, runs * 300, 0, 0}));
+  EXPECT_EQ(describe(historyCounters()), describe(HistoryCounters{runs, runs, runs * 160, 0, 0}));
+  auto jobs = take();
+  ASSERT_EQ(jobs.size(), size_t(runs));
+  for (const auto &r : jobs) {
+    EXPECT_EQ(r.h.slot_mask, 1u << 3) << "the history's slot bit in a job's record";
+    ASSERT_NO_FATAL_FAILURE(expectRecord(r, 3, 0x33, pkt, 300));
+  }
+  auto hist = takeHistory();
+  ASSERT_EQ(hist.size(), size_t(runs));
+  for (const auto &r : hist)
+    ASSERT_NO_FATAL_FAILURE(expectRecord(r, CaptureProgram::kHistoryRecordSlot, 0x4159, pkt, 160));
+}
+
+TEST_F(HistorySlotTest, DisarmStopsItAndRearmingStartsAnew) {
+  armHistory(historyWith(0x415a, 1));
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(8).build();
+  ASSERT_TRUE(passes(fd(), pkt, 10));
+  ASSERT_TRUE(program_->disarmHistory());
+  EXPECT_FALSE(program_->historyArmed());
+  ASSERT_TRUE(passes(fd(), pkt, 25));
+  EXPECT_EQ(historyCounters().sampled, 10u);
+  EXPECT_EQ(takeHistory().size(), 10u);
+  // A large rate leaves countdowns of up to 2N - 1; re-arming at 1 in 1 samples the next
+  // packet, and the same ring size keeps the ring.
+  int ring = program_->historyRingFd();
+  armHistory(historyWith(0x415b, 1000));
+  ASSERT_TRUE(passes(fd(), pkt, 5));
+  armHistory(historyWith(0x415c, 1));
+  EXPECT_EQ(program_->historyRingFd(), ring);
+  EXPECT_EQ(describe(historyCounters()), describe(HistoryCounters{}));
+  ASSERT_TRUE(passes(fd(), pkt, 3));
+  EXPECT_EQ(historyCounters().emitted, 3u);
+  auto recs = takeHistory();
+  ASSERT_EQ(recs.size(), 3u);
+  for (const auto &r : recs)
+    EXPECT_EQ(r.h.cookie, 0x415cu);
+}
+
+TEST_F(HistorySlotTest, InterfaceRestriction) {
+  const uint32_t lo = loopbackIfindex();
+  ASSERT_NE(lo, 0u);
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(8).build();
+  xdp_md ctx{};
+  ctx.data_end = uint32_t(pkt.size());
+  ctx.ingress_ifindex = lo;
+  struct Row {
+    std::vector<uint32_t> ifindexes;
+    uint64_t sampled;
+  } rows[] = {
+      {{lo + 1000}, 0},
+      {{lo + 1000, lo}, 4},
+      {{lo + 1, lo + 2, lo + 3, lo + 4, lo + 5, lo + 6, lo + 7, lo}, 4},
+      {{lo + 1, lo + 2, lo + 3, lo + 4, lo + 5, lo + 6, lo + 7, lo + 8}, 0},
+      {{}, 4},
+  };
+  for (const auto &row : rows) {
+    HistorySettings h = historyWith(0x415d, 1);
+    h.ifindexes = row.ifindexes;
+    armHistory(h);
+    ASSERT_TRUE(passes(fd(), pkt, 4, &ctx));
+    EXPECT_EQ(historyCounters().sampled, row.sampled) << row.ifindexes.size() << " interfaces";
+    EXPECT_EQ(takeHistory().size(), row.sampled);
+  }
+}
+
+TEST_F(HistorySlotTest, BadSettingsAreRefusedAndChangeNothing) {
+  armHistory(historyWith(0x415e, 1));
+  int ring = program_->historyRingFd();
+  struct Row {
+    const char *what;
+    std::function<void(HistorySettings &)> change;
+    const char *says;
+  } rows[] = {
+      {"rate 0", [](HistorySettings &h) { h.sampleRate = 0; }, "history sample rate must be"},
+      {"rate too large", [](HistorySettings &h) { h.sampleRate = RINGCAP_MAX_SAMPLE_RATE + 1; },
+       "history sample rate must be"},
+      {"snaplen 0", [](HistorySettings &h) { h.snaplen = 0; }, "history snaplen must be"},
+      {"snaplen too large", [](HistorySettings &h) { h.snaplen = RINGCAP_MAX_SNAPLEN + 1; },
+       "history snaplen must be"},
+      {"nine interfaces", [](HistorySettings &h) { h.ifindexes.assign(9, 1); },
+       "the history can use at most 8 interfaces"},
+      {"ifindex 0",
+       [](HistorySettings &h) {
+         h.ifindexes = {1, 0};
+       },
+       "ifindex 0"},
+      {"ring not a power of two", [](HistorySettings &h) { h.ringBytes = 3u << 20; },
+       "history ring size must be a power of two"},
+      {"ring below a page", [](HistorySettings &h) { h.ringBytes = 1024; },
+       "history ring size must be a power of two"},
+      {"wake-up above half the ring", [](HistorySettings &h) { h.wakeupBytes = 600u << 10; },
+       "history wake-up bytes must be at most half the ring"},
+  };
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(8).build();
+  for (const auto &row : rows) {
+    HistorySettings h = historyWith(0x415f, 7);
+    row.change(h);
+    auto r = program_->armHistory(h);
+    ASSERT_FALSE(r) << row.what;
+    EXPECT_NE(r.error().message.find(row.says), std::string::npos)
+        << row.what << ": " << r.error().message;
+    EXPECT_TRUE(program_->historyArmed()) << row.what;
+    EXPECT_EQ(program_->historyRingFd(), ring) << row.what;
+  }
+  // Still armed as before: every packet, the first cookie.
+  ASSERT_TRUE(passes(fd(), pkt, 2));
+  auto recs = takeHistory();
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0].h.cookie, 0x415eu);
+}
+
+TEST_F(HistorySlotTest, RingDrainerConsumesTheHistoryRing) {
+  armHistory(historyWith(0x4160, 1));
+  history_.reset(); // the drainer is the consumer here
+  auto drainer = RingDrainer::create(program_->historyRingFd());
+  ASSERT_TRUE(drainer) << drainer.error().message;
+  struct Collect : PacketSink {
+    void onPacket(const CapturedPacket &p) override {
+      lens.push_back(p.data.size());
+      pktLens.push_back(p.pktLen);
+    }
+    std::vector<size_t> lens;
+    std::vector<uint32_t> pktLens;
+  } sink;
+  (*drainer)->route(CaptureProgram::kHistoryRecordSlot, 0x4160, &sink);
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(1000).build();
+  ASSERT_TRUE(passes(fd(), pkt, 40));
+  auto n = (*drainer)->consume();
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(*n, 40u);
+  EXPECT_EQ(sink.lens, std::vector<size_t>(40, 160));
+  EXPECT_EQ(sink.pktLens, std::vector<uint32_t>(40, 1000));
+  EXPECT_EQ((*drainer)->stats().malformed, 0u);
+  EXPECT_EQ((*drainer)->stats().stale, 0u);
+}
+
+// A full history ring drops the history's packets (counted) and takes nothing from a job.
+TEST(HistorySlotRing, AFullHistoryRingIsCountedAndLeavesTheJobsAlone) {
+  // The job's rings: 4 MiB, room for everything. The history's ring: one page. A 600-byte
+  // frame cut to 160 bytes takes the 192-byte size class: 8 (ring header) + 32 + 192 = 232
+  // bytes a record, so ringBytes / 232 fit. Nothing drains the history ring.
+  const uint32_t page = uint32_t(sysconf(_SC_PAGESIZE));
+  const uint64_t fit = page / 232, runs = fit + 100;
+  Availability av;
+  auto program = loadProgram(4u << 20, av);
+  REQUIRE_BPF(av);
+  ASSERT_TRUE(program);
+  CaptureProgram &prog = **program;
+  RingReader jobs(prog.ringFd());
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_TRUE(prog.armSlot(0, slotWith(0x77, {.proto = UDP})));
+  auto r = prog.armHistory(historyWith(0x4161, 1, page));
+  ASSERT_TRUE(r) << r.error().message;
+  RingReader history(prog.historyRingFd());
+  ASSERT_TRUE(history.ok());
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).padTo(600).build();
+  ASSERT_TRUE(passes(prog.programFd(), pkt, int(runs)));
+  EXPECT_EQ(describe(prog.historyCounters().value()),
+            describe(HistoryCounters{runs, fit, fit * 160, runs - fit, 0}));
+  EXPECT_EQ(describe(prog.slotCounters(0).value()),
+            describe(SlotCounters{runs, runs, 0, runs, runs * 600, 0, 0}));
+  EXPECT_EQ(history.take().size(), fit);
+  auto recs = jobs.take();
+  ASSERT_EQ(recs.size(), runs);
+  for (const auto &rec : recs)
+    ASSERT_NO_FATAL_FAILURE(expectRecord(rec, 0, 0x77, pkt, 600));
+  // Drained, the history takes packets again.
+  ASSERT_TRUE(passes(prog.programFd(), pkt, 3));
+  EXPECT_EQ(prog.historyCounters().value().emitted, fit + 3);
+  EXPECT_EQ(history.take().size(), 3u);
 }
 
 TEST(CpuList, ParsesTheKernelsFormat) {

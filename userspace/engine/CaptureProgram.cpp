@@ -142,6 +142,14 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgra
   }
   if (int err = bpf_map__set_inner_map_fd(p->skel_->maps.rings, p->ringFds_[0].get()))
     return Error::fromErrno(err, "setting the ring buffers' template");
+  // The history ring is created when the history is armed, of the size it asks for; a
+  // one-page ring is the template of its array until then.
+  p->historyTemplate_ =
+      UniqueFd(bpf_map_create(BPF_MAP_TYPE_RINGBUF, nullptr, 0, 0, uint32_t(page), nullptr));
+  if (!p->historyTemplate_)
+    return Error::fromErrno(errno, "creating the history ring's template");
+  if (int err = bpf_map__set_inner_map_fd(p->skel_->maps.history_ring, p->historyTemplate_.get()))
+    return Error::fromErrno(err, "setting the history ring's template");
   if (int err = bpf_map__set_max_entries(p->skel_->maps.leases,
                                          RINGCAP_MAX_SLOTS * static_cast<uint32_t>(cpus)))
     return Error::fromErrno(err, "sizing the budget leases");
@@ -161,6 +169,7 @@ Result<void> CaptureProgram::createRings() {
       return Error::fromErrno(errno, "adding the ring buffer of CPU " + std::to_string(cpu));
   }
   ringFds_.clear(); // the array holds them now
+  historyTemplate_.reset();
   return {};
 }
 
@@ -405,6 +414,123 @@ Result<void> CaptureProgram::disarmSlot(unsigned slot) {
   ringcap_config next = config_;
   next.active_mask &= ~(1u << slot);
   return writeConfig(next);
+}
+
+Result<void> CaptureProgram::armHistory(const HistorySettings &s) {
+  if (!loaded_)
+    return Error{EINVAL, "the capture program is not loaded (attach it first)"};
+  if (s.sampleRate == 0 || s.sampleRate > RINGCAP_MAX_SAMPLE_RATE)
+    return Error{EINVAL, "history sample rate must be from 1 to " +
+                             std::to_string(RINGCAP_MAX_SAMPLE_RATE) + " (got " +
+                             std::to_string(s.sampleRate) + ")"};
+  if (s.snaplen == 0 || s.snaplen > RINGCAP_MAX_SNAPLEN)
+    return Error{EINVAL, "history snaplen must be from 1 to " +
+                             std::to_string(RINGCAP_MAX_SNAPLEN) + " (got " +
+                             std::to_string(s.snaplen) + ")"};
+  if (s.ifindexes.size() > RINGCAP_MAX_SLOT_IFACES)
+    return Error{EINVAL, "the history can use at most " + std::to_string(RINGCAP_MAX_SLOT_IFACES) +
+                             " interfaces (got " + std::to_string(s.ifindexes.size()) + ")"};
+  for (uint32_t i : s.ifindexes)
+    if (i == 0)
+      return Error{EINVAL, "history interfaces: ifindex 0 is not an interface"};
+  const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  if (!isPowerOfTwo(s.ringBytes) || s.ringBytes < page)
+    return Error{EINVAL, "history ring size must be a power of two of at least " +
+                             std::to_string(page) + " bytes (got " + std::to_string(s.ringBytes) +
+                             ")"};
+  if (s.wakeupBytes > s.ringBytes / 2)
+    return Error{EINVAL, "history wake-up bytes must be at most half the ring (" +
+                             std::to_string(s.ringBytes / 2) + ", got " +
+                             std::to_string(s.wakeupBytes) + ")"};
+
+  // Disarmed while the ring, the countdowns and the baseline are set up.
+  if (historyArmed())
+    if (auto r = disarmHistory(); !r)
+      return r;
+  if (!historyRing_ || historyRingBytes_ != s.ringBytes) {
+    UniqueFd ring(bpf_map_create(BPF_MAP_TYPE_RINGBUF, nullptr, 0, 0, s.ringBytes, nullptr));
+    if (!ring)
+      return Error::fromErrno(errno, "creating the history ring");
+    uint32_t key = 0;
+    int fd = ring.get();
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.history_ring), &key, &fd, BPF_ANY))
+      return Error::fromErrno(errno, "installing the history ring");
+    historyRing_ = std::move(ring);
+    historyRingBytes_ = s.ringBytes;
+  }
+  // Every CPU samples anew: a countdown left by a larger rate would delay the first sample.
+  auto state = readHistoryState();
+  if (!state)
+    return state.error();
+  for (auto &st : *state)
+    st.countdown = 0;
+  uint32_t key = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.history_state), &key, state->data(), BPF_ANY))
+    return Error::fromErrno(errno, "resetting the history's sampling");
+  auto base = sumHistory();
+  if (!base)
+    return base.error();
+  historyBaseline_ = *base;
+
+  ringcap_config next = config_;
+  ringcap_history_config &h = next.history;
+  h = {};
+  h.cookie = s.cookie;
+  h.sample_rate = s.sampleRate;
+  h.snaplen = s.snaplen;
+  h.wakeup_bytes =
+      s.wakeupBytes
+          ? s.wakeupBytes
+          : std::min(std::clamp<uint32_t>(s.ringBytes / 16, 64u << 10, 1u << 20), s.ringBytes / 2);
+  for (size_t i = 0; i < s.ifindexes.size(); i++)
+    h.ifindex[i] = s.ifindexes[i];
+  // The config first, then the armed flag with a second write.
+  if (auto r = writeConfig(next); !r)
+    return r;
+  next.history_armed = 1;
+  return writeConfig(next);
+}
+
+Result<void> CaptureProgram::disarmHistory() {
+  if (!loaded_)
+    return Error{EINVAL, "the capture program is not loaded (attach it first)"};
+  ringcap_config next = config_;
+  next.history_armed = 0;
+  return writeConfig(next);
+}
+
+Result<std::vector<ringcap_history_state>> CaptureProgram::readHistoryState() const {
+  std::vector<ringcap_history_state> values(cpus_);
+  uint32_t key = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.history_state), &key, values.data()))
+    return Error::fromErrno(errno, "reading the history's counters");
+  return values;
+}
+
+Result<HistoryCounters> CaptureProgram::sumHistory() const {
+  auto all = readHistoryState();
+  if (!all)
+    return all.error();
+  HistoryCounters sum;
+  for (const auto &c : *all) {
+#define RINGCAP_X(field, member, description) sum.member += c.field;
+    RINGCAP_HISTORY_COUNTERS(RINGCAP_X)
+#undef RINGCAP_X
+  }
+  return sum;
+}
+
+Result<HistoryCounters> CaptureProgram::historyCounters() const {
+  if (!loaded_)
+    return Error{EINVAL, "the capture program is not loaded (attach it first)"};
+  auto sum = sumHistory();
+  if (!sum)
+    return sum.error();
+  HistoryCounters d;
+#define RINGCAP_X(field, member, description) d.member = sum->member - historyBaseline_.member;
+  RINGCAP_HISTORY_COUNTERS(RINGCAP_X)
+#undef RINGCAP_X
+  return d;
 }
 
 Result<std::vector<ringcap_counters>> CaptureProgram::readCounters() const {

@@ -59,6 +59,30 @@ struct SlotSettings {
   std::optional<uint64_t> byteLimit;
 };
 
+// What the history slot is armed with (docs/history.md): apart from the job slots, it samples
+// 1 in sampleRate packets (on average) on its interfaces, with no filter, and writes the first
+// snaplen bytes of each into a ring of its own (historyRingFd()).
+struct HistorySettings {
+  uint32_t sampleRate = 100;       // 1..RINGCAP_MAX_SAMPLE_RATE
+  uint32_t snaplen = 160;          // 1..RINGCAP_MAX_SNAPLEN
+  std::vector<uint32_t> ifindexes; // at most RINGCAP_MAX_SLOT_IFACES; empty: any interface
+  uint32_t cookie = 0;             // in every record's slot entry (RingDrainer::route)
+  // The history ring's size: a power of two of at least one page. One ring for all CPUs.
+  uint32_t ringBytes = 4u << 20;
+  // Pending bytes in the history ring that wake the consumer; 0 picks a sixteenth of the
+  // ring within [64 KiB, 1 MiB] (at most half the ring). The program's wakeOnFirstRecord
+  // applies to this ring too.
+  uint32_t wakeupBytes = 0;
+};
+
+// The history slot's counters since it was last armed (RINGCAP_HISTORY_COUNTERS).
+struct HistoryCounters {
+#define RINGCAP_X(field, member, description) uint64_t member = 0;
+  RINGCAP_HISTORY_COUNTERS(RINGCAP_X)
+#undef RINGCAP_X
+  bool operator==(const HistoryCounters &) const = default;
+};
+
 struct GlobalCounters {
   uint64_t packets = 0, nonIp = 0, malformed = 0, noPorts = 0;
 };
@@ -109,6 +133,25 @@ public:
   Result<SlotBudget> slotBudget(unsigned slot) const;
   Result<GlobalCounters> globalCounters() const;
 
+  // The history slot. armHistory() validates every setting (an error naming the setting and
+  // its rule, and nothing changes), creates the history ring if there is none or its size
+  // differs from ringBytes (historyRingFd() then names a new ring), starts the counters and
+  // the sampling anew and arms the slot; on an armed slot it re-arms it with the new
+  // settings. Its records carry slot bit kHistoryRecordSlot and the cookie: drain them with a
+  // RingDrainer of their own on historyRingFd(), routed with
+  // route(kHistoryRecordSlot, cookie, sink). The program must be loaded (attach() first).
+  static constexpr unsigned kHistoryRecordSlot = RINGCAP_HISTORY_RECORD_SLOT;
+  Result<void> armHistory(const HistorySettings &settings);
+  // Stops the sampling; the ring and its records stay for the consumer to drain.
+  Result<void> disarmHistory();
+  bool historyArmed() const { return config_.history_armed != 0; }
+  // The history ring (a BPF ring buffer map), -1 before the first armHistory().
+  int historyRingFd() const { return historyRing_.get(); }
+  // The history ring's size in bytes (0 before the first armHistory()).
+  uint32_t historyRingBytes() const { return historyRingBytes_; }
+  // Counters since the history was last armed.
+  Result<HistoryCounters> historyCounters() const;
+
   // The kernel id of the attached program (0 before the first attach).
   uint32_t programId() const;
   // Detaches the program with kernel id `programId` from the interface, if it is attached
@@ -132,6 +175,8 @@ private:
   CaptureProgram() = default;
   Result<std::vector<ringcap_counters>> readCounters() const;
   Result<SlotCounters> sumSlot(unsigned slot) const;
+  Result<std::vector<ringcap_history_state>> readHistoryState() const;
+  Result<HistoryCounters> sumHistory() const;
   Result<void> writeConfig(const ringcap_config &config);
   // After the program was loaded: each CPU's ring into the array of rings.
   Result<void> createRings();
@@ -152,6 +197,10 @@ private:
   bool standalone_ = false;
   uint32_t held_ = 0; // slots held by holdSlot()
   std::array<SlotCounters, RINGCAP_MAX_SLOTS> baseline_{};
+  UniqueFd historyTemplate_; // the history ring's template until the program is loaded
+  UniqueFd historyRing_;     // the history ring (also in the program's history_ring)
+  uint32_t historyRingBytes_ = 0;
+  HistoryCounters historyBaseline_{};
 };
 
 } // namespace ringcap
