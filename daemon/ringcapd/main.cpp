@@ -83,11 +83,15 @@ void notifyStatus(Daemon &d) {
                        " capture(s) running, " + std::to_string(d.store->size()) + " kept";
   if (d.history) {
     const HistoryStoreCounters &h = d.history->counters();
+    uint64_t ringDrops = 0;
+    if (auto k = d.program->historyCounters())
+      ringDrops = k->ringFull + k->copyFailed;
     auto start = d.history->historyStartNs();
     status += "; history " +
               (start ? "from " + formatRfc3339(int64_t(*start)) : std::string("empty")) + ", " +
               std::to_string(d.history->totalBytes()) + " bytes, " +
-              std::to_string(h.droppedLowSpace + h.droppedWriteError + h.droppedUnknownInterface) +
+              std::to_string(ringDrops + h.droppedLowSpace + h.droppedWriteError +
+                             h.droppedUnknownInterface) +
               " packets dropped";
   }
   if (status != d.lastStatus) {
@@ -163,6 +167,8 @@ void saveAttachments(Daemon &d) {
 // clock was set, when a capture starts and every second while captures run (NTP slews).
 void refreshClockOffset(Daemon &d, const char *why) {
   int64_t change = d.drainer->refreshClockOffset();
+  if (d.historyDrainer)
+    d.historyDrainer->refreshClockOffset();
   if (change > 1'000'000 || change < -1'000'000)
     spdlog::info("{}: packet timestamps now follow it (offset changed by {:.3f} s)", why,
                  double(change) / 1e9);
@@ -333,6 +339,8 @@ int onSignal(sd_event_source *, const signalfd_siginfo *si, void *userdata) {
 // while it is enabled.
 int onHistoryTimer(sd_event_source *source, uint64_t usec, void *userdata) {
   auto &d = *static_cast<Daemon *>(userdata);
+  if (d.historyDrainer)
+    d.historyDrainer->refreshClockOffset(); // NTP slews; a step is followed by onClockStep
   d.history->maintain();
   notifyStatus(d);
   sd_event_source_set_time(source, usec + 1000000);
@@ -354,6 +362,27 @@ HistoryConfig historyConfig(const Daemon &d) {
   for (const auto &a : d.program->attachments())
     c.interfaces.emplace_back(uint32_t(a.ifindex), a.ifname);
   return c;
+}
+
+// The history slot's records carry this cookie (RingDrainer::route).
+constexpr uint32_t kHistoryCookie = 0x68697374; // "hist"
+
+// Arms the always-on history slot on every interface the program is attached to (the
+// configured systems'), sampling 1 in [history] sample_rate packets and keeping a simple
+// capture's 160 bytes of each, and drains its ring into the store.
+Result<void> armHistory(Daemon &d) {
+  HistorySettings hs;
+  hs.sampleRate = d.config.history.sample_rate;
+  hs.snaplen = kSimpleSnaplen;
+  hs.cookie = kHistoryCookie; // ifindexes empty: every attached interface
+  if (auto r = d.program->armHistory(hs); !r)
+    return r.error();
+  auto drainer = RingDrainer::create(d.program->historyRingFd());
+  if (!drainer)
+    return drainer.error();
+  (*drainer)->route(CaptureProgram::kHistoryRecordSlot, kHistoryCookie, d.history.get());
+  d.historyDrainer = std::move(*drainer);
+  return {};
 }
 
 // What the DrainLoop drains: the jobs' rings, then the history's with what is left of the
@@ -534,6 +563,8 @@ int main(int argc, char **argv) {
                  d.history->totalBytes(),
                  start ? "from " + formatRfc3339(int64_t(*start)) : std::string("empty"),
                  d.config.history.sample_rate);
+    if (auto a = armHistory(d); !a)
+      return fatal("[history]: arming the history slot: " + a.error().message);
     r = sd_event_add_time_relative(d.event, &d.historyTimer, CLOCK_MONOTONIC, 1000000, 100000,
                                    onHistoryTimer, &d);
     if (r >= 0)
