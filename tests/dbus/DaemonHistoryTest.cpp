@@ -39,6 +39,14 @@ uint64_t nowNs() {
 
 const char *kHistoryConfig = "[history]\nenabled = true\nsample_rate = 1\nmin_free_bytes = 0\n";
 
+// A lab whose ringcapd keeps every packet in its history.
+LabOptions historyLab(uint32_t simpleIntervalSeconds = 0) {
+  LabOptions o;
+  o.simpleIntervalSeconds = simpleIntervalSeconds;
+  o.extraConfig = kHistoryConfig;
+  return o;
+}
+
 class DaemonHistoryTest : public DaemonTest {
 protected:
   // Writes the history a ringcapd killed mid-segment leaves: packet i at base + i s + 0.5 s,
@@ -128,7 +136,7 @@ TEST_F(DaemonHistoryTest, DisabledHistoryRefusesOffsetTime) {
 }
 
 TEST_F(DaemonHistoryTest, LookBackAnswersFromTheHistoryKeptAcrossKillAndRestart) {
-  RINGCAP_LAB_UP(LabOptions{.extraConfig = kHistoryConfig});
+  RINGCAP_LAB_UP(historyLab());
   ASSERT_TRUE(lab().stopDaemon(SIGTERM));
   const uint64_t base = (nowNs() / kSec - 150) * kSec;
   writeHistory(base);
@@ -201,7 +209,7 @@ TEST_F(DaemonHistoryTest, LookBackAnswersFromTheHistoryKeptAcrossKillAndRestart)
 // 1 in 1, then a look-back after it gets exactly the matching packets of its window; a
 // kill -9 of ringcapd and a restart keep them.
 TEST_F(DaemonHistoryTest, TrafficSentIsFoundByALookBackAfterItAndSurvivesAKill) {
-  RINGCAP_LAB_UP(LabOptions{.extraConfig = kHistoryConfig});
+  RINGCAP_LAB_UP(historyLab());
   constexpr int kSent = 20;
   const json filter = {{"destination_port", 7053}};
   // A live capture of the same packets beside the history: both get them all.
@@ -236,6 +244,27 @@ TEST_F(DaemonHistoryTest, TrafficSentIsFoundByALookBackAfterItAndSurvivesAKill) 
   ASSERT_TRUE(lab().startDaemon());
   rec = lookBack(rfc3339(end, true), 60, filter, ports);
   EXPECT_EQ(ports.size(), size_t(kSent)) << "the history did not survive a kill -9";
+}
+
+// A look-back is a simple capture for the rate limit: it takes the interval, and a refused
+// one does not.
+TEST_F(DaemonHistoryTest, LookBackCountsAgainstTheSimpleRateLimit) {
+  RINGCAP_LAB_UP(historyLab(60));
+  ASSERT_TRUE(lab().sendUdp(40055, 7055, 3, 100));
+  const uint64_t end = nowNs() + kSec;
+  while (nowNs() <= end)
+    usleep(20'000);
+  EXPECT_NE(refusal(rfc3339(nowNs() + 3600 * kSec, false)).find("must not be in the future"),
+            std::string::npos);
+  std::vector<std::string> ports;
+  json rec = lookBack(rfc3339(end, true), 60, {{"destination_port", 7055}}, ports);
+  EXPECT_EQ(ports.size(), 3u) << rec.dump();
+  json again = simpleRequest(60, 100);
+  again["offset_time"] = rfc3339(end, true);
+  DictResult second = root().create(again);
+  EXPECT_EQ(second.call.error, kRateLimited) << second.call.describe();
+  DictResult live = root().create(simpleRequest(60, 100));
+  EXPECT_EQ(live.call.error, kRateLimited) << live.call.describe();
 }
 
 } // namespace
