@@ -1,5 +1,6 @@
 // ringcapctl: the command-line client of ringcapd, over D-Bus.
 #include "dbus/Variant.h"
+#include "request/CaptureRequest.h"
 #include "request/OptionNames.h"
 #include "ringcapctl/Bus.h"
 #include "ringcapctl/Output.h"
@@ -17,6 +18,7 @@
 #include <iterator>
 #include <optional>
 #include <string>
+#include <time.h>
 #include <unistd.h>
 #include <vector>
 
@@ -74,7 +76,9 @@ Request fields (ranges are ringcapd's):
   --colo-name NAME            this host's site or a site group with it (full only, required)
   --destination-conf URI      s3://bucket/dir?region=... or file:///dir, with a passed
                               ownership challenge (full only, required)
-  --offset-time T             RFC 3339 time to look back to (simple only)
+  --offset-time T             look back: the window [T - time-limit, T] of the host's
+                              sampled history (simple only); T is RFC 3339 or a time ago
+                              such as -10m, -90s, -2h, -1h30m
   --output-format pcap|pcapng the file's format (ringcap's own field; default: ringcapd's
                               [capture] output_format, normally pcap)
 Other options:
@@ -223,6 +227,12 @@ json readRequestFile(const std::string &name) {
   return body;
 }
 
+int64_t realtimeNowNs() {
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME, &t);
+  return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
 int cmdCreate(int argc, char **argv, bool &asJson) {
   enum { OPT_WAIT = 256, OPT_FIELD };
   // Request options: the field each sets, and whether it is in filter_v1.
@@ -265,7 +275,14 @@ int cmdCreate(int argc, char **argv, bool &asJson) {
           std::string option = std::string("--") + f.option;
           if (firstOption.empty())
             firstOption = option;
-          (f.filter ? filter : request)[f.key] = f.integer ? parseInteger(option, arg) : json(arg);
+          json value = f.integer ? parseInteger(option, arg) : json(arg);
+          if (std::string_view(f.key) == "offset_time") {
+            auto resolved = ringcap::resolveOffsetTime(arg, realtimeNowNs());
+            if (!resolved)
+              usageError(option + ": " + resolved.error().message, "create");
+            value = *resolved;
+          }
+          (f.filter ? filter : request)[f.key] = value;
         }
       });
   expectArguments(args, 0, "create", "");

@@ -99,6 +99,8 @@ nlohmann::json CaptureRecord::toJson() const {
     j["location"] = location;
   if (!checksum.empty())
     j["checksum"] = checksum;
+  if (historyStartNs)
+    j["history_start"] = formatRfc3339(*historyStartNs);
   return j;
 }
 
@@ -120,6 +122,10 @@ nlohmann::json CaptureRecord::toStateJson() const {
   j["file_size"] = fileSize;
   j["location"] = location;
   j["checksum"] = checksum;
+  if (lookedBack)
+    j["looked_back"] = true;
+  if (historyStartNs)
+    j["history_start_ns"] = *historyStartNs;
   return j;
 }
 
@@ -131,9 +137,11 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.id = j.at("id").get<std::string>();
     if (!isCaptureId(r.id))
       return Error{EINVAL, "bad id"};
-    // Records written before offset_time was refused may hold one that did nothing.
+    // Records written before offset_time was refused may hold one that did nothing: only a
+    // look-back's record keeps it.
     nlohmann::json body = j.at("request");
-    if (body.is_object())
+    r.lookedBack = j.value("looked_back", false);
+    if (body.is_object() && !r.lookedBack)
       body.erase("offset_time");
     auto request = validateCaptureRequest(body, RequestMode::Api);
     if (!request)
@@ -159,6 +167,8 @@ Result<CaptureRecord> CaptureRecord::fromStateJson(const nlohmann::json &j) {
     r.fileSize = j.at("file_size").get<uint64_t>();
     r.location = j.value("location", "");
     r.checksum = j.value("checksum", "");
+    if (j.contains("history_start_ns"))
+      r.historyStartNs = j.at("history_start_ns").get<int64_t>();
     if (!r.fileName.empty() && r.fileName != r.spoolName() && r.fileName != r.outputName())
       return Error{EINVAL, "bad file name"};
     return r;

@@ -47,6 +47,10 @@ struct CaptureRecord {
   uint64_t fileSize = 0;
   std::string location; // full captures: where the file was delivered
   std::string checksum; // full captures: the verified checksum of the delivered file
+  // A simple capture with offset_time, answered from the history (docs/history.md).
+  bool lookedBack = false;
+  // Its window was only partly kept: the oldest packet the history held (history_start).
+  std::optional<int64_t> historyStartNs;
 
   bool finished() const {
     return status == CaptureStatus::Success || status == CaptureStatus::Failed;

@@ -1,5 +1,7 @@
 #include "CaptureService.h"
 #include "api/ServiceApi.h"
+#include "engine/SlotSettingsBuilder.h"
+#include "history/HistoryStore.h"
 #include "pcap/PcapConverter.h"
 
 #include "pcap/PcapReader.h"
@@ -67,6 +69,121 @@ Result<void> CaptureService::checkFull(const CaptureRequest &request) const {
   return {};
 }
 
+Error CaptureService::lowSpaceError(uint64_t free) const {
+  return Error{ENOSPC, "No space left on device: the state directory " + config_.state_directory +
+                           " has " + std::to_string(free) +
+                           " bytes free, not more than "
+                           "capture.min_free_bytes (" +
+                           std::to_string(config_.min_free_bytes) + "); free space first"};
+}
+
+Result<void> CaptureService::admitSimple(Clock::time_point now) const {
+  auto interval = std::chrono::seconds(config_.simple_interval_seconds);
+  if (lastSimple_ && now - *lastSimple_ < interval)
+    return Error{kRateLimited, "simple captures are limited to one per " +
+                                   std::to_string(config_.simple_interval_seconds) + " s; " +
+                                   api::retryAfterPhrase(seconds(*lastSimple_ + interval - now))};
+  if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
+    return lowSpaceError(*free);
+  return {};
+}
+
+Result<std::pair<uint64_t, uint64_t>>
+CaptureService::checkOffsetTime(const CaptureRequest &request) {
+  const std::string &given = *request.offset_time;
+  if (!history_)
+    return Error{kInvalidRequest,
+                 "offset_time: history is disabled on this host ([history] enabled = false); "
+                 "leave offset_time out to capture from now on"};
+  if (auto sys = config_.systems.find(request.system);
+      sys == config_.systems.end() || sys->second.empty())
+    return Error{kInvalidRequest, "system: \"" + request.system +
+                                      "\" has no interfaces on this host (see [systems] in the "
+                                      "configuration)"};
+  auto offset = parseRfc3339Ns(given); // the validator checked its form
+  if (!offset)
+    return Error{kInvalidRequest, "offset_time: must be an RFC 3339 date-time"};
+  const int64_t now = wallClockNowNs();
+  if (*offset > now)
+    return Error{kInvalidRequest, "offset_time: must not be in the future (got " + given +
+                                      "; the time on this host is " + formatRfc3339(now) + ")"};
+  if (*offset < now - kMaxLookBackNs)
+    return Error{kInvalidRequest, "offset_time: must be within the last 24 h (got " + given +
+                                      "; the time on this host is " + formatRfc3339(now) + ")"};
+  if (beforeQuery_)
+    beforeQuery_();
+  auto start = history_->historyStartNs();
+  if (!start)
+    return Error{kInvalidRequest,
+                 "offset_time: history on this host holds no packets yet (got " + given + ")"};
+  if (uint64_t(*offset) < *start)
+    return Error{kInvalidRequest, "offset_time: history on this host starts at " +
+                                      formatRfc3339(int64_t(*start)) + " (got " + given + ")"};
+  const uint64_t span = uint64_t(request.time_limit.value_or(0)) * 1000000000ull;
+  const uint64_t to = uint64_t(*offset);
+  return std::make_pair(to > span ? to - span : 0, to);
+}
+
+Result<const CaptureRecord *> CaptureService::lookBack(const CaptureRequest &request,
+                                                       std::pair<uint64_t, uint64_t> window) {
+  CaptureRecord record;
+  record.id = request.id ? *request.id : newCaptureId();
+  record.request = request;
+  record.status = CaptureStatus::Running;
+  record.submittedNs = wallClockNowNs();
+  record.startedNs = record.submittedNs;
+  record.outputFormat = request.output_format.value_or(config_.output_format);
+  record.fileName = record.outputName();
+  record.lookedBack = true;
+  if (auto r = store_.add(record); !r)
+    return r.error();
+  CaptureRecord *stored = store_.find(record.id);
+  lastSimple_ = Clock::now();
+
+  HistoryQuery query;
+  query.fromNs = window.first;
+  query.toNs = window.second;
+  query.filter = request.filter_v1;
+  query.packetLimit = request.packet_limit.value_or(0);
+  query.outputPath = store_.filePath(*stored);
+  query.format = stored->outputFormat == OutputFormat::Pcapng ? HistoryOutputFormat::Pcapng
+                                                              : HistoryOutputFormat::Pcap;
+  auto result = history_->query(query);
+  stored->finishedNs = wallClockNowNs();
+  if (!result) {
+    stored->status = CaptureStatus::Failed;
+    stored->stopReason = "fault";
+    stored->errorMessage = "reading the history: " + result.error().message;
+    stored->fileName.clear(); // the query removed its partial file
+    spdlog::error("capture {} failed: {}", stored->id, stored->errorMessage);
+  } else {
+    stored->status = CaptureStatus::Success;
+    stored->stopReason = std::string(
+        toString(result->limitReached ? StopReason::PacketLimit : StopReason::TimeLimit));
+    stored->counters.seen = result->packetsScanned;
+    stored->counters.matched = result->packets;
+    stored->counters.captured = result->packets;
+    if (result->windowPartlyKept && result->historyStartNs)
+      stored->historyStartNs = int64_t(*result->historyStartNs);
+    store_.refreshFileSize(*stored);
+    if (store_.group() != gid_t(-1) &&
+        chown(store_.filePath(*stored).c_str(), uid_t(-1), store_.group()) != 0)
+      spdlog::warn("capture {}: giving the file to its group: {}", stored->id,
+                   std::strerror(errno));
+    spdlog::info("capture {} read from the history: {} packets of [{}, {}]{}, {} bytes of {}",
+                 stored->id, result->packets, formatRfc3339(int64_t(window.first)),
+                 formatRfc3339(int64_t(window.second)),
+                 stored->historyStartNs
+                     ? "; kept from " + formatRfc3339(*stored->historyStartNs) + " only"
+                     : std::string(),
+                 stored->fileSize, toString(stored->outputFormat));
+  }
+  persist(*stored);
+  notify(*stored, true);
+  retain();
+  return stored;
+}
+
 CaptureService::~CaptureService() = default;
 
 Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body) {
@@ -80,6 +197,15 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
       return Error{kInvalidRequest, "id: a capture with id " + *request->id + " exists already (" +
                                         std::string(toString(existing->status)) +
                                         "); an id names one capture"};
+  // A look-back reads the history: no slot, no interface to attach, no waiting.
+  if (request->offset_time) {
+    auto window = checkOffsetTime(*request);
+    if (!window)
+      return window.error();
+    if (auto a = admitSimple(Clock::now()); !a)
+      return a.error();
+    return lookBack(*request, *window);
+  }
   auto ifaces = systemInterfaces(request->system);
   if (!ifaces)
     return ifaces.error();
@@ -88,17 +214,12 @@ Result<const CaptureRecord *> CaptureService::create(const nlohmann::json &body)
       return c.error();
 
   auto now = Clock::now();
-  auto interval = std::chrono::seconds(config_.simple_interval_seconds);
-  if (request->type == CaptureType::Simple && lastSimple_ && now - *lastSimple_ < interval)
-    return Error{kRateLimited, "simple captures are limited to one per " +
-                                   std::to_string(config_.simple_interval_seconds) + " s; " +
-                                   api::retryAfterPhrase(seconds(*lastSimple_ + interval - now))};
-  if (auto free = freeSpace(); free && *free <= config_.min_free_bytes)
-    return Error{ENOSPC, "No space left on device: the state directory " + config_.state_directory +
-                             " has " + std::to_string(*free) +
-                             " bytes free, not more than "
-                             "capture.min_free_bytes (" +
-                             std::to_string(config_.min_free_bytes) + "); free space first"};
+  if (request->type == CaptureType::Simple) {
+    if (auto a = admitSimple(now); !a)
+      return a.error();
+  } else if (auto free = freeSpace(); free && *free <= config_.min_free_bytes) {
+    return lowSpaceError(*free);
+  }
   if (!program_.freeSlot())
     return Error{kCaptureBusy, "all " + std::to_string(RINGCAP_MAX_SLOTS) +
                                    " capture slots are in use; try again when one ends"};

@@ -17,6 +17,8 @@
 
 namespace ringcap {
 
+class HistoryStore;
+
 class CaptureService {
 public:
   using Clock = std::chrono::steady_clock;
@@ -29,6 +31,14 @@ public:
   ~CaptureService();
 
   void setChangeListener(ChangeListener listener) { listener_ = std::move(listener); }
+  // The sampled history behind offset_time (docs/history.md); nullptr (the default): the
+  // host keeps none ([history] enabled = false) and offset_time is refused. `beforeQuery`,
+  // if given, brings the records still waiting in the history's ring into the store before
+  // a look-back reads it.
+  void setHistory(HistoryStore *history, std::function<void()> beforeQuery = {}) {
+    history_ = history;
+    beforeQuery_ = std::move(beforeQuery);
+  }
 
   // Validates the request, applies the rate limits and starts the capture.
   Result<const CaptureRecord *> create(const nlohmann::json &request);
@@ -94,6 +104,9 @@ public:
   // An interface the program was attached to is gone: the captures on it fail.
   void interfaceGone(int ifindex, const std::string &ifname);
 
+  // How far back offset_time may look (the service's rule), whatever the history keeps.
+  static constexpr int64_t kMaxLookBackNs = 86400ll * 1000000000;
+
   static constexpr auto kCounterInterval = std::chrono::milliseconds(250);
   static constexpr auto kSaveInterval = std::chrono::seconds(5);
 
@@ -118,6 +131,16 @@ private:
   // Saves the record; on failure remembers it and tick() tries again.
   void persist(CaptureRecord &record);
   Result<void> checkFull(const CaptureRequest &request) const;
+  // The refusals of an offset_time (history disabled, in the future, older than 24 h or than
+  // the history kept); the window's start and end, both ends included.
+  Result<std::pair<uint64_t, uint64_t>> checkOffsetTime(const CaptureRequest &request);
+  // A simple capture with offset_time: the window's packets from the history, written at
+  // once; the record ends success (or failed) before create() returns.
+  Result<const CaptureRecord *> lookBack(const CaptureRequest &request,
+                                         std::pair<uint64_t, uint64_t> window);
+  // The simple-capture rate limit and the free space; records the simple capture's time.
+  Result<void> admitSimple(Clock::time_point now) const;
+  Error lowSpaceError(uint64_t free) const;
   void deliver(const std::string &id);
   // Converts a finished simple capture's spool to PCAP when its format asks for it.
   Result<void> convertSimple(CaptureRecord &record);
@@ -140,6 +163,8 @@ private:
   std::map<std::string, Running> jobs_;
   std::map<std::string, Running> finishing_; // stopped, draining their last records
   std::function<void()> busyListener_;
+  HistoryStore *history_ = nullptr;
+  std::function<void()> beforeQuery_;
   std::optional<Clock::time_point> lastSimple_;
   Clock::time_point lastCounters_{};
   Clock::time_point lastPublished_{}; // publishCounters()

@@ -133,7 +133,7 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
                          // gateway: ringcap-gateway's table (daemon/gateway), not read here
                          {"colo_name", "colo_groups", "state_directory", "systems", "capture",
                           "gateway", "rate_limits", "retention", "access", "destinations", "s3",
-                          "ownership", "fleet"}));
+                          "ownership", "fleet", "history"}));
 
   if (!root.get("colo_name"))
     return r.error("colo_name", "required (the site this host belongs to)");
@@ -302,6 +302,36 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
                        "must be an s3:// URI, s3://bucket[/dir]?region=REGION[&endpoint=URL] (" +
                            why + ")");
     }
+  }
+  if (err)
+    return *err;
+  if (const toml::table *t = r.table(root, "history", err)) {
+    RINGCAP_TRY(r.onlyKeys(*t, "history.",
+                           {"enabled", "directory", "max_bytes", "max_age_seconds", "sample_rate",
+                            "segment_seconds", "segment_max_bytes", "min_free_bytes"}));
+    auto &h = c.history;
+    if (const toml::node *n = t->get("enabled")) {
+      if (!n->is_boolean())
+        return r.error("history.enabled", "must be true or false (got " + describe(*n) + ")");
+      h.enabled = n->as_boolean()->get();
+    }
+    RINGCAP_TRY(r.string(*t, "history.", "directory", h.directory));
+    if (t->get("directory") && (h.directory.empty() || h.directory[0] != '/'))
+      return r.error("history.directory", "must be an absolute path (got \"" + h.directory + "\")");
+    RINGCAP_TRY(r.integer(*t, "history.", "max_bytes", 8192, int64_t(1) << 62, h.max_bytes));
+    RINGCAP_TRY(r.integer(*t, "history.", "max_age_seconds", 1, 86400, h.max_age_seconds));
+    RINGCAP_TRY(r.integer(*t, "history.", "sample_rate", 1, 1000000, h.sample_rate));
+    RINGCAP_TRY(r.integer(*t, "history.", "segment_seconds", 1, 3600, h.segment_seconds));
+    RINGCAP_TRY(r.integer(*t, "history.", "segment_max_bytes", 4096, int64_t(1) << 62,
+                          h.segment_max_bytes));
+    RINGCAP_TRY(r.integer(*t, "history.", "min_free_bytes", 0, int64_t(1) << 62, h.min_free_bytes));
+    // Without the key, the segments follow a smaller max_bytes.
+    if (!t->get("segment_max_bytes"))
+      h.segment_max_bytes = std::min(h.segment_max_bytes, h.max_bytes / 2);
+    if (h.max_bytes / 2 < h.segment_max_bytes)
+      return r.error("history.max_bytes", "must be at least twice history.segment_max_bytes (" +
+                                              std::to_string(h.segment_max_bytes) + "; got " +
+                                              std::to_string(h.max_bytes) + ")");
   }
   if (err)
     return *err;

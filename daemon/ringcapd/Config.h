@@ -55,6 +55,23 @@ struct DaemonConfig {
   uint32_t ownership_max_records = 1000;
   uint32_t ownership_pending_expiry_seconds = 86400;
 
+  // [history]: the sampled packet history behind offset_time (docs/history.md). Off by
+  // default: nothing is recorded until the operator enables it.
+  struct History {
+    bool enabled = false;
+    std::string directory; // empty: <state_directory>/history
+    uint64_t max_bytes = 1ull << 30;
+    uint64_t max_age_seconds = 86400;
+    uint32_t sample_rate = 100; // 1 in N packets of the systems' interfaces
+    uint64_t segment_seconds = 60;
+    uint64_t segment_max_bytes = 64ull << 20;
+    uint64_t min_free_bytes = 1ull << 30;
+    // The history's directory: `directory`, or <state_directory>/history.
+    std::string path(const std::string &stateDirectory) const {
+      return directory.empty() ? stateDirectory + "/history" : directory;
+    }
+  } history;
+
   std::vector<std::string> file_roots;
   std::optional<std::string> s3_endpoint;
   std::vector<std::string> s3_allowed_endpoints; // endpoints a request's endpoint= may name

@@ -11,6 +11,8 @@
 #include "engine/ClockStepWatch.h"
 #include "engine/DrainLoop.h"
 #include "engine/KernelSupport.h"
+#include "engine/SlotSettingsBuilder.h"
+#include "history/HistoryStore.h"
 
 #include <csignal>
 #include <cstdio>
@@ -44,6 +46,12 @@ struct Daemon {
   std::unique_ptr<Worker> worker;
   std::unique_ptr<OwnershipService> ownership;
   std::unique_ptr<CaptureService> service;
+  // [history] enabled: the sampled history behind offset_time (docs/history.md).
+  std::unique_ptr<HistoryStore> history;
+  // The history slot's ring (null while the slot is not armed), drained into `history` by
+  // the same DrainLoop as the jobs' rings, after them (historyRing()).
+  std::unique_ptr<RingDrainer> historyDrainer;
+  sd_event_source *historyTimer = nullptr;
   std::unique_ptr<BusService> busService;
   sd_event *event = nullptr;
   sd_bus *bus = nullptr;
@@ -73,6 +81,19 @@ void notifyStatus(Daemon &d) {
     ifaces += (ifaces.empty() ? "" : ", ") + a.ifname;
   std::string status = "Capturing on " + ifaces + "; " + std::to_string(d.service->running()) +
                        " capture(s) running, " + std::to_string(d.store->size()) + " kept";
+  if (d.history) {
+    const HistoryStoreCounters &h = d.history->counters();
+    uint64_t ringDrops = 0;
+    if (auto k = d.program->historyCounters())
+      ringDrops = k->ringFull + k->copyFailed;
+    auto start = d.history->historyStartNs();
+    status += "; history " +
+              (start ? "from " + formatRfc3339(int64_t(*start)) : std::string("empty")) + ", " +
+              std::to_string(d.history->totalBytes()) + " bytes, " +
+              std::to_string(ringDrops + h.droppedLowSpace + h.droppedWriteError +
+                             h.droppedUnknownInterface) +
+              " packets dropped";
+  }
   if (status != d.lastStatus) {
     sd_notifyf(0, "STATUS=%s", status.c_str());
     d.lastStatus = status;
@@ -146,6 +167,8 @@ void saveAttachments(Daemon &d) {
 // clock was set, when a capture starts and every second while captures run (NTP slews).
 void refreshClockOffset(Daemon &d, const char *why) {
   int64_t change = d.drainer->refreshClockOffset();
+  if (d.historyDrainer)
+    d.historyDrainer->refreshClockOffset();
   if (change > 1'000'000 || change < -1'000'000)
     spdlog::info("{}: packet timestamps now follow it (offset changed by {:.3f} s)", why,
                  double(change) / 1e9);
@@ -312,6 +335,92 @@ int onSignal(sd_event_source *, const signalfd_siginfo *si, void *userdata) {
   return 0;
 }
 
+// The history's bounds by the clock (age, free space, a period that ended), every second
+// while it is enabled.
+int onHistoryTimer(sd_event_source *source, uint64_t usec, void *userdata) {
+  auto &d = *static_cast<Daemon *>(userdata);
+  if (d.historyDrainer)
+    d.historyDrainer->refreshClockOffset(); // NTP slews; a step is followed by onClockStep
+  d.history->maintain();
+  notifyStatus(d);
+  sd_event_source_set_time(source, usec + 1000000);
+  return 0;
+}
+
+// The history's configuration: [history], the snaplen of a simple capture, and the
+// interfaces of the configured systems that are attached.
+HistoryConfig historyConfig(const Daemon &d) {
+  const auto &h = d.config.history;
+  HistoryConfig c;
+  c.directory = h.path(d.config.state_directory);
+  c.maxBytes = h.max_bytes;
+  c.maxAgeSeconds = h.max_age_seconds;
+  c.segmentSeconds = h.segment_seconds;
+  c.segmentMaxBytes = h.segment_max_bytes;
+  c.minFreeBytes = h.min_free_bytes;
+  c.snaplen = kSimpleSnaplen; // what a simple capture keeps
+  for (const auto &a : d.program->attachments())
+    c.interfaces.emplace_back(uint32_t(a.ifindex), a.ifname);
+  return c;
+}
+
+// The history slot's records carry this cookie (RingDrainer::route).
+constexpr uint32_t kHistoryCookie = 0x68697374; // "hist"
+
+// Arms the always-on history slot on every interface the program is attached to (the
+// configured systems'), sampling 1 in [history] sample_rate packets and keeping a simple
+// capture's 160 bytes of each, and drains its ring into the store.
+Result<void> armHistory(Daemon &d) {
+  HistorySettings hs;
+  hs.sampleRate = d.config.history.sample_rate;
+  hs.snaplen = kSimpleSnaplen;
+  hs.cookie = kHistoryCookie; // ifindexes empty: every attached interface
+  if (auto r = d.program->armHistory(hs); !r)
+    return r.error();
+  auto drainer = RingDrainer::create(d.program->historyRingFd());
+  if (!drainer)
+    return drainer.error();
+  (*drainer)->route(CaptureProgram::kHistoryRecordSlot, kHistoryCookie, d.history.get());
+  d.historyDrainer = std::move(*drainer);
+  return {};
+}
+
+// What the DrainLoop drains: the jobs' rings, then the history's with what is left of the
+// slice, so that the history never delays a live capture's records (a history ring left
+// full drops its packets, counted by the slot).
+DrainLoop::Ring drainedRings(Daemon &d) {
+  return DrainLoop::Ring{
+      [&d](uint64_t maxRecords, uint64_t maxBytes, bool &cut) -> Result<uint64_t> {
+        bool jobsCut = false;
+        auto n = d.drainer->consume(maxRecords, maxBytes, &jobsCut);
+        if (!n || !d.historyDrainer)
+          return n.ok() ? (cut = jobsCut, n) : n;
+        if (jobsCut || *n >= maxRecords) {
+          cut = true; // the history waits for the next slice
+          return n;
+        }
+        bool historyCut = false;
+        auto h = d.historyDrainer->consume(maxRecords - *n, maxBytes, &historyCut);
+        if (!h)
+          return h.error();
+        cut = historyCut;
+        return *n + *h;
+      },
+      [&d] {
+        uint64_t pending = d.drainer->maxPendingBytes();
+        if (d.historyDrainer)
+          pending = std::max(pending, d.historyDrainer->maxPendingBytes());
+        return pending;
+      },
+      [&d] {
+        std::vector<int> fds = d.drainer->ringFds();
+        if (d.historyDrainer)
+          for (int fd : d.historyDrainer->ringFds())
+            fds.push_back(fd);
+        return fds;
+      }};
+}
+
 int fatal(const std::string &message) {
   spdlog::critical("{}", message);
   sd_notifyf(0, "STATUS=Failed: %s", message.c_str());
@@ -441,12 +550,36 @@ int main(int argc, char **argv) {
   sd_event_add_signal(d.event, nullptr, SIGTERM, onSignal, &d);
   sd_event_add_signal(d.event, nullptr, SIGINT, onSignal, &d);
   sd_event_set_watchdog(d.event, true);
+  if (d.config.history.enabled) {
+    // What a previous daemon kept is indexed again (a segment torn by a kill is cut back to
+    // its last whole packet), and the bounds applied.
+    auto history = HistoryStore::open(historyConfig(d));
+    if (!history)
+      return fatal("[history]: " + history.error().message);
+    d.history = std::move(*history);
+    auto start = d.history->historyStartNs();
+    spdlog::info("history: {} ({} segments, {} bytes, {}), 1 in {} packets sampled",
+                 d.history->config().directory, d.history->segments().size(),
+                 d.history->totalBytes(),
+                 start ? "from " + formatRfc3339(int64_t(*start)) : std::string("empty"),
+                 d.config.history.sample_rate);
+    if (auto a = armHistory(d); !a)
+      return fatal("[history]: arming the history slot: " + a.error().message);
+    r = sd_event_add_time_relative(d.event, &d.historyTimer, CLOCK_MONOTONIC, 1000000, 100000,
+                                   onHistoryTimer, &d);
+    if (r >= 0)
+      r = sd_event_source_set_enabled(d.historyTimer, SD_EVENT_ON);
+    if (r < 0)
+      return fatal(Error::fromErrno(r, "the history timer").message);
+  } else {
+    spdlog::info("history: disabled ([history] enabled = false): offset_time is refused");
+  }
   DrainLoop::Options drainOptions;
   drainOptions.wakeupBytes = d.program->wakeupBytes();
   drainOptions.batch = CaptureService::kDrainBatch; // the bus is served between slices
   drainOptions.batchBytes = CaptureService::kDrainBatchBytes;
   drainOptions.period = CaptureService::kTickInterval;
-  d.loop = std::make_unique<DrainLoop>(*d.drainer, drainOptions);
+  d.loop = std::make_unique<DrainLoop>(drainedRings(d), drainOptions);
   // Edge-triggered: an event for each wake-up of the program, not while records wait.
   for (int fd : d.loop->ringFds()) {
     sd_event_source *ring = nullptr;
@@ -495,6 +628,13 @@ int main(int argc, char **argv) {
   d.ownership = std::make_unique<OwnershipService>(*d.ownerships, *d.worker, destinations);
   d.service = std::make_unique<CaptureService>(d.config, *d.store, *d.program, *d.drainer,
                                                *d.ownership, *d.worker, destinations, host);
+  if (d.history)
+    // A look-back first takes what waits in the history's ring.
+    d.service->setHistory(d.history.get(), [&d] {
+      if (d.historyDrainer)
+        if (auto n = d.historyDrainer->consume(); !n)
+          spdlog::warn("draining the history ring: {}", n.error().message);
+    });
   // Interfaces deleted and created again (a driver reload, a rebuilt bond, a veth recreated by
   // a container runtime): followed through rtnetlink.
   auto links = LinkMonitor::open();
@@ -544,6 +684,9 @@ int main(int argc, char **argv) {
   unlink(d.attachmentsFile.c_str());
   d.worker.reset(); // joins the worker threads
   d.service.reset();
+  sd_event_source_unref(d.historyTimer);
+  d.historyDrainer.reset();
+  d.history.reset(); // closes the active segment and writes the index
   d.loop.reset();
   d.drainer.reset();
   sd_event_source_unref(d.timer);

@@ -34,6 +34,35 @@ TEST(DaemonConfig, MinimalFileGetsTheDocumentedDefaults) {
   EXPECT_FALSE(c->skip_missing_interfaces);
   EXPECT_EQ(c->output_format, OutputFormat::Pcap);
   EXPECT_EQ(c->allInterfaces(), std::vector<std::string>{"eth0"});
+  // The history is off by default.
+  EXPECT_FALSE(c->history.enabled);
+  EXPECT_EQ(c->history.path(c->state_directory), "/var/lib/ringcap/history");
+  EXPECT_EQ(c->history.max_age_seconds, 86400u);
+  EXPECT_EQ(c->history.sample_rate, 100u);
+}
+
+TEST(DaemonConfig, HistoryTable) {
+  auto c = parseDaemonConfig(std::string(kMinimal) + R"([history]
+enabled = true
+max_bytes = 10000000
+max_age_seconds = 3600
+sample_rate = 1
+segment_seconds = 10
+min_free_bytes = 0
+)",
+                             "test");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->history.enabled);
+  EXPECT_EQ(c->history.max_bytes, 10000000u);
+  EXPECT_EQ(c->history.max_age_seconds, 3600u);
+  EXPECT_EQ(c->history.sample_rate, 1u);
+  EXPECT_EQ(c->history.segment_seconds, 10u);
+  EXPECT_EQ(c->history.min_free_bytes, 0u);
+  // Without segment_max_bytes, the segments follow a smaller max_bytes.
+  EXPECT_EQ(c->history.segment_max_bytes, 5000000u);
+  auto d = parseDaemonConfig(std::string(kMinimal) + "[history]\ndirectory = \"/srv/h\"\n", "t");
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->history.path(d->state_directory), "/srv/h");
 }
 
 TEST(DaemonConfig, FullFileParses) {
@@ -153,6 +182,23 @@ TEST(DaemonConfig, BadFilesAreRefusedNamingTheKey) {
        "s3.allowed_endpoints: each must be"},
       {"colo_name = \"a\"\n" + systems + "[s3]\nallowed_endpoints = \"http://h\"\n",
        "s3.allowed_endpoints"},
+      {"colo_name = \"a\"\n" + systems + "[history]\nenabled = 1\n",
+       "history.enabled: must be true or false (got 1)"},
+      {"colo_name = \"a\"\n" + systems + "[history]\nmax_age_seconds = 86401\n",
+       "history.max_age_seconds: must be an integer from 1 to 86400 (got 86401)"},
+      {"colo_name = \"a\"\n" + systems + "[history]\nsample_rate = 0\n",
+       "history.sample_rate: must be an integer from 1 to 1000000 (got 0)"},
+      {"colo_name = \"a\"\n" + systems + "[history]\nsegment_seconds = 3601\n",
+       "history.segment_seconds: must be an integer from 1 to 3600 (got 3601)"},
+      {"colo_name = \"a\"\n" + systems + "[history]\nsegment_max_bytes = 4095\n",
+       "history.segment_max_bytes: must be an integer from 4096"},
+      {"colo_name = \"a\"\n" + systems +
+           "[history]\nmax_bytes = 100000\nsegment_max_bytes = 60000\n",
+       "history.max_bytes: must be at least twice history.segment_max_bytes (60000; got 100000)"},
+      {"colo_name = \"a\"\n" + systems + "[history]\ndirectory = \"h\"\n",
+       "history.directory: must be an absolute path (got \"h\")"},
+      {"colo_name = \"a\"\n" + systems + "[history]\nsnaplen = 200\n",
+       "history.snaplen: unknown key"},
       {"colo_name = \"a\"\ncapture = 5\n" + systems, "capture: must be a table"},
       {"colo_name = \"a\n", "line 1"},
   };

@@ -213,3 +213,25 @@ TEST_F(JobStoreTest, OlderRecordsWithOffsetTimeAndWithoutStopRequestedAreRead) {
   EXPECT_FALSE(r->toJson().contains("offset_time"));
   EXPECT_FALSE(r->toJson().contains("stop_requested"));
 }
+
+// A look-back's record keeps its offset_time and history_start across a reopen.
+TEST_F(JobStoreTest, LookBackRecordsKeepOffsetTimeAndHistoryStart) {
+  std::string id;
+  {
+    auto s = JobStore::open(dir_, gid_t(-1));
+    ASSERT_TRUE(s);
+    auto r = record(1, CaptureStatus::Success, 10);
+    r.request.offset_time = "2026-11-26T10:00:00Z";
+    r.lookedBack = true;
+    r.historyStartNs = int64_t(1795687190) * 1000000000;
+    id = r.id;
+    ASSERT_TRUE((*s)->add(r));
+  }
+  auto s = JobStore::open(dir_, gid_t(-1));
+  ASSERT_TRUE(s);
+  const CaptureRecord *r = (*s)->find(id);
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->lookedBack);
+  EXPECT_EQ(r->toJson().value("offset_time", ""), "2026-11-26T10:00:00Z");
+  EXPECT_EQ(r->toJson().value("history_start", ""), "2026-11-26T09:59:50.000000Z");
+}

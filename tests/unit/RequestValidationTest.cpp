@@ -43,6 +43,16 @@ struct GoodCase {
 };
 
 const GoodCase kGoodCases[] = {
+    // offset_time: its form here; the history it names is the daemon's check.
+    {Api, Base::Simple, R"({"offset_time":"2026-11-26T10:00:00Z"})",
+     R"({"system":"magic-transit","type":"simple","time_limit":60,"packet_limit":100,
+         "offset_time":"2026-11-26T10:00:00Z"})"},
+    {Api, Base::Simple, R"({"offset_time":"2026-11-26t10:00:00.123456789+01:00"})",
+     R"({"system":"magic-transit","type":"simple","time_limit":60,"packet_limit":100,
+         "offset_time":"2026-11-26t10:00:00.123456789+01:00"})"},
+    {Api, Base::Simple, R"({"offset_time":"2024-02-29T23:59:60.5-12:30"})",
+     R"({"system":"magic-transit","type":"simple","time_limit":60,"packet_limit":100,
+         "offset_time":"2024-02-29T23:59:60.5-12:30"})"},
     // Api, simple.
     {Api, Base::Simple, "{}",
      R"({"system":"magic-transit","type":"simple","time_limit":60,"packet_limit":100})"},
@@ -168,6 +178,43 @@ TEST(RequestValidationTest, ParsedValues) {
 
   EXPECT_EQ(toString(CaptureType::Simple), "simple");
   EXPECT_EQ(toString(CaptureType::Full), "full");
+}
+
+TEST(RequestValidationTest, Rfc3339Times) {
+  EXPECT_EQ(parseRfc3339Ns("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parseRfc3339Ns("2026-11-26T10:00:00Z"), int64_t(1795687200) * 1000000000);
+  EXPECT_EQ(parseRfc3339Ns("2026-11-26t11:30:00.5+01:30"),
+            int64_t(1795687200) * 1000000000 + 500000000);
+  EXPECT_EQ(parseRfc3339Ns("2026-11-26T09:59:59.000000001-00:00"),
+            int64_t(1795687199) * 1000000000 + 1);
+  EXPECT_EQ(parseRfc3339Ns("2024-02-29T23:59:60Z"), int64_t(1709251200) * 1000000000);
+  EXPECT_EQ(parseRfc3339Ns("2026-02-29T10:00:00Z"), std::nullopt);
+  EXPECT_EQ(parseRfc3339Ns("2026-11-26T10:00:00"), std::nullopt);
+}
+
+TEST(RequestValidationTest, OffsetTimeOfAClient) {
+  const int64_t now = int64_t(1795687200) * 1000000000 + 700000000; // 2026-11-26T10:00:00.7Z
+  auto check = [&](const char *text, const char *expected) {
+    auto r = resolveOffsetTime(text, now);
+    ASSERT_TRUE(r.ok()) << text << ": " << r.error().message;
+    EXPECT_EQ(*r, expected) << text;
+  };
+  check("-10m", "2026-11-26T09:50:00Z");
+  check("-90s", "2026-11-26T09:58:30Z");
+  check("-2h", "2026-11-26T08:00:00Z");
+  check("-1h30m", "2026-11-26T08:30:00Z");
+  check("-1d", "2026-11-25T10:00:00Z");
+  check("-0s", "2026-11-26T10:00:00Z");
+  check("2026-11-26T09:00:00.5+01:00", "2026-11-26T09:00:00.5+01:00");
+  for (const char *bad :
+       {"", "-", "-10", "10m", "-10x", "-m", "yesterday", "-1h-2m", "2026-11-26T09:00:00"}) {
+    auto r = resolveOffsetTime(bad, now);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("must be an RFC 3339 date-time such as "
+                                     "2026-11-26T10:00:00Z, or a time ago such as -10m"),
+              std::string::npos)
+        << r.error().message;
+  }
 }
 
 TEST(RequestValidationTest, AcceptsSignedIntegersBuiltInCode) {
@@ -404,15 +451,6 @@ const BadCase kBadCases[] = {
      "destination_conf: must be a non-empty string of at most 2048 bytes (got an object)"},
     {Tool, Base::None, R"({"destination_conf":"file:///srv/pcaps"})",
      "destination_conf: not accepted by ringcap-dump (it belongs to the daemon's API)"},
-    // offset_time: well-formed ones are refused too, since no host keeps the history that
-    // the look-back needs (accepting it would capture from now on and ignore the field).
-    {Api, Base::Simple, R"({"offset_time":"2026-11-26T10:00:00Z"})",
-     "offset_time: not supported on this host: it keeps no packet history to look back in "
-     "(leave offset_time out to capture from now on)"},
-    {Api, Base::Simple, R"({"offset_time":"2026-11-26t10:00:00.123456789+01:00"})",
-     "offset_time: not supported on this host"},
-    {Api, Base::Simple, R"({"offset_time":"2024-02-29T23:59:60.5-12:30"})",
-     "offset_time: not supported on this host"},
     {Api, Base::Full, R"({"offset_time":"2026-11-26T10:00:00Z"})",
      "offset_time: only allowed for simple captures"},
     {Tool, Base::None, R"({"offset_time":"2026-11-26T10:00:00Z"})",
@@ -603,8 +641,10 @@ TEST(RequestValidationTest, ToJsonRoundTripsEveryField) {
   simple.time_limit = 1;
   simple.packet_limit = 1;
   simple.filter_v1.destination_address = *IpAddress::parse("10.1.2.3");
+  simple.offset_time = "2026-11-26T10:00:00Z";
   const json expected = json::parse(R"({"system":"magic-transit","type":"simple","time_limit":1,
-      "packet_limit":1,"filter_v1":{"destination_address":"10.1.2.3"}})");
+      "packet_limit":1,"filter_v1":{"destination_address":"10.1.2.3"},
+      "offset_time":"2026-11-26T10:00:00Z"})");
   EXPECT_EQ(simple.toJson(), expected);
   auto simpleAgain = validateCaptureRequest(simple.toJson(), Api);
   ASSERT_TRUE(simpleAgain.ok()) << simpleAgain.error().message;

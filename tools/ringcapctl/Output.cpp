@@ -20,7 +20,7 @@ const std::vector<std::string> kRecordOrder = [] {
   std::istringstream in(
       "id system type status error_message submitted started finished validated stop_reason "
       "time_limit packet_limit byte_limit filter_v1 colo_name destination_conf filename "
-      "offset_time output_format");
+      "offset_time history_start output_format");
   for (std::string key; in >> key;)
     keys.push_back(key);
   for (const auto &f : kSlotCounterFields)

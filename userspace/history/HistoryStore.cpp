@@ -77,7 +77,7 @@ bool olderFirst(const HistorySegment &a, const HistorySegment &b) {
 // Walks a segment: its packets, timestamps and interfaces; cuts a torn tail back to the
 // last whole block. nullopt (and the file removed) when nothing whole is left in it.
 Result<std::optional<HistorySegment>> scanSegment(const std::string &dir, const std::string &file,
-                                                  HistoryCounters &counters) {
+                                                  HistoryStoreCounters &counters) {
   const std::string path = dir + "/" + file;
   auto reader = SegmentReader::open(path);
   if (!reader) {

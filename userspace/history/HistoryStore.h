@@ -39,7 +39,7 @@ struct HistoryConfig {
 // Checks the bounds; the error names the field ("history.max_age_seconds: ...").
 Result<void> validateHistoryConfig(const HistoryConfig &config);
 
-struct HistoryCounters {
+struct HistoryStoreCounters {
   uint64_t packetsWritten = 0;
   uint64_t bytesWritten = 0; // packet bytes kept (after the cut)
   uint64_t droppedLowSpace = 0;
@@ -126,7 +126,7 @@ public:
   std::optional<uint64_t> historyStartNs() const;
   uint64_t totalBytes() const;
   bool writingStopped() const { return lowSpace_; }
-  const HistoryCounters &counters() const { return counters_; }
+  const HistoryStoreCounters &counters() const { return counters_; }
   // The latest write or index error, if any.
   const std::optional<Error> &lastError() const { return lastError_; }
   const HistoryConfig &config() const { return config_; }
@@ -163,7 +163,7 @@ private:
   bool haveFreeCheck_ = false;
   uint64_t lastFreeCheckNs_ = 0;
   uint64_t retryAfterNs_ = 0; // after a write error, no new segment before this time
-  HistoryCounters counters_;
+  HistoryStoreCounters counters_;
   std::optional<Error> lastError_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <iterator>
 
 namespace ringcap {
@@ -20,9 +21,6 @@ constexpr uint64_t kMaxPacketLimit = 10000;
 constexpr uint64_t kMaxByteLimit = 1000000000;
 constexpr size_t kMaxColoName = 64;
 constexpr size_t kMaxDestinationConf = 2048;
-constexpr std::string_view kOffsetTimeUnsupported =
-    "not supported on this host: it keeps no packet history to look back in (leave "
-    "offset_time out to capture from now on)";
 
 Error invalid(std::string_view path, std::string_view rule) {
   return Error{EINVAL, std::string(path) + ": " + std::string(rule)};
@@ -86,44 +84,17 @@ int daysInMonth(int year, int month) {
   return month == 2 && leap ? 29 : days[month - 1];
 }
 
-// RFC 3339 section 5.6 date-time: YYYY-MM-DD "T" hh:mm:ss [.fraction] ("Z" | +hh:mm | -hh:mm),
-// "T" and "Z" in either case, a leap second (ss = 60) allowed, at most 9 fraction digits.
-bool isRfc3339DateTime(std::string_view s) {
-  size_t i = 0;
-  auto digits = [&](size_t n, int &out) {
-    out = 0;
-    for (size_t end = i + n; i < end; ++i) {
-      if (i >= s.size() || s[i] < '0' || s[i] > '9')
-        return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  auto literal = [&](std::string_view options) {
-    if (i >= s.size() || options.find(s[i]) == std::string_view::npos)
-      return false;
-    ++i;
-    return true;
-  };
-  int year, month, day, hour, minute, second, offsetHour = 0, offsetMinute = 0;
-  if (!(digits(4, year) && literal("-") && digits(2, month) && literal("-") && digits(2, day) &&
-        literal("Tt") && digits(2, hour) && literal(":") && digits(2, minute) && literal(":") &&
-        digits(2, second)))
-    return false;
-  if (literal(".")) {
-    const size_t start = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
-      ++i;
-    if (i == start || i - start > 9)
-      return false;
-  }
-  if (!literal("Zz") &&
-      !(literal("+-") && digits(2, offsetHour) && literal(":") && digits(2, offsetMinute)))
-    return false;
-  return i == s.size() && month >= 1 && month <= 12 && day >= 1 &&
-         day <= daysInMonth(year, month) && hour <= 23 && minute <= 59 && second <= 60 &&
-         offsetHour <= 23 && offsetMinute <= 59;
+// Days from 1970-01-01 to year-month-day (proleptic Gregorian; H. Hinnant's algorithm).
+int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
+
+bool isRfc3339DateTime(std::string_view s) { return parseRfc3339Ns(s).has_value(); }
 
 // A string field whose value must satisfy check; rule describes what is accepted.
 Result<void> readString(const json &body, const char *key, Presence presence,
@@ -180,6 +151,8 @@ json CaptureRequest::toJson() const {
     j["colo_name"] = *colo_name;
   if (destination_conf)
     j["destination_conf"] = *destination_conf;
+  if (offset_time)
+    j["offset_time"] = *offset_time;
   if (output_format)
     j["output_format"] = std::string(toString(*output_format));
   if (id)
@@ -191,6 +164,97 @@ std::span<const std::string_view> captureRequestFields() { return kFields; }
 
 bool isCaptureIdForm(std::string_view text) {
   return text.size() == 32 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// RFC 3339 section 5.6 date-time: YYYY-MM-DD "T" hh:mm:ss [.fraction] ("Z" | +hh:mm | -hh:mm),
+// "T" and "Z" in either case, a leap second (ss = 60) allowed, at most 9 fraction digits.
+std::optional<int64_t> parseRfc3339Ns(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&](size_t n, int &out) {
+    out = 0;
+    for (size_t end = i + n; i < end; ++i) {
+      if (i >= s.size() || s[i] < '0' || s[i] > '9')
+        return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  auto literal = [&](std::string_view options) {
+    if (i >= s.size() || options.find(s[i]) == std::string_view::npos)
+      return false;
+    ++i;
+    return true;
+  };
+  int year, month, day, hour, minute, second, offsetHour = 0, offsetMinute = 0;
+  if (!(digits(4, year) && literal("-") && digits(2, month) && literal("-") && digits(2, day) &&
+        literal("Tt") && digits(2, hour) && literal(":") && digits(2, minute) && literal(":") &&
+        digits(2, second)))
+    return std::nullopt;
+  int64_t fraction = 0;
+  if (literal(".")) {
+    const size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+      ++i;
+    if (i == start || i - start > 9)
+      return std::nullopt;
+    for (size_t k = start; k < start + 9; ++k)
+      fraction = fraction * 10 + (k < i ? s[k] - '0' : 0);
+  }
+  int sign = 0;
+  if (!literal("Zz")) {
+    sign = i < s.size() && s[i] == '-' ? -1 : 1;
+    if (!(literal("+-") && digits(2, offsetHour) && literal(":") && digits(2, offsetMinute)))
+      return std::nullopt;
+  }
+  if (!(i == s.size() && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) &&
+        hour <= 23 && minute <= 59 && second <= 60 && offsetHour <= 23 && offsetMinute <= 59))
+    return std::nullopt;
+  const int64_t secs = daysFromCivil(year, unsigned(month), unsigned(day)) * 86400 + hour * 3600 +
+                       minute * 60 + second - sign * (offsetHour * 3600 + offsetMinute * 60);
+  return secs * 1000000000 + fraction;
+}
+
+Result<std::string> resolveOffsetTime(std::string_view text, int64_t nowNs) {
+  const std::string rule = "must be an RFC 3339 date-time such as 2026-11-26T10:00:00Z, or a "
+                           "time ago such as -10m, -90s, -2h or -1h30m (got \"" +
+                           std::string(text) + "\")";
+  if (text.empty() || text[0] != '-')
+    return parseRfc3339Ns(text) ? Result<std::string>(std::string(text))
+                                : Result<std::string>(Error{EINVAL, rule});
+  int64_t ago = 0;
+  size_t i = 1;
+  if (i == text.size())
+    return Error{EINVAL, rule};
+  while (i < text.size()) {
+    int64_t n = 0;
+    const size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && i - start < 9)
+      n = n * 10 + (text[i++] - '0');
+    if (i == start || i == text.size())
+      return Error{EINVAL, rule};
+    switch (text[i++]) {
+    case 'd':
+      ago += n * 86400;
+      break;
+    case 'h':
+      ago += n * 3600;
+      break;
+    case 'm':
+      ago += n * 60;
+      break;
+    case 's':
+      ago += n;
+      break;
+    default:
+      return Error{EINVAL, rule};
+    }
+  }
+  const time_t at = time_t(nowNs / 1000000000 - ago);
+  struct tm tm {};
+  char buf[32];
+  if (!gmtime_r(&at, &tm) || !strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    return Error{EINVAL, rule};
+  return std::string(buf);
 }
 
 Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode) {
@@ -255,14 +319,11 @@ Result<CaptureRequest> validateCaptureRequest(const json &body, RequestMode mode
   if (r)
     r = readString(body, "destination_conf", fullField, isDestinationConf,
                    "must be a non-empty string of at most 2048 bytes", req.destination_conf);
-  // The look-back needs the packet history, which this host does not keep: a well-formed
-  // offset_time is refused rather than accepted and ignored.
-  std::optional<std::string> offset;
+  // Its form only: whether the host keeps the history it names is the daemon's check.
   if (r)
     r = readString(body, "offset_time", offsetTime, isRfc3339DateTime,
-                   "must be an RFC 3339 date-time such as \"2026-11-26T10:00:00Z\"", offset);
-  if (r && offset)
-    r = invalid("offset_time", kOffsetTimeUnsupported);
+                   "must be an RFC 3339 date-time such as \"2026-11-26T10:00:00Z\"",
+                   req.offset_time);
   std::optional<std::string> format;
   if (r)
     r = readString(body, "output_format", api ? optionalField : apiOnly, isOutputFormat,

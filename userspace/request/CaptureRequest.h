@@ -37,8 +37,10 @@ struct CaptureRequest {
   FilterV1 filter_v1;
   std::optional<std::string> colo_name;
   std::optional<std::string> destination_conf;
-  // offset_time is not a member: no host keeps the packet history it would look back in,
-  // so the validator refuses it (after checking its RFC 3339 form).
+  // Simple captures only: the end of a window of the host's sampled history
+  // (docs/history.md), as given (RFC 3339). Whether the host keeps that history, and whether
+  // the time is within it, is the daemon's check (it needs the clock and the history).
+  std::optional<std::string> offset_time;
   // ringcap's own field (not Cloudflare's): absent means the daemon's configured default.
   std::optional<OutputFormat> output_format;
   // ringcap's own field: the capture's id, supplied by a fleet agent so that every host's
@@ -67,6 +69,15 @@ inline constexpr std::string_view kCaptureIdRule =
     "must be 32 lowercase hexadecimal digits (0-9, a-f)";
 // Whether `text` has the form of a capture id: 32 lowercase hexadecimal digits.
 bool isCaptureIdForm(std::string_view text);
+
+// An RFC 3339 date-time (section 5.6, as the validator accepts it) as ns since the Unix
+// epoch; nullopt if `text` is not one. A leap second (ss = 60) counts as the next second.
+std::optional<int64_t> parseRfc3339Ns(std::string_view text);
+
+// A client's offset_time: an RFC 3339 date-time as it is, or a time ago, "-" followed by one
+// or more of <n>d, <n>h, <n>m, <n>s ("-10m", "-90s", "-2h", "-1h30m"), as the RFC 3339 UTC
+// time that long before nowNs (whole seconds). The error names the rule.
+Result<std::string> resolveOffsetTime(std::string_view text, int64_t nowNs);
 
 // The keys a request body may have.
 std::span<const std::string_view> captureRequestFields();

@@ -17,8 +17,8 @@
   const FIELD_ORDER = [
     'id', 'type', 'status', 'system', 'submitted', 'started', 'finished', 'stop_requested',
     'stop_reason', 'error_message', 'time_limit', 'packet_limit', 'byte_limit', 'filter_v1',
-    'colo_name', 'destination_conf', 'output_format', 'file_name', 'file_size', 'location',
-    'checksum',
+    'colo_name', 'destination_conf', 'offset_time', 'history_start', 'output_format', 'file_name',
+    'file_size', 'location', 'checksum',
   ];
 
   const $ = (id) => document.getElementById(id);
@@ -359,6 +359,7 @@
   function applyType() {
     const full = selectedType() === 'full';
     document.querySelectorAll('#start-form .full-only').forEach((e) => (e.hidden = !full));
+    document.querySelectorAll('#start-form .simple-only').forEach((e) => (e.hidden = full));
   }
 
   // A number field's value as the API wants it: a JSON number when the text is one, else
@@ -380,6 +381,7 @@
     for (const input of form.querySelectorAll('input[name]')) {
       if (input.name === 'type') continue;
       if (input.closest('.full-only') && type !== 'full') continue;
+      if (input.closest('.simple-only') && type === 'full') continue;
       const v = fieldValue(input);
       if (v === undefined) continue;
       if (input.name.startsWith('filter_v1.')) filter[input.name.slice(10)] = v;
