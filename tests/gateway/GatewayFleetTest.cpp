@@ -16,9 +16,14 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
+#include <fcntl.h>
 #include <fstream>
 #include <mutex>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <thread>
 
 namespace ringcap::gateway {
@@ -548,6 +553,139 @@ TEST_F(GatewayFleet, RestartedGatewayCarriesTheCaptureAndMergesTheStagedFiles) {
   auto missing = a.handle(req("GET", kBase + "/" + id + "/download"), *b);
   EXPECT_EQ(missing.status, 500) << missing.body;
   EXPECT_NE(missing.body.find("d2.pcap"), std::string::npos) << missing.body;
+}
+
+// The ringcap-gateway binary in fleet mode: started from a configuration file, killed with
+// SIGKILL mid-capture, started again; the capture reaches success and the download, over
+// HTTP with chunked encoding, is the merged capture.
+class GatewayProcess {
+public:
+  GatewayProcess(std::string config, std::string log)
+      : config_(std::move(config)), log_(std::move(log)) {}
+  ~GatewayProcess() { kill(); }
+  // Starts the binary and waits for its "listening on" line (a new log each start).
+  bool start() {
+    ::unlink(log_.c_str());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(fd, 2);
+      ::execl(RINGCAP_GATEWAY_BINARY, RINGCAP_GATEWAY_BINARY, "--config", config_.c_str(), nullptr);
+      ::_exit(127);
+    }
+    const auto deadline = Clock::now() + 20s;
+    while (Clock::now() < deadline) {
+      const std::string text = testsupport::readBytes(log_);
+      auto at = text.find("listening on http://");
+      if (at != std::string::npos) {
+        auto end = text.find(' ', at + 13);
+        url_ = text.substr(at + 13, end - at - 13);
+        return true;
+      }
+      int status;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        ADD_FAILURE() << "ringcap-gateway exited: " << text;
+        return false;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << "ringcap-gateway did not listen within 20 s: " << testsupport::readBytes(log_);
+    return false;
+  }
+  void kill() {
+    if (pid_ <= 0)
+      return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  const std::string &url() const { return url_; }
+  std::string log() const { return testsupport::readBytes(log_); }
+
+private:
+  std::string config_, log_, url_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(GatewayFleet, TheGatewayProcessKilledMidCaptureCarriesOnAfterARestart) {
+  requireS3();
+  const auto tools = testsupport::findTools();
+  if (!tools.missing.empty())
+    RINGCAP_SKIP("missing " + tools.missing);
+  SimAgent e1(*etcd_, "gwe", "e1"), e2(*etcd_, "gwe", "e2");
+  e1.registerHost();
+  e2.registerHost();
+  const std::string dir = workDir_ + "/process";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/tokens") << "tests " << kToken << "\n";
+  ::chmod((dir + "/tokens").c_str(), 0600);
+  std::string endpoints;
+  for (const auto &u : cluster_->clientUrls())
+    endpoints += (endpoints.empty() ? "\"" : ", \"") + u + "\"";
+  const std::string staging = bucketUri("pstaging");
+  std::ofstream(dir + "/ringcapd.toml")
+      << "colo_name = \"gwe\"\n[systems]\nmagic-transit = [\"eth0\"]\n"
+      << "[gateway]\nlisten = \"127.0.0.1:0\"\naccount_id = \"" << kAccount
+      << "\"\ntokens_file = \"" << dir << "/tokens\"\nfleet_colo_name = \"gwe\"\n"
+      << "[fleet]\netcd_endpoints = [" << endpoints << "]\nstaging_destination = \"" << staging
+      << "\"\n[s3]\nendpoint = \"" << s3_->endpoint() << "\"\ncredentials_file = \"" << workDir_
+      << "/credentials\"\n";
+  GatewayProcess gw(dir + "/ringcapd.toml", dir + "/gateway.log");
+  ASSERT_TRUE(gw.start());
+  auto curl = [&](const std::string &args) {
+    return testsupport::runCommand("curl -sS -H 'Authorization: Bearer " + kToken + "' " + args);
+  };
+  auto created = curl("-H 'Content-Type: application/json' -d '{\"type\":\"simple\","
+                      "\"system\":\"magic-transit\",\"time_limit\":60,\"packet_limit\":10}' " +
+                      gw.url() + kBase);
+  ASSERT_TRUE(created.succeeded);
+  ASSERT_EQ(created.lines.size(), 1u);
+  const json rec = json::parse(created.lines[0])["result"];
+  const std::string id = rec["id"];
+  EXPECT_EQ(rec["colo_name"], "gwe");
+  ASSERT_TRUE(e1.claim(id));
+  ASSERT_TRUE(e2.claim(id));
+  e1.report(id, "running", 1);
+  e2.report(id, "running", 1);
+  ASSERT_TRUE(waitStored(id, "running", 10s)) << gw.log();
+
+  gw.kill();
+  const uint64_t t0 = 1'700'000'100'000'000'000ULL;
+  auto client = s3Client();
+  for (auto [agent, ts, seed] : {std::tuple{&e1, std::vector<uint64_t>{t0 + 5, t0 + 7}, 300u},
+                                 std::tuple{&e2, std::vector<uint64_t>{t0 + 6}, 400u}}) {
+    const std::string bytes = pcapOf(ts, seed);
+    auto put = client.putObject(
+        "pstaging/" + id + "/" + agent->host() + ".pcap",
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+    ASSERT_TRUE(put) << put.error().message;
+    agent->report(id, "success", ts.size(), "",
+                  {{"staged_object", keys::stagedObject(staging, id, agent->host())},
+                   {"staged_bytes", bytes.size()}});
+  }
+  EXPECT_EQ(storedStatus(id).value("status", ""), "running");
+
+  ASSERT_TRUE(gw.start());
+  ASSERT_TRUE(waitStored(id, "success", 10s)) << gw.log();
+  auto got = curl(gw.url() + kBase + "/" + id);
+  ASSERT_TRUE(got.succeeded);
+  EXPECT_EQ(json::parse(got.lines.at(0))["result"]["status"], "success");
+  const std::string out = dir + "/merged.pcapng", headers = dir + "/headers";
+  auto dl = curl("-D " + headers + " -o " + out + " -w '%{http_code}' " + gw.url() + kBase + "/" +
+                 id + "/download");
+  ASSERT_TRUE(dl.succeeded) << gw.log();
+  EXPECT_EQ(dl.lines.at(0), "200");
+  const std::string head = testsupport::readBytes(headers);
+  EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
+  EXPECT_NE(head.find("application/x-pcapng"), std::string::npos) << head;
+  auto times = testsupport::runCommand(tools.tshark + " -r " + out +
+                                       " -T fields -e frame.time_epoch -e udp.srcport");
+  ASSERT_TRUE(times.succeeded);
+  EXPECT_EQ(times.lines, (std::vector<std::string>{testsupport::epochText(t0 + 5) + "\t40300",
+                                                   testsupport::epochText(t0 + 6) + "\t40400",
+                                                   testsupport::epochText(t0 + 7) + "\t40301"}));
 }
 
 } // namespace
