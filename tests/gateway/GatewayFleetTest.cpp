@@ -555,6 +555,56 @@ TEST_F(GatewayFleet, RestartedGatewayCarriesTheCaptureAndMergesTheStagedFiles) {
   EXPECT_NE(missing.body.find("d2.pcap"), std::string::npos) << missing.body;
 }
 
+// A capture that failed on one host while the other staged its file: the download is the
+// staged host's file alone (what was captured is not lost); before the end, 409.
+TEST_F(GatewayFleet, AFailedCaptureDownloadsTheFilesOfTheHostsThatStaged) {
+  requireS3();
+  SimAgent f1(*etcd_, "gwf", "f1"), f2(*etcd_, "gwf", "f2");
+  f1.registerHost();
+  f2.registerHost();
+  auto b = backend(settings("gwf"));
+  ASSERT_TRUE(b);
+  Api a = api();
+  auto created = a.handle(req("POST", kBase, R"({"type":"simple","system":"magic-transit",
+      "time_limit":60,"packet_limit":10})"),
+                          *b);
+  ASSERT_EQ(created.status, 200) << created.body;
+  const std::string id = bodyOf(created)["result"]["id"];
+  ASSERT_TRUE(f1.claim(id));
+  ASSERT_TRUE(f2.claim(id));
+  const uint64_t t0 = 1'700'000'200'000'000'000ULL;
+  const std::string bytes = pcapOf({t0 + 1, t0 + 2}, 500);
+  auto put = s3Client().putObject(
+      "staging/" + id + "/f1.pcap",
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+  ASSERT_TRUE(put) << put.error().message;
+  f1.report(id, "success", 2, "",
+            {{"staged_object", keys::stagedObject(settings().staging, id, "f1")}});
+  f2.report(id, "running", 0);
+  // Not ended yet: 409.
+  auto early = a.handle(req("GET", kBase + "/" + id + "/download"), *b);
+  EXPECT_EQ(early.status, 409) << early.body;
+  f2.report(id, "failed", 0, "ringcapd on f2 refused the capture: busy");
+  auto got = a.handle(req("GET", kBase + "/" + id), *b);
+  json rec = bodyOf(got)["result"];
+  EXPECT_EQ(rec["status"], "failed");
+  EXPECT_EQ(rec["file_name"], "pcap_" + id + ".pcapng");
+  auto dl = a.handle(req("GET", kBase + "/" + id + "/download"), *b);
+  ASSERT_EQ(dl.status, 200) << dl.body;
+  std::string merged;
+  ASSERT_TRUE(readAll(dl.file->get(), merged));
+  const std::string path = workDir_ + "/failed-" + id + ".pcapng";
+  std::ofstream(path, std::ios::binary) << merged;
+  const auto tools = testsupport::findTools();
+  if (tools.tshark.empty())
+    RINGCAP_SKIP("missing tshark");
+  auto times = testsupport::runCommand(tools.tshark + " -r " + path +
+                                       " -T fields -e frame.time_epoch -e udp.srcport");
+  ASSERT_TRUE(times.succeeded);
+  EXPECT_EQ(times.lines, (std::vector<std::string>{testsupport::epochText(t0 + 1) + "\t40500",
+                                                   testsupport::epochText(t0 + 2) + "\t40501"}));
+}
+
 // The ringcap-gateway binary in fleet mode: started from a configuration file, killed with
 // SIGKILL mid-capture, started again; the capture reaches success and the download, over
 // HTTP with chunked encoding, is the merged capture.
