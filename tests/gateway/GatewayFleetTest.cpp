@@ -722,6 +722,11 @@ TEST_F(GatewayFleet, TheGatewayProcessKilledMidCaptureCarriesOnAfterARestart) {
   auto got = curl(gw.url() + kBase + "/" + id);
   ASSERT_TRUE(got.succeeded);
   EXPECT_EQ(json::parse(got.lines.at(0))["result"]["status"], "success");
+  // HEAD: the headers without the body; the merge it started ends when the socket closes.
+  auto head1 =
+      curl("-I -o /dev/null -w '%{http_code}' " + gw.url() + kBase + "/" + id + "/download");
+  ASSERT_TRUE(head1.succeeded) << gw.log();
+  EXPECT_EQ(head1.lines.at(0), "200");
   const std::string out = dir + "/merged.pcapng", headers = dir + "/headers";
   auto dl = curl("-D " + headers + " -o " + out + " -w '%{http_code}' " + gw.url() + kBase + "/" +
                  id + "/download");
