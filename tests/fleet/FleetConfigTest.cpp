@@ -1,5 +1,6 @@
 // The [fleet] table in the one configuration file of ringcapd and ringcap-gateway
-// (docs/configuration.md): ringcapd reads it, the gateway ignores it.
+// (docs/configuration.md): ringcapd reads it; the gateway ignores it unless it has
+// etcd_endpoints (fleet mode: tests/gateway/GatewayConfigTest.cpp, GatewayConfig.FleetModeKeys).
 #include "Config.h"
 #include "GatewayConfig.h"
 
@@ -25,6 +26,7 @@ TEST(FleetConfig, RingcapdReadsTheFleetTableAndTheGatewayIgnoresIt) {
   auto gateway = gateway::parseGatewayConfig(kFile, "test", "/usr/share/ringcap/dashboard");
   ASSERT_TRUE(gateway) << gateway.error().message;
   EXPECT_EQ(gateway->account_id, "0123456789abcdef0123456789abcdef");
+  EXPECT_FALSE(gateway->fleet) << "no etcd_endpoints: not fleet mode";
 }
 
 TEST(FleetConfig, AnUnknownFleetKeyIsRingcapdsErrorNotTheGateways) {
