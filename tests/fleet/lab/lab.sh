@@ -370,7 +370,7 @@ fl_kill() {
     [ $SECONDS -lt $deadline ] || fail "$1 did not exit within 20 s of SIG$2"
     sleep 0.05
   done
-  wait "$pid" 2>/dev/null || true
+  { wait "$pid"; } 2>/dev/null || true
   fl_untrack "$1"
 }
 
