@@ -453,3 +453,105 @@ fl_count() {
 
 # True when this checkout's ringcap-gateway has a fleet mode (it calls fleet::Coordinator).
 fl_gateway_has_fleet() { grep -qs "fleet::Coordinator\|Coordinator " "$FL_SRC"/daemon/gateway/*.cpp; }
+
+# fl_gateway_up: ringcap-gateway in fleet mode on a free port of 127.0.0.1, as the user
+# ringcap-gateway-test (group ringcap, as tests/gateway/lib.sh runs it): [fleet] with the lab's
+# etcd endpoints and a staging destination in the lab's bucket, [s3] the lab's endpoint.
+# Sets FL_API (the account's routes) and FL_TOKEN. fl_gateway_restart: SIGTERM (exit code 0
+# checked), then started again on the same port.
+FL_GATEWAY_USER=ringcap-gateway-test
+fl_gateway_up() {
+  [ -x "$FL_GATEWAY" ] || fail "not built: $FL_GATEWAY"
+  id "$FL_GATEWAY_USER" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin --groups ringcap "$FL_GATEWAY_USER"
+  local dir=$FL_TMP/gateway endpoints
+  mkdir -p "$dir"
+  FL_ACCOUNT=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  FL_TOKEN=$(head -c 30 /dev/urandom | base64 | tr -d '/+=\n' | head -c 40)
+  printf 'lab %s\n' "$FL_TOKEN" >"$dir/tokens"
+  cp "$FL_TMP/aws-credentials" "$dir/aws-credentials"
+  endpoints=$(echo "$FL_ETCD" | sed 's/\([^,]*\)/"\1"/g; s/,/, /g')
+  FL_GATEWAY_PORT=${FL_GATEWAY_PORT:-$(fl_free_ports 1)}
+  cat >"$dir/gateway.toml" <<CONF
+[s3]
+endpoint = "$FL_S3_ENDPOINT"
+credentials_file = "$dir/aws-credentials"
+[fleet]
+etcd_endpoints = [$endpoints]
+staging_destination = "s3://$FL_BUCKET/staging?region=us-east-1"
+[gateway]
+listen = "127.0.0.1:$FL_GATEWAY_PORT"
+account_id = "$FL_ACCOUNT"
+tokens_file = "$dir/tokens"
+dashboard_dir = "$FL_SRC/daemon/gateway/dashboard"
+fleet_colo_name = "$FL_COLO"
+fleet_claim_timeout_seconds = 20
+CONF
+  chgrp -R ringcap "$dir"
+  chmod 750 "$dir"
+  chmod 640 "$dir"/*
+  fl_gateway_start
+  FL_API=http://127.0.0.1:$FL_GATEWAY_PORT/client/v4/accounts/$FL_ACCOUNT
+}
+fl_gateway_start() {
+  local run=1 pid deadline
+  while [ -e "$FL_TMP/gateway-$run.log" ]; do run=$((run + 1)); done
+  FL_GATEWAY_LOG=$FL_TMP/gateway-$run.log
+  setpriv --reuid="$FL_GATEWAY_USER" --regid=ringcap --init-groups \
+    "$FL_GATEWAY" --config "$FL_TMP/gateway/gateway.toml" 2>"$FL_GATEWAY_LOG" &
+  pid=$!
+  fl_track gateway "$pid"
+  deadline=$((SECONDS + 20))
+  until grep -q "listening on " "$FL_GATEWAY_LOG"; do
+    kill -0 "$pid" 2>/dev/null || fail "ringcap-gateway exited: $(tail -n 5 "$FL_GATEWAY_LOG")"
+    [ $SECONDS -lt $deadline ] || fail "ringcap-gateway not listening after 20 s"
+    sleep 0.05
+  done
+}
+fl_gateway_restart() {
+  fl_stop_check ringcap-gateway "$(fl_pid gateway)" "$FL_GATEWAY_LOG"
+  [ -z "$FL_STOP_PROBLEM" ] || fail "$FL_STOP_PROBLEM"
+  fl_untrack gateway
+  echo "ok: ringcap-gateway stopped (exit code 0)"
+  fl_gateway_start
+  echo "ok: ringcap-gateway started again"
+}
+
+# fl_api METHOD PATH [BODY]: a request to the gateway's account routes; prints the answer's
+# body, fails unless it is a 2xx with "success": true.
+fl_api() {
+  local method=$1 path=$2 body=${3:-} code
+  local args=(-sS -o "$FL_TMP/api.body" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $FL_TOKEN")
+  [ -z "$body" ] || args+=(-H 'Content-Type: application/json' --data "$body")
+  code=$(curl "${args[@]}" "$FL_API$path") || fail "curl $method $path"
+  [[ "$code" == 2* ]] || fail "$method $path: HTTP $code: $(cat "$FL_TMP/api.body")"
+  expect_eq "$(fl_json "$(cat "$FL_TMP/api.body")" success)" True "$method $path: success" >/dev/null
+  cat "$FL_TMP/api.body"
+}
+# fl_api_wait ID STATUS TIMEOUT [CONDITION]: as fl_wait_status, through GET /pcaps/ID (the
+# envelope's result); prints the result.
+fl_api_wait() {
+  local id=$1 want=$2 timeout=$3 cond=${4:-True} deadline s=""
+  deadline=$((SECONDS + timeout))
+  while [ $SECONDS -lt "$deadline" ]; do
+    s=$(curl -sS -H "Authorization: Bearer $FL_TOKEN" "$FL_API/pcaps/$id" 2>/dev/null) || s=""
+    if [ -n "$s" ] && s=$(/usr/bin/python3 -c "
+import json, sys
+s = json.loads(sys.argv[1]).get('result') or {}
+hosts = {p['host']: p for p in s.get('hosts', [])}
+print(json.dumps(s))
+sys.exit(0 if s.get('status') == sys.argv[2] and ($cond) else 1)" "$s" "$want"); then
+      echo "$s"
+      return 0
+    fi
+    sleep 0.2
+  done
+  fail "capture $id (REST): status not $want ($cond) after $timeout s: $s"
+}
+# fl_api_download ID FILE
+fl_api_download() {
+  local code
+  code=$(curl -sS -o "$2" -w '%{http_code}' -H "Authorization: Bearer $FL_TOKEN" "$FL_API/pcaps/$1/download") ||
+    fail "curl download $1"
+  expect_eq "$code" 200 "HTTP status of the download of $1"
+}
