@@ -95,6 +95,9 @@ const sd_bus_vtable BusService::kManagerVtable[] = {
                              BusService::onListOwnerships, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("DeleteOwnership", "s", SD_BUS_PARAM(id), "", ,
                              BusService::onDeleteOwnership, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ImportOwnership", "s", SD_BUS_PARAM(destination_conf), "a{sv}",
+                             SD_BUS_PARAM(ownership), BusService::onImportOwnership,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("CaptureFinished", "oss",
                              SD_BUS_PARAM(capture) SD_BUS_PARAM(id) SD_BUS_PARAM(status), 0),
     SD_BUS_VTABLE_END,
@@ -214,7 +217,8 @@ int BusService::fail(const Error &error, sd_bus_error *e) const {
   return sd_bus_error_set(e, api::dbusErrorName(error.kind), error.message.c_str());
 }
 
-std::optional<Error> BusService::checkIdCaller(sd_bus_message *m) const {
+std::optional<Error> BusService::checkFleetCaller(sd_bus_message *m,
+                                                  const std::string &what) const {
   sd_bus_creds *creds = nullptr;
   uid_t uid = uid_t(-1);
   if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID, &creds) >= 0 &&
@@ -223,7 +227,7 @@ std::optional<Error> BusService::checkIdCaller(sd_bus_message *m) const {
   sd_bus_creds_unref(creds);
   if (uid == 0)
     return std::nullopt;
-  std::string rule = "id: a capture id may be supplied only by root";
+  std::string rule = what + " only by root";
   if (agentUser_) {
     std::vector<char> buf(16384);
     passwd pw{}, *found = nullptr;
@@ -235,8 +239,8 @@ std::optional<Error> BusService::checkIdCaller(sd_bus_message *m) const {
   } else {
     rule += " (fleet.agent_user is not set)";
   }
-  spdlog::warn("refused a CreateCapture with an id from uid {}",
-               uid == uid_t(-1) ? -1 : int64_t(uid));
+  spdlog::warn("refused a {} of uid {} ({})", sd_bus_message_get_member(m),
+               uid == uid_t(-1) ? -1 : int64_t(uid), what);
   return Error{kAccessDenied, rule};
 }
 
@@ -248,7 +252,7 @@ int BusService::onCreate(sd_bus_message *m, void *userdata, sd_bus_error *e) {
     return self->fail(Error{kInvalidRequest, request.error().message}, e);
   // Who may name the capture is checked before the id's form or anything else.
   if (auto id = request->find("id"); id != request->end() && !id->is_null())
-    if (auto denied = self->checkIdCaller(m))
+    if (auto denied = self->checkFleetCaller(m, "id: a capture id may be supplied"))
       return self->fail(*denied, e);
   auto created = self->service_.create(*request);
   if (!created)
@@ -348,6 +352,19 @@ int BusService::onDeleteOwnership(sd_bus_message *m, void *userdata, sd_bus_erro
   if (auto r = self->ownership_.remove(id); !r)
     return self->fail(r.error(), e);
   return sd_bus_reply_method_return(m, "");
+}
+
+int BusService::onImportOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+  auto *self = static_cast<BusService *>(userdata);
+  const char *dest;
+  if (int r = sd_bus_message_read(m, "s", &dest); r < 0)
+    return r;
+  if (auto denied = self->checkFleetCaller(m, "ImportOwnership: an ownership may be imported"))
+    return self->fail(*denied, e);
+  auto r = self->ownership_.importValidated(dest);
+  if (!r)
+    return self->fail(r.error(), e);
+  return replyJson(m, r->toJson());
 }
 
 int BusService::findCapture(sd_bus *, const char *path, const char *, void *userdata, void **found,

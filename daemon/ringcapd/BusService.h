@@ -25,8 +25,8 @@ public:
              std::string groupName, gid_t group);
   ~BusService();
 
-  // The user (besides root) whose CreateCapture may carry an `id` ([fleet] agent_user);
-  // nullopt: root only.
+  // The user (besides root) whose CreateCapture may carry an `id`, and who may call
+  // ImportOwnership ([fleet] agent_user); nullopt: root only.
   void setAgentUser(std::optional<std::string> user) { agentUser_ = std::move(user); }
 
   // Registers the objects and takes the bus name.
@@ -47,6 +47,7 @@ private:
   static int onValidateOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e);
   static int onListOwnerships(sd_bus_message *m, void *userdata, sd_bus_error *e);
   static int onDeleteOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e);
+  static int onImportOwnership(sd_bus_message *m, void *userdata, sd_bus_error *e);
   static int findCapture(sd_bus *bus, const char *path, const char *interface, void *userdata,
                          void **found, sd_bus_error *e);
   static int enumerateCaptures(sd_bus *bus, const char *prefix, void *userdata, char ***nodes,
@@ -59,9 +60,9 @@ private:
   // 0 when the caller is root or in the group; else sets AccessDenied and returns < 0.
   int checkCaller(sd_bus_message *m, sd_bus_error *e) const;
   int fail(const Error &error, sd_bus_error *e) const;
-  // Empty when the caller of `m` may supply a capture id (root or the agent user); else the
-  // error that refuses it.
-  std::optional<Error> checkIdCaller(sd_bus_message *m) const;
+  // Empty when the caller of `m` is root or the agent user (who may supply a capture id and
+  // import an ownership); else AccessDenied: "<what> only by root ...".
+  std::optional<Error> checkFleetCaller(sd_bus_message *m, const std::string &what) const;
   void onChange(const CaptureRecord &record, bool statusChanged);
 
   sd_bus *bus_;

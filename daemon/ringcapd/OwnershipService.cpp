@@ -74,6 +74,32 @@ Result<OwnershipRecord> OwnershipService::validate(const std::string &destinatio
   return next;
 }
 
+Result<OwnershipRecord> OwnershipService::importValidated(const std::string &destinationConf) {
+  auto uri = parseDestinationUri(destinationConf);
+  if (!uri)
+    return Error{service_error::kInvalidRequest, uri.error().message};
+  if (auto c = checkDestinationAllowed(*uri, settings_); !c)
+    return Error{service_error::kInvalidRequest, c.error().message};
+  const int64_t now = wallClockNowNs();
+  store_.expire(now);
+  if (const OwnershipRecord *newest = store_.findByDestination(uri->canonical());
+      newest && newest->status == OwnershipStatus::Success)
+    return *newest;
+  if (auto room = store_.checkRoom(uri->canonical(), now); !room)
+    return room.error();
+  OwnershipRecord record =
+      OwnershipStore::make(destinationConf, uri->canonical(), now).record; // token dropped
+  record.filename.clear();
+  record.status = OwnershipStatus::Success;
+  record.validatedNs = now;
+  record.imported = true;
+  if (auto s = store_.add(record, now); !s)
+    return s.error();
+  spdlog::info("ownership {} for {}: imported as validated (fleet)", record.id,
+               record.destinationConf);
+  return record;
+}
+
 std::vector<const OwnershipRecord *> OwnershipService::list() {
   store_.expire(wallClockNowNs());
   return store_.list();

@@ -25,6 +25,13 @@ public:
   // an earlier success: the destination then needs the right challenge again).
   Result<OwnershipRecord> validate(const std::string &destinationConf,
                                    const std::string &challenge);
+  // ImportOwnership (fleet mode): records the destination as validated without a challenge,
+  // because the fleet's gateway validated it (the caller was checked: root or
+  // fleet.agent_user). The destination's newest record when it is a success already (nothing
+  // changes); else a new imported success, which supersedes the destination's other records
+  // as a new challenge would. The destination's rules (form, allowed roots and endpoints) and
+  // ownership.max_records hold as for CreateOwnership.
+  Result<OwnershipRecord> importValidated(const std::string &destinationConf);
   // Every record, newest first (expired pending ones removed first).
   std::vector<const OwnershipRecord *> list();
   Result<void> remove(const std::string &id) { return store_.remove(id); }

@@ -42,15 +42,18 @@ bool isSha256Hex(const std::string &s) {
 }
 
 nlohmann::json stateJson(const OwnershipRecord &r) {
-  return {{"version", kStateVersion},
-          {"id", r.id},
-          {"destination_conf", r.destinationConf},
-          {"canonical", r.canonical},
-          {"filename", r.filename},
-          {"token_sha256", r.tokenSha256},
-          {"status", toString(r.status)},
-          {"submitted_ns", r.submittedNs},
-          {"validated_ns", r.validatedNs}};
+  nlohmann::json j = {{"version", kStateVersion},
+                      {"id", r.id},
+                      {"destination_conf", r.destinationConf},
+                      {"canonical", r.canonical},
+                      {"filename", r.filename},
+                      {"token_sha256", r.tokenSha256},
+                      {"status", toString(r.status)},
+                      {"submitted_ns", r.submittedNs},
+                      {"validated_ns", r.validatedNs}};
+  if (r.imported)
+    j["imported"] = true;
+  return j;
 }
 
 // A record of either format; *legacy is set for version 1 (the token in plain text, hashed
@@ -74,6 +77,7 @@ Result<OwnershipRecord> fromStateJson(const nlohmann::json &j, bool *legacy) {
     r.status = *status;
     r.submittedNs = j.at("submitted_ns").get<int64_t>();
     r.validatedNs = j.at("validated_ns").get<int64_t>();
+    r.imported = j.value("imported", false);
     return r;
   } catch (const nlohmann::json::exception &e) {
     return Error{EINVAL, e.what()};
@@ -105,11 +109,14 @@ bool OwnershipRecord::matches(const std::string &challenge) const {
 nlohmann::json OwnershipRecord::toJson() const {
   nlohmann::json j = {{"id", id},
                       {"destination_conf", destinationConf},
-                      {"filename", filename},
                       {"status", toString(status)},
                       {"submitted", formatRfc3339(submittedNs)}};
+  if (!filename.empty())
+    j["filename"] = filename;
   if (validatedNs)
     j["validated"] = formatRfc3339(validatedNs);
+  if (imported)
+    j["imported"] = true;
   return j;
 }
 
@@ -208,9 +215,10 @@ Result<void> OwnershipStore::checkRoom(const std::string &canonical, int64_t now
   for (const auto &[id, r] : records_)
     if (r.status != OwnershipStatus::Success)
       return {}; // the oldest pending or failed one will make room
-  return Error{service_error::kRateLimited, "there are " + std::to_string(records_.size()) +
-                           " validated ownership records, the most ownership.max_records allows;" +
-                           " delete one (DeleteOwnership) first"};
+  return Error{service_error::kRateLimited,
+               "there are " + std::to_string(records_.size()) +
+                   " validated ownership records, the most ownership.max_records allows;" +
+                   " delete one (DeleteOwnership) first"};
 }
 
 Result<void> OwnershipStore::add(const OwnershipRecord &record, int64_t nowNs) {

@@ -34,10 +34,14 @@ struct OwnershipRecord {
   OwnershipStatus status = OwnershipStatus::Pending;
   int64_t submittedNs = 0;
   int64_t validatedNs = 0;
+  // Recorded by ImportOwnership (a fleet's ownership, validated by the gateway): no challenge
+  // file (filename empty), status success from the start.
+  bool imported = false;
 
   // Whether `challenge` is the token (compared by hash, in constant time).
   bool matches(const std::string &challenge) const;
-  // {id, destination_conf, filename, status, submitted, validated?}
+  // {id, destination_conf, filename (absent when imported), status, submitted, validated?,
+  // imported (only when true)}
   nlohmann::json toJson() const;
 };
 

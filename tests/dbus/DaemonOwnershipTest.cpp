@@ -4,6 +4,7 @@
 // in time.
 #include "DaemonFixture.h"
 
+#include <csignal>
 #include <filesystem>
 #include <set>
 
@@ -163,6 +164,80 @@ TEST_F(OwnershipTest, PendingRecordsExpire) {
   EXPECT_EQ(stateFiles(), 0u);
   DictResult r = dictCall(root(), "ValidateOwnership", twoStrings(dest, "anything"));
   EXPECT_EQ(r.call.error, kNotFound) << r.call.describe();
+}
+
+// ImportOwnership (fleet mode, docs/fleet.md): a fleet's validated ownership recorded without a
+// challenge, by root or fleet.agent_user only; it makes exactly that destination (the agent's
+// per-host path) usable, nothing above or beside it, and survives a restart.
+TEST_F(OwnershipTest, ImportOwnershipOnlyByRootAndOnlyForThatDestination) {
+  ASSERT_TRUE(ensureTestUsers());
+  RINGCAP_LAB_UP();
+  const std::string fleetDest = destination("fleet");
+  const std::string hostDest = fleetDest + "/h1";
+
+  // A member of the group who is not the agent's user (fleet.agent_user is not set).
+  RemoteResult denied = callAs(kMemberUser, lab().busAddress(), kManagerPath, kManager,
+                               "ImportOwnership", stringArg(hostDest));
+  EXPECT_EQ(denied.error, kAccessDenied) << denied.describe();
+  EXPECT_EQ(denied.message.rfind("ImportOwnership: an ownership may be imported only by root "
+                                 "(fleet.agent_user is not set)",
+                                 0),
+            0u)
+      << denied.message;
+  EXPECT_TRUE(ownerships().empty()) << "a refused import recorded an ownership";
+  DictResult refused = full(hostDest);
+  EXPECT_EQ(refused.call.error, kOwnershipRequired) << refused.call.describe();
+
+  // Root imports the per-host path: a success without a challenge file.
+  DictResult imported = dictCall(root(), "ImportOwnership", stringArg(hostDest));
+  ASSERT_TRUE(imported.call.ok()) << imported.call.describe();
+  EXPECT_EQ(imported.dict.value("status", ""), "success");
+  EXPECT_EQ(imported.dict.value("imported", false), true);
+  EXPECT_EQ(imported.dict.value("destination_conf", ""), hostDest);
+  EXPECT_FALSE(imported.dict.contains("filename")) << imported.dict.dump();
+  EXPECT_TRUE(imported.dict.contains("validated")) << imported.dict.dump();
+
+  // Again: the same record, nothing added.
+  DictResult again = dictCall(root(), "ImportOwnership", stringArg(hostDest));
+  ASSERT_TRUE(again.call.ok()) << again.call.describe();
+  EXPECT_EQ(idOf(again), idOf(imported));
+  EXPECT_EQ(ownerships().size(), 1u);
+
+  // Exactly that destination: not the fleet's path above it, not a sibling.
+  for (const std::string &other : {fleetDest, fleetDest + "/h2"}) {
+    DictResult r = full(other);
+    EXPECT_EQ(r.call.error, kOwnershipRequired) << other << ": " << r.call.describe();
+  }
+  // A destination ringcapd does not allow is refused as for CreateOwnership.
+  DictResult outside = dictCall(root(), "ImportOwnership", stringArg("file:///etc/ringcap-x"));
+  EXPECT_EQ(outside.call.error, kInvalidRequest) << outside.call.describe();
+  EXPECT_EQ(ownerships().size(), 1u);
+
+  // Kept across a restart, and a full capture into it is accepted.
+  ASSERT_TRUE(lab().stopDaemon(SIGTERM));
+  ASSERT_TRUE(lab().startDaemon());
+  std::vector<json> after = ownerships();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].value("imported", false), true);
+  EXPECT_EQ(after[0].value("status", ""), "success");
+  DictResult accepted = full(hostDest);
+  ASSERT_TRUE(accepted.call.ok()) << accepted.call.describe();
+  EXPECT_TRUE(root().stop(idOf(accepted)).ok());
+}
+
+TEST_F(OwnershipTest, AgentUserImportsAnOwnership) {
+  ASSERT_TRUE(ensureTestUsers());
+  RINGCAP_LAB_UP(
+      LabOptions{.extraConfig = std::string("[fleet]\nagent_user = \"") + kMemberUser + "\"\n"});
+  const std::string hostDest = destination("fleet") + "/h1";
+  RemoteResult imported = callAs(kMemberUser, lab().busAddress(), kManagerPath, kManager,
+                                 "ImportOwnership", stringArg(hostDest));
+  ASSERT_TRUE(imported.ok()) << imported.describe();
+  EXPECT_EQ(imported.value.value("status", ""), "success");
+  EXPECT_EQ(imported.value.value("imported", false), true);
+  DictResult accepted = full(hostDest);
+  ASSERT_TRUE(accepted.call.ok()) << accepted.call.describe();
+  EXPECT_TRUE(root().stop(idOf(accepted)).ok());
 }
 
 } // namespace

@@ -206,6 +206,13 @@ Result<void> Client::deleteOwnership(const std::string &id) {
   return {};
 }
 
+Result<nlohmann::json> Client::importOwnership(const std::string &destination) {
+  auto reply = callStrings("ImportOwnership", destination);
+  if (!reply)
+    return reply.error();
+  return readRecord(reply->get());
+}
+
 Result<nlohmann::json> readRecord(sd_bus_message *m) {
   auto v = readVariantDict(m);
   if (!v)

@@ -68,6 +68,8 @@ public:
                                            const std::string &challenge);
   Result<nlohmann::json> listOwnerships(); // a JSON array
   Result<void> deleteOwnership(const std::string &id);
+  // Records a fleet's validated ownership without a challenge (root or fleet.agent_user only).
+  Result<nlohmann::json> importOwnership(const std::string &destination);
 
 private:
   explicit Client(sd_bus *bus) : bus_(bus) {}
