@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The three-host demo of fleet mode (docs/fleet.md): sets up this Debian 12 machine (as root),
-# builds ringcap, then starts the lab of the fleet's integration test (tests/fleet/lab/lab.sh):
+# builds ringcap, then starts the lab of the fleet's integration test (tests/fleet/lab/lib.sh):
 # a 3-member etcd cluster and an S3-compatible server (s3rver) on 127.0.0.1, three hosts h1-h3
 # (each a network namespace with a veth pair, its own dbus-daemon with the shipped policy,
 # ringcapd and ringcap-agent) and ringcap-gateway in fleet mode on 127.0.0.1. Through the
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 
-source tests/fleet/lab/lab.sh
+source tests/fleet/lab/lib.sh
 fl_require
 fl_up 99
 for i in 1 2 3; do fl_host_up "$i"; done
@@ -48,7 +48,7 @@ fl_aws s3 ls --recursive "s3://$FL_BUCKET/pcaps/" | grep "pcap_$ID"
 echo "== POST /pcaps: a simple capture of 30 packets at site $FL_COLO"
 ID=$(fl_json "$(fl_api POST /pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"colo_name\":\"$FL_COLO\",\"time_limit\":60,\"packet_limit\":30,\"filter_v1\":$FILTER}")" result.id)
 fl_api_wait "$ID" running 30 "all(p['status'] == 'running' for p in hosts.values())" >/dev/null
-for round in 1 2; do for i in 3 1 2; do fl_send "$i" --count 5 --size 100; done; done
+for _ in 1 2; do for i in 3 1 2; do fl_send "$i" --count 5 --size 100; done; done
 show "$(fl_api_wait "$ID" success 60)"
 echo "== GET /pcaps/$ID/download: one PCAP, every host's packets in timestamp order"
 fl_api_download "$ID" "$FL_TMP/merged.pcap"

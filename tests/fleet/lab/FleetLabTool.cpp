@@ -1,5 +1,5 @@
 // ringcap-fleet-lab-tool: the gateway's side of a fleet capture (fleet::Coordinator) from the
-// command line, for the three-host lab (tests/fleet/lab/lab.sh) where a test drives etcd
+// command line, for the three-host lab (tests/fleet/lab/lib.sh) where a test drives etcd
 // directly rather than through ringcap-gateway's REST API.
 //
 //   ringcap-fleet-lab-tool --etcd URL[,URL...] [--simple-interval S] [--claim-timeout S] CMD

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A TCP <-> Unix-socket relay for the three-host lab (tests/fleet/lab/lab.sh).
+"""A TCP <-> Unix-socket relay for the three-host lab (tests/fleet/lab/lib.sh).
 
 Each host of the lab is a network namespace with a loopback of its own; the S3-compatible
 server listens on the root namespace's loopback. A Unix socket is a file, reachable from every

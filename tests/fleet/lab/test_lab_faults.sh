@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The faults of issue 11 on the three-host lab (lab.sh), one full capture each, one lab:
+# The faults of issue 11 on the three-host lab (lib.sh), one full capture each, one lab:
 #  1. a host that registers after a capture was created does not join it (no part, nothing on
 #     its ringcapd); one etcd member of three stopped during that capture: it succeeds and
 #     every packet sent is in the objects;
@@ -11,7 +11,7 @@
 #     reported_status while the fleet status keeps the host lost);
 #  4. ringcap-gateway restarted mid-capture (when the gateway has a fleet mode): the capture
 #     goes on, its status and its download work after.
-source "$(dirname "$0")/lab.sh"
+source "$(dirname "$0")/lib.sh"
 fl_require
 fl_up 62
 for i in 1 2 3; do fl_host_up "$i"; done

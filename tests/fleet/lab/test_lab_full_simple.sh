@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The three-host lab (lab.sh): a full capture with colo_name is delivered by each host as
+# The three-host lab (lib.sh): a full capture with colo_name is delivered by each host as
 # pcaps/<host>/pcap_<id>.pcap in the S3 server, the three objects together holding exactly the
 # packets sent to each host (tshark counts per host); a simple capture downloads as one merged
 # PCAP with every host's packets in timestamp order (through ringcap-gateway's fleet mode).
-source "$(dirname "$0")/lab.sh"
+source "$(dirname "$0")/lib.sh"
 fl_require
 fl_up 61
 for i in 1 2 3; do fl_host_up "$i"; done
@@ -51,7 +51,7 @@ fl_simple_through_gateway() {
   id=$(fl_json "$body" result.id)
   fl_api_wait "$id" running 30 "all(p['status'] == 'running' for p in hosts.values())" >/dev/null
   # Interleaved sends, so that timestamp order differs from host order.
-  for round in 1 2; do
+  for _ in 1 2; do
     for i in 3 1 2; do fl_send "$i" --count 5 --size 100; done
   done
   fl_api_wait "$id" success 60 >/dev/null

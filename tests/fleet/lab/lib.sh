@@ -381,7 +381,7 @@ fl_own_hosts() {
   local dest=$1 i rec file token path
   shift
   for i in "$@"; do
-    local hdest=${dest%%\?*}/h$i?${dest#*\?}
+    local hdest="${dest%%\?*}/h$i?${dest#*\?}"
     rec=$(fl_ctl "$i" --json ownership create "$hdest") || fail "ownership create on h$i: $rec"
     file=$(fl_json "$rec" filename)
     path=${hdest#s3://}
