@@ -21,13 +21,15 @@ for i in 1 2 3; do fl_host_up "$i"; done
 fl_own_hosts "$FL_DEST" 1 2 3 >/dev/null
 fl_gateway_up
 echo "== ringcap-gateway (fleet mode, etcd $FL_ETCD): $FL_API"
+echo "== POST /pcaps/ownership and /pcaps/ownership/validate: the fleet's challenge of $FL_DEST"
+fl_api_own "$FL_DEST"
 
 show() {
   /usr/bin/python3 -c '
 import json, sys
 s = json.loads(sys.argv[1])
 print(f"capture {s[\"id\"]} ({s.get(\"type\")}) at {s.get(\"colo_name\")}: {s[\"status\"]}, "
-      f"{s[\"totals\"][\"packets_captured\"]} packets in all")
+      f"{s[\"packets_captured\"]} packets in all")
 for p in s.get("hosts", []):
     print(f"  {p[\"host\"]:4} {p[\"status\"]:8} {p.get(\"packets_captured\", 0):4} packets  {p.get(\"location\", \"\")}")' "$1"
 }
@@ -38,9 +40,9 @@ ID=$(fl_json "$(fl_api POST /pcaps "{\"type\":\"full\",\"system\":\"magic-transi
 fl_api_wait "$ID" running 30 "all(p['status'] == 'running' for p in hosts.values())" >/dev/null
 echo "== traffic: 20 datagrams to h1, 30 to h2, 40 to h3"
 for i in 1 2 3; do fl_send "$i" --count $((10 * i + 10)) --size 300; done
-fl_api_wait "$ID" running 30 "s['totals']['packets_captured'] == 90" >/dev/null
-echo "== POST /pcaps/$ID/stop"
-fl_api POST "/pcaps/$ID/stop" "" >/dev/null
+fl_api_wait "$ID" running 30 "s['packets_captured'] == 90" >/dev/null
+echo "== PUT /pcaps/$ID/stop"
+fl_api PUT "/pcaps/$ID/stop" >/dev/null
 show "$(fl_api_wait "$ID" success 60)"
 echo "== the bucket (aws s3 ls)"
 fl_aws s3 ls --recursive "s3://$FL_BUCKET/pcaps/" | grep "pcap_$ID"

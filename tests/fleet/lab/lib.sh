@@ -525,6 +525,7 @@ fl_api() {
   [ -z "$body" ] || args+=(-H 'Content-Type: application/json' --data "$body")
   code=$(curl "${args[@]}" "$FL_API$path") || fail "curl $method $path"
   [[ "$code" == 2* ]] || fail "$method $path: HTTP $code: $(cat "$FL_TMP/api.body")"
+  [ "$code" != 204 ] || return 0
   expect_eq "$(fl_json "$(cat "$FL_TMP/api.body")" success)" True "$method $path: success" >/dev/null
   cat "$FL_TMP/api.body"
 }
@@ -547,6 +548,19 @@ sys.exit(0 if s.get('status') == sys.argv[2] and ($cond) else 1)" "$s" "$want");
     sleep 0.2
   done
   fail "capture $id (REST): status not $want ($cond) after $timeout s: $s"
+}
+# fl_api_own DEST: the fleet's ownership challenge of DEST through the REST API (the token
+# read from the bucket with awscli).
+fl_api_own() {
+  local dest=$1 rec file path token
+  rec=$(fl_api POST /pcaps/ownership "{\"destination_conf\":\"$dest\"}")
+  file=$(fl_json "$rec" result.filename)
+  path=${dest#s3://}
+  path=${path%%\?*}
+  token=$(fl_aws s3 cp "s3://$path/$file" - 2>/dev/null) || fail "reading s3://$path/$file"
+  token=$(echo "$token" | tr -d '\n')
+  rec=$(fl_api POST /pcaps/ownership/validate "{\"destination_conf\":\"$dest\",\"ownership_challenge\":\"$token\"}")
+  expect_eq "$(fl_json "$rec" result.status)" success "the fleet's ownership of $dest"
 }
 # fl_api_download ID FILE
 fl_api_download() {

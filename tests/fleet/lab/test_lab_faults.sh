@@ -98,13 +98,14 @@ if ! fl_gateway_has_fleet; then
 fi
 fl_log "4. ringcap-gateway restarted mid-capture"
 fl_gateway_up
+fl_api_own "$FL_DEST"
 body=$(fl_api POST /pcaps "$FULL")
 ID=$(fl_json "$body" result.id)
 fl_api_wait "$ID" running 30 "$ALL_RUNNING" >/dev/null
 fl_gateway_restart
 for i in 1 2 3 4; do fl_send "$i" --count 10 --size 200; done
-fl_api_wait "$ID" running 30 "s['totals']['packets_captured'] == 40" >/dev/null
-fl_api POST "/pcaps/$ID/stop" "" >/dev/null
+fl_api_wait "$ID" running 30 "s['packets_captured'] == 40" >/dev/null
+fl_api PUT "/pcaps/$ID/stop" >/dev/null
 S=$(fl_api_wait "$ID" success 60)
 for i in 1 2 3 4; do expect_object "$ID" "$i" 10 "$(fl_json "$S" "hosts.h$i.location")"; done
 echo "ok: the capture went on across the gateway's restart; status and stop through the new one"
