@@ -47,8 +47,8 @@ show "$(fl_api_wait "$ID" success 60)"
 echo "== the bucket (aws s3 ls)"
 fl_aws s3 ls --recursive "s3://$FL_BUCKET/pcaps/" | grep "pcap_$ID"
 
-echo "== POST /pcaps: a simple capture of 30 packets at site $FL_COLO"
-ID=$(fl_json "$(fl_api POST /pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":60,\"packet_limit\":30,\"filter_v1\":$FILTER}")" result.id)
+echo "== POST /pcaps: a simple capture of 10 packets a host at site $FL_COLO (the gateway's default location)"
+ID=$(fl_json "$(fl_api POST /pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":60,\"packet_limit\":10,\"filter_v1\":$FILTER}")" result.id)
 fl_api_wait "$ID" running 30 "all(p['status'] == 'running' for p in hosts.values())" >/dev/null
 for _ in 1 2; do for i in 3 1 2; do fl_send "$i" --count 5 --size 100; done; done
 show "$(fl_api_wait "$ID" success 60)"

@@ -47,10 +47,11 @@ fl_simple_through_gateway() {
   fl_log "a simple capture through ringcap-gateway, downloaded merged"
   fl_gateway_up
   local id body
-  body=$(fl_api POST /pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":60,\"packet_limit\":30,\"filter_v1\":$FILTER}")
+  body=$(fl_api POST /pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":60,\"packet_limit\":10,\"filter_v1\":$FILTER}")
   id=$(fl_json "$body" result.id)
   fl_api_wait "$id" running 30 "all(p['status'] == 'running' for p in hosts.values())" >/dev/null
-  # Interleaved sends, so that timestamp order differs from host order.
+  # 10 packets to each host (each host's part ends at its packet_limit), interleaved, so that
+  # timestamp order differs from host order.
   for _ in 1 2; do
     for i in 3 1 2; do fl_send "$i" --count 5 --size 100; done
   done
