@@ -364,6 +364,8 @@ fl_kill() {
   local pid
   pid=$(fl_pid "$1")
   [ -n "$pid" ] || fail "fl_kill: no process $1"
+  # Out of the job table first: bash would print a "Killed" notice for the job.
+  disown "$pid" 2>/dev/null || true
   kill "-$2" "$pid"
   local deadline=$((SECONDS + 20))
   while kill -0 "$pid" 2>/dev/null; do
