@@ -132,6 +132,12 @@ Result<void> saveAgentState(const std::string &path, const AgentState &state) {
   return {};
 }
 
+Agent::Agent(AgentSettings settings, std::unique_ptr<LocalCapture> local)
+    : s_(std::move(settings)), local_(std::move(local)) {
+  if (!local_)
+    local_ = std::make_unique<RingcapdCapture>(s_.busAddress);
+}
+
 void Agent::saveState() {
   if (auto r = saveAgentState(statePath(), state_); !r)
     spdlog::error("{}", r.error().message);
@@ -197,7 +203,7 @@ void Agent::adoptPart(const std::string &id, const json &part, const json *spec)
       saveState();
     return;
   }
-  auto record = getCapture(id);
+  auto record = local_->getCapture(id);
   if (record) {
     spdlog::info("capture {}: this host's part is {} on ringcapd; reporting it again", id,
                  stringOf(*record, "status"));
@@ -246,7 +252,7 @@ bool Agent::handleCaptureLocked(const std::string &id, const json &value) {
   if (value.is_object() && value.value("stop", false)) {
     if (state_.parts.count(id)) {
       spdlog::info("capture {}: stop requested; stopping this host's part", id);
-      if (auto r = bus_->stopCapture(id); !r) {
+      if (auto r = local_->stopCapture(id); !r) {
         if (!isRefusal(r.error().kind) && r.error().kind != ErrorKind::NotFound) {
           // No answer: the stop is asked again (the event is handled again).
           spdlog::error("capture {}: StopCapture: {}; trying again", id, r.error().message);
@@ -339,16 +345,16 @@ void Agent::createOnRingcapd(const std::string &id, const json &spec) {
     return;
   }
   uncertainCreates_.erase(id);
-  auto created = bus_->createCapture(local.request);
+  auto created = local_->createCapture(local.request);
   json record;
   if (created) {
-    record = created->record;
+    record = std::move(*created);
   } else if (isRefusal(created.error().kind)) {
     failPart(id, "ringcapd on " + s_.host + " refused the capture: " + created.error().message);
     return;
   } else {
     // No answer: ringcapd may have made the capture. Ask it.
-    auto got = getCapture(id);
+    auto got = local_->getCapture(id);
     if (got) {
       record = *got;
     } else if (got.error().kind == ErrorKind::NotFound) {
@@ -370,26 +376,11 @@ void Agent::createOnRingcapd(const std::string &id, const json &spec) {
     spdlog::error("capture {}: cannot write the part's status: {}", id, r.error().message);
 }
 
-Result<json> Agent::getCapture(const std::string &id) {
-  // 5 s: a stalled ringcapd holds the agent's lock (and the watch) no longer than that.
-  auto reply = bus_->call(
-      "GetCapture",
-      [&](sd_bus_message *m) -> Result<void> {
-        if (int r = sd_bus_message_append(m, "s", id.c_str()); r < 0)
-          return Error{ErrorKind::InvalidRequest, "GetCapture: cannot send the id", -r};
-        return {};
-      },
-      5'000'000);
-  if (!reply)
-    return reply.error();
-  return api::readRecord(reply->get());
-}
-
 void Agent::reportParts(bool force) {
   std::lock_guard lock(mutex_);
   for (auto it = state_.parts.begin(); it != state_.parts.end();) {
     const std::string id = *it++;
-    auto record = getCapture(id);
+    auto record = local_->getCapture(id);
     if (!record && record.error().kind == ErrorKind::NotFound) {
       if (auto u = uncertainCreates_.find(id); u != uncertainCreates_.end()) {
         // A CreateCapture that got no answer was not made: make it now.
@@ -550,11 +541,8 @@ Result<void> Agent::run(const std::atomic<bool> &stop) {
   if (!leaseEtcd)
     return Error{EINVAL, "fleet." + leaseEtcd.error().message};
   leaseEtcd_ = std::move(*leaseEtcd);
-  auto bus =
-      s_.busAddress.empty() ? api::Client::connectSystem() : api::Client::connect(s_.busAddress);
-  if (!bus)
-    return Error{EIO, "cannot connect to the system bus: " + bus.error().message};
-  bus_ = std::move(*bus);
+  if (auto r = local_->connect(); !r)
+    return r.error();
 
   while (!stop) {
     auto r = registerHost(*leaseEtcd_);

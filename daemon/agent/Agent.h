@@ -5,7 +5,7 @@
 #pragma once
 
 #include "Config.h"
-#include "api/Client.h"
+#include "LocalCapture.h"
 #include "fleet/Etcd.h"
 #include "util/Result.h"
 
@@ -28,7 +28,8 @@ struct AgentSettings {
   std::string stateDirectory;
   int64_t leaseTtlSeconds = 10;
   int64_t statusIntervalSeconds = 5;
-  // The bus of ringcapd; empty: the system bus (DBUS_SYSTEM_BUS_ADDRESS when set).
+  // The bus of ringcapd (the default LocalCapture's); empty: the system bus
+  // (DBUS_SYSTEM_BUS_ADDRESS when set).
   std::string busAddress;
 };
 
@@ -46,7 +47,9 @@ Result<void> saveAgentState(const std::string &path, const AgentState &state);
 
 class Agent {
 public:
-  explicit Agent(AgentSettings settings) : s_(std::move(settings)) {}
+  // `local`: the capture service of this host; none: ringcapd on s_.busAddress
+  // (RingcapdCapture).
+  explicit Agent(AgentSettings settings, std::unique_ptr<LocalCapture> local = nullptr);
   // Runs until `stop` becomes true (the signal handler's flag); an error when it cannot go on
   // (etcd or the state directory unusable at the start). Transient faults are logged and
   // retried.
@@ -72,8 +75,6 @@ private:
   // (timeout, ringcapd off the bus) asks GetCapture, and when that cannot tell either keeps
   // the part as uncertain (reportParts settles it: found, reported; NotFound, created again).
   void createOnRingcapd(const std::string &id, const nlohmann::json &spec);
-  // GetCapture with a short bus timeout.
-  Result<nlohmann::json> getCapture(const std::string &id);
   void reportParts(bool force);
   Result<void> putPart(const std::string &id, const nlohmann::json &part);
   void failPart(const std::string &id, const std::string &message);
@@ -87,10 +88,10 @@ private:
   // The create revision of this host's registration key: a spec created before it names a
   // registration of this host that has since ended (then this is not the host it names).
   std::atomic<int64_t> registrationRevision_{0};
-  std::mutex mutex_; // state_, reported_, the watch thread's bus client
+  std::mutex mutex_; // state_, reported_, local_
   AgentState state_;
   std::map<std::string, std::string> reported_; // id -> the part's last value written
-  std::unique_ptr<api::Client> bus_;            // used under mutex_
+  std::unique_ptr<LocalCapture> local_;         // used under mutex_ (after run's start)
   // Claims whose transaction failed without an answer (it may have been made).
   std::set<std::string> uncertainClaims_;
   // Parts whose CreateCapture got no answer: id -> the spec (to create it when ringcapd says

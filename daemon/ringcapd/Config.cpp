@@ -233,10 +233,11 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
   if (err)
     return *err;
   if (const toml::table *t = r.table(root, "fleet", err)) {
-    RINGCAP_TRY(r.onlyKeys(*t, "fleet.",
-                           {"agent_user", "etcd_endpoints", "host_name", "etcd_ca_file",
-                            "etcd_cert_file", "etcd_key_file", "state_directory",
-                            "lease_ttl_seconds", "status_interval_seconds"}));
+    RINGCAP_TRY(
+        r.onlyKeys(*t, "fleet.",
+                   {"agent_user", "etcd_endpoints", "host_name", "etcd_ca_file", "etcd_cert_file",
+                    "etcd_key_file", "state_directory", "lease_ttl_seconds",
+                    "status_interval_seconds", "staging_destination"}));
     std::string user;
     RINGCAP_TRY(r.string(*t, "fleet.", "agent_user", user));
     if (t->get("agent_user")) {
@@ -285,6 +286,20 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
     RINGCAP_TRY(r.integer(*t, "fleet.", "lease_ttl_seconds", 2, 300, f.lease_ttl_seconds));
     RINGCAP_TRY(
         r.integer(*t, "fleet.", "status_interval_seconds", 1, 3600, f.status_interval_seconds));
+    RINGCAP_TRY(r.string(*t, "fleet.", "staging_destination", f.staging_destination));
+    if (t->get("staging_destination")) {
+      auto uri = parseDestinationUri(f.staging_destination);
+      std::string why = uri ? "got " + quoteForMessage(f.staging_destination) : "";
+      if (!uri) {
+        why = uri.error().message;
+        if (why.rfind("destination_conf: ", 0) == 0)
+          why.erase(0, std::string("destination_conf: ").size());
+      }
+      if (!uri || uri->kind != DestinationUri::Kind::S3)
+        return r.error("fleet.staging_destination",
+                       "must be an s3:// URI, s3://bucket[/dir]?region=REGION[&endpoint=URL] (" +
+                           why + ")");
+    }
   }
   if (err)
     return *err;

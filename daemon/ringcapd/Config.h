@@ -44,6 +44,9 @@ struct DaemonConfig {
     std::string state_directory = "/var/lib/ringcap-agent";
     uint32_t lease_ttl_seconds = 10;
     uint32_t status_interval_seconds = 5;
+    // Where the agent stages a host's simple-capture file for the gateway (an s3:// URI);
+    // empty: not given (a simple capture's part then fails).
+    std::string staging_destination;
   } fleet;
 
   uint32_t ownership_max_records = 1000;

@@ -32,8 +32,10 @@ etcd_key_file = "/etc/ringcap/agent.key"
 state_directory = "/var/lib/ringcap-agent2"
 lease_ttl_seconds = 15
 status_interval_seconds = 2
+staging_destination = "s3://stage/ringcap?region=us-east-1"
 )");
   ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->fleet.staging_destination, "s3://stage/ringcap?region=us-east-1");
   auto s = agent::settingsFromConfig(*c);
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(s->host, "ord02-host7.example");
@@ -113,6 +115,14 @@ TEST(AgentConfig, BadValuesNameTheKeyAndTheRule) {
       {"status_interval_seconds = 0",
        "fleet.status_interval_seconds: must be an integer from 1 to 3600 (got 0)"},
       {"colo = \"x\"", "fleet.colo: unknown key"},
+      {"staging_destination = \"file:///var/lib/x\"",
+       "fleet.staging_destination: must be an s3:// URI, "
+       "s3://bucket[/dir]?region=REGION[&endpoint=URL] (got \"file:///var/lib/x\")"},
+      {"staging_destination = \"s3://b/dir\"",
+       "fleet.staging_destination: must be an s3:// URI, "
+       "s3://bucket[/dir]?region=REGION[&endpoint=URL] (\"b\" is not a bucket name (3 to 63 "
+       "lowercase letters, digits, '.' and '-'))"},
+      {"staging_destination = 3", "fleet.staging_destination: must be a string (got 3)"},
   };
   for (const auto &c : cases) {
     SCOPED_TRACE(c.table);
