@@ -16,7 +16,7 @@
 #     the generator's namespace ringcap-fl-<pid>-gen (10.NET.<i>.1 on the host's side,
 #     10.NET.<i>.2 on the generator's), its own dbus-daemon with the shipped policy, ringcapd
 #     (in the namespace and in a UTS namespace whose hostname is the host's name, with its own
-#     state directory and configuration: colo_name, [s3], [fleet]) and ringcap-agent (in the
+#     state directory and configuration: colo_name, [s3], [fleet] with staging_destination) and ringcap-agent (in the
 #     root namespace, as the unprivileged user ringcap-agent-test in the group ringcap, which
 #     [fleet] agent_user names, as systemd/ringcap-agent.service runs it), reading the same
 #     file as ringcapd;
@@ -39,6 +39,8 @@ FL_RELAY="/usr/bin/python3 $FL_SRC/tests/fleet/lab/relay.py"
 FL_COLO=fl01
 FL_BUCKET=ringcap-fleet
 FL_DEST="s3://$FL_BUCKET/pcaps?region=us-east-1"
+# Where the agents stage a simple capture's files for the gateway's merged download.
+FL_STAGING="s3://$FL_BUCKET/staging?region=us-east-1"
 FL_AGENT_USER=ringcap-agent-test
 FL_LEASE_TTL=4
 FL_PORT=7400
@@ -238,7 +240,9 @@ fl_s3_up() {
   fl_track s3relay $!
   fl_until 20 grep -q '^ready' "$FL_TMP/s3-relay.out"
   printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$FL_TMP/aws-credentials"
-  chmod 600 "$FL_TMP/aws-credentials"
+  # ringcapd (root), the agents (staging uploads) and the gateway (group ringcap) read it.
+  chgrp ringcap "$FL_TMP/aws-credentials"
+  chmod 640 "$FL_TMP/aws-credentials"
   fl_log "s3rver: $FL_S3_ENDPOINT, bucket $FL_BUCKET"
 }
 fl_aws() {
@@ -314,7 +318,7 @@ host_name = "h$i"
 state_directory = "$dir/agent"
 lease_ttl_seconds = $FL_LEASE_TTL
 status_interval_seconds = 1
-${FL_FLEET_EXTRA:-}
+staging_destination = "$FL_STAGING"
 CONF
   chmod 644 "$dir/ringcapd.toml"
   chown "$FL_AGENT_USER:$FL_AGENT_USER" "$dir/agent"
@@ -480,7 +484,7 @@ endpoint = "$FL_S3_ENDPOINT"
 credentials_file = "$dir/aws-credentials"
 [fleet]
 etcd_endpoints = [$endpoints]
-staging_destination = "s3://$FL_BUCKET/staging?region=us-east-1"
+staging_destination = "$FL_STAGING"
 [gateway]
 listen = "127.0.0.1:$FL_GATEWAY_PORT"
 account_id = "$FL_ACCOUNT"
