@@ -380,9 +380,11 @@ HttpResponse Api::call(const RouteMatch &m, const HttpRequest &request, Backend 
     if (!fd)
       return fromError(fd.error());
     struct stat st {};
-    if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
+    if (::fstat(fd->get(), &st) != 0 ||
+        !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
       return fromError(Error::fromErrno(errno ? errno : EINVAL, "the capture's file"));
     HttpResponse r;
+    r.streamed = !S_ISREG(st.st_mode);
     std::string name = dispositionName(record->value("file_name", "pcap_" + m.id + ".pcap"));
     r.contentType =
         name.ends_with(".pcapng") ? "application/x-pcapng" : "application/vnd.tcpdump.pcap";

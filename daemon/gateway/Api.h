@@ -53,9 +53,12 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string contentType = "application/json";
   std::string body;
-  // A download: the file to stream (body empty), and its size.
+  // A download: the file to stream (body empty), and its size. `streamed`: a pipe or a socket
+  // of unknown length (fleet mode's merged download), read to its end and sent with chunked
+  // transfer encoding; a read error cuts the reply short (no last chunk).
   std::shared_ptr<UniqueFd> file;
   uint64_t fileSize = 0;
+  bool streamed = false;
   // Who sent it, for the log: a token's name or hash prefix, "-" when none was sent.
   std::string who = "-";
 };

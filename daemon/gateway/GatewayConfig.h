@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ringcap::gateway {
 
@@ -23,6 +24,23 @@ struct GatewayConfig {
   std::optional<std::string> tls_key;
   std::string dashboard_dir;
   uint32_t threads = 16; // request threads
+
+  // Fleet mode (docs/fleet.md): set when [fleet] has etcd_endpoints. The gateway then creates
+  // captures in etcd for a location instead of calling the local ringcapd.
+  struct Fleet {
+    std::vector<std::string> etcd_endpoints;                 // fleet.etcd_endpoints
+    std::string etcd_ca_file, etcd_cert_file, etcd_key_file; // fleet.etcd_*_file
+    std::string staging_destination;     // fleet.staging_destination (s3://...), "" none
+    std::string colo_name;               // gateway.fleet_colo_name: the default location
+    uint32_t claim_timeout_seconds = 30; // gateway.fleet_claim_timeout_seconds
+    // Where ownership challenges are written and staged objects read: ringcapd's
+    // [destinations] file_roots and [s3] endpoint, allowed_endpoints, credentials_file.
+    std::vector<std::string> file_roots;
+    std::optional<std::string> s3_endpoint;
+    std::vector<std::string> s3_allowed_endpoints;
+    std::optional<std::string> s3_credentials_file;
+  };
+  std::optional<Fleet> fleet;
 };
 
 // "127.0.0.1:8787", "[::1]:8787", "localhost:80". Errors say the rule.

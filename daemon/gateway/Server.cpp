@@ -90,7 +90,23 @@ void apply(HttpResponse &&r, httplib::Response &res) {
   for (auto &[k, v] : r.headers)
     res.set_header(k, v);
   tLog.who = r.who;
-  if (r.file) {
+  if (r.file && r.streamed) {
+    auto file = r.file;
+    res.set_chunked_content_provider(r.contentType, [file](size_t, httplib::DataSink &sink) {
+      char buf[64 * 1024];
+      ssize_t n;
+      do
+        n = ::read(file->get(), buf, sizeof buf);
+      while (n < 0 && errno == EINTR);
+      if (n < 0)
+        return false; // the producer failed: the reply ends without its last chunk
+      if (n == 0) {
+        sink.done();
+        return true;
+      }
+      return sink.write(buf, static_cast<size_t>(n));
+    });
+  } else if (r.file) {
     auto file = r.file;
     res.set_content_provider(
         static_cast<size_t>(r.fileSize), r.contentType,
@@ -138,8 +154,8 @@ const char *statusText(int status) {
 } // namespace
 
 int serve(const GatewayConfig &config, Api &api,
-          const std::function<void(const std::string &)> &ready,
-          const std::function<void()> &wait) {
+          const std::function<void(const std::string &)> &ready, const std::function<void()> &wait,
+          Backend *backend) {
   std::unique_ptr<httplib::Server> server;
   if (config.tls_certificate) {
     server = std::make_unique<httplib::SSLServer>(config.tls_certificate->c_str(),
@@ -187,7 +203,8 @@ int serve(const GatewayConfig &config, Api &api,
       res.set_header("Connection", "close");
   });
 
-  auto handle = [&api](const httplib::Request &req, std::string body, httplib::Response &res) {
+  auto handle = [&api, shared = backend](const httplib::Request &req, std::string body,
+                                         httplib::Response &res) {
     HttpRequest r;
     r.method = req.method;
     r.path = req.path;
@@ -196,6 +213,10 @@ int serve(const GatewayConfig &config, Api &api,
     r.authKey = header(req, "X-Auth-Key");
     r.authEmail = header(req, "X-Auth-Email");
     r.remote = req.remote_addr;
+    if (shared) {
+      apply(api.handle(r, *shared), res);
+      return;
+    }
     ClientBackend backend;
     apply(api.handle(r, backend), res);
   };

@@ -2,6 +2,7 @@
 // ringcapd on the system bus. docs/rest-api.md describes the API, docs/configuration.md the
 // [gateway] table of its configuration.
 #include "Api.h"
+#include "FleetBackend.h"
 #include "GatewayConfig.h"
 #include "Server.h"
 #include "TokenStore.h"
@@ -111,6 +112,35 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Fleet mode: captures go to etcd for a location; the follow thread starts here.
+  std::unique_ptr<gateway::FleetBackend> fleet;
+  if (config->fleet) {
+    const auto &f = *config->fleet;
+    fleet::EtcdOptions etcd;
+    etcd.endpoints = f.etcd_endpoints;
+    etcd.caFile = f.etcd_ca_file;
+    etcd.certFile = f.etcd_cert_file;
+    etcd.keyFile = f.etcd_key_file;
+    gateway::FleetSettings settings;
+    settings.coloName = f.colo_name;
+    settings.staging = f.staging_destination;
+    settings.destinations.fileRoots = f.file_roots;
+    settings.destinations.s3Endpoint = f.s3_endpoint;
+    settings.destinations.s3AllowedEndpoints = f.s3_allowed_endpoints;
+    settings.destinations.credentialsFile = f.s3_credentials_file;
+    settings.coordinator.claimTimeout = std::chrono::seconds(f.claim_timeout_seconds);
+    auto b = gateway::FleetBackend::create(etcd, std::move(settings));
+    if (!b) {
+      spdlog::error("fleet.etcd_endpoints: {}", b.error().message);
+      sd_notifyf(0, "STATUS=Failed: %s", b.error().message.c_str());
+      return 1;
+    }
+    fleet = std::move(*b);
+    spdlog::info("fleet mode: etcd {}, default location {}, staging {}", f.etcd_endpoints.front(),
+                 f.colo_name.empty() ? "(none)" : f.colo_name,
+                 f.staging_destination.empty() ? "(none)" : f.staging_destination);
+  }
+
   gateway::Api api(config->account_id, std::move(*tokens), config->dashboard_dir);
   int rc = gateway::serve(
       *config, api,
@@ -130,7 +160,8 @@ int main(int argc, char **argv) {
           sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
           return;
         }
-      });
+      },
+      fleet.get());
   if (rc == 0)
     spdlog::info("stopped");
   return rc;

@@ -237,3 +237,82 @@ TEST(TokenStore, OnlyARegularFileOfAtMostOneMebibyteIsRead) {
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().message, big.path + ": larger than 1048576 bytes");
 }
+
+// Fleet mode: [fleet] etcd_endpoints turns it on; the gateway reads its [fleet] keys, its own
+// fleet_* keys of [gateway], and ringcapd's [s3] and [destinations] keys it needs.
+TEST(GatewayConfig, FleetModeKeys) {
+  auto off = parse(kMinimal);
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->fleet);
+  // The agent's keys ([fleet] without etcd_endpoints) do not turn it on.
+  off = parseGatewayConfig(withGateway(kMinimal) + "[fleet]\nagent_user = \"ringcap-agent\"\n",
+                           "test", "/d");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->fleet);
+
+  const std::string full =
+      withGateway(kMinimal + "fleet_colo_name = \"ord02\"\nfleet_claim_timeout_seconds = 45\n") +
+      "[fleet]\netcd_endpoints = [\"https://10.0.0.1:2379\", \"https://10.0.0.2:2379\"]\n"
+      "etcd_ca_file = \"/etc/ringcap/ca.pem\"\netcd_cert_file = \"/etc/ringcap/gw.pem\"\n"
+      "etcd_key_file = \"/etc/ringcap/gw.key\"\nhost_name = \"h1\"\n"
+      "staging_destination = \"s3://stage/fleet?region=us-east-1\"\n"
+      "[s3]\nendpoint = \"http://127.0.0.1:9000\"\ncredentials_file = \"/etc/ringcap/aws\"\n"
+      "allowed_endpoints = [\"http://127.0.0.1:9001\"]\n"
+      "[destinations]\nfile_roots = [\"/srv/pcaps\"]\n";
+  auto c = parseGatewayConfig(full, "test", "/d");
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->fleet);
+  EXPECT_EQ(c->fleet->etcd_endpoints.size(), 2u);
+  EXPECT_EQ(c->fleet->etcd_ca_file, "/etc/ringcap/ca.pem");
+  EXPECT_EQ(c->fleet->etcd_cert_file, "/etc/ringcap/gw.pem");
+  EXPECT_EQ(c->fleet->etcd_key_file, "/etc/ringcap/gw.key");
+  EXPECT_EQ(c->fleet->staging_destination, "s3://stage/fleet?region=us-east-1");
+  EXPECT_EQ(c->fleet->colo_name, "ord02");
+  EXPECT_EQ(c->fleet->claim_timeout_seconds, 45u);
+  EXPECT_EQ(c->fleet->s3_endpoint.value_or(""), "http://127.0.0.1:9000");
+  EXPECT_EQ(c->fleet->s3_credentials_file.value_or(""), "/etc/ringcap/aws");
+  EXPECT_EQ(c->fleet->s3_allowed_endpoints.size(), 1u);
+  EXPECT_EQ(c->fleet->file_roots.size(), 1u);
+
+  // ringcapd reads the same file: the gateway's own keys are in [gateway], which it ignores
+  // (its [fleet] refuses keys it does not know; staging_destination is the agent's too).
+  std::string forRingcapd = full;
+  forRingcapd.erase(forRingcapd.find("staging_destination"),
+                    forRingcapd.find("[s3]") - forRingcapd.find("staging_destination"));
+  auto d = parseDaemonConfig(forRingcapd, "test");
+  EXPECT_TRUE(d) << d.error().message;
+
+  const std::string ep = "[fleet]\netcd_endpoints = [\"http://10.0.0.1:2379\"]\n";
+  struct Case {
+    std::string gateway, rest, error;
+  };
+  for (const auto &k : std::vector<Case>{
+           {"", "[fleet]\netcd_endpoints = []\n",
+            "fleet.etcd_endpoints: must list at least one endpoint"},
+           {"", "[fleet]\netcd_endpoints = [\"10.0.0.1:2379\"]\n",
+            "fleet.etcd_endpoints: each must be http://host:port or https://host:port"},
+           {"", "[fleet]\netcd_endpoints = \"http://a:1\"\n",
+            "fleet.etcd_endpoints: must be an array of strings"},
+           {"", ep + "etcd_ca_file = \"/ca.pem\"\n",
+            "fleet.etcd_endpoints: must all be https:// when etcd_ca_file or etcd_cert_file is "
+            "set"},
+           {"", ep + "etcd_cert_file = \"/c.pem\"\n",
+            "fleet.etcd_key_file: etcd_cert_file and etcd_key_file go together"},
+           {"", ep + "etcd_key_file = \"k.pem\"\n",
+            "fleet.etcd_key_file: must be an absolute path"},
+           {"", ep + "staging_destination = \"file:///srv/stage\"\n",
+            "fleet.staging_destination: must be an s3://bucket"},
+           {"", ep + "staging_destination = \"s3://stage/dir/\"\n",
+            "fleet.staging_destination: must be an s3://bucket"},
+           {"fleet_colo_name = \"../x\"\n", ep, "gateway.fleet_colo_name: must be 1 to 64"},
+           {"fleet_claim_timeout_seconds = 0\n", ep,
+            "gateway.fleet_claim_timeout_seconds: must be an integer from 1 to 3600 (got 0)"},
+           {"fleet_colo_name = \"ord02\"\n", "",
+            "gateway.fleet_colo_name: needs fleet mode ([fleet] etcd_endpoints)"},
+           {"", ep + "[s3]\nendpoint = 5\n", "s3.endpoint: must be a string (got 5)"},
+       }) {
+    auto r = parseGatewayConfig(withGateway(kMinimal + k.gateway) + k.rest, "test", "/d");
+    ASSERT_FALSE(r) << k.rest;
+    EXPECT_EQ(r.error().message.rfind(k.error, 0), 0u) << r.error().message;
+  }
+}

@@ -124,6 +124,22 @@ bool LocalFileSource::reopenable() const {
   return ::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+Result<std::unique_ptr<InputSource>> s3ObjectInput(const std::string &arg,
+                                                   const InputSettings &settings,
+                                                   const std::string &defaultEndpoint) {
+  auto uri = parseDestinationUri(arg);
+  if (!uri || uri->kind != DestinationUri::Kind::S3 || uri->prefix.empty())
+    return Error{EINVAL, arg + ": not an s3://bucket/key URI" +
+                             (uri ? std::string() : ": " + uri.error().message)};
+  auto creds = loadAwsCredentials(settings.credentialsFile);
+  if (!creds)
+    return Error{creds.error().code, arg + ": " + creds.error().message};
+  auto client = std::make_shared<S3Client>(
+      S3Location{uri->bucket, uri->region, uri->endpoint.empty() ? defaultEndpoint : uri->endpoint},
+      std::move(*creds));
+  return std::unique_ptr<InputSource>(std::make_unique<S3ObjectSource>(client, uri->prefix));
+}
+
 Result<std::vector<std::unique_ptr<InputSource>>> expandInput(const std::string &arg,
                                                               const InputSettings &settings) {
   if (arg.rfind("s3://", 0) == 0)

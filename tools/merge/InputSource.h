@@ -50,4 +50,11 @@ struct InputSettings {
 Result<std::vector<std::unique_ptr<InputSource>>> expandInput(const std::string &arg,
                                                               const InputSettings &settings);
 
+// One S3 object, "s3://bucket/key?region=R&endpoint=URL" (the whole key, whatever its name),
+// downloaded when first opened like expandInput's. `defaultEndpoint` is used when the URI names
+// no endpoint ("" for AWS).
+Result<std::unique_ptr<InputSource>> s3ObjectInput(const std::string &uri,
+                                                   const InputSettings &settings,
+                                                   const std::string &defaultEndpoint = "");
+
 } // namespace ringcap

@@ -11,6 +11,8 @@ namespace ringcap {
 class MergeOutput {
 public:
   explicit MergeOutput(std::string path) : path_(std::move(path)) {}
+  // An open descriptor (a pipe or a socket) that the caller keeps and closes; `name` for messages.
+  MergeOutput(std::string name, int fd) : path_(std::move(name)), fd_(fd) {}
   ~MergeOutput();
   MergeOutput(const MergeOutput &) = delete;
   MergeOutput &operator=(const MergeOutput &) = delete;

@@ -42,9 +42,11 @@ std::string partsOf(const std::string &id);
 std::string status(const std::string &id);
 
 // /ringcap/ownerships/<id>: a bucket ownership challenge of the fleet, written by the gateway
-// only: {"id", "destination_conf", "filename", "status": "pending"|"success"|"failed",
-// "submitted", "validated"?}. An agent gives a host's ringcapd a full capture into a bucket
-// only when a record here with that destination_conf has status "success".
+// only: {"id", "destination_conf", "canonical", "filename", "status":
+// "pending"|"success"|"failed", "submitted", "validated"?, "token_sha256"}; "canonical" is
+// DestinationUri::canonical() of destination_conf, and a destination has one record (a new
+// challenge deletes the older ones). An agent gives a host's ringcapd a full capture into a
+// bucket only when a record here with that destination_conf has status "success".
 std::string ownership(const std::string &id);
 std::string ownerships();
 
