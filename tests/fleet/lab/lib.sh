@@ -459,6 +459,9 @@ fl_count() {
 
 # True when this checkout's ringcap-gateway has a fleet mode (it calls fleet::Coordinator).
 fl_gateway_has_fleet() { grep -qs "fleet::Coordinator\|Coordinator " "$FL_SRC"/daemon/gateway/*.cpp; }
+# True when this checkout's ringcap-agent stages a simple capture's file (keys::stagedObject)
+# for the gateway's merged download.
+fl_agent_stages() { grep -qs "stagedObject" "$FL_SRC"/daemon/agent/*.cpp; }
 
 # fl_gateway_up: ringcap-gateway in fleet mode on a free port of 127.0.0.1, as the user
 # ringcap-gateway-test (group ringcap, as tests/gateway/lib.sh runs it): [fleet] with the lab's

@@ -105,6 +105,8 @@ for i in 1 2 3 4; do fl_send "$i" --count 5 --size 100; done
 fl_gateway_restart
 for i in 4 3 2 1; do fl_send "$i" --count 5 --size 100; done
 S=$(fl_api_wait "$ID" success 60 "s['packets_captured'] == 40")
+echo "ok: the capture went on across the gateway's restart: success with 40 packets (GET through the new process)"
+fl_agent_stages || skip "faults 1-4 passed but for the merged download, which needs ringcap-agent's staging, not built here"
 fl_api_download "$ID" "$FL_TMP/merged.pcap"
 for i in 1 2 3 4; do
   expect_eq "$(fl_count "$FL_TMP/merged.pcap" "$i")" 10 "packets to h$i in the merged download after the restart"
@@ -112,4 +114,4 @@ done
 expect_eq "$(capinfos -c -M "$FL_TMP/merged.pcap" | awk '/Number of packets/ {print $NF}')" 40 "packets in the merged download"
 tshark -r "$FL_TMP/merged.pcap" -T fields -e frame.time_epoch 2>/dev/null >"$FL_TMP/times"
 sort -g -c "$FL_TMP/times" || fail "the merged download is not in timestamp order"
-echo "ok: the capture went on across the gateway's restart; status and download through the new one"
+echo "ok: the merged download through the new process: 10 packets of each host in timestamp order"

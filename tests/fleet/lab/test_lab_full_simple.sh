@@ -55,7 +55,8 @@ fl_simple_through_gateway() {
   for _ in 1 2; do
     for i in 3 1 2; do fl_send "$i" --count 5 --size 100; done
   done
-  fl_api_wait "$id" success 60 >/dev/null
+  fl_api_wait "$id" success 60 "s['packets_captured'] == 30" >/dev/null
+  fl_agent_stages || skip "the full capture passed; the simple capture's merged download needs ringcap-agent's staging, not built here"
   fl_api_download "$id" "$FL_TMP/merged.pcap"
   for i in 1 2 3; do
     expect_eq "$(fl_count "$FL_TMP/merged.pcap" "$i")" 10 "packets to h$i in the merged download"
