@@ -457,8 +457,8 @@ fl_count() {
 
 # ---- ringcap-gateway in fleet mode ---------------------------------------------------------
 
-# True when this checkout's ringcap-gateway has a fleet mode (it calls fleet::Coordinator).
-fl_gateway_has_fleet() { grep -qs "fleet::Coordinator\|Coordinator " "$FL_SRC"/daemon/gateway/*.cpp; }
+# True when this checkout's ringcap-gateway has a fleet mode (daemon/gateway/FleetBackend).
+fl_gateway_has_fleet() { [ -f "$FL_SRC/daemon/gateway/FleetBackend.cpp" ]; }
 # True when this checkout's ringcap-agent stages a simple capture's file (keys::stagedObject)
 # for the gateway's merged download.
 fl_agent_stages() { grep -qs "stagedObject" "$FL_SRC"/daemon/agent/*.cpp; }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The faults of issue 11 on the three-host lab (lib.sh), one full capture each, one lab:
+# The faults of issue 11 on the three-host lab (lib.sh), one lab, every capture created,
+# followed and stopped through ringcap-gateway's REST API (fleet mode):
 #  1. a host that registers after a capture was created does not join it (no part, nothing on
 #     its ringcapd); one etcd member of three stopped during that capture: it succeeds and
 #     every packet sent is in the objects;
@@ -16,6 +17,9 @@ fl_require
 fl_up 62
 for i in 1 2 3; do fl_host_up "$i"; done
 fl_own_hosts "$FL_DEST" 1 2 3
+fl_gateway_has_fleet || skip "needs ringcap-gateway's fleet mode, not built here"
+fl_gateway_up
+fl_api_own "$FL_DEST"
 FILTER="{\"protocol\":17,\"destination_port\":$FL_PORT}"
 FULL="{\"type\":\"full\",\"system\":\"magic-transit\",\"colo_name\":\"$FL_COLO\",\"destination_conf\":\"$FL_DEST\",\"time_limit\":60,\"packet_limit\":10000,\"filter_v1\":$FILTER}"
 HOSTS3="sorted(hosts) == ['h1','h2','h3']"
@@ -31,8 +35,8 @@ expect_object() {
 }
 
 fl_log "1. a late host, and an etcd member stopped during the capture"
-ID=$(fl_create "$FULL")
-fl_wait_status "$ID" running 30 "$HOSTS3 and $ALL_RUNNING" >/dev/null
+ID=$(fl_json "$(fl_api POST /pcaps "$FULL")" result.id)
+fl_api_wait "$ID" running 30 "$HOSTS3 and $ALL_RUNNING" >/dev/null
 fl_host_up 4
 fl_until 10 grep -q "capture $ID: host h4 is not among its targets" "$FL_AGENT_LOG"
 echo "ok: h4's agent: capture $ID: host h4 is not among its targets"
@@ -42,9 +46,9 @@ expect_eq "$(fl_ctl 4 --json list | /usr/bin/python3 -c 'import json,sys; print(
 fl_etcd_stop 0
 echo "ok: etcd member m0 stopped"
 for i in 1 2 3; do fl_send "$i" --count $((10 * i)) --size 200; done
-fl_wait_status "$ID" running 30 "s['totals']['packets_captured'] == 60" >/dev/null
-fl_tool stop "$ID" >/dev/null || fail "stop $ID"
-S=$(fl_wait_status "$ID" success 60 "$HOSTS3")
+fl_api_wait "$ID" running 30 "s['packets_captured'] == 60" >/dev/null
+fl_api PUT "/pcaps/$ID/stop" >/dev/null
+S=$(fl_api_wait "$ID" success 60 "$HOSTS3")
 for i in 1 2 3; do expect_object "$ID" "$i" $((10 * i)) "$(fl_json "$S" "hosts.h$i.location")"; done
 expect_eq "$(fl_part "$ID" 4)" "" "h4's part of $ID in etcd at the end"
 fl_etcd_restart 0
@@ -53,39 +57,39 @@ fl_own_hosts "$FL_DEST" 4
 HOSTS4="sorted(hosts) == ['h1','h2','h3','h4']"
 
 fl_log "2. ringcapd of h2 SIGKILLed mid-capture"
-ID=$(fl_create "$FULL")
-fl_wait_status "$ID" running 30 "$HOSTS4 and $ALL_RUNNING" >/dev/null
+ID=$(fl_json "$(fl_api POST /pcaps "$FULL")" result.id)
+fl_api_wait "$ID" running 30 "$HOSTS4 and $ALL_RUNNING" >/dev/null
 for i in 1 2 3 4; do fl_send "$i" --count 20 --size 200; done
-fl_wait_status "$ID" running 30 "s['totals']['packets_captured'] == 80" >/dev/null
+fl_api_wait "$ID" running 30 "s['packets_captured'] == 80" >/dev/null
 fl_kill ringcapd2 KILL
 T0=$SECONDS
 fl_ringcapd_start 2 # as systemd's Restart=on-failure does
-S=$(fl_wait_status "$ID" failed $((FL_LEASE_TTL + 2)) "hosts['h2']['status'] == 'failed' and hosts['h2'].get('error_message')")
+S=$(fl_api_wait "$ID" failed $((FL_LEASE_TTL + 2)) "hosts['h2']['status'] == 'failed' and hosts['h2'].get('error_message')")
 echo "figure: h2's part failed $((SECONDS - T0)) s after ringcapd was killed (lease TTL $FL_LEASE_TTL s)"
 MSG=$(fl_json "$S" hosts.h2.error_message)
 expect_grep "ringcapd restarted during the capture" "$MSG" "h2's error_message"
 expect_grep "host h2 failed: ringcapd restarted during the capture" "$(fl_json "$S" error_message)" "the capture's error_message"
-fl_tool stop "$ID" >/dev/null || fail "stop $ID"
-S=$(fl_wait_status "$ID" failed 60 "s['ended'] and all(hosts[h]['status'] == 'success' for h in ('h1','h3','h4'))")
+fl_api PUT "/pcaps/$ID/stop" >/dev/null
+S=$(fl_api_wait "$ID" failed 60 "all(hosts[h]['status'] == 'success' for h in ('h1','h3','h4'))")
 for i in 1 3 4; do expect_object "$ID" "$i" 20 "$(fl_json "$S" "hosts.h$i.location")"; done
 
 fl_log "3. ringcap-agent of h3 SIGKILLed mid-capture"
-ID=$(fl_create "$FULL")
-fl_wait_status "$ID" running 30 "$HOSTS4 and $ALL_RUNNING" >/dev/null
+ID=$(fl_json "$(fl_api POST /pcaps "$FULL")" result.id)
+fl_api_wait "$ID" running 30 "$HOSTS4 and $ALL_RUNNING" >/dev/null
 for i in 1 2 3 4; do fl_send "$i" --count 15 --size 200; done
-fl_wait_status "$ID" running 30 "s['totals']['packets_captured'] == 60" >/dev/null
+fl_api_wait "$ID" running 30 "s['packets_captured'] == 60" >/dev/null
 fl_kill agent3 KILL
 T0=$SECONDS
-S=$(fl_wait_status "$ID" failed $((FL_LEASE_TTL + 3)) "hosts['h3']['status'] == 'failed'")
+S=$(fl_api_wait "$ID" failed $((FL_LEASE_TTL + 3)) "hosts['h3']['status'] == 'failed'")
 echo "figure: h3's part failed in the fleet status $((SECONDS - T0)) s after its agent was killed (lease TTL $FL_LEASE_TTL s)"
 expect_eq "$(fl_json "$S" hosts.h3.error_message)" "host h3 vanished (its registration expired) while its part was running" "h3's error_message"
 # Its ringcapd goes on meanwhile: the fleet's stop reaches it when its agent is back.
-fl_tool stop "$ID" >/dev/null || fail "stop $ID"
-S=$(fl_wait_status "$ID" failed 60 "all(hosts[h]['status'] == 'success' for h in ('h1','h2','h4'))")
+fl_api PUT "/pcaps/$ID/stop" >/dev/null
+S=$(fl_api_wait "$ID" failed 60 "all(hosts[h]['status'] == 'success' for h in ('h1','h2','h4'))")
 for i in 1 2 4; do expect_object "$ID" "$i" 15 "$(fl_json "$S" "hosts.h$i.location")"; done
 fl_agent_start 3
 fl_until 15 grep -q "capture $ID: this host's part is running on ringcapd; reporting it again" "$FL_AGENT_LOG"
-S=$(fl_wait_status "$ID" failed 30 "s['ended'] and hosts['h3'].get('reported_status') == 'success'")
+S=$(fl_api_wait "$ID" failed 30 "hosts['h3'].get('reported_status') == 'success'")
 expect_eq "$(fl_json "$S" hosts.h3.status)" failed "h3 in the fleet status after its agent came back"
 expect_eq "$(fl_json "$(fl_part "$ID" 3)" status)" success "h3's part in etcd (the capture ringcapd went on with)"
 expect_eq "$(fl_json "$(fl_part "$ID" 3)" packets_captured)" 15 "h3's packets_captured"
@@ -93,11 +97,7 @@ expect_eq "$(fl_ctl 3 --json list | /usr/bin/python3 -c 'import json,sys; print(
 if grep -q "capture $ID: claimed" "$FL_AGENT_LOG"; then fail "the restarted agent claimed $ID again"; fi
 echo "ok: the restarted agent reported h3's part and did not run it again"
 
-if ! fl_gateway_has_fleet; then
-  skip "faults 1-3 passed; the gateway restart needs ringcap-gateway's fleet mode, not built here"
-fi
 fl_log "4. ringcap-gateway restarted mid-capture (a simple capture, 10 packets a host)"
-fl_gateway_up
 body=$(fl_api POST /pcaps "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":60,\"packet_limit\":10,\"filter_v1\":$FILTER}")
 ID=$(fl_json "$body" result.id)
 fl_api_wait "$ID" running 30 "$HOSTS4 and $ALL_RUNNING" >/dev/null
