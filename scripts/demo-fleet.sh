@@ -28,10 +28,10 @@ show() {
   /usr/bin/python3 -c '
 import json, sys
 s = json.loads(sys.argv[1])
-print(f"capture {s[\"id\"]} ({s.get(\"type\")}) at {s.get(\"colo_name\")}: {s[\"status\"]}, "
-      f"{s[\"packets_captured\"]} packets in all")
+print("capture %s (%s) at %s: %s, %d packets in all"
+      % (s["id"], s.get("type"), s.get("colo_name") or "the default site", s["status"], s["packets_captured"]))
 for p in s.get("hosts", []):
-    print(f"  {p[\"host\"]:4} {p[\"status\"]:8} {p.get(\"packets_captured\", 0):4} packets  {p.get(\"location\", \"\")}")' "$1"
+    print("  %-4s %-8s %4d packets  %s" % (p["host"], p["status"], p.get("packets_captured", 0), p.get("location", "")))' "$1"
 }
 FILTER="{\"protocol\":17,\"destination_port\":$FL_PORT}"
 
