@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <spdlog/spdlog.h>
@@ -91,6 +92,19 @@ Result<AgentSettings> settingsFromConfig(const DaemonConfig &config) {
   s.stateDirectory = f.state_directory;
   s.leaseTtlSeconds = f.lease_ttl_seconds;
   s.statusIntervalSeconds = f.status_interval_seconds;
+  s.stagingDestination = f.staging_destination;
+  s.destinations.fileRoots = config.file_roots;
+  s.destinations.s3Endpoint = config.s3_endpoint;
+  s.destinations.s3AllowedEndpoints = config.s3_allowed_endpoints;
+  s.destinations.credentialsFile = config.s3_credentials_file;
+  // The agent's own credentials, from systemd's LoadCredential=aws-credentials:... (ringcapd's
+  // s3.credentials_file is root's and need not be readable by the agent's user).
+  if (const char *dir = getenv("CREDENTIALS_DIRECTORY"); dir && *dir) {
+    const std::string path = std::string(dir) + "/aws-credentials";
+    if (access(path.c_str(), F_OK) == 0)
+      s.destinations.credentialsFile = path;
+  }
+  s.destinations.fastRetries = getenv("RINGCAP_TEST_FAST_RETRIES") != nullptr;
   return s;
 }
 
@@ -302,6 +316,14 @@ bool Agent::handleCaptureLocked(const std::string &id, const json &value) {
                  id, specRevision, registrationRevision_.load());
     return true;
   }
+  // Whether this host may run it at all: asked before the claim, so that an etcd error leaves
+  // the event to be handled again; a refusal is claimed and failed (the fleet sees why).
+  auto refusal = refusalOf(spec);
+  if (!refusal) {
+    spdlog::error("capture {}: reading the fleet's ownerships: {}; trying again", id,
+                  refusal.error().message);
+    return false;
+  }
   json claim = {{"host", s_.host}, {"colo", s_.colo}, {"status", "pending"}, {"claimed", utcNow()}};
   auto txn = etcd_->txn({fleet::Compare::absent(partKey)},
                         {fleet::TxnOp::put(partKey, claim.dump())}, {fleet::TxnOp::get(partKey)});
@@ -323,8 +345,41 @@ bool Agent::handleCaptureLocked(const std::string &id, const json &value) {
   spdlog::info("capture {}: claimed this host's part (etcd revision {}); starting it on ringcapd",
                id, txn->revision);
   uncertainClaims_.erase(id);
+  if (*refusal) {
+    failPart(id, **refusal);
+    return true;
+  }
   startPart(id, spec);
   return true;
+}
+
+Result<std::optional<std::string>> Agent::refusalOf(const json &spec) {
+  auto request = spec.find("request");
+  if (request == spec.end() || !request->is_object())
+    return std::optional<std::string>(); // malformed: startPart says so
+  const std::string type = stringOf(*request, "type");
+  if (type == "simple" && local_->hasFiles() && s_.stagingDestination.empty())
+    return std::optional<std::string>(
+        "fleet.staging_destination is not set on host " + s_.host +
+        ": a simple capture's file could not reach the gateway's merged download; not run");
+  if (type != "full")
+    return std::optional<std::string>();
+  const std::string dest = stringOf(*request, "destination_conf");
+  auto got = etcd_->getPrefix(keys::ownerships());
+  if (!got)
+    return got.error();
+  for (const auto &kv : got->kvs) {
+    json o = json::parse(kv.value, nullptr, false);
+    if (stringOf(o, "status") == "success" && !dest.empty() &&
+        stringOf(o, "destination_conf") == dest)
+      return std::optional<std::string>();
+  }
+  return std::optional<std::string>(
+      "destination_conf " + dest +
+      " has no validated ownership in the fleet: a full capture runs only into a destination "
+      "whose ownership the gateway validated (a record under " +
+      keys::ownerships() + " with status \"success\" and this destination_conf); not run on " +
+      s_.host);
 }
 
 void Agent::startPart(const std::string &id, const json &spec) {
@@ -345,6 +400,23 @@ void Agent::createOnRingcapd(const std::string &id, const json &spec) {
     return;
   }
   uncertainCreates_.erase(id);
+  if (stringOf(local.request, "type") == "full") {
+    // This host's path of the fleet's validated destination (refusalOf checked etcd): ringcapd
+    // records it as validated, for exactly that path.
+    const std::string dest = stringOf(local.request, "destination_conf");
+    auto imported = local_->importOwnership(dest);
+    if (!imported && isRefusal(imported.error().kind)) {
+      failPart(id, "ringcapd on " + s_.host + " refused the fleet's ownership of " + dest + ": " +
+                       imported.error().message);
+      return;
+    }
+    if (!imported) {
+      spdlog::warn("capture {}: ImportOwnership of {}: {}; tried again with the status reports", id,
+                   dest, imported.error().message);
+      uncertainCreates_[id] = spec;
+      return;
+    }
+  }
   auto created = local_->createCapture(local.request);
   json record;
   if (created) {
@@ -413,6 +485,9 @@ void Agent::reportParts(bool force) {
     uncertainCreates_.erase(id);
     json part = keys::partFromRecord(s_.host, *record);
     part["colo"] = s_.colo;
+    if (stringOf(part, "status") == "success" && stringOf(*record, "type") == "simple" &&
+        local_->hasFiles())
+      stagePart(id, part); // success only once the file is staged; else failed
     lastPart_[id] = part;
     const std::string status = stringOf(part, "status");
     auto seen = reported_.find(id);
@@ -430,9 +505,64 @@ void Agent::reportParts(bool force) {
       state_.parts.erase(id);
       reported_.erase(id);
       lastPart_.erase(id);
+      staged_.erase(id);
       saveState();
     }
   }
+}
+
+void Agent::stagePart(const std::string &id, json &part) {
+  if (auto done = staged_.find(id); done != staged_.end()) {
+    part["staged_object"] = done->second.first;
+    part["staged_bytes"] = done->second.second;
+    return;
+  }
+  const std::string object = keys::stagedObject(s_.stagingDestination, id, s_.host);
+  std::string cause;
+  uint64_t bytes = 0;
+  auto delay = s_.stagingRetryDelay;
+  for (int attempt = 1; attempt <= std::max(1, s_.stagingAttempts); ++attempt) {
+    if (attempt > 1) {
+      std::this_thread::sleep_for(delay);
+      delay *= 2;
+    }
+    auto fd = local_->openCaptureFile(id);
+    if (!fd) {
+      cause = "OpenCaptureFile: " + fd.error().message;
+      if (isRefusal(fd.error().kind) || fd.error().kind == ErrorKind::NotFound)
+        break; // ringcapd answered: it has no file to give
+      continue;
+    }
+    struct stat st {};
+    if (fstat(fd->get(), &st) != 0) {
+      cause = std::string("fstat: ") + strerror(errno);
+      continue;
+    }
+    bytes = static_cast<uint64_t>(st.st_size);
+    auto uri = parseDestinationUri(keys::destinationForHost(s_.stagingDestination, id));
+    if (!uri) {
+      cause = uri.error().message;
+      break;
+    }
+    auto dest = openDestination(*uri, s_.destinations);
+    if (!dest) {
+      cause = dest.error().message;
+      break; // a setting (endpoint not allowed, no credentials): the same next time
+    }
+    auto up = (*dest)->uploadFile(s_.host + ".pcap", "/proc/self/fd/" + std::to_string(fd->get()));
+    if (up) {
+      spdlog::info("capture {}: staged {} bytes as {} (attempt {})", id, bytes, object, attempt);
+      staged_[id] = {object, bytes};
+      part["staged_object"] = object;
+      part["staged_bytes"] = bytes;
+      return;
+    }
+    cause = up.error().message;
+    spdlog::warn("capture {}: staging {} (attempt {} of {}): {}", id, object, attempt,
+                 s_.stagingAttempts, cause);
+  }
+  part["status"] = "failed";
+  part["error_message"] = "staging the capture's file as " + object + " failed: " + cause;
 }
 
 void Agent::keepAliveLoop(const std::atomic<bool> &stop) {

@@ -6,15 +6,18 @@
 
 #include "Config.h"
 #include "LocalCapture.h"
+#include "destination/Destination.h"
 #include "fleet/Etcd.h"
 #include "util/Result.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,6 +34,17 @@ struct AgentSettings {
   // The bus of ringcapd (the default LocalCapture's); empty: the system bus
   // (DBUS_SYSTEM_BUS_ADDRESS when set).
   std::string busAddress;
+  // [fleet] staging_destination: where a simple capture's file is uploaded for the gateway
+  // (keys::stagedObject); empty: not set (a simple capture's part then fails at its claim,
+  // when the LocalCapture has files).
+  std::string stagingDestination;
+  // [destinations] and [s3] of the file, as ringcapd uses them; the credentials file is
+  // $CREDENTIALS_DIRECTORY/aws-credentials when systemd's LoadCredential= provides it.
+  DestinationSettings destinations;
+  // Uploads of a staged file tried at most this often, waiting stagingRetryDelay, doubled
+  // each time, between two.
+  int stagingAttempts = 3;
+  std::chrono::milliseconds stagingRetryDelay{1000};
 };
 
 // The agent's settings from ringcapd's configuration: colo_name, colo_groups, the systems'
@@ -76,6 +90,13 @@ private:
   // the part as uncertain (reportParts settles it: found, reported; NotFound, created again).
   void createOnRingcapd(const std::string &id, const nlohmann::json &spec);
   void reportParts(bool force);
+  // Why this host must not run the capture `spec` (a full capture without a fleet ownership
+  // "success" of its destination_conf in etcd; a simple one without staging_destination),
+  // or nullopt when it may; an error when etcd could not be read.
+  Result<std::optional<std::string>> refusalOf(const nlohmann::json &spec);
+  // Uploads a succeeded simple capture's file to its staged object and adds staged_object
+  // and staged_bytes to `part`; a failure (after the bounded retries) turns `part` failed.
+  void stagePart(const std::string &id, nlohmann::json &part);
   Result<void> putPart(const std::string &id, const nlohmann::json &part);
   void failPart(const std::string &id, const std::string &message);
   void saveState();
@@ -100,6 +121,9 @@ private:
   // id -> the last part read from ringcapd's record (a terminal one is written again when the
   // record is gone, instead of failing the part).
   std::map<std::string, nlohmann::json> lastPart_;
+  // id -> the staged object and its size, once uploaded (a part put that failed after it
+  // does not upload again).
+  std::map<std::string, std::pair<std::string, uint64_t>> staged_;
 };
 
 // Whether a bus error is ringcapd's answer refusing the request (as opposed to no answer: a

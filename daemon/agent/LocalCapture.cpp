@@ -35,4 +35,21 @@ Result<nlohmann::json> RingcapdCapture::getCapture(const std::string &id) {
 
 Result<void> RingcapdCapture::stopCapture(const std::string &id) { return bus_->stopCapture(id); }
 
+Result<nlohmann::json> RingcapdCapture::importOwnership(const std::string &destination) {
+  return bus_->importOwnership(destination);
+}
+
+Result<UniqueFd> RingcapdCapture::openCaptureFile(const std::string &id) {
+  return bus_->openCaptureFile(id);
+}
+
+Result<nlohmann::json> LocalCapture::importOwnership(const std::string &destination) {
+  return Error{ErrorKind::InvalidRequest,
+               "this capture service keeps no ownerships (importing " + destination + ")"};
+}
+
+Result<UniqueFd> LocalCapture::openCaptureFile(const std::string &id) {
+  return Error{ErrorKind::NotFound, "this capture service keeps no files (capture " + id + ")"};
+}
+
 } // namespace ringcap::agent

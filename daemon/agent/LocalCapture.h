@@ -28,6 +28,15 @@ public:
   virtual Result<nlohmann::json> getCapture(const std::string &id) = 0;
   // StopCapture.
   virtual Result<void> stopCapture(const std::string &id) = 0;
+  // ImportOwnership: records the fleet's validated ownership of `destination` (a host's
+  // per-host path) on the local service. The default refuses (a LocalCapture without
+  // ringcapd keeps no ownerships).
+  virtual Result<nlohmann::json> importOwnership(const std::string &destination);
+  // OpenCaptureFile: a finished capture's file, read-only. The default: NotFound.
+  virtual Result<UniqueFd> openCaptureFile(const std::string &id);
+  // Whether captures leave a file to stage for the gateway (a simple capture's): ringcapd's
+  // do; a simulation's do not (false by default), and then nothing is staged.
+  virtual bool hasFiles() const { return false; }
 };
 
 // The local ringcapd over D-Bus: the bus at `busAddress`, or the system bus when it is empty
@@ -41,6 +50,9 @@ public:
   // watch) no longer than that.
   Result<nlohmann::json> getCapture(const std::string &id) override;
   Result<void> stopCapture(const std::string &id) override;
+  Result<nlohmann::json> importOwnership(const std::string &destination) override;
+  Result<UniqueFd> openCaptureFile(const std::string &id) override;
+  bool hasFiles() const override { return true; }
 
 private:
   std::string busAddress_;

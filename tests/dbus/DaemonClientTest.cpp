@@ -132,6 +132,14 @@ TEST_F(ApiClientTest, OwnershipMethodsRoundTrip) {
   auto after = client->listOwnerships();
   ASSERT_TRUE(after);
   EXPECT_TRUE(after->empty());
+  // ImportOwnership (the client connects as root here).
+  auto imported = client->importOwnership(dest + "/h1");
+  ASSERT_TRUE(imported) << imported.error().message;
+  EXPECT_EQ(imported->value("status", ""), "success");
+  EXPECT_EQ(imported->value("imported", false), true);
+  auto refused = client->importOwnership("file:///etc/ringcap-not-a-root");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::InvalidRequest) << refused.error().message;
 }
 
 TEST(ApiClientConnectTest, AnUnreachableBusIsUnavailable) {

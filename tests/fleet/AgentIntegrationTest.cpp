@@ -7,7 +7,10 @@
 #include "../dbus/DaemonFixture.h"
 #include "../lib/EtcdCluster.h"
 #include "../lib/Skip.h"
+#include "../s3/S3Server.h"
 #include "api/ServiceApi.h"
+#include "destination/AwsCredentials.h"
+#include "destination/S3Client.h"
 #include "fleet/Coordinator.h"
 #include "fleet/Etcd.h"
 #include "fleet/Keys.h"
@@ -43,6 +46,9 @@ protected:
       return;
     if (EtcdCluster::etcdBinary().empty())
       RINGCAP_SKIP("ringcap-agent test: needs etcd (Debian's etcd-server, or $RINGCAP_ETCD)");
+    // Simple captures are staged in S3 (fleet.staging_destination): a real S3 server.
+    if (std::string why = test::S3Server::unavailableReason(); !why.empty())
+      RINGCAP_SKIP("ringcap-agent test: " + why);
   }
   void TearDown() override {
     stopAgent(SIGKILL);
@@ -66,7 +72,24 @@ protected:
     if (!etcd)
       return testing::AssertionFailure() << etcd.error().message;
     etcd_ = std::move(*etcd);
+    s3_ = std::make_unique<test::S3Server>(lab().tmp() + "/s3");
+    if (auto started = s3_->start(); !started)
+      return testing::AssertionFailure() << "S3 server: " << started.error().message;
     return writeConfig();
+  }
+
+  // fleet.staging_destination of the agent's file.
+  std::string staging() const {
+    return std::string("s3://") + test::S3Server::kBucket +
+           "/staging?region=" + test::S3Server::kRegion + "&endpoint=" + s3_->endpoint();
+  }
+
+  // An object of the test's bucket (an error when it cannot be read).
+  Result<std::vector<uint8_t>> s3Object(const std::string &key) {
+    S3Client client({test::S3Server::kBucket, test::S3Server::kRegion, s3_->endpoint()},
+                    AwsCredentials{test::S3Server::kAccessKey, test::S3Server::kSecretKey, ""},
+                    S3Options{.attempts = 1});
+    return client.getObject(key);
   }
 
   testing::AssertionResult writeConfig() {
@@ -79,7 +102,9 @@ protected:
                            << "\"]\n[fleet]\netcd_endpoints = [" << endpoints << "]\n"
                            << "host_name = \"" << kHost << "\"\n"
                            << "state_directory = \"" << stateDir() << "\"\n"
-                           << "lease_ttl_seconds = 4\nstatus_interval_seconds = 1\n";
+                           << "lease_ttl_seconds = 4\nstatus_interval_seconds = 1\n"
+                           << "staging_destination = \"" << staging() << "\"\n"
+                           << "[s3]\nallowed_endpoints = [\"" << s3_->endpoint() << "\"]\n";
     return testing::AssertionSuccess();
   }
 
@@ -88,6 +113,8 @@ protected:
     ++runs_;
     const std::string log = lab().tmp() + "/agent-" + std::to_string(runs_) + ".log";
     const std::string bus = "DBUS_SYSTEM_BUS_ADDRESS=" + lab().busAddress();
+    const std::string keyId = std::string("AWS_ACCESS_KEY_ID=") + test::S3Server::kAccessKey;
+    const std::string secret = std::string("AWS_SECRET_ACCESS_KEY=") + test::S3Server::kSecretKey;
     pid_t pid = fork();
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -95,6 +122,9 @@ protected:
       dup2(fd, 1);
       dup2(fd, 2);
       putenv(const_cast<char *>(bus.c_str()));
+      putenv(const_cast<char *>(keyId.c_str()));
+      putenv(const_cast<char *>(secret.c_str()));
+      putenv(const_cast<char *>("RINGCAP_TEST_FAST_RETRIES=1"));
       execl(RINGCAP_AGENT_PATH, RINGCAP_AGENT_PATH, "--config", config_.c_str(), nullptr);
       _exit(127);
     }
@@ -185,6 +215,7 @@ protected:
 
   std::unique_ptr<EtcdCluster> cluster_;
   std::unique_ptr<fleet::EtcdClient> etcd_;
+  std::unique_ptr<test::S3Server> s3_;
   std::string config_;
   pid_t agent_ = -1;
   int runs_ = 0;
@@ -493,6 +524,145 @@ TEST_F(AgentTest, AStalledRingcapdDoesNotLetTheLeaseExpire) {
   ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
   ASSERT_TRUE(waitForPart(kFirst, "success", 60s));
   EXPECT_EQ(agentLog(1).find("registering again"), std::string::npos) << agentLog(1);
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+// Simple captures staged for the gateway (fleet.staging_destination): the part is "success"
+// only once the file is in S3, with staged_object and staged_bytes; an upload that keeps
+// failing fails the part, naming the object and the cause.
+TEST_F(AgentTest, StagesASimpleCapturesFileBeforeItsPartSucceeds) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 5, kUdpTo5000)));
+  ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
+  ASSERT_TRUE(lab().sendUdp(4000, 5000, 5, 100));
+  // Every value of the part seen until the end: never "success" without the staged object.
+  const auto deadline = Clock::now() + 60s;
+  json done;
+  while (Clock::now() < deadline) {
+    done = part(kFirst).first;
+    if (done.value("status", "") == "success") {
+      ASSERT_TRUE(done.contains("staged_object")) << "success before staging: " << done.dump();
+      break;
+    }
+    ASSERT_NE(done.value("status", ""), "failed") << done.dump();
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(done.value("status", ""), "success") << done.dump();
+  const std::string object = keys::stagedObject(staging(), kFirst, kHost);
+  EXPECT_EQ(done.value("staged_object", ""), object);
+  EXPECT_EQ(object.substr(0, object.find('?')), std::string("s3://") + test::S3Server::kBucket +
+                                                    "/staging/" + kFirst + "/" + kHost + ".pcap");
+  // The object holds exactly ringcapd's file.
+  UniqueFd file;
+  ASSERT_TRUE(root().openFile(kFirst, file).ok());
+  const std::string local = lab().tmp() + "/local.pcap";
+  const int64_t size = copyToFile(file.get(), local);
+  ASSERT_GT(size, 0);
+  EXPECT_EQ(done.value("staged_bytes", int64_t(-1)), size) << done.dump();
+  auto stored = s3Object(std::string("staging/") + kFirst + "/" + kHost + ".pcap");
+  ASSERT_TRUE(stored) << stored.error().message;
+  const std::string want = readFile(local);
+  EXPECT_EQ(std::string(stored->begin(), stored->end()), want);
+  RunResult frames = tsharkFields(local, {"frame.number"});
+  ASSERT_EQ(frames.status, 0) << frames.err;
+  EXPECT_EQ(lines(frames.out).size(), 5u);
+
+  // The S3 server gone: the upload is retried a bounded number of times, then the part fails.
+  s3_->stop();
+  ASSERT_TRUE(create(kWhileDown, simpleRequest(1, 10)));
+  ASSERT_TRUE(waitForPart(kWhileDown, "failed", 90s));
+  json failed = part(kWhileDown).first;
+  const std::string message = failed.value("error_message", "");
+  EXPECT_EQ(message.rfind("staging the capture's file as " +
+                              keys::stagedObject(staging(), kWhileDown, kHost) + " failed: ",
+                          0),
+            0u)
+      << failed.dump();
+  EXPECT_FALSE(failed.contains("staged_object")) << failed.dump();
+  EXPECT_EQ(failed.value("stop_reason", ""), "time_limit") << "the counters and the record's "
+                                                              "fields are kept: "
+                                                           << failed.dump();
+  EXPECT_TRUE(logHas(1, "(attempt 3 of 3)", 5s)) << agentLog(1);
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+// Without fleet.staging_destination a simple capture's part fails at its claim.
+TEST_F(AgentTest, ASimpleCaptureFailsAtItsClaimWithoutAStagingDestination) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  {
+    std::string text = readFile(config_);
+    const size_t at = text.find("staging_destination");
+    ASSERT_NE(at, std::string::npos);
+    text.erase(at, text.find('\n', at) - at + 1);
+    std::ofstream(config_) << text;
+  }
+  ASSERT_TRUE(startAgent());
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 5)));
+  ASSERT_TRUE(waitForPart(kFirst, "failed", 30s));
+  EXPECT_EQ(part(kFirst).first.value("error_message", ""),
+            std::string("fleet.staging_destination is not set on host ") + kHost +
+                ": a simple capture's file could not reach the gateway's merged download; not "
+                "run");
+  EXPECT_TRUE(root().list().empty()) << "ringcapd ran the capture";
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
+// A full capture runs only with the fleet's validated ownership of its destination in etcd;
+// then the host's ringcapd gets its per-host path imported and delivers there.
+TEST_F(AgentTest, FullCaptureRunsOnlyWithTheFleetsValidatedOwnership) {
+  RINGCAP_LAB_UP();
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+  const std::string dest = "file://" + lab().destinationRoot() + "/fleet";
+  const json request = {{"system", "magic-transit"}, {"type", "full"},
+                        {"time_limit", 1},           {"colo_name", kColo},
+                        {"destination_conf", dest},  {"filter_v1", kUdpTo5000}};
+  const std::string rule =
+      "destination_conf " + dest +
+      " has no validated ownership in the fleet: a full capture runs only into a destination "
+      "whose ownership the gateway validated (a record under /ringcap/ownerships/ with status "
+      "\"success\" and this destination_conf); not run on " +
+      kHost;
+
+  // A pending record, and a success of another destination, do not count.
+  const std::string pendingId = "000000000000000000000000000000d1";
+  const std::string otherId = "000000000000000000000000000000d2";
+  ASSERT_TRUE(etcd_->put(
+      keys::ownership(pendingId),
+      json{{"id", pendingId}, {"destination_conf", dest}, {"status", "pending"}}.dump()));
+  ASSERT_TRUE(etcd_->put(
+      keys::ownership(otherId),
+      json{{"id", otherId}, {"destination_conf", dest + "/other"}, {"status", "success"}}.dump()));
+  ASSERT_TRUE(create(kBefore, request));
+  ASSERT_TRUE(waitForPart(kBefore, "failed", 30s));
+  EXPECT_EQ(part(kBefore).first.value("error_message", ""), rule);
+  EXPECT_TRUE(root().list().empty()) << "ringcapd ran the capture";
+
+  // The gateway validated it: the part runs, into <dest>/<host>/pcap_<id>.pcap.
+  ASSERT_TRUE(etcd_->put(
+      keys::ownership(pendingId),
+      json{{"id", pendingId}, {"destination_conf", dest}, {"status", "success"}}.dump()));
+  ASSERT_TRUE(create(kFirst, request));
+  ASSERT_TRUE(waitForPart(kFirst, "success", 60s));
+  // Below this host's path (ringcapd adds its own hostname directory below it: docs/fleet.md).
+  const json succeeded = part(kFirst).first;
+  const std::string location = succeeded.value("location", "");
+  const std::string below = lab().destinationRoot() + "/fleet/" + kHost + "/";
+  EXPECT_EQ(location.rfind(below, 0), 0u) << succeeded.dump();
+  EXPECT_TRUE(location.ends_with("/pcap_" + std::string(kFirst) + ".pcap")) << location;
+  EXPECT_TRUE(std::filesystem::exists(location)) << location;
+  EXPECT_FALSE(part(kFirst).first.contains("staged_object")) << "a full capture was staged";
+  CallResult owned = root().manager("ListOwnerships");
+  ASSERT_TRUE(owned.ok()) << owned.describe();
+  json records = readReply(owned.reply.get());
+  ASSERT_EQ(records.size(), 1u) << records.dump();
+  EXPECT_EQ(records[0].value("destination_conf", ""), dest + "/" + kHost);
+  EXPECT_EQ(records[0].value("imported", false), true);
+  EXPECT_EQ(records[0].value("status", ""), "success");
   ASSERT_TRUE(stopAgent(SIGTERM));
 }
 

@@ -69,6 +69,38 @@ TEST(AgentConfig, DefaultsAndTheHostnameWhenHostNameIsLeftOut) {
   EXPECT_EQ(c->fleet.status_interval_seconds, 5u);
 }
 
+// The staging destination and the S3 settings ringcapd uses; the agent's own credentials
+// from systemd's LoadCredential= (CREDENTIALS_DIRECTORY) before s3.credentials_file.
+TEST(AgentConfig, StagingTakesTheS3SettingsAndTheCredentialsDirectoryFirst) {
+  const std::string text = kBase +
+                           "[fleet]\netcd_endpoints = [\"http://127.0.0.1:2379\"]\nhost_name = "
+                           "\"h1\"\nstaging_destination = \"s3://stage/x?region=eu-west-1\"\n"
+                           "[s3]\nendpoint = \"http://127.0.0.1:9000\"\ncredentials_file = "
+                           "\"/etc/ringcap/aws-credentials\"\n";
+  auto c = parseDaemonConfig(text, "test");
+  ASSERT_TRUE(c) << c.error().message;
+  unsetenv("CREDENTIALS_DIRECTORY");
+  auto s = agent::settingsFromConfig(*c);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->stagingDestination, "s3://stage/x?region=eu-west-1");
+  EXPECT_EQ(s->destinations.s3Endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(s->destinations.credentialsFile, "/etc/ringcap/aws-credentials");
+
+  char dir[] = "/tmp/ringcap-agent-creds-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  setenv("CREDENTIALS_DIRECTORY", dir, 1);
+  auto without = agent::settingsFromConfig(*c); // no aws-credentials there: the file's key
+  ASSERT_TRUE(without);
+  EXPECT_EQ(without->destinations.credentialsFile, "/etc/ringcap/aws-credentials");
+  const std::string creds = std::string(dir) + "/aws-credentials";
+  std::ofstream(creds) << "[default]\n";
+  auto with = agent::settingsFromConfig(*c);
+  unsetenv("CREDENTIALS_DIRECTORY");
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(with);
+  EXPECT_EQ(with->destinations.credentialsFile, creds);
+}
+
 TEST(AgentConfig, TheAgentNeedsEtcdEndpointsButRingcapdDoesNot) {
   auto c = parseFleet("agent_user = \"ringcap-agent\"\n");
   ASSERT_TRUE(c) << c.error().message;
