@@ -7,7 +7,7 @@
 # gateway's REST API (curl) it runs a full capture of the site fl01, delivered by each host to
 # the bucket as pcaps/<host>/pcap_<id>.pcap, and a simple capture downloaded as one merged PCAP;
 # it prints the fleet status, the objects and what tshark sees, then removes everything (on a
-# terminal, once Enter is pressed). About a minute once built.
+# terminal, once Enter is pressed). About 30 s once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
