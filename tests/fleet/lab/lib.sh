@@ -63,7 +63,7 @@ fl_require() {
     command -v "$t" >/dev/null || skip "needs $t"
   done
   [ -d "$FL_SRC/tests/s3/node_modules" ] || skip "needs tests/s3/node_modules (npm ci --prefix tests/s3)"
-  for t in "$FL_RINGCAPD" "$FL_AGENT" "$FL_CTL" "$FL_TOOL"; do
+  for t in "$FL_RINGCAPD" "$FL_AGENT" "$FL_GATEWAY" "$FL_CTL" "$FL_TOOL"; do
     [ -x "$t" ] || fail "not built: $t"
   done
 }
@@ -457,11 +457,6 @@ fl_count() {
 
 # ---- ringcap-gateway in fleet mode ---------------------------------------------------------
 
-# True when this checkout's ringcap-gateway has a fleet mode (daemon/gateway/FleetBackend).
-fl_gateway_has_fleet() { [ -f "$FL_SRC/daemon/gateway/FleetBackend.cpp" ]; }
-# True when this checkout's ringcap-agent stages a simple capture's file (keys::stagedObject)
-# for the gateway's merged download.
-fl_agent_stages() { grep -qs "stagedObject" "$FL_SRC"/daemon/agent/*.cpp; }
 
 # fl_gateway_up: ringcap-gateway in fleet mode on a free port of 127.0.0.1, as the user
 # ringcap-gateway-test (group ringcap, as tests/gateway/lib.sh runs it): [fleet] with the lab's
