@@ -17,8 +17,6 @@ source tests/fleet/lab/lib.sh
 fl_require
 fl_up 99
 for i in 1 2 3; do fl_host_up "$i"; done
-# The challenge of each host's destination (the agent gives ringcapd <dir>/<host>).
-fl_own_hosts "$FL_DEST" 1 2 3 >/dev/null
 fl_gateway_up
 echo "== ringcap-gateway (fleet mode, etcd $FL_ETCD): $FL_API"
 echo "== POST /pcaps/ownership and /pcaps/ownership/validate: the fleet's challenge of $FL_DEST"

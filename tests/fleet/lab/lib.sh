@@ -21,9 +21,9 @@
 #     [fleet] agent_user names, as systemd/ringcap-agent.service runs it), reading the same
 #     file as ringcapd;
 #   - ringcap-gateway in fleet mode on 127.0.0.1 (fl_gateway_up), when the test needs it.
-# Each host's part of a full capture with destination s3://ringcap-fleet/pcaps is delivered
-# under pcaps/h<i>; fl_own_hosts passes the ownership challenge of each host's destination on
-# its ringcapd.
+# A full capture needs the fleet's ownership of its destination (fl_api_own: the REST
+# challenge; each agent imports the record into its ringcapd); each host's part of a full
+# capture into s3://ringcap-fleet/pcaps is delivered under pcaps/h<i>.
 
 source "$(dirname "${BASH_SOURCE[0]}")/../../lib/check.sh"
 
@@ -378,24 +378,6 @@ fl_kill() {
   done
   { wait "$pid"; } 2>/dev/null || true
   fl_untrack "$1"
-}
-
-# fl_own_hosts DEST I...: passes the ownership challenge of DEST/h<I> on host I's ringcapd
-# (the destination the agent gives it for a full capture to DEST), reading the challenge
-# object back with awscli.
-fl_own_hosts() {
-  local dest=$1 i rec file token path
-  shift
-  for i in "$@"; do
-    local hdest="${dest%%\?*}/h$i?${dest#*\?}"
-    rec=$(fl_ctl "$i" --json ownership create "$hdest") || fail "ownership create on h$i: $rec"
-    file=$(fl_json "$rec" filename)
-    path=${hdest#s3://}
-    path=${path%%\?*}
-    token=$(fl_aws s3 cp "s3://$path/$file" - 2>/dev/null) || fail "reading s3://$path/$file"
-    rec=$(fl_ctl "$i" --json ownership validate "$hdest" "$token") || fail "ownership validate on h$i: $rec"
-    expect_eq "$(fl_json "$rec" status)" success "ownership of $hdest on h$i"
-  done
 }
 
 # fl_json JSON PATH: a field (a.b.c) of a JSON text; "null" when absent.

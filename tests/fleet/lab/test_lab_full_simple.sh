@@ -8,7 +8,6 @@ source "$(dirname "$0")/lib.sh"
 fl_require
 fl_up 61
 for i in 1 2 3; do fl_host_up "$i"; done
-fl_own_hosts "$FL_DEST" 1 2 3
 fl_gateway_up
 fl_api_own "$FL_DEST"
 
