@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <sstream>
 #include <string>
+#include <sys/epoll.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -1499,6 +1500,32 @@ TEST_F(HistorySlotTest, RingDrainerConsumesTheHistoryRing) {
   EXPECT_EQ(sink.pktLens, std::vector<uint32_t>(40, 1000));
   EXPECT_EQ((*drainer)->stats().malformed, 0u);
   EXPECT_EQ((*drainer)->stats().stale, 0u);
+}
+
+// Whether the program wakes the history ring's consumer at the first record into the empty
+// ring is the history's own choice: an edge-triggered epoll on the ring sees the wake-up (a
+// submit without one does not make the ring's fd ready), and the jobs' setting
+// (wake_first, off in this fixture) does not decide it.
+TEST_F(HistorySlotTest, WakeUpAtTheFirstRecordIsTheHistorysChoice) {
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(8).build();
+  for (bool wake : {true, false}) {
+    HistorySettings h = historyWith(0x4162, 1);
+    h.wakeOnFirstRecord = wake;
+    armHistory(h); // the ring is empty after this
+    UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+    ASSERT_TRUE(ep);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLET;
+    ASSERT_EQ(epoll_ctl(ep.get(), EPOLL_CTL_ADD, program_->historyRingFd(), &ev), 0);
+    // Added to an empty ring: not ready.
+    ASSERT_EQ(epoll_wait(ep.get(), &ev, 1, 0), 0);
+    ASSERT_TRUE(passes(fd(), pkt, 1));
+    // The wake-up is an irq_work after the run: a generous deadline for it; without one,
+    // nothing makes the fd ready within the same time.
+    int n = epoll_wait(ep.get(), &ev, 1, wake ? 5000 : 300);
+    EXPECT_EQ(n, wake ? 1 : 0) << "wakeOnFirstRecord " << wake;
+    EXPECT_EQ(takeHistory().size(), 1u);
+  }
 }
 
 // A full history ring drops the history's packets (counted) and takes nothing from a job.

@@ -484,6 +484,7 @@ Result<void> CaptureProgram::armHistory(const HistorySettings &s) {
           : std::min(std::clamp<uint32_t>(s.ringBytes / 16, 64u << 10, 1u << 20), s.ringBytes / 2);
   for (size_t i = 0; i < s.ifindexes.size(); i++)
     h.ifindex[i] = s.ifindexes[i];
+  h.wake_first = s.wakeOnFirstRecord ? 1 : 0;
   // The config first, then the armed flag with a second write.
   if (auto r = writeConfig(next); !r)
     return r;
