@@ -192,13 +192,15 @@ struct Availability {
   std::string skip, error;
 };
 
-Result<std::unique_ptr<CaptureProgram>> loadProgram(uint32_t ringBytes, Availability &av) {
+Result<std::unique_ptr<CaptureProgram>> loadProgram(uint32_t ringBytes, Availability &av,
+                                                    bool wakeOnFirstRecord = false) {
   if (geteuid() != 0) {
     av.skip = "not running as root: BPF_PROG_TEST_RUN needs root";
     return Error{EPERM, av.skip};
   }
   CaptureProgramOptions o;
   o.ringBytes = ringBytes;
+  o.wakeOnFirstRecord = wakeOnFirstRecord;
   auto p = CaptureProgram::open(o);
   if (p) {
     if (auto r = (*p)->loadUnattached(); r)
@@ -1504,13 +1506,15 @@ TEST_F(HistorySlotTest, RingDrainerConsumesTheHistoryRing) {
 
 // Whether the program wakes the history ring's consumer at the first record into the empty
 // ring is the history's own choice: an edge-triggered epoll on the ring sees the wake-up (a
-// submit without one does not make the ring's fd ready), and the jobs' setting
-// (wake_first, off in this fixture) does not decide it.
+// submit without one does not make the ring's fd ready); unset, it is the jobs' setting
+// (wakeOnFirstRecord, off in this fixture).
 TEST_F(HistorySlotTest, WakeUpAtTheFirstRecordIsTheHistorysChoice) {
   Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(8).build();
-  for (bool wake : {true, false}) {
+  for (std::optional<bool> choice :
+       {std::optional<bool>(true), std::optional<bool>(false), std::optional<bool>()}) {
+    const bool wake = choice.value_or(false);
     HistorySettings h = historyWith(0x4162, 1);
-    h.wakeOnFirstRecord = wake;
+    h.wakeOnFirstRecord = choice;
     armHistory(h); // the ring is empty after this
     UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
     ASSERT_TRUE(ep);
@@ -1526,6 +1530,28 @@ TEST_F(HistorySlotTest, WakeUpAtTheFirstRecordIsTheHistorysChoice) {
     EXPECT_EQ(n, wake ? 1 : 0) << "wakeOnFirstRecord " << wake;
     EXPECT_EQ(takeHistory().size(), 1u);
   }
+}
+
+// Unset, the history ring wakes its consumer at the first record as the jobs' rings do when
+// the program was opened with wakeOnFirstRecord (ringcapd's DrainLoop relies on it).
+TEST(HistorySlotRing, WakeUpAtTheFirstRecordFollowsTheProgramWhenUnset) {
+  Availability av;
+  auto program = loadProgram(1u << 20, av, true);
+  REQUIRE_BPF(av);
+  ASSERT_TRUE(program);
+  CaptureProgram &prog = **program;
+  auto r = prog.armHistory(historyWith(0x4163, 1));
+  ASSERT_TRUE(r) << r.error().message;
+  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+  ASSERT_TRUE(ep);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ASSERT_EQ(epoll_ctl(ep.get(), EPOLL_CTL_ADD, prog.historyRingFd(), &ev), 0);
+  ASSERT_EQ(epoll_wait(ep.get(), &ev, 1, 0), 0);
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(8).build();
+  ASSERT_TRUE(passes(prog.programFd(), pkt, 1));
+  EXPECT_EQ(epoll_wait(ep.get(), &ev, 1, 5000), 1) << "no wake-up at the first record";
+  EXPECT_EQ(prog.historyCounters().value().emitted, 1u);
 }
 
 // A full history ring drops the history's packets (counted) and takes nothing from a job.
