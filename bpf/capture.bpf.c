@@ -520,11 +520,12 @@ struct taken_slots {
 
 /*
  * One record for every slot that took the packet, into `ring`, waking the consumer at
- * `wakeup` pending bytes. Returns 1 when the record was submitted, 0 when the ring is full,
+ * `wakeup` pending bytes and, if `first`, at the first record into an empty ring. Returns 1
+ * when the record was submitted, 0 when the ring is full,
  * -1 when the copy failed.
  */
 static __always_inline int write_record(struct xdp_md *ctx, void *ring,
-					const struct taken_slots *t, __u32 wakeup)
+					const struct taken_slots *t, __u32 wakeup, __u32 first)
 {
 	struct ringcap_record *rec;
 	__u64 rec_size;
@@ -562,7 +563,7 @@ fill:
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	if (avail >= wakeup && avail < (__u64)wakeup + rec_size + 8)
 		flags = BPF_RB_FORCE_WAKEUP;
-	else if (wake_first && avail <= rec_size + 8)
+	else if (first && avail <= rec_size + 8)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(rec, flags);
 	return 1;
@@ -648,7 +649,7 @@ __noinline int emit_record(struct xdp_md *ctx, const struct taken_slots *t)
 		return 0;
 	__u32 cpu = bpf_get_smp_processor_id();
 	void *ring = bpf_map_lookup_elem(&rings, &cpu);
-	int ret = ring ? write_record(ctx, ring, t, wakeup_bytes) : 0;
+	int ret = ring ? write_record(ctx, ring, t, wakeup_bytes, wake_first) : 0;
 	__u32 n = t->n;
 	for (__u32 k = 0; k < RINGCAP_MAX_SLOTS && k < n; k++) {
 		__u32 i = t->slot[k] & (RINGCAP_MAX_SLOTS - 1);
@@ -700,7 +701,7 @@ __noinline int history_sample(struct xdp_md *ctx)
 	t.mask = 1u << RINGCAP_HISTORY_RECORD_SLOT;
 	t.cap_len = cap_len;
 	void *ring = bpf_map_lookup_elem(&history_ring, &zero);
-	int ret = ring ? write_record(ctx, ring, &t, cfg->wakeup_bytes) : 0;
+	int ret = ring ? write_record(ctx, ring, &t, cfg->wakeup_bytes, cfg->wake_first) : 0;
 	if (ret > 0) {
 		h->emitted++;
 		h->bytes_emitted += cap_len;

@@ -121,6 +121,7 @@ struct ringcap_history_config {
 	__u32 snaplen;      /* 1..RINGCAP_MAX_SNAPLEN */
 	__u32 wakeup_bytes; /* pending bytes in the history ring that wake the consumer */
 	__u32 ifindex[RINGCAP_MAX_SLOT_IFACES]; /* 0-terminated; ifindex[0] == 0: any */
+	__u32 wake_first;   /* 1: also wake the consumer at the first record into an empty ring */
 };
 
 /* The slot bit of the history's records (they are in a ring of their own). */
@@ -246,8 +247,8 @@ static_assert(sizeof(struct ringcap_filter) == 44, "ringcap_filter layout");
 static_assert(sizeof(struct ringcap_slot_config) == 92, "ringcap_slot_config layout");
 static_assert(sizeof(struct ringcap_slot_budget) == 64, "ringcap_slot_budget layout");
 static_assert(sizeof(struct ringcap_slot_lease) == 64, "ringcap_slot_lease layout");
-static_assert(sizeof(struct ringcap_history_config) == 48, "ringcap_history_config layout");
-static_assert(sizeof(struct ringcap_config) == 8 + 92 * RINGCAP_MAX_SLOTS + 48,
+static_assert(sizeof(struct ringcap_history_config) == 52, "ringcap_history_config layout");
+static_assert(sizeof(struct ringcap_config) == 8 + 92 * RINGCAP_MAX_SLOTS + 52,
 	      "ringcap_config layout");
 static_assert(sizeof(struct ringcap_history_state) == 64, "ringcap_history_state layout");
 static_assert(sizeof(struct ringcap_slot_counters) == 64, "ringcap_slot_counters layout");

@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <sstream>
 #include <string>
+#include <sys/epoll.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -191,13 +192,15 @@ struct Availability {
   std::string skip, error;
 };
 
-Result<std::unique_ptr<CaptureProgram>> loadProgram(uint32_t ringBytes, Availability &av) {
+Result<std::unique_ptr<CaptureProgram>> loadProgram(uint32_t ringBytes, Availability &av,
+                                                    bool wakeOnFirstRecord = false) {
   if (geteuid() != 0) {
     av.skip = "not running as root: BPF_PROG_TEST_RUN needs root";
     return Error{EPERM, av.skip};
   }
   CaptureProgramOptions o;
   o.ringBytes = ringBytes;
+  o.wakeOnFirstRecord = wakeOnFirstRecord;
   auto p = CaptureProgram::open(o);
   if (p) {
     if (auto r = (*p)->loadUnattached(); r)
@@ -1499,6 +1502,56 @@ TEST_F(HistorySlotTest, RingDrainerConsumesTheHistoryRing) {
   EXPECT_EQ(sink.pktLens, std::vector<uint32_t>(40, 1000));
   EXPECT_EQ((*drainer)->stats().malformed, 0u);
   EXPECT_EQ((*drainer)->stats().stale, 0u);
+}
+
+// Whether the program wakes the history ring's consumer at the first record into the empty
+// ring is the history's own choice: an edge-triggered epoll on the ring sees the wake-up (a
+// submit without one does not make the ring's fd ready); unset, it is the jobs' setting
+// (wakeOnFirstRecord, off in this fixture).
+TEST_F(HistorySlotTest, WakeUpAtTheFirstRecordIsTheHistorysChoice) {
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(8).build();
+  for (std::optional<bool> choice :
+       {std::optional<bool>(true), std::optional<bool>(false), std::optional<bool>()}) {
+    const bool wake = choice.value_or(false);
+    HistorySettings h = historyWith(0x4162, 1);
+    h.wakeOnFirstRecord = choice;
+    armHistory(h); // the ring is empty after this
+    UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+    ASSERT_TRUE(ep);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLET;
+    ASSERT_EQ(epoll_ctl(ep.get(), EPOLL_CTL_ADD, program_->historyRingFd(), &ev), 0);
+    // Added to an empty ring: not ready.
+    ASSERT_EQ(epoll_wait(ep.get(), &ev, 1, 0), 0);
+    ASSERT_TRUE(passes(fd(), pkt, 1));
+    // The wake-up is an irq_work after the run: a generous deadline for it; without one,
+    // nothing makes the fd ready within the same time.
+    int n = epoll_wait(ep.get(), &ev, 1, wake ? 5000 : 300);
+    EXPECT_EQ(n, wake ? 1 : 0) << "wakeOnFirstRecord " << wake;
+    EXPECT_EQ(takeHistory().size(), 1u);
+  }
+}
+
+// Unset, the history ring wakes its consumer at the first record as the jobs' rings do when
+// the program was opened with wakeOnFirstRecord (ringcapd's DrainLoop relies on it).
+TEST(HistorySlotRing, WakeUpAtTheFirstRecordFollowsTheProgramWhenUnset) {
+  Availability av;
+  auto program = loadProgram(1u << 20, av, true);
+  REQUIRE_BPF(av);
+  ASSERT_TRUE(program);
+  CaptureProgram &prog = **program;
+  auto r = prog.armHistory(historyWith(0x4163, 1));
+  ASSERT_TRUE(r) << r.error().message;
+  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+  ASSERT_TRUE(ep);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ASSERT_EQ(epoll_ctl(ep.get(), EPOLL_CTL_ADD, prog.historyRingFd(), &ev), 0);
+  ASSERT_EQ(epoll_wait(ep.get(), &ev, 1, 0), 0);
+  Bytes pkt = P().eth().ipv4(A4, B4).udp(SP, DP).payload(8).build();
+  ASSERT_TRUE(passes(prog.programFd(), pkt, 1));
+  EXPECT_EQ(epoll_wait(ep.get(), &ev, 1, 5000), 1) << "no wake-up at the first record";
+  EXPECT_EQ(prog.historyCounters().value().emitted, 1u);
 }
 
 // A full history ring drops the history's packets (counted) and takes nothing from a job.

@@ -130,6 +130,7 @@ Result<std::unique_ptr<CaptureProgram>> CaptureProgram::open(const CaptureProgra
   p->skel_->rodata->wakeup_bytes = wakeup;
   p->skel_->rodata->wake_first = options.wakeOnFirstRecord ? 1 : 0;
   p->wakeupBytes_ = wakeup;
+  p->wakeOnFirstRecord_ = options.wakeOnFirstRecord;
   p->skel_->rodata->nr_cpus = static_cast<uint32_t>(cpus);
   if (int err = bpf_map__set_max_entries(p->skel_->maps.rings, static_cast<uint32_t>(cpus)))
     return Error::fromErrno(err, "sizing the array of rings");
@@ -484,6 +485,7 @@ Result<void> CaptureProgram::armHistory(const HistorySettings &s) {
           : std::min(std::clamp<uint32_t>(s.ringBytes / 16, 64u << 10, 1u << 20), s.ringBytes / 2);
   for (size_t i = 0; i < s.ifindexes.size(); i++)
     h.ifindex[i] = s.ifindexes[i];
+  h.wake_first = s.wakeOnFirstRecord.value_or(wakeOnFirstRecord_) ? 1 : 0;
   // The config first, then the armed flag with a second write.
   if (auto r = writeConfig(next); !r)
     return r;

@@ -70,9 +70,12 @@ struct HistorySettings {
   // The history ring's size: a power of two of at least one page. One ring for all CPUs.
   uint32_t ringBytes = 4u << 20;
   // Pending bytes in the history ring that wake the consumer; 0 picks a sixteenth of the
-  // ring within [64 KiB, 1 MiB] (at most half the ring). The program's wakeOnFirstRecord
-  // applies to this ring too.
+  // ring within [64 KiB, 1 MiB] (at most half the ring).
   uint32_t wakeupBytes = 0;
+  // Also wake the consumer at the first record into an empty history ring; unset: as the
+  // program's CaptureProgramOptions::wakeOnFirstRecord for the jobs' rings. False: only the
+  // threshold wakes it, and the consumer drains the history on a timer of its own.
+  std::optional<bool> wakeOnFirstRecord;
 };
 
 // The history slot's counters since it was last armed (RINGCAP_HISTORY_COUNTERS).
@@ -192,6 +195,7 @@ private:
   std::vector<unsigned> ringOfCpu_; // by possible CPU: its index in ringFds_
   std::vector<UniqueFd> ringFds_;   // the rings until they are in the array
   uint32_t wakeupBytes_ = 0;
+  bool wakeOnFirstRecord_ = false; // CaptureProgramOptions::wakeOnFirstRecord
   bool ringsCreated_ = false;
   bool loaded_ = false;
   bool standalone_ = false;
