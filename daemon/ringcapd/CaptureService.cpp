@@ -145,6 +145,9 @@ Result<const CaptureRecord *> CaptureService::lookBack(const CaptureRequest &req
   query.toNs = window.second;
   query.filter = request.filter_v1;
   query.packetLimit = request.packet_limit.value_or(0);
+  // The history holds every attached interface: only the request's system's are wanted.
+  if (auto sys = config_.systems.find(request.system); sys != config_.systems.end())
+    query.interfaces = sys->second;
   query.outputPath = store_.filePath(*stored);
   query.format = stored->outputFormat == OutputFormat::Pcapng ? HistoryOutputFormat::Pcapng
                                                               : HistoryOutputFormat::Pcap;

@@ -514,6 +514,43 @@ TEST_F(HistoryQueryTest, PcapngOutputKeepsTheInterfaces) {
   EXPECT_EQ(onEth1, 20u);
 }
 
+// A look-back of one system: only its interfaces' packets (the history holds every attached
+// interface), and packetsScanned (a look-back's packets_seen) counts the window's packets
+// only, not those before it in the same segment nor the one after it.
+TEST_F(HistoryQueryTest, OnlyTheInterfacesAskedForAndOnlyTheWindowIsCounted) {
+  HistoryQuery all = window(kT0 + 100 * kSec, kT0 + 159 * kSec); // i = 100..159
+  auto r = run(all);
+  EXPECT_EQ(r.packets, 60u);
+  EXPECT_EQ(r.packetsScanned, 60u);
+
+  HistoryQuery q = window(kT0 + 100 * kSec, kT0 + 159 * kSec);
+  q.interfaces = {"eth1"}; // ifindex 9: i % 3 == 0, i = 102, 105, ..., 159
+  q.format = HistoryOutputFormat::Pcapng;
+  r = run(q);
+  EXPECT_EQ(r.packets, 20u);
+  EXPECT_EQ(r.packetsScanned, 20u);
+  auto reader = PcapReader::open(out);
+  ASSERT_TRUE(reader.ok());
+  size_t n = 0;
+  for (;; n++) {
+    auto p = (*reader)->next();
+    ASSERT_TRUE(p.ok());
+    if (!*p)
+      break;
+    EXPECT_EQ((*p)->tsNs, kT0 + (102 + 3 * n) * kSec) << n;
+  }
+  EXPECT_EQ(n, 20u);
+  // The output declares only the interface asked for (read with the packets).
+  ASSERT_EQ((*reader)->interfaces().size(), 1u);
+  EXPECT_EQ((*reader)->interfaces()[0].name, "eth1");
+
+  q.interfaces = {"eth7"}; // no such interface in the history
+  q.format = HistoryOutputFormat::Pcap;
+  r = run(q);
+  EXPECT_EQ(r.packets, 0u);
+  EXPECT_EQ(r.packetsScanned, 0u);
+}
+
 TEST_F(HistoryQueryTest, ThirdPartyReadersReadTheOutput) {
   const ThirdPartyTools tools = findTools();
   REQUIRE_THIRD_PARTY_TOOLS(tools);

@@ -473,10 +473,14 @@ Result<HistoryQueryResult> HistoryStore::query(const HistoryQuery &q) {
   std::sort(segs.begin(), segs.end(), olderFirst);
 
   // The output's interfaces (pcapng): every name of the window's segments, once.
+  auto wanted = [&](const std::string &n) {
+    return q.interfaces.empty() ||
+           std::find(q.interfaces.begin(), q.interfaces.end(), n) != q.interfaces.end();
+  };
   std::vector<std::string> names;
   for (const auto &s : segs)
     for (const auto &n : s.interfaces)
-      if (std::find(names.begin(), names.end(), n) == names.end())
+      if (wanted(n) && std::find(names.begin(), names.end(), n) == names.end())
         names.push_back(n);
 
   const std::string part = q.outputPath + ".part";
@@ -527,13 +531,17 @@ Result<HistoryQueryResult> HistoryStore::query(const HistoryQuery &q) {
           res.segmentsDamaged++;
         return false;
       }
-      res.packetsScanned++;
       if ((*p)->tsNs > q.toNs)
         return false;
-      if ((*p)->tsNs >= q.fromNs) {
-        st.packet = **p;
-        return true;
-      }
+      if ((*p)->tsNs < q.fromNs)
+        continue;
+      // A packet of another interface (another system's), or of none the segment declares.
+      const auto &ifaces = st.reader->interfaces();
+      if ((*p)->interfaceId >= ifaces.size() || !wanted(ifaces[(*p)->interfaceId]))
+        continue;
+      res.packetsScanned++;
+      st.packet = **p;
+      return true;
     }
   };
   size_t pending = 0;
@@ -569,22 +577,23 @@ Result<HistoryQueryResult> HistoryStore::query(const HistoryQuery &q) {
     // Segments written under a larger snaplen (before a configuration change) are cut to
     // today's, which the output's header announces.
     p.data = p.data.first(std::min<size_t>(p.data.size(), config_.snaplen));
-    if (matcher(p.data)) {
+    if (pcapng && st.outIds.size() < st.reader->interfaces().size()) {
+      st.outIds.clear(); // the segment declared an interface since
+      for (const auto &n : st.reader->interfaces())
+        st.outIds.push_back(uint32_t(std::find(names.begin(), names.end(), n) - names.begin()));
+    }
+    // pcapng: an interface the index does not list (not in the output's header) cannot be
+    // written; advance() passed only packets of an interface the segment declares.
+    const bool writable = !pcapng || st.outIds[p.interfaceId] < names.size();
+    if (writable && matcher(p.data)) {
       Result<void> w;
       if (pcap) {
         w = pcap->writePacket(p.tsNs, std::max<uint32_t>(p.origLen, uint32_t(p.data.size())),
                               p.data);
       } else {
-        if (st.outIds.empty())
-          for (const auto &n : st.reader->interfaces())
-            st.outIds.push_back(uint32_t(std::find(names.begin(), names.end(), n) - names.begin()));
-        if (p.interfaceId < st.outIds.size())
-          perInterface[st.outIds[p.interfaceId]]++;
-        w = p.interfaceId < st.outIds.size()
-                ? pcapng->writePacket(st.outIds[p.interfaceId], p.tsNs,
-                                      std::max<uint32_t>(p.origLen, uint32_t(p.data.size())),
-                                      p.data)
-                : Result<void>();
+        perInterface[st.outIds[p.interfaceId]]++;
+        w = pcapng->writePacket(st.outIds[p.interfaceId], p.tsNs,
+                                std::max<uint32_t>(p.origLen, uint32_t(p.data.size())), p.data);
       }
       if (!w)
         return fail(w.error());

@@ -68,7 +68,9 @@ struct HistoryQuery {
   uint64_t fromNs = 0, toNs = 0; // the window, both ends included
   FilterV1 filter;
   uint64_t packetLimit = 0; // 0: no limit
-  std::string outputPath;   // written as <outputPath>.part, renamed when complete
+  // The interfaces (names) whose packets are wanted, such as a system's; empty: every one.
+  std::vector<std::string> interfaces;
+  std::string outputPath; // written as <outputPath>.part, renamed when complete
   // Pcap: classic PCAP with nanosecond timestamps, as ringcapd delivers a simple capture
   // (PcapWriter); Pcapng: one interface block per interface name (PcapngWriter).
   HistoryOutputFormat format = HistoryOutputFormat::Pcap;
@@ -77,7 +79,7 @@ struct HistoryQuery {
 struct HistoryQueryResult {
   uint64_t packets = 0;        // written to the output, in timestamp order
   uint64_t fileBytes = 0;      // size of the output file
-  uint64_t packetsScanned = 0; // read from the segments of the window
+  uint64_t packetsScanned = 0; // of the window and the interfaces, before the filter
   uint64_t segmentsRead = 0;
   uint64_t segmentsDamaged = 0; // segments whose walk ended at a bad block
   bool limitReached = false;    // packetLimit packets were written: more may match
