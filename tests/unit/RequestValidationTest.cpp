@@ -182,6 +182,10 @@ TEST(RequestValidationTest, ParsedValues) {
 
 TEST(RequestValidationTest, Rfc3339Times) {
   EXPECT_EQ(parseRfc3339Ns("1970-01-01T00:00:00Z"), 0);
+  // Beyond int64 nanoseconds (1677-2262): clamped, never wrapped (nor undefined).
+  EXPECT_EQ(parseRfc3339Ns("9999-12-31T23:59:59Z"), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(parseRfc3339Ns("0001-01-01T00:00:00Z"), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(parseRfc3339Ns("2262-04-11T23:47:16Z"), int64_t(9223372036) * 1000000000);
   EXPECT_EQ(parseRfc3339Ns("2026-11-26T10:00:00Z"), int64_t(1795687200) * 1000000000);
   EXPECT_EQ(parseRfc3339Ns("2026-11-26t11:30:00.5+01:30"),
             int64_t(1795687200) * 1000000000 + 500000000);

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <ctime>
 #include <iterator>
+#include <limits>
 
 namespace ringcap {
 
@@ -211,7 +212,14 @@ std::optional<int64_t> parseRfc3339Ns(std::string_view s) {
     return std::nullopt;
   const int64_t secs = daysFromCivil(year, unsigned(month), unsigned(day)) * 86400 + hour * 3600 +
                        minute * 60 + second - sign * (offsetHour * 3600 + offsetMinute * 60);
-  return secs * 1000000000 + fraction;
+  // Years 0000-9999 reach beyond int64 nanoseconds (1677-2262): such a time is clamped to the
+  // int64 range, so that it is refused as in the future or too old, never wrapped around.
+  const __int128 ns = __int128(secs) * 1000000000 + fraction;
+  if (ns > std::numeric_limits<int64_t>::max())
+    return std::numeric_limits<int64_t>::max();
+  if (ns < std::numeric_limits<int64_t>::min())
+    return std::numeric_limits<int64_t>::min();
+  return int64_t(ns);
 }
 
 Result<std::string> resolveOffsetTime(std::string_view text, int64_t nowNs) {
