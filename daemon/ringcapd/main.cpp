@@ -685,6 +685,10 @@ int main(int argc, char **argv) {
   d.worker.reset(); // joins the worker threads
   d.service.reset();
   sd_event_source_unref(d.historyTimer);
+  // The samples still in the history's ring (the program is detached: nothing more comes).
+  if (d.historyDrainer)
+    if (auto r = d.historyDrainer->consume(); !r)
+      spdlog::warn("history: draining its ring at exit: {}", r.error().message);
   d.historyDrainer.reset();
   d.history.reset(); // closes the active segment and writes the index
   d.loop.reset();
