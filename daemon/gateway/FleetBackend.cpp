@@ -254,14 +254,21 @@ Result<json> FleetBackend::listCaptures() {
   if (!range)
     return range.error();
   std::map<std::string, std::pair<json, json>> byId; // id -> spec, status
+  const size_t idAt = std::string(keys::kRoot).size() + std::string("captures/").size();
   for (const auto &kv : range->kvs) {
-    const bool isSpec = kv.key.ends_with("/spec"), isStatus = kv.key.ends_with("/status");
+    // Exactly captures/<id>/spec and captures/<id>/status (a part of a host named "status"
+    // is captures/<id>/parts/status).
+    if (kv.key.size() < idAt + 32)
+      continue;
+    const std::string id = kv.key.substr(idAt, 32);
+    if (!keys::isCaptureId(id))
+      continue;
+    const bool isSpec = kv.key == keys::spec(id), isStatus = kv.key == keys::status(id);
     if (!isSpec && !isStatus)
       continue;
     auto v = parseValue(kv);
     if (!v || !v->is_object())
       continue;
-    const std::string id = kv.key.substr(std::string(keys::kRoot).size() + 9, 32);
     (isSpec ? byId[id].first : byId[id].second) = std::move(*v);
   }
   std::vector<std::pair<json, json>> captures;
@@ -297,11 +304,14 @@ Result<std::vector<std::string>> FleetBackend::stagedObjects(const json &status)
     return Error{ErrorKind::NotReady, "this gateway has no fleet.staging_destination: the "
                                       "hosts' files of a simple capture cannot be merged"};
   const std::string st = status.value("status", "");
-  if (st != "success" && st != "failed")
+  // A capture turns failed as soon as one host fails, while the others may still run: the
+  // merge waits until it has ended and no lost host may still be capturing (settled).
+  if ((st != "success" && st != "failed") || !settled(status))
     return Error{ErrorKind::NotReady,
                  "capture " + id + " is " + st +
+                     (st == "failed" ? " but other hosts have not ended yet" : "") +
                      ": its merged file can be downloaded once it is success (or failed with "
-                     "some hosts' files staged)"};
+                     "some hosts' files staged, once every host has ended)"};
   std::vector<std::string> objects;
   for (const auto &h : status.value("hosts", json::array())) {
     const std::string host = h.value("host", "");

@@ -555,13 +555,15 @@ TEST_F(GatewayFleet, RestartedGatewayCarriesTheCaptureAndMergesTheStagedFiles) {
   EXPECT_NE(missing.body.find("d2.pcap"), std::string::npos) << missing.body;
 }
 
-// A capture that failed on one host while the other staged its file: the download is the
-// staged host's file alone (what was captured is not lost); before the end, 409.
+// A capture that failed on one host while another staged its file: the download is the
+// staged hosts' files (what was captured is not lost), once every host has ended: while a
+// third still runs, the capture is already failed but its download is 409.
 TEST_F(GatewayFleet, AFailedCaptureDownloadsTheFilesOfTheHostsThatStaged) {
   requireS3();
-  SimAgent f1(*etcd_, "gwf", "f1"), f2(*etcd_, "gwf", "f2");
+  SimAgent f1(*etcd_, "gwf", "f1"), f2(*etcd_, "gwf", "f2"), f3(*etcd_, "gwf", "f3");
   f1.registerHost();
   f2.registerHost();
+  f3.registerHost();
   auto b = backend(settings("gwf"));
   ASSERT_TRUE(b);
   Api a = api();
@@ -572,6 +574,7 @@ TEST_F(GatewayFleet, AFailedCaptureDownloadsTheFilesOfTheHostsThatStaged) {
   const std::string id = bodyOf(created)["result"]["id"];
   ASSERT_TRUE(f1.claim(id));
   ASSERT_TRUE(f2.claim(id));
+  ASSERT_TRUE(f3.claim(id));
   const uint64_t t0 = 1'700'000'200'000'000'000ULL;
   const std::string bytes = pcapOf({t0 + 1, t0 + 2}, 500);
   auto put = s3Client().putObject(
@@ -581,10 +584,19 @@ TEST_F(GatewayFleet, AFailedCaptureDownloadsTheFilesOfTheHostsThatStaged) {
   f1.report(id, "success", 2, "",
             {{"staged_object", keys::stagedObject(settings().staging, id, "f1")}});
   f2.report(id, "running", 0);
+  f3.report(id, "running", 0);
   // Not ended yet: 409.
   auto early = a.handle(req("GET", kBase + "/" + id + "/download"), *b);
   EXPECT_EQ(early.status, 409) << early.body;
   f2.report(id, "failed", 0, "ringcapd on f2 refused the capture: busy");
+  // failed already (f2), but f3 still runs: its file would be missing from the merge.
+  auto midway = a.handle(req("GET", kBase + "/" + id), *b);
+  EXPECT_EQ(bodyOf(midway)["result"]["status"], "failed") << midway.body;
+  EXPECT_FALSE(bodyOf(midway)["result"].contains("file_name")) << midway.body;
+  auto notYet = a.handle(req("GET", kBase + "/" + id + "/download"), *b);
+  EXPECT_EQ(notYet.status, 409) << notYet.body;
+  EXPECT_NE(notYet.body.find("other hosts have not ended yet"), std::string::npos) << notYet.body;
+  f3.report(id, "failed", 0, "ringcapd on f3 refused the capture: busy");
   auto got = a.handle(req("GET", kBase + "/" + id), *b);
   json rec = bodyOf(got)["result"];
   EXPECT_EQ(rec["status"], "failed");
