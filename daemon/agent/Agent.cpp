@@ -200,10 +200,20 @@ void Agent::failPart(const std::string &id, const std::string &message, const js
   part["status"] = "failed";
   part["error_message"] = message;
   spdlog::error("capture {}: failed on this host: {}", id, message);
-  if (auto r = putPart(id, part); !r)
-    spdlog::error("capture {}: cannot write the part's status: {}", id, r.error().message);
+  if (auto r = putPart(id, part); !r) {
+    // Kept as an unfinished part whose end is known: the status reports write it (a record
+    // ringcapd does not have, last read as failed), so that etcd never keeps it running.
+    spdlog::error("capture {}: cannot write the part's status: {}; written again with the "
+                  "status reports",
+                  id, r.error().message);
+    lastPart_[id] = part;
+    if (state_.parts.insert(id).second)
+      saveState();
+    return;
+  }
   state_.parts.erase(id);
   reported_.erase(id);
+  lastPart_.erase(id);
   saveState();
 }
 
@@ -368,13 +378,18 @@ Result<std::optional<std::string>> Agent::refusalOf(const json &spec) {
   if (type != "full")
     return std::optional<std::string>();
   const std::string dest = stringOf(*request, "destination_conf");
+  // The gateway matches a capture to an ownership by the canonical form of the URI (the same
+  // bucket written with a trailing '/' or its query in another order): so does the agent.
+  auto uri = parseDestinationUri(dest);
+  const std::string canonical = uri ? uri->canonical() : std::string();
   auto got = etcd_->getPrefix(keys::ownerships());
   if (!got)
     return got.error();
   for (const auto &kv : got->kvs) {
     json o = json::parse(kv.value, nullptr, false);
     if (stringOf(o, "status") == "success" && !dest.empty() &&
-        stringOf(o, "destination_conf") == dest)
+        (stringOf(o, "destination_conf") == dest ||
+         (!canonical.empty() && stringOf(o, "canonical") == canonical)))
       return std::optional<std::string>();
   }
   return std::optional<std::string>(
@@ -453,6 +468,19 @@ void Agent::createOnRingcapd(const std::string &id, const json &spec) {
 
 void Agent::reportParts(bool force) {
   std::lock_guard lock(mutex_);
+  // Parts failed because ringcapd stayed silent: once it answers, their captures are stopped
+  // (what they captured is still delivered as for any stop; the fleet has them failed).
+  for (auto it = abandoned_.begin(); it != abandoned_.end();) {
+    auto r = local_->stopCapture(*it);
+    if (r || isRefusal(r.error().kind) || r.error().kind == ErrorKind::NotFound) {
+      spdlog::info("capture {}: ringcapd answers again; its capture, failed in the fleet, is "
+                   "stopped{}{}",
+                   *it, r ? "" : ": ", r ? "" : r.error().message);
+      it = abandoned_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto it = state_.parts.begin(); it != state_.parts.end();) {
     const std::string id = *it++;
     auto record = local_->getCapture(id);
@@ -478,7 +506,6 @@ void Agent::reportParts(bool force) {
         continue;
       }
       failPart(id, "ringcapd on " + s_.host + " no longer knows the capture");
-      lastPart_.erase(id);
       continue;
     }
     if (!record) {
@@ -499,8 +526,11 @@ void Agent::reportParts(bool force) {
                    std::to_string(silent) + " s (fleet.ringcapd_silence_seconds = " +
                    std::to_string(s_.ringcapdSilenceSeconds) + "): " + record.error().message,
                last != lastPart_.end() ? &last->second : nullptr);
-      lastPart_.erase(id);
-      unanswered_.erase(id);
+      if (!state_.parts.count(id)) { // written: the end is in etcd
+        unanswered_.erase(id);
+        // A hung ringcapd that resumes would run the capture on: it is stopped then.
+        abandoned_.insert(id);
+      }
       continue;
     }
     unanswered_.erase(id);

@@ -126,6 +126,8 @@ private:
   std::map<std::string, nlohmann::json> lastPart_;
   // The parts whose GetCapture has failed without an answer since: id -> the first failure.
   std::map<std::string, std::chrono::steady_clock::time_point> unanswered_;
+  // The parts failed for ringcapd's silence, whose captures are stopped once it answers.
+  std::set<std::string> abandoned_;
   // id -> the staged object and its size, once uploaded (a part put that failed after it
   // does not upload again).
   std::map<std::string, std::pair<std::string, uint64_t>> staged_;

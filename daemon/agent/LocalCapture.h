@@ -28,8 +28,8 @@ public:
   virtual Result<nlohmann::json> getCapture(const std::string &id) = 0;
   // StopCapture.
   virtual Result<void> stopCapture(const std::string &id) = 0;
-  // ImportOwnership: records the fleet's validated ownership of `destination` (a host's
-  // per-host path) on the local service. The default refuses (a LocalCapture without
+  // ImportOwnership: records the fleet's validated ownership of `destination` (the full
+  // capture's destination_conf) on the local service. The default refuses (a LocalCapture without
   // ringcapd keeps no ownerships).
   virtual Result<nlohmann::json> importOwnership(const std::string &destination);
   // OpenCaptureFile: a finished capture's file, read-only. The default: NotFound.

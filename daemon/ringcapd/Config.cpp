@@ -301,6 +301,11 @@ Result<DaemonConfig> parseDaemonConfig(const std::string &text, const std::strin
         return r.error("fleet.staging_destination",
                        "must be an s3:// URI, s3://bucket[/dir]?region=REGION[&endpoint=URL] (" +
                            why + ")");
+      // The gateway's rule too: one spelling of the prefix on every host and the gateway.
+      if (f.staging_destination.substr(0, f.staging_destination.find('?')).ends_with("/"))
+        return r.error("fleet.staging_destination", "must not end with '/' (got " +
+                                                        quoteForMessage(f.staging_destination) +
+                                                        ")");
     }
   }
   if (err)

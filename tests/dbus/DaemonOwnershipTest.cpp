@@ -167,8 +167,9 @@ TEST_F(OwnershipTest, PendingRecordsExpire) {
 }
 
 // ImportOwnership (fleet mode, docs/fleet.md): a fleet's validated ownership recorded without a
-// challenge, by root or fleet.agent_user only; it makes exactly that destination (the agent's
-// per-host path) usable, nothing above or beside it, and survives a restart.
+// challenge, by root or fleet.agent_user only; it makes exactly that destination usable
+// (here a path below another, to show that neither opens the other), nothing above or beside
+// it, and survives a restart.
 TEST_F(OwnershipTest, ImportOwnershipOnlyByRootAndOnlyForThatDestination) {
   ASSERT_TRUE(ensureTestUsers());
   RINGCAP_LAB_UP();
@@ -188,7 +189,7 @@ TEST_F(OwnershipTest, ImportOwnershipOnlyByRootAndOnlyForThatDestination) {
   DictResult refused = full(hostDest);
   EXPECT_EQ(refused.call.error, kOwnershipRequired) << refused.call.describe();
 
-  // Root imports the per-host path: a success without a challenge file.
+  // Root imports the path: a success without a challenge file.
   DictResult imported = dictCall(root(), "ImportOwnership", stringArg(hostDest));
   ASSERT_TRUE(imported.call.ok()) << imported.call.describe();
   EXPECT_EQ(imported.dict.value("status", ""), "success");

@@ -10,6 +10,7 @@
 #include "../s3/S3Server.h"
 #include "api/ServiceApi.h"
 #include "destination/AwsCredentials.h"
+#include "destination/DestinationUri.h"
 #include "destination/S3Client.h"
 #include "fleet/Coordinator.h"
 #include "fleet/Etcd.h"
@@ -565,6 +566,51 @@ TEST_F(AgentTest, APartFailsWhenRingcapdStaysSilent) {
   ASSERT_TRUE(stopAgent(SIGTERM));
 }
 
+// A hung ringcapd (SIGSTOP) past fleet.ringcapd_silence_seconds: the part fails; once
+// ringcapd resumes, the agent stops its capture instead of letting it run to its time limit
+// (60 s) unseen by the fleet.
+TEST_F(AgentTest, AHungRingcapdsCaptureIsStoppedOnceItAnswersAfterItsPartFailed) {
+  RINGCAP_LAB_UP();
+  agentFleetExtra_ = "ringcapd_silence_seconds = 3\n"; // in the file startCluster writes
+  ASSERT_TRUE(startCluster());
+  ASSERT_TRUE(startAgent());
+  ASSERT_TRUE(create(kFirst, simpleRequest(60, 100, kUdpTo5000)));
+  ASSERT_TRUE(waitForPart(kFirst, "running", 30s));
+  const pid_t ringcapd = lab().daemonPid();
+  ASSERT_GT(ringcapd, 0);
+  ASSERT_EQ(kill(ringcapd, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { kill(pid, SIGCONT); }
+  } resume{ringcapd};
+  // GetCapture's 5 s timeout, 3 s of silence, the next round.
+  ASSERT_TRUE(waitForPart(kFirst, "failed", 30s)) << agentLog(1);
+  EXPECT_NE(part(kFirst).first.value("error_message", "").find("has not answered"),
+            std::string::npos)
+      << part(kFirst).first.dump();
+  ASSERT_EQ(kill(ringcapd, SIGCONT), 0);
+  // Stopped by the agent: ringcapd's record ends long before the time limit.
+  const auto deadline = Clock::now() + 30s;
+  std::string status;
+  while (Clock::now() < deadline) {
+    CallResult got = root().manager("GetCapture", stringArg(kFirst));
+    if (got.ok()) {
+      json record = readReply(got.reply.get());
+      status = record.value("status", "");
+      if (status == "success" || status == "failed") {
+        EXPECT_EQ(record.value("stop_reason", ""), "stopped") << record.dump();
+        break;
+      }
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_TRUE(status == "success" || status == "failed") << "still " << status << "\n"
+                                                         << agentLog(1);
+  // The fleet keeps the part failed.
+  EXPECT_EQ(part(kFirst).first.value("status", ""), "failed");
+  ASSERT_TRUE(stopAgent(SIGTERM));
+}
+
 // Simple captures staged for the gateway (fleet.staging_destination): the part is "success"
 // only once the file is in S3, with staged_object and staged_bytes; an upload that keeps
 // failing fails the part, naming the object and the cause.
@@ -682,10 +728,16 @@ TEST_F(AgentTest, FullCaptureRunsOnlyWithTheFleetsValidatedOwnership) {
   EXPECT_EQ(part(kBefore).first.value("error_message", ""), rule);
   EXPECT_TRUE(root().list().empty()) << "ringcapd ran the capture";
 
-  // The gateway validated it: the part runs, into <dest>/<host>/pcap_<id>.pcap.
-  ASSERT_TRUE(etcd_->put(
-      keys::ownership(pendingId),
-      json{{"id", pendingId}, {"destination_conf", dest}, {"status", "success"}}.dump()));
+  // The gateway validated it, written another way (a trailing '/'): the gateway's record
+  // carries the canonical form, which the agent compares. The part runs, into
+  // <dest>/<host>/pcap_<id>.pcap.
+  auto uri = parseDestinationUri(dest);
+  ASSERT_TRUE(uri) << uri.error().message;
+  ASSERT_TRUE(etcd_->put(keys::ownership(pendingId), json{{"id", pendingId},
+                                                          {"destination_conf", dest + "/"},
+                                                          {"canonical", uri->canonical()},
+                                                          {"status", "success"}}
+                                                         .dump()));
   ASSERT_TRUE(create(kFirst, request));
   ASSERT_TRUE(waitForPart(kFirst, "success", 60s));
   const json succeeded = part(kFirst).first;

@@ -156,6 +156,9 @@ TEST(AgentConfig, BadValuesNameTheKeyAndTheRule) {
        "s3://bucket[/dir]?region=REGION[&endpoint=URL] (\"b\" is not a bucket name (3 to 63 "
        "lowercase letters, digits, '.' and '-'))"},
       {"staging_destination = 3", "fleet.staging_destination: must be a string (got 3)"},
+      {"staging_destination = \"s3://stage/dir/?region=us-east-1\"",
+       "fleet.staging_destination: must not end with '/' (got "
+       "\"s3://stage/dir/?region=us-east-1\")"},
   };
   for (const auto &c : cases) {
     SCOPED_TRACE(c.table);
