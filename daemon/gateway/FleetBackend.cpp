@@ -13,6 +13,8 @@
 #include <ctime>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <optional>
+#include <optional>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -67,6 +69,31 @@ json publicOwnership(json r) {
 
 Error noCapture(const std::string &id) {
   return Error{ErrorKind::NotFound, "no capture with id " + id};
+}
+
+// The newest ownership record (by create revision) of a destination in etcd, matched by its
+// canonical form: the key (with its mod revision) and the value; nullopt when there is none.
+struct OwnershipEntry {
+  fleet::KeyValue kv;
+  json value;
+};
+Result<std::optional<OwnershipEntry>> newestOwnership(fleet::EtcdClient &etcd,
+                                                      const std::string &destination) {
+  auto uri = parseDestinationUri(destination);
+  if (!uri)
+    return Error{ErrorKind::InvalidRequest, uri.error().message};
+  auto range = etcd.getPrefix(keys::ownerships());
+  if (!range)
+    return range.error();
+  std::optional<OwnershipEntry> newest;
+  for (const auto &kv : range->kvs) {
+    auto v = parseValue(kv);
+    if (!v || !v->is_object() || v->value("canonical", "") != uri->canonical())
+      continue;
+    if (!newest || kv.createRevision > newest->kv.createRevision)
+      newest = OwnershipEntry{kv, std::move(*v)};
+  }
+  return newest;
 }
 
 } // namespace
@@ -406,24 +433,10 @@ Result<UniqueFd> FleetBackend::openCaptureFile(const std::string &id) {
 }
 
 Result<bool> FleetBackend::ownershipValidated(const std::string &destination) {
-  auto uri = parseDestinationUri(destination);
-  if (!uri)
-    return Error{ErrorKind::InvalidRequest, uri.error().message};
-  auto range = etcd_->getPrefix(keys::ownerships());
-  if (!range)
-    return range.error();
-  const fleet::KeyValue *newest = nullptr;
-  json newestValue;
-  for (const auto &kv : range->kvs) {
-    auto v = parseValue(kv);
-    if (!v || !v->is_object() || v->value("canonical", "") != uri->canonical())
-      continue;
-    if (!newest || kv.createRevision > newest->createRevision) {
-      newest = &kv;
-      newestValue = *v;
-    }
-  }
-  return newest && newestValue.value("status", "") == "success";
+  auto newest = newestOwnership(*etcd_, destination);
+  if (!newest)
+    return newest.error();
+  return *newest && (*newest)->value.value("status", "") == "success";
 }
 
 Result<json> FleetBackend::createOwnership(const std::string &destination) {
@@ -470,26 +483,14 @@ Result<json> FleetBackend::createOwnership(const std::string &destination) {
 
 Result<json> FleetBackend::validateOwnership(const std::string &destination,
                                              const std::string &challenge) {
-  auto uri = parseDestinationUri(destination);
-  if (!uri)
-    return Error{ErrorKind::InvalidRequest, uri.error().message};
-  auto range = etcd_->getPrefix(keys::ownerships());
-  if (!range)
-    return range.error();
-  const fleet::KeyValue *newest = nullptr;
-  json record;
-  for (const auto &kv : range->kvs) {
-    auto v = parseValue(kv);
-    if (!v || !v->is_object() || v->value("canonical", "") != uri->canonical())
-      continue;
-    if (!newest || kv.createRevision > newest->createRevision) {
-      newest = &kv;
-      record = *v;
-    }
-  }
-  if (!newest)
+  auto found = newestOwnership(*etcd_, destination);
+  if (!found)
+    return found.error();
+  if (!*found)
     return Error{ErrorKind::NotFound,
                  "no ownership challenge for " + destination + " (create one first)"};
+  const fleet::KeyValue *newest = &(*found)->kv;
+  json record = (*found)->value;
   std::string given = challenge;
   while (!given.empty() && (given.back() == '\n' || given.back() == '\r' || given.back() == ' '))
     given.pop_back();
