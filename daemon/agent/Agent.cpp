@@ -23,14 +23,7 @@ namespace {
 
 bool terminal(const std::string &status) { return status == "success" || status == "failed"; }
 
-std::string utcNow() {
-  char buf[32];
-  time_t t = time(nullptr);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+using fleet::keys::utcNow;
 
 // Sleeps up to `d`, waking when `stop` becomes true.
 void sleepFor(std::chrono::milliseconds d, const std::atomic<bool> &stop) {

@@ -14,7 +14,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <optional>
-#include <optional>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,14 +24,7 @@ namespace {
 using json = nlohmann::json;
 namespace keys = fleet::keys;
 
-std::string utcNow() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+using keys::utcNow;
 
 std::string sha256Hex(const std::string &text) {
   unsigned char md[EVP_MAX_MD_SIZE];

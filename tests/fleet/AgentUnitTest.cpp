@@ -223,6 +223,8 @@ TEST(FleetKeys, TheLocalRequestCarriesTheFleetIdAndAPerHostDestination) {
   EXPECT_EQ(keys::stagedObject("s3://stage?region=x", id, "h1"),
             "s3://stage/" + id + "/h1.pcap?region=x");
   EXPECT_EQ(keys::ownership("ab"), "/ringcap/ownerships/ab");
+  EXPECT_EQ(keys::utcTime(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(keys::utcTime(1795687200), "2026-11-26T10:00:00Z");
 
   EXPECT_EQ(keys::localRequest(json{{"id", "x"}, {"request", json::object()}}, "h1").error,
             "spec.id: must be 32 lowercase hexadecimal digits");

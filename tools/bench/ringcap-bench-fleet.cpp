@@ -77,14 +77,7 @@ double secondsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-std::string utcNow() {
-  char buf[32];
-  time_t t = time(nullptr);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+using fleet::keys::utcNow;
 
 // A capture without ringcapd: armed ("running") as soon as it is created; it ends at the
 // request's time_limit (from its creation, as ringcapd counts it), at its packet_limit, or on

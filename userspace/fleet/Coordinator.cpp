@@ -24,14 +24,7 @@ constexpr size_t kMaxTxnOps = 128;
 
 int64_t unixNow() { return static_cast<int64_t>(time(nullptr)); }
 
-std::string utc(int64_t t) {
-  char buf[32];
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string utc(int64_t t) { return keys::utcTime(t); }
 
 // Seconds since the epoch of a "%Y-%m-%dT%H:%M:%SZ" time; 0 when it has another form.
 int64_t parseUtc(const std::string &text) {

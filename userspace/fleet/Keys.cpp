@@ -55,6 +55,16 @@ std::string status(const std::string &id) {
   return std::string(kRoot) + "captures/" + id + "/status";
 }
 
+std::string utcTime(int64_t unixSeconds) {
+  char buf[32];
+  const time_t t = static_cast<time_t>(unixSeconds);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+std::string utcNow() { return utcTime(static_cast<int64_t>(time(nullptr))); }
+
 std::string ownerships() { return std::string(kRoot) + "ownerships/"; }
 std::string ownership(const std::string &id) { return ownerships() + id; }
 
@@ -132,14 +142,8 @@ Result<int64_t> createCapture(EtcdClient &etcd, nlohmann::json spec,
   }
   spec["hosts"] = hosts;
   spec["colos"] = colos;
-  if (!spec.contains("created")) {
-    char buf[32];
-    time_t t = time(nullptr);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    spec["created"] = buf;
-  }
+  if (!spec.contains("created"))
+    spec["created"] = utcNow();
   std::vector<TxnOp> ops{TxnOp::put(keys::spec(id), spec.dump())};
   for (const auto &colo : colos)
     ops.push_back(TxnOp::put(coloCapture(colo, id), nlohmann::json{{"id", id}}.dump()));

@@ -66,6 +66,11 @@ struct LocalRequest {
 };
 LocalRequest localRequest(const nlohmann::json &spec, const std::string &host);
 
+// The form of every time the fleet's values hold: "%Y-%m-%dT%H:%M:%SZ" (RFC 3339, UTC,
+// seconds), of a time in seconds since the epoch, or of now.
+std::string utcTime(int64_t unixSeconds);
+std::string utcNow();
+
 // Whether the spec lists `host` among its target hosts (the hosts registered at the
 // capture's site when it was created).
 bool targets(const nlohmann::json &spec, const std::string &host);
